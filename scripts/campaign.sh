@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# A default crash campaign: every durability mode, process kills, a fresh
+# database per cycle; reports under reports/campaign/. Extra arguments go to
+# `crashcheck crash` (e.g. --duration 20m --chain).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+cargo build --locked --bin crashcheck
+bin="${CARGO_TARGET_DIR:-target}/debug/crashcheck"
+mkdir -p reports/campaign
+exec "$bin" crash --mode all --fault kill --cycles "${CYCLES:-400}" --seed "${CRASHCHECK_SEED:-1}" \
+  --report reports/campaign/report.json --junit reports/campaign/junit.xml \
+  --markdown reports/campaign/summary.md --artifacts reports/campaign/artifacts "$@"

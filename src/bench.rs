@@ -1,0 +1,259 @@
+//! Benchmarks, reported as ratios against a baseline measured in the same
+//! run: crash cycles/s against a bare fork-kill-reopen loop, and checked
+//! ops/s against raw RocksDB ops/s for the same op mix.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::campaign::{run_campaign, CrashConfig};
+use crate::check::run_ops;
+use crate::crash::{isolate, ChildEnd, SharedLog};
+use crate::op::Op;
+use crate::oracle::Fault;
+use crate::store::rocks::{rocksdb_options, to_batch, write_options};
+use crate::store::{RocksFactory, StoreOptions, WalMode};
+use crate::workload::{Generator, Profile};
+
+/// Crash-cycle throughput.
+#[derive(Clone, Debug, Serialize)]
+pub struct CrashBench {
+    /// Parallel streams.
+    pub jobs: usize,
+    /// Ops per cycle.
+    pub ops_per_cycle: usize,
+    /// Bare loop: cycles/s.
+    pub bare_cycles_per_s: f64,
+    /// crashcheck, fresh DB per cycle: cycles/s.
+    pub fresh_cycles_per_s: f64,
+    /// crashcheck, chained: cycles/s.
+    pub chained_cycles_per_s: f64,
+    /// fresh / bare.
+    pub fresh_ratio: f64,
+    /// chained / bare.
+    pub chained_ratio: f64,
+}
+
+/// The bare loop: fork a writer that opens RocksDB, applies the writes of
+/// the same sequence with acks in shared memory and dies by SIGKILL at a
+/// random ack count; fork a verifier that reopens and counts keys; remove
+/// the directory. No model, no oracle, no verification beyond the count.
+fn bare_loop(work: &Path, seconds: f64, jobs: usize, ops: usize) -> Result<f64, String> {
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let limit = Duration::from_secs_f64(seconds);
+    let mut hs = Vec::new();
+    for j in 0..jobs {
+        let done = done.clone();
+        let dir = work.join(format!("bare-{j}"));
+        hs.push(std::thread::spawn(move || -> Result<(), String> {
+            let log = SharedLog::new().map_err(|e| e.to_string())?;
+            let opts = StoreOptions::default();
+            let mut cycle = 0u64;
+            while start.elapsed() < limit {
+                cycle += 1;
+                let seed = cycle * 1000 + j as u64;
+                let writes: Vec<Op> = Generator::new(seed, Profile::by_name("crash").ok_or("profile")?)
+                    .ops(ops)
+                    .into_iter()
+                    .filter(Op::is_write)
+                    .collect();
+                let kill_at = ChaCha8Rng::seed_from_u64(seed).random_range(0..=writes.len());
+                let log = &log;
+                let d = dir.clone();
+                let o = opts.clone();
+                let w = writes.clone();
+                isolate(
+                    move || {
+                        let Ok(db) = rocksdb::DB::open(&rocksdb_options(&o), &d) else {
+                            return 2;
+                        };
+                        let wo = write_options(WalMode::Wal);
+                        for (i, op) in w.iter().enumerate() {
+                            if i == kill_at {
+                                break;
+                            }
+                            if db.write_opt(to_batch(op.write_ops()), &wo).is_err() {
+                                return 3;
+                            }
+                            log.publish_ack(i as u64 + 1);
+                        }
+                        // SAFETY: plain syscall.
+                        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+                        0
+                    },
+                    Duration::from_secs(60),
+                )
+                .map_err(|e| e.to_string())?;
+                let d = dir.clone();
+                let o = opts.clone();
+                let end = isolate(
+                    move || match rocksdb::DB::open(&rocksdb_options(&o), &d) {
+                        Ok(db) => {
+                            std::hint::black_box(db.iterator(rocksdb::IteratorMode::Start).count());
+                            0
+                        }
+                        Err(_) => 1,
+                    },
+                    Duration::from_secs(60),
+                )
+                .map_err(|e| e.to_string())?;
+                if end != (ChildEnd::Exited { code: 0 }) {
+                    return Err(format!("bare verifier failed: {end:?}"));
+                }
+                std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(())
+        }));
+    }
+    for h in hs {
+        h.join().map_err(|_| "bare loop thread panicked")??;
+    }
+    Ok(done.load(Ordering::SeqCst) as f64 / start.elapsed().as_secs_f64())
+}
+
+fn crashcheck_loop(work: &Path, seconds: f64, jobs: usize, ops: usize, chain: bool) -> Result<f64, String> {
+    let cfg = CrashConfig {
+        modes: vec![WalMode::Wal],
+        fault: Fault::Kill,
+        cycles: None,
+        duration: Some(Duration::from_secs_f64(seconds)),
+        seed: 1,
+        chain,
+        jobs,
+        ops_per_cycle: ops,
+        profile: Profile::by_name("crash").ok_or("profile")?,
+        options: StoreOptions::default(),
+        work_dir: work.to_path_buf(),
+        artifacts: work.join("artifacts"),
+        timeout: Duration::from_secs(60),
+        shrink: false,
+        store_name: "rocksdb".into(),
+        stop_on_violation: false,
+    };
+    let r = run_campaign(cfg, Arc::new(RocksFactory), None).map_err(|e| e.to_string())?;
+    if !r.violations.is_empty() {
+        return Err(format!("benchmark campaign found violations: {:?}", r.violations));
+    }
+    Ok(r.cycles_per_s)
+}
+
+/// Crash cycles/s: bare loop vs crashcheck fresh and chained, same run.
+pub fn crash(work: &Path, seconds: f64, jobs: usize, ops: usize) -> Result<CrashBench, String> {
+    let bare = bare_loop(work, seconds, jobs, ops)?;
+    let fresh = crashcheck_loop(work, seconds, jobs, ops, false)?;
+    let chained = crashcheck_loop(work, seconds, jobs, ops, true)?;
+    Ok(CrashBench {
+        jobs,
+        ops_per_cycle: ops,
+        bare_cycles_per_s: bare,
+        fresh_cycles_per_s: fresh,
+        chained_cycles_per_s: chained,
+        fresh_ratio: fresh / bare.max(1e-9),
+        chained_ratio: chained / bare.max(1e-9),
+    })
+}
+
+/// Checked-run throughput.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunBench {
+    /// Ops per round.
+    pub ops: usize,
+    /// Rounds of each.
+    pub rounds: u32,
+    /// Raw RocksDB ops/s (same ops, no model, no checks).
+    pub raw_ops_per_s: f64,
+    /// crashcheck `run` ops/s.
+    pub checked_ops_per_s: f64,
+    /// checked / raw.
+    pub ratio: f64,
+}
+
+fn raw_apply(db: &rocksdb::DB, ops: &[Op]) -> usize {
+    let wo = write_options(WalMode::Wal);
+    let mut sink = 0usize;
+    for op in ops {
+        match op {
+            Op::Write(_) | Op::Batch(_) => {
+                let _ = db.write_opt(to_batch(op.write_ops()), &wo);
+            }
+            Op::Get { key } | Op::GetAt { key, .. } => {
+                sink += db.get(key).ok().flatten().map_or(0, |v| v.len());
+            }
+            Op::MultiGet { keys } => sink += db.multi_get(keys).len(),
+            Op::Scan(s) | Op::ScanAt { scan: s, .. } => {
+                let mut r = rocksdb::ReadOptions::default();
+                if let Some(l) = &s.lo {
+                    r.set_iterate_lower_bound(l.clone());
+                }
+                if let Some(h) = &s.hi {
+                    r.set_iterate_upper_bound(h.clone());
+                }
+                let mode = if s.reverse {
+                    rocksdb::IteratorMode::End
+                } else {
+                    rocksdb::IteratorMode::Start
+                };
+                sink += db.iterator_opt(mode, r).take(s.limit as usize).count();
+            }
+            Op::Flush => {
+                let _ = db.flush();
+            }
+            Op::FlushWal { sync } => {
+                let _ = db.flush_wal(*sync);
+            }
+            Op::Compact { lo, hi } => db.compact_range(lo.as_deref(), hi.as_deref()),
+            Op::Snapshot { .. } | Op::Release { .. } | Op::Reopen => {}
+        }
+    }
+    sink
+}
+
+/// Checked ops/s of `run` against raw RocksDB ops/s for the same op mix,
+/// alternating rounds in this process. Reopen is left out of both (its cost
+/// is RocksDB's open, not checking).
+pub fn run(work: &Path, seconds: f64, ops: usize) -> Result<RunBench, String> {
+    let prof = Profile::by_name("default").ok_or("profile")?;
+    let (mut raw_t, mut chk_t, mut rounds) = (0.0, 0.0, 0u32);
+    let start = Instant::now();
+    while start.elapsed().as_secs_f64() < seconds || rounds == 0 {
+        rounds += 1;
+        let seq: Vec<Op> = Generator::new(rounds as u64, prof.clone())
+            .ops(ops)
+            .into_iter()
+            .filter(|o| !matches!(o, Op::Reopen))
+            .collect();
+        let opts = StoreOptions::default();
+        let d = work.join(format!("raw-{rounds}"));
+        let db = rocksdb::DB::open(&rocksdb_options(&opts), &d).map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        std::hint::black_box(raw_apply(&db, &seq));
+        raw_t += t.elapsed().as_secs_f64();
+        drop(db);
+        std::fs::remove_dir_all(&d).map_err(|e| e.to_string())?;
+        let d = work.join(format!("chk-{rounds}"));
+        let mut st = crate::store::RocksStore::open(&d, &opts).map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        let out = run_ops(&mut st, &seq);
+        chk_t += t.elapsed().as_secs_f64();
+        drop(st);
+        std::fs::remove_dir_all(&d).map_err(|e| e.to_string())?;
+        if let Some(v) = out.violation {
+            return Err(format!("benchmark run found a violation: {v}"));
+        }
+    }
+    let n = (ops as f64) * f64::from(rounds);
+    Ok(RunBench {
+        ops,
+        rounds,
+        raw_ops_per_s: n / raw_t,
+        checked_ops_per_s: n / chk_t,
+        ratio: raw_t / chk_t,
+    })
+}

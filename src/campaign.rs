@@ -1,0 +1,743 @@
+//! Crash campaigns: many crash cycles over durability modes, fresh or
+//! chained, in parallel jobs, with per-mode statistics and artifacts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::crash::{self, ChildEnd, KillPlan, Phase, Reopened, SharedLog, WriterRun};
+use crate::history::History;
+use crate::model::State;
+use crate::op::Op;
+use crate::oracle::{admissible, Admissible, Fault};
+use crate::repro::{self, Case, CheckKind};
+use crate::store::{StoreFactory, StoreOptions, WalMode};
+use crate::verify::{verify, Recovered, Verdict, ViolationClass};
+use crate::workload::{Generator, Profile};
+
+/// Settings of a crash campaign.
+#[derive(Clone, Debug)]
+pub struct CrashConfig {
+    /// Durability modes, cycled through.
+    pub modes: Vec<WalMode>,
+    /// Fault injected.
+    pub fault: Fault,
+    /// Stop after this many cycles (if set).
+    pub cycles: Option<u64>,
+    /// Stop after this long (if set).
+    pub duration: Option<Duration>,
+    /// Campaign seed; each cycle derives its own.
+    pub seed: u64,
+    /// Carry the recovered DB into the next cycle.
+    pub chain: bool,
+    /// Parallel cycle streams.
+    pub jobs: usize,
+    /// Ops per cycle.
+    pub ops_per_cycle: usize,
+    /// Workload profile.
+    pub profile: Profile,
+    /// Options (the mode is set per cycle).
+    pub options: StoreOptions,
+    /// Where databases are created (a directory crashcheck made).
+    pub work_dir: PathBuf,
+    /// Where failure artifacts go.
+    pub artifacts: PathBuf,
+    /// A child still running after this long is a hang.
+    pub timeout: Duration,
+    /// Shrink the first violation to a minimal sequence.
+    pub shrink: bool,
+    /// Store name for repro files (`rocksdb` or `mutant:<name>`).
+    pub store_name: String,
+    /// Stop at the first violation.
+    pub stop_on_violation: bool,
+}
+
+/// One violation found by a campaign.
+#[derive(Clone, Debug, Serialize)]
+pub struct ViolationReport {
+    /// Class.
+    pub class: ViolationClass,
+    /// Mode.
+    pub mode: WalMode,
+    /// Cycle number.
+    pub cycle: u64,
+    /// The cycle's seed.
+    pub cycle_seed: u64,
+    /// Explanation.
+    pub detail: String,
+    /// Artifact directory.
+    pub artifact: Option<PathBuf>,
+    /// Command that replays it.
+    pub replay: Option<String>,
+    /// Ops in the (shrunk, if shrinking ran) repro.
+    pub repro_ops: usize,
+}
+
+/// A cycle that ended abnormally without being a violation.
+#[derive(Clone, Debug, Serialize)]
+pub struct Anomaly {
+    /// `hang`, `writer-died`, `verifier-died`, `writer-open-failed`.
+    pub kind: String,
+    /// Mode.
+    pub mode: WalMode,
+    /// Cycle.
+    pub cycle: u64,
+    /// Cycle seed.
+    pub cycle_seed: u64,
+    /// Details (child status).
+    pub detail: String,
+}
+
+/// Per-mode counts.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ModeStats {
+    /// Cycles run.
+    pub cycles: u64,
+    /// Write units acknowledged before the kill.
+    pub acked_writes: u64,
+    /// Acknowledged writes that did not survive, where the mode allows it.
+    pub lost_within_guarantee: u64,
+    /// Writes that survived although the mode did not promise it.
+    pub survived_beyond_guarantee: u64,
+    /// In-flight (unacknowledged) writes that survived.
+    pub in_flight_survived: u64,
+    /// Cycles whose kill landed while the child was flushing, flushing the
+    /// WAL, compacting or (re)opening.
+    pub kills_in_background_phase: u64,
+    /// Violations.
+    pub violations: u64,
+    /// Hangs and abnormal child exits.
+    pub anomalies: u64,
+}
+
+/// Result of a campaign.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CrashReport {
+    /// Campaign seed.
+    pub seed: u64,
+    /// Fault.
+    pub fault: String,
+    /// Cycles run.
+    pub cycles: u64,
+    /// Wall time.
+    pub duration_s: f64,
+    /// Throughput.
+    pub cycles_per_s: f64,
+    /// Chained cycles?
+    pub chain: bool,
+    /// Parallel jobs.
+    pub jobs: usize,
+    /// Ops per cycle.
+    pub ops_per_cycle: usize,
+    /// Profile name.
+    pub profile: String,
+    /// Store name.
+    pub store: String,
+    /// Options (mode set per cycle), in `key=value;...` form.
+    pub options: String,
+    /// Violations.
+    pub violations: Vec<ViolationReport>,
+    /// Anomalies (hangs, deaths).
+    pub anomalies: Vec<Anomaly>,
+    /// Per-mode statistics.
+    pub by_mode: BTreeMap<String, ModeStats>,
+}
+
+/// Deterministic per-cycle seed.
+pub fn cycle_seed(seed: u64, cycle: u64) -> u64 {
+    let mut x = seed ^ cycle.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Chooses where a cycle's kill lands.
+pub fn choose_kill(rng: &mut ChaCha8Rng, h: &History) -> KillPlan {
+    let count = |f: &dyn Fn(&Op) -> bool| h.ops.iter().filter(|o| f(o)).count() as u32;
+    let roll = rng.random_range(0..100);
+    let phase = |rng: &mut ChaCha8Rng, phase, n: u32, max_us| {
+        if n == 0 {
+            None
+        } else {
+            Some(KillPlan::DuringPhase {
+                phase,
+                nth: rng.random_range(1..=n),
+                micros: rng.random_range(0..max_us),
+            })
+        }
+    };
+    let plan = match roll {
+        0..=9 => phase(rng, Phase::Flushing, count(&|o| matches!(o, Op::Flush)), 3000),
+        10..=19 => phase(rng, Phase::FlushingWal, count(&|o| matches!(o, Op::FlushWal { .. })), 300),
+        20..=24 => phase(rng, Phase::Opening, 1, 15_000),
+        25..=29 => phase(
+            rng,
+            Phase::Reopening,
+            count(&|o| matches!(o, Op::Reopen)),
+            15_000,
+        ),
+        30..=34 => phase(rng, Phase::Compacting, count(&|o| matches!(o, Op::Compact { .. })), 5000),
+        35..=49 => Some(KillPlan::AfterDelay {
+            micros: rng.random_range(0..30_000),
+        }),
+        _ => None,
+    };
+    plan.unwrap_or_else(|| {
+        // After a random number of acknowledgements.
+        let units = h.units();
+        if units == 0 {
+            return KillPlan::AfterOp { n: h.ops.len() };
+        }
+        let k = rng.random_range(0..=units);
+        let n = if k == 0 { 0 } else { h.op_of_unit[k as usize - 1] + 1 };
+        KillPlan::AfterOp { n }
+    })
+}
+
+/// Keys read point-wise after recovery: recently written, random, absent.
+pub fn sample_keys(rng: &mut ChaCha8Rng, h: &History) -> Vec<Vec<u8>> {
+    let keys: Vec<&Vec<u8>> = h.timelines.keys().collect();
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for &oi in h.op_of_unit.iter().rev().take(24) {
+        for w in h.ops[oi].write_ops() {
+            if let crate::op::WriteOp::Put { key, .. } | crate::op::WriteOp::Merge { key, .. } = w {
+                out.push(key.clone());
+            }
+        }
+    }
+    for _ in 0..24 {
+        if keys.is_empty() {
+            break;
+        }
+        out.push(keys[rng.random_range(0..keys.len())].clone());
+    }
+    out.push(b"k999999x".to_vec());
+    out.push(b"a-never-written".to_vec());
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Everything about one finished cycle.
+#[derive(Clone, Debug)]
+pub struct CycleResult {
+    /// The writer's run.
+    pub writer: WriterRun,
+    /// Admissible range.
+    pub adm: Admissible,
+    /// Verdict (or anomaly text when there is none).
+    pub verdict: Result<Verdict, String>,
+    /// What the verifier read back (when it opened).
+    pub recovered: Option<Recovered>,
+}
+
+/// Runs one crash cycle on `db` (which may hold the chain's base state).
+#[allow(clippy::too_many_arguments)]
+pub fn run_cycle(
+    shared: &SharedLog,
+    factory: &dyn StoreFactory,
+    db: &Path,
+    opts: &StoreOptions,
+    fault: Fault,
+    h: &History,
+    plan: KillPlan,
+    sample: &[Vec<u8>],
+    timeout: Duration,
+    keep_image: Option<&Path>,
+) -> Result<CycleResult, crash::CrashError> {
+    let writer = crash::run_writer(shared, factory, db, opts, h, plan, timeout)?;
+    let adm = admissible(opts.wal_mode, fault, opts, &writer.progress);
+    if let Some(img) = keep_image {
+        let _ = link_tree(db, img);
+    }
+    if writer.end == ChildEnd::Hung {
+        return Ok(CycleResult {
+            writer,
+            adm,
+            verdict: Err("hang: the writer did not finish within the timeout".into()),
+            recovered: None,
+        });
+    }
+    let reopened = crash::reopen_and_read(factory, db, opts, sample, timeout)?;
+    let (verdict, recovered) = match reopened {
+        Reopened::Opened(rec) => {
+            let v = match (&writer.end, &writer.failure) {
+                (ChildEnd::Exited { code: 92 }, Some((i, msg))) => Verdict::Violation {
+                    class: ViolationClass::ReadMismatch,
+                    detail: format!("writer read at op #{i}: {msg}"),
+                    diff: Vec::new(),
+                },
+                (ChildEnd::Exited { code: 91 }, Some((i, msg))) => Verdict::Violation {
+                    class: ViolationClass::StoreError,
+                    detail: format!("op #{i} failed: {msg}"),
+                    diff: Vec::new(),
+                },
+                _ => verify(h, &adm, &rec),
+            };
+            (Ok(v), Some(rec))
+        }
+        Reopened::Failed(msg) => (
+            Ok(Verdict::Violation {
+                class: ViolationClass::UnexpectedOpenFailure,
+                detail: format!("reopen after the crash failed: {msg}"),
+                diff: Vec::new(),
+            }),
+            None,
+        ),
+        Reopened::Died(end) => (Err(format!("verifier child ended abnormally: {end:?}")), None),
+    };
+    Ok(CycleResult {
+        writer,
+        adm,
+        verdict,
+        recovered,
+    })
+}
+
+/// Hard-links every file of `src` into a new directory `dst` (a copy where
+/// linking fails), so the DB as the child left it can be kept.
+pub fn link_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dst)?;
+    for e in std::fs::read_dir(src)? {
+        let e = e?;
+        let to = dst.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            link_tree(&e.path(), &to)?;
+        } else if std::fs::hard_link(e.path(), &to).is_err() {
+            std::fs::copy(e.path(), &to)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies a directory tree (artifacts get real copies, not links).
+pub fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dst)?;
+    for e in std::fs::read_dir(src)? {
+        let e = e?;
+        let to = dst.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &to)?;
+        } else {
+            std::fs::copy(e.path(), &to)?;
+        }
+    }
+    Ok(())
+}
+
+struct Shared {
+    cfg: CrashConfig,
+    next: AtomicU64,
+    stop: AtomicBool,
+    started: Instant,
+    report: Mutex<CrashReport>,
+    done: AtomicU64,
+    violations: AtomicU64,
+}
+
+impl Shared {
+    fn take_cycle(&self) -> Option<u64> {
+        if self.stop.load(Ordering::SeqCst) {
+            return None;
+        }
+        if let Some(d) = self.cfg.duration {
+            if self.started.elapsed() >= d {
+                return None;
+            }
+        }
+        let c = self.next.fetch_add(1, Ordering::SeqCst);
+        match self.cfg.cycles {
+            Some(n) if c >= n => None,
+            _ => Some(c),
+        }
+    }
+}
+
+/// Progress callback: `(cycles done, violations)`.
+pub type ProgressFn = dyn Fn(u64, u64) + Send + Sync;
+
+struct Chain {
+    dir: PathBuf,
+    base: State,
+}
+
+/// Runs a crash campaign. The calling process must never have used
+/// RocksDB (checked).
+pub fn run_campaign(
+    cfg: CrashConfig,
+    factory: Arc<dyn StoreFactory>,
+    progress: Option<Arc<ProgressFn>>,
+) -> Result<CrashReport, crash::CrashError> {
+    crash::assert_fork_safe()?;
+    let report = CrashReport {
+        seed: cfg.seed,
+        fault: cfg.fault.name().into(),
+        chain: cfg.chain,
+        jobs: cfg.jobs,
+        ops_per_cycle: cfg.ops_per_cycle,
+        profile: cfg.profile.name.into(),
+        store: cfg.store_name.clone(),
+        options: cfg.options.to_options_string(),
+        by_mode: cfg
+            .modes
+            .iter()
+            .map(|m| (m.name().to_string(), ModeStats::default()))
+            .collect(),
+        ..CrashReport::default()
+    };
+    let shared = Arc::new(Shared {
+        next: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        started: Instant::now(),
+        report: Mutex::new(report),
+        done: AtomicU64::new(0),
+        violations: AtomicU64::new(0),
+        cfg,
+    });
+    let mut handles = Vec::new();
+    let mut first_err = None;
+    for job in 0..shared.cfg.jobs.max(1) {
+        let sh = shared.clone();
+        let f = factory.clone();
+        let p = progress.clone();
+        handles.push(std::thread::spawn(move || worker(job, &sh, f.as_ref(), p.as_deref())));
+    }
+    for h in handles {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => first_err = first_err.or(Some(e)),
+            Err(_) => {
+                first_err = first_err.or(Some(crash::CrashError::Sys(
+                    "worker",
+                    std::io::Error::other("a campaign worker panicked"),
+                )))
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    let mut r = shared
+        .report
+        .lock()
+        .map_err(|_| crash::CrashError::Sys("report", std::io::Error::other("poisoned")))?
+        .clone();
+    r.duration_s = shared.started.elapsed().as_secs_f64();
+    r.cycles_per_s = r.cycles as f64 / r.duration_s.max(1e-9);
+    r.violations.sort_by_key(|v| v.cycle);
+    Ok(r)
+}
+
+fn worker(
+    job: usize,
+    sh: &Shared,
+    factory: &dyn StoreFactory,
+    progress: Option<&ProgressFn>,
+) -> Result<(), crash::CrashError> {
+    let cfg = &sh.cfg;
+    let log = SharedLog::new()?;
+    let mut chains: BTreeMap<WalMode, Chain> = BTreeMap::new();
+    let io = |what: &'static str| move |e: std::io::Error| crash::CrashError::Sys(what, e);
+    while let Some(cycle) = sh.take_cycle() {
+        let mode = cfg.modes[(cycle as usize) % cfg.modes.len()];
+        let seed = cycle_seed(cfg.seed, cycle);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let opts = StoreOptions {
+            wal_mode: mode,
+            ..cfg.options.clone()
+        };
+        let ops = Generator::new(seed, cfg.profile.clone()).ops(cfg.ops_per_cycle);
+        let (dir, base) = if cfg.chain {
+            let c = match chains.remove(&mode) {
+                Some(c) => c,
+                None => Chain {
+                    dir: cfg.work_dir.join(format!("chain-{job}-{}", mode.name())),
+                    base: State::new(),
+                },
+            };
+            (c.dir, c.base)
+        } else {
+            (cfg.work_dir.join(format!("db-{job}")), State::new())
+        };
+        let h = History::new(ops, base);
+        let plan = choose_kill(&mut rng, &h);
+        let sample = sample_keys(&mut rng, &h);
+        let image = cfg.work_dir.join(format!("image-{job}"));
+        let _ = std::fs::remove_dir_all(&image);
+        let res = run_cycle(
+            &log,
+            factory,
+            &dir,
+            &opts,
+            cfg.fault,
+            &h,
+            plan,
+            &sample,
+            cfg.timeout,
+            Some(&image),
+        )?;
+        let mut next_base = None;
+        let mut violation = None;
+        let mut anomaly = None;
+        let p = &res.writer.progress;
+        let mut stats = ModeStats {
+            cycles: 1,
+            acked_writes: p.acked,
+            kills_in_background_phase: matches!(
+                res.writer.phase,
+                Phase::Flushing | Phase::FlushingWal | Phase::Compacting | Phase::Opening | Phase::Reopening
+            ) as u64,
+            ..ModeStats::default()
+        };
+        match &res.verdict {
+            Ok(Verdict::Ok { prefix }) => {
+                let prefix = *prefix;
+                stats.lost_within_guarantee = p.acked.saturating_sub(prefix);
+                stats.survived_beyond_guarantee = prefix.min(p.acked).saturating_sub(res.adm.lo);
+                stats.in_flight_survived = (prefix > p.acked) as u64;
+                if cfg.chain {
+                    next_base = Some(h.state_at(prefix));
+                }
+            }
+            Ok(Verdict::Violation { class, detail, diff }) => {
+                stats.violations = 1;
+                violation = Some((*class, detail.clone(), diff.clone()));
+            }
+            Err(msg) => {
+                stats.anomalies = 1;
+                anomaly = Some(msg.clone());
+            }
+        }
+        if let ChildEnd::Signaled { signal } = res.writer.end {
+            stats.anomalies = 1;
+            anomaly = Some(format!("writer died of signal {signal}"));
+        }
+        if let (ChildEnd::Exited { code: 90 }, Some((_, msg))) = (&res.writer.end, &res.writer.failure) {
+            stats.anomalies = 1;
+            anomaly = Some(format!("writer could not open the database: {msg}"));
+        }
+        let mut vreport = None;
+        if let Some((class, detail, diff)) = violation {
+            sh.violations.fetch_add(1, Ordering::SeqCst);
+            let art = cfg
+                .artifacts
+                .join(format!("cycle-{cycle}-{}-{}", mode.name(), class.name()));
+            let case = Case {
+                check: CheckKind::Crash,
+                seed,
+                profile: cfg.profile.name.into(),
+                store: cfg.store_name.clone(),
+                options: opts.clone(),
+                expect: class.name().into(),
+                fault: Some(cfg.fault.name().into()),
+                kill_after_op: Some(res.writer.ops_done),
+                comments: vec![format!("{class}: {detail}")],
+                ops: h.ops.clone(),
+            };
+            let shrunk = if cfg.shrink && sh.violations.load(Ordering::SeqCst) <= 1 && h.base.is_empty() {
+                shrink_crash(factory, &cfg.work_dir.join(format!("shrink-{job}")), &case, cfg.fault, cfg.timeout)
+            } else {
+                None
+            };
+            let written = write_artifact(&art, &case, shrunk.as_ref(), &image, &res, &diff, &detail, plan);
+            let (artifact, replay) = match written {
+                Ok(cmd) => (Some(art), Some(cmd)),
+                Err(_) => (None, None),
+            };
+            vreport = Some(ViolationReport {
+                class,
+                mode,
+                cycle,
+                cycle_seed: seed,
+                detail,
+                artifact,
+                replay,
+                repro_ops: shrunk.as_ref().map_or(case.ops.len(), |c| c.ops.len()),
+            });
+            if cfg.stop_on_violation {
+                sh.stop.store(true, Ordering::SeqCst);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&image);
+        match next_base {
+            Some(base) if cfg.chain => {
+                chains.insert(mode, Chain { dir, base });
+            }
+            _ => {
+                std::fs::remove_dir_all(&dir).or_else(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                }).map_err(io("remove db"))?;
+            }
+        }
+        {
+            let mut r = sh
+                .report
+                .lock()
+                .map_err(|_| crash::CrashError::Sys("report", std::io::Error::other("poisoned")))?;
+            r.cycles += 1;
+            let m = r.by_mode.entry(mode.name().to_string()).or_default();
+            m.cycles += stats.cycles;
+            m.acked_writes += stats.acked_writes;
+            m.lost_within_guarantee += stats.lost_within_guarantee;
+            m.survived_beyond_guarantee += stats.survived_beyond_guarantee;
+            m.in_flight_survived += stats.in_flight_survived;
+            m.kills_in_background_phase += stats.kills_in_background_phase;
+            m.violations += stats.violations;
+            m.anomalies += stats.anomalies;
+            if let Some(v) = vreport {
+                r.violations.push(v);
+            }
+            if let Some(a) = anomaly {
+                r.anomalies.push(Anomaly {
+                    kind: if a.starts_with("hang") { "hang".into() } else { "abnormal-exit".into() },
+                    mode,
+                    cycle,
+                    cycle_seed: seed,
+                    detail: a,
+                });
+            }
+        }
+        let done = sh.done.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(p) = progress {
+            p(done, sh.violations.load(Ordering::SeqCst));
+        }
+    }
+    for (_, c) in chains {
+        let _ = std::fs::remove_dir_all(&c.dir);
+    }
+    Ok(())
+}
+
+/// Replays a crash case once (fresh database at `dir`): the verdict.
+pub fn replay_crash(
+    factory: &dyn StoreFactory,
+    dir: &Path,
+    case: &Case,
+    fault: Fault,
+    timeout: Duration,
+) -> Result<(CycleResult, History), crash::CrashError> {
+    let log = SharedLog::new()?;
+    let h = History::new(case.ops.clone(), State::new());
+    let mut rng = ChaCha8Rng::seed_from_u64(case.seed);
+    let sample = sample_keys(&mut rng, &h);
+    let _ = std::fs::remove_dir_all(dir);
+    let plan = KillPlan::AfterOp {
+        n: case.kill_after_op.unwrap_or(case.ops.len()),
+    };
+    let r = run_cycle(&log, factory, dir, &case.options, fault, &h, plan, &sample, timeout, None);
+    let _ = std::fs::remove_dir_all(dir);
+    Ok((r?, h))
+}
+
+fn verdict_class(r: &CycleResult) -> Option<ViolationClass> {
+    match &r.verdict {
+        Ok(Verdict::Violation { class, .. }) => Some(*class),
+        _ => None,
+    }
+}
+
+/// Shrinks a violating crash case: ops are dropped while the replay (kill
+/// after the same op, renumbered) still shows a violation of the same
+/// class. `None` when the case does not reproduce deterministically.
+pub fn shrink_crash(
+    factory: &dyn StoreFactory,
+    dir: &Path,
+    case: &Case,
+    fault: Fault,
+    timeout: Duration,
+) -> Option<Case> {
+    let want = case.expect.clone();
+    let still_fails = |c: &Case| -> bool {
+        match replay_crash(factory, dir, c, fault, timeout) {
+            Ok((r, _)) => verdict_class(&r).is_some_and(|cl| cl.name() == want),
+            Err(_) => false,
+        }
+    };
+    // Ops after the kill point never ran: cut them first.
+    let kill = case.kill_after_op.unwrap_or(case.ops.len()).min(case.ops.len());
+    let mut base = case.clone();
+    base.ops.truncate(kill);
+    base.kill_after_op = Some(kill);
+    if !still_fails(&base) {
+        return None;
+    }
+    // Tag ops with their position so the kill point follows them.
+    let tagged: Vec<Op> = base.ops.clone();
+    let min = repro::shrink(tagged, 300, |cand| {
+        let c = Case {
+            kill_after_op: Some(cand.len()),
+            ops: cand.to_vec(),
+            ..base.clone()
+        };
+        still_fails(&c)
+    });
+    Some(Case {
+        kill_after_op: Some(min.len()),
+        ops: min,
+        comments: {
+            let mut c = case.comments.clone();
+            c.push(format!("shrunk from {} ops", case.ops.len()));
+            c
+        },
+        ..base
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_artifact(
+    dir: &Path,
+    case: &Case,
+    shrunk: Option<&Case>,
+    image: &Path,
+    res: &CycleResult,
+    diff: &[String],
+    detail: &str,
+    plan: KillPlan,
+) -> std::io::Result<String> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("case.repro"), case.to_text())?;
+    let mut cmd = format!("crashcheck replay {}", dir.join("case.repro").display());
+    if let Some(s) = shrunk {
+        std::fs::write(dir.join("shrunk.repro"), s.to_text())?;
+        cmd = format!("crashcheck replay {}", dir.join("shrunk.repro").display());
+    }
+    if image.exists() {
+        copy_tree(image, &dir.join("db"))?;
+    }
+    std::fs::write(dir.join("options.txt"), case.options.to_options_string().replace(';', "\n") + "\n")?;
+    std::fs::write(
+        dir.join("kill.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "plan": plan,
+            "ops_done": res.writer.ops_done,
+            "phase": res.writer.phase,
+            "child_end": res.writer.end,
+            "progress": res.writer.progress,
+            "admissible": res.adm,
+        }))
+        .unwrap_or_default(),
+    )?;
+    let mut d = format!("{detail}\n\n");
+    for l in diff {
+        d.push_str(l);
+        d.push('\n');
+    }
+    std::fs::write(dir.join("diff.txt"), d)?;
+    std::fs::write(
+        dir.join("README.txt"),
+        format!(
+            "crashcheck violation artifact\n\n{detail}\n\nfiles:\n  case.repro    the op sequence, options, seed and kill point\n  shrunk.repro  a minimal sequence that still fails (if shrinking succeeded)\n  db/           the database as the killed child left it\n  kill.json     kill plan, progress and admissible prefixes\n  diff.txt      recovered state vs nearest admissible prefix\n\nreplay:\n  {cmd}\n"
+        ),
+    )?;
+    Ok(cmd)
+}

@@ -1,0 +1,833 @@
+//! The crash cycle: fork a writer child, kill it with SIGKILL, fork a
+//! verifier child that reopens the database, and hand back what it found.
+//!
+//! Fork safety: a process that has used RocksDB must never fork a child
+//! that uses RocksDB again (its default Env's background threads do not
+//! exist in the child, which then hangs in `flush`). The parent here never
+//! opens a database: the writer and the verifier are both forked children,
+//! and [`assert_fork_safe`] refuses to run in a process that already did.
+//!
+//! The children never print or unwind: they talk through memory shared
+//! with the parent (an mmap made before fork) and a pipe, and leave with
+//! `_exit`. Panics are caught and turned into an exit code.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::history::History;
+use crate::model::value_hash;
+use crate::op::Op;
+use crate::oracle::Progress;
+use crate::store::{Store, StoreFactory, StoreOptions};
+use crate::verify::Recovered;
+
+static ROCKSDB_USED: AtomicBool = AtomicBool::new(false);
+
+/// Records that this process has used RocksDB (called by the adapter on
+/// every open). After that, this process must not fork crash children.
+pub fn mark_rocksdb_used() {
+    ROCKSDB_USED.store(true, Ordering::SeqCst);
+}
+
+/// True once this process has opened a RocksDB database.
+pub fn rocksdb_used() -> bool {
+    ROCKSDB_USED.load(Ordering::SeqCst)
+}
+
+/// An error of the crash machinery itself (not of the store under test).
+#[derive(Debug, thiserror::Error)]
+pub enum CrashError {
+    /// This process already used RocksDB, so forking is unsafe.
+    #[error(
+        "this process has already used RocksDB, so a forked child would hang in flush; \
+         run crash checks from a clean process (the crashcheck binary, or crashcheck::isolate)"
+    )]
+    NotForkSafe,
+    /// A system call failed.
+    #[error("{0}: {1}")]
+    Sys(&'static str, std::io::Error),
+}
+
+/// Refuses to go on in a process that has used RocksDB.
+pub fn assert_fork_safe() -> Result<(), CrashError> {
+    if rocksdb_used() {
+        Err(CrashError::NotForkSafe)
+    } else {
+        Ok(())
+    }
+}
+
+/// What the writer child is doing (published for kill plans and reports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[repr(u32)]
+pub enum Phase {
+    /// Not started.
+    Idle = 0,
+    /// Opening (recovering) the database.
+    Opening = 1,
+    /// Applying a write unit.
+    Writing = 2,
+    /// Reading.
+    Reading = 3,
+    /// In `Flush`.
+    Flushing = 4,
+    /// In `FlushWAL`.
+    FlushingWal = 5,
+    /// In a manual compaction.
+    Compacting = 6,
+    /// Closing and reopening.
+    Reopening = 7,
+    /// Past the last op.
+    Done = 8,
+}
+
+impl Phase {
+    fn from_u32(v: u32) -> Phase {
+        match v {
+            1 => Phase::Opening,
+            2 => Phase::Writing,
+            3 => Phase::Reading,
+            4 => Phase::Flushing,
+            5 => Phase::FlushingWal,
+            6 => Phase::Compacting,
+            7 => Phase::Reopening,
+            8 => Phase::Done,
+            _ => Phase::Idle,
+        }
+    }
+}
+
+/// When the writer child is killed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum KillPlan {
+    /// Right after op `n` (1-based count of completed ops) returns; exact
+    /// and replayable. `n >= ops.len()` kills after the last op.
+    AfterOp {
+        /// Completed ops before the kill.
+        n: usize,
+    },
+    /// `micros` after the child starts (may land while opening).
+    AfterDelay {
+        /// Delay in microseconds.
+        micros: u64,
+    },
+    /// `micros` after the child enters `phase` for the `nth` time.
+    DuringPhase {
+        /// Phase to aim at.
+        phase: Phase,
+        /// Which occurrence (1-based).
+        nth: u32,
+        /// Delay after entering it.
+        micros: u64,
+    },
+}
+
+/// Exit codes of the writer child when it stops on its own.
+mod code {
+    pub const OPEN_FAILED: i32 = 90;
+    pub const STORE_ERROR: i32 = 91;
+    pub const READ_MISMATCH: i32 = 92;
+    pub const PANIC: i32 = 93;
+}
+
+const MSG_CAP: usize = 512;
+
+/// Memory shared between the parent and its writer child.
+#[repr(C)]
+struct Shared {
+    ops_done: AtomicU64,
+    started: AtomicU64,
+    acked: AtomicU64,
+    flushed: AtomicU64,
+    wal_flushed: AtomicU64,
+    wal_synced: AtomicU64,
+    closed: AtomicU64,
+    phase: AtomicU32,
+    failed_op: AtomicU64,
+    msg_len: AtomicU32,
+    msg: [AtomicU32; MSG_CAP / 4],
+}
+
+/// A shared anonymous mapping holding a [`Shared`], made before fork.
+pub struct SharedLog {
+    ptr: NonNull<Shared>,
+}
+
+// SAFETY: all fields are atomics.
+unsafe impl Send for SharedLog {}
+unsafe impl Sync for SharedLog {}
+
+impl SharedLog {
+    /// Maps a zeroed region shared with future children.
+    pub fn new() -> Result<SharedLog, CrashError> {
+        let len = std::num::NonZeroUsize::new(std::mem::size_of::<Shared>())
+            .ok_or(CrashError::Sys("mmap", std::io::Error::other("zero size")))?;
+        // SAFETY: anonymous shared mapping, no fd; zero-filled by the kernel,
+        // and an all-zero Shared is valid (atomics of 0).
+        let p = unsafe {
+            nix::sys::mman::mmap_anonymous(
+                None,
+                len,
+                nix::sys::mman::ProtFlags::PROT_READ | nix::sys::mman::ProtFlags::PROT_WRITE,
+                nix::sys::mman::MapFlags::MAP_SHARED,
+            )
+        }
+        .map_err(|e| CrashError::Sys("mmap", e.into()))?;
+        Ok(SharedLog { ptr: p.cast() })
+    }
+
+    fn get(&self) -> &Shared {
+        // SAFETY: mapped for our lifetime, properly aligned (page).
+        unsafe { self.ptr.as_ref() }
+    }
+
+    fn reset(&self) {
+        let s = self.get();
+        for a in [
+            &s.ops_done,
+            &s.started,
+            &s.acked,
+            &s.flushed,
+            &s.wal_flushed,
+            &s.wal_synced,
+            &s.closed,
+            &s.failed_op,
+        ] {
+            a.store(0, Ordering::SeqCst);
+        }
+        s.phase.store(0, Ordering::SeqCst);
+        s.msg_len.store(0, Ordering::SeqCst);
+    }
+
+    /// Publishes an acknowledged write-unit count (for simple writers such
+    /// as the benchmark's bare loop).
+    pub fn publish_ack(&self, n: u64) {
+        self.get().acked.store(n, Ordering::SeqCst);
+    }
+
+    /// Durability progress as the child left it.
+    pub fn progress(&self) -> Progress {
+        let s = self.get();
+        Progress {
+            started: s.started.load(Ordering::SeqCst),
+            acked: s.acked.load(Ordering::SeqCst),
+            flushed: s.flushed.load(Ordering::SeqCst),
+            wal_flushed: s.wal_flushed.load(Ordering::SeqCst),
+            wal_synced: s.wal_synced.load(Ordering::SeqCst),
+            closed: s.closed.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Ops completed when the child died.
+    pub fn ops_done(&self) -> usize {
+        self.get().ops_done.load(Ordering::SeqCst) as usize
+    }
+
+    /// Phase the child was in when it died.
+    pub fn phase(&self) -> Phase {
+        Phase::from_u32(self.get().phase.load(Ordering::SeqCst))
+    }
+
+    fn set_msg(&self, op: usize, msg: &str) {
+        let s = self.get();
+        s.failed_op.store(op as u64 + 1, Ordering::SeqCst);
+        let b = msg.as_bytes();
+        let n = b.len().min(MSG_CAP);
+        for (i, chunk) in b[..n].chunks(4).enumerate() {
+            let mut w = [0u8; 4];
+            w[..chunk.len()].copy_from_slice(chunk);
+            s.msg[i].store(u32::from_le_bytes(w), Ordering::SeqCst);
+        }
+        s.msg_len.store(n as u32, Ordering::SeqCst);
+    }
+
+    /// The failing op index and message a child left, if any.
+    pub fn failure(&self) -> Option<(usize, String)> {
+        let s = self.get();
+        let op = s.failed_op.load(Ordering::SeqCst);
+        if op == 0 {
+            return None;
+        }
+        let n = s.msg_len.load(Ordering::SeqCst) as usize;
+        let mut b = Vec::with_capacity(n);
+        for w in &s.msg[..n.div_ceil(4)] {
+            b.extend_from_slice(&w.load(Ordering::SeqCst).to_le_bytes());
+        }
+        b.truncate(n);
+        Some((op as usize - 1, String::from_utf8_lossy(&b).into_owned()))
+    }
+}
+
+impl Drop for SharedLog {
+    fn drop(&mut self) {
+        // SAFETY: mapped by us with this size.
+        unsafe {
+            let _ = nix::sys::mman::munmap(self.ptr.cast(), std::mem::size_of::<Shared>());
+        }
+    }
+}
+
+fn die_now() -> ! {
+    // SAFETY: plain syscalls; SIGKILL cannot be caught.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+        libc::_exit(127)
+    }
+}
+
+fn start_killer(micros: u64) {
+    // A thread of the child itself sends the SIGKILL, so the kill lands at
+    // an exact delay without the parent polling.
+    let _ = std::thread::Builder::new().spawn(move || {
+        std::thread::sleep(Duration::from_micros(micros));
+        die_now();
+    });
+}
+
+/// Runs `f` in a forked child that leaves with `_exit(f())`. A panic in
+/// `f` is caught (silently) and becomes exit code 93.
+///
+/// # Safety
+/// The caller must ensure the forking process is in a state where the
+/// child may run `f` (no RocksDB used in this process; see
+/// [`assert_fork_safe`]).
+unsafe fn fork_child(f: impl FnOnce() -> i32) -> Result<libc::pid_t, CrashError> {
+    match unsafe { libc::fork() } {
+        -1 => Err(CrashError::Sys("fork", std::io::Error::last_os_error())),
+        0 => {
+            // Child: never print, never unwind into the parent's frames.
+            std::panic::set_hook(Box::new(|_| {}));
+            let rc = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                .unwrap_or(code::PANIC);
+            unsafe { libc::_exit(rc) }
+        }
+        pid => Ok(pid),
+    }
+}
+
+/// How a child ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum ChildEnd {
+    /// Killed by SIGKILL (the plan, or the hang watchdog).
+    Killed,
+    /// Exited with a code.
+    Exited {
+        /// Exit code.
+        code: i32,
+    },
+    /// Died of another signal.
+    Signaled {
+        /// Signal number.
+        signal: i32,
+    },
+    /// Still running at the deadline; killed by the watchdog.
+    Hung,
+}
+
+fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: raw syscall returning a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn poll_fd(fd: i32, timeout: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut p, 1, ms) };
+    r > 0
+}
+
+fn decode_status(status: i32) -> ChildEnd {
+    if libc::WIFEXITED(status) {
+        ChildEnd::Exited {
+            code: libc::WEXITSTATUS(status),
+        }
+    } else if libc::WIFSIGNALED(status) {
+        let s = libc::WTERMSIG(status);
+        if s == libc::SIGKILL {
+            ChildEnd::Killed
+        } else {
+            ChildEnd::Signaled { signal: s }
+        }
+    } else {
+        ChildEnd::Exited { code: -1 }
+    }
+}
+
+/// Blocks until `pid` ends and reaps it.
+fn reap(pid: libc::pid_t) -> ChildEnd {
+    let mut status = 0;
+    loop {
+        // SAFETY: our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            return decode_status(status);
+        }
+        if r == -1 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return ChildEnd::Exited { code: -1 };
+        }
+    }
+}
+
+/// Waits for `pid` until `timeout`; kills it then. Always reaps.
+fn wait_child(pid: libc::pid_t, timeout: Duration) -> ChildEnd {
+    if let Some(fd) = pidfd_open(pid) {
+        if poll_fd(fd.as_raw_fd(), timeout) {
+            return reap(pid);
+        }
+    } else {
+        // Kernels without pidfd: poll waitpid.
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut status = 0;
+            // SAFETY: our own child.
+            if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+                return decode_status(status);
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    // SAFETY: our own child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let _ = reap(pid);
+    ChildEnd::Hung
+}
+
+/// Runs `f` in a forked child of this (RocksDB-free) process and returns
+/// how it ended; its exit code is `f`'s return value. Use it to run
+/// anything that touches RocksDB (e.g. an in-process `run` check) from a
+/// process that must stay fork-safe for later crash cycles.
+pub fn isolate(f: impl FnOnce() -> i32, timeout: Duration) -> Result<ChildEnd, CrashError> {
+    assert_fork_safe()?;
+    // SAFETY: fork-safe checked above.
+    let pid = unsafe { fork_child(f)? };
+    Ok(wait_child(pid, timeout))
+}
+
+/// Result of running the writer child.
+#[derive(Clone, Debug)]
+pub struct WriterRun {
+    /// How the child ended.
+    pub end: ChildEnd,
+    /// Durability progress it reached.
+    pub progress: Progress,
+    /// Ops completed.
+    pub ops_done: usize,
+    /// Phase at death.
+    pub phase: Phase,
+    /// A failure the child reported: `(op index, message)`.
+    pub failure: Option<(usize, String)>,
+}
+
+fn writer_body(
+    shared: &SharedLog,
+    factory: &dyn StoreFactory,
+    path: &Path,
+    opts: &StoreOptions,
+    h: &History,
+    plan: KillPlan,
+) -> i32 {
+    let s = shared.get();
+    if let KillPlan::AfterDelay { micros } = plan {
+        start_killer(micros);
+    }
+    let mut seen = [0u32; 9];
+    let enter = |p: Phase, seen: &mut [u32; 9]| {
+        s.phase.store(p as u32, Ordering::SeqCst);
+        seen[p as usize] += 1;
+        if let KillPlan::DuringPhase { phase, nth, micros } = plan {
+            if phase == p && seen[p as usize] == nth {
+                start_killer(micros);
+            }
+        }
+    };
+    enter(Phase::Opening, &mut seen);
+    let mut store: Box<dyn Store> = match factory.open(path, opts) {
+        Ok(st) => st,
+        Err(e) => {
+            shared.set_msg(0, &format!("open failed: {e}"));
+            return code::OPEN_FAILED;
+        }
+    };
+    if plan == (KillPlan::AfterOp { n: 0 }) {
+        die_now();
+    }
+    for (i, op) in h.ops.iter().enumerate() {
+        let r = match op {
+            Op::Write(_) | Op::Batch(_) => {
+                enter(Phase::Writing, &mut seen);
+                let unit = h.unit_of_op[i].unwrap_or(0);
+                s.started.store(unit, Ordering::SeqCst);
+                let r = store.write(op.write_ops(), matches!(op, Op::Batch(_)));
+                if r.is_ok() {
+                    s.acked.store(unit, Ordering::SeqCst);
+                }
+                r
+            }
+            Op::Flush => {
+                enter(Phase::Flushing, &mut seen);
+                let r = store.flush();
+                if r.is_ok() {
+                    s.flushed.store(s.acked.load(Ordering::SeqCst), Ordering::SeqCst);
+                }
+                r
+            }
+            Op::FlushWal { sync } => {
+                enter(Phase::FlushingWal, &mut seen);
+                let r = store.flush_wal(*sync);
+                if r.is_ok() {
+                    let a = s.acked.load(Ordering::SeqCst);
+                    s.wal_flushed.store(a, Ordering::SeqCst);
+                    if *sync {
+                        s.wal_synced.store(a, Ordering::SeqCst);
+                    }
+                }
+                r
+            }
+            Op::Compact { lo, hi } => {
+                enter(Phase::Compacting, &mut seen);
+                store.compact(lo.as_deref(), hi.as_deref())
+            }
+            Op::Reopen => {
+                enter(Phase::Reopening, &mut seen);
+                let r = store.reopen();
+                if r.is_ok() {
+                    // The close completed before the open: everything acked
+                    // so far went through a clean close.
+                    s.closed.store(s.acked.load(Ordering::SeqCst), Ordering::SeqCst);
+                }
+                r
+            }
+            Op::Snapshot { id } => store.snapshot(*id),
+            Op::Release { id } => store.release(*id),
+            read => {
+                enter(Phase::Reading, &mut seen);
+                match check_read(store.as_mut(), read, h.reads.get(&i)) {
+                    Ok(()) => Ok(()),
+                    Err(msg) => {
+                        shared.set_msg(i, &msg);
+                        return code::READ_MISMATCH;
+                    }
+                }
+            }
+        };
+        if let Err(e) = r {
+            shared.set_msg(i, &e.to_string());
+            return code::STORE_ERROR;
+        }
+        s.ops_done.store(i as u64 + 1, Ordering::SeqCst);
+        if plan == (KillPlan::AfterOp { n: i + 1 }) {
+            die_now();
+        }
+    }
+    s.phase.store(Phase::Done as u32, Ordering::SeqCst);
+    // Past the last op: die without a clean close.
+    die_now()
+}
+
+fn check_read(
+    store: &mut dyn Store,
+    op: &Op,
+    want: Option<&crate::history::ExpectedRead>,
+) -> Result<(), String> {
+    let Some(want) = want else {
+        return Ok(()); // read at a snapshot the model does not have
+    };
+    let got: Vec<(Vec<u8>, Option<u128>)> = match op {
+        Op::Get { key } => vec![(key.clone(), opt_hash(store.get(key, None)))],
+        Op::GetAt { id, key } => vec![(key.clone(), opt_hash(store.get(key, Some(*id))))],
+        Op::MultiGet { keys } => match store.multi_get(keys) {
+            Ok(vs) => keys
+                .iter()
+                .cloned()
+                .zip(vs.iter().map(|v| v.as_deref().map(value_hash)))
+                .collect(),
+            Err(e) => return Err(format!("multi_get failed: {e}")),
+        },
+        Op::Scan(s) => scan_hashes(store.scan(s, None))?,
+        Op::ScanAt { id, scan } => scan_hashes(store.scan(scan, Some(*id)))?,
+        _ => return Ok(()),
+    };
+    if &got != want {
+        let first = got
+            .iter()
+            .zip(want.iter())
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(want.len()));
+        return Err(format!(
+            "`{op}` disagrees with the model at result {first} ({} results, model {})",
+            got.len(),
+            want.len()
+        ));
+    }
+    Ok(())
+}
+
+fn opt_hash(r: crate::store::StoreResult<Option<Vec<u8>>>) -> Option<u128> {
+    // An error reads as a distinct impossible hash so it never matches.
+    match r {
+        Ok(v) => v.as_deref().map(value_hash),
+        Err(_) => Some(u128::MAX),
+    }
+}
+
+fn scan_hashes(
+    r: crate::store::StoreResult<Vec<(Vec<u8>, Vec<u8>)>>,
+) -> Result<Vec<(Vec<u8>, Option<u128>)>, String> {
+    match r {
+        Ok(v) => Ok(v
+            .into_iter()
+            .map(|(k, v)| (k, Some(value_hash(&v))))
+            .collect()),
+        Err(e) => Err(format!("scan failed: {e}")),
+    }
+}
+
+/// Forks the writer child and waits for it to die.
+pub fn run_writer(
+    shared: &SharedLog,
+    factory: &dyn StoreFactory,
+    path: &Path,
+    opts: &StoreOptions,
+    h: &History,
+    plan: KillPlan,
+    timeout: Duration,
+) -> Result<WriterRun, CrashError> {
+    assert_fork_safe()?;
+    shared.reset();
+    // SAFETY: checked fork-safe above; the body only uses the store, the
+    // history (copied by fork) and the shared mapping.
+    let pid = unsafe { fork_child(|| writer_body(shared, factory, path, opts, h, plan))? };
+    let end = wait_child(pid, timeout);
+    Ok(WriterRun {
+        end,
+        progress: shared.progress(),
+        ops_done: shared.ops_done(),
+        phase: shared.phase(),
+        failure: shared.failure(),
+    })
+}
+
+/// What the verifier child reports.
+#[derive(Clone, Debug)]
+pub enum Reopened {
+    /// The database opened; its contents.
+    Opened(Recovered),
+    /// Open (or the scan) failed with this message.
+    Failed(String),
+    /// The verifier child did not finish or died: how it ended.
+    Died(ChildEnd),
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+fn encode(r: &Result<Recovered, String>) -> Vec<u8> {
+    let mut out = Vec::new();
+    match r {
+        Err(msg) => {
+            out.push(1);
+            put_bytes(&mut out, msg.as_bytes());
+        }
+        Ok(rec) => {
+            out.push(0);
+            out.extend_from_slice(&(rec.entries.len() as u32).to_le_bytes());
+            for (k, h) in &rec.entries {
+                put_bytes(&mut out, k);
+                out.extend_from_slice(&h.to_le_bytes());
+            }
+            out.extend_from_slice(&(rec.point_reads.len() as u32).to_le_bytes());
+            for (k, h) in &rec.point_reads {
+                put_bytes(&mut out, k);
+                match h {
+                    None => out.push(0),
+                    Some(h) => {
+                        out.push(1);
+                        out.extend_from_slice(&h.to_le_bytes());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+struct Cursor<'a>(&'a [u8]);
+impl Cursor<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u128(&mut self) -> Option<u128> {
+        Some(u128::from_le_bytes(self.take(16)?.try_into().ok()?))
+    }
+    fn bytes(&mut self) -> Option<Vec<u8>> {
+        let n = self.u32()? as usize;
+        Some(self.take(n)?.to_vec())
+    }
+}
+
+fn decode(b: &[u8]) -> Option<Result<Recovered, String>> {
+    let mut c = Cursor(b);
+    match c.take(1)?[0] {
+        1 => Some(Err(String::from_utf8_lossy(&c.bytes()?).into_owned())),
+        0 => {
+            let mut rec = Recovered::default();
+            for _ in 0..c.u32()? {
+                let k = c.bytes()?;
+                rec.entries.push((k, c.u128()?));
+            }
+            for _ in 0..c.u32()? {
+                let k = c.bytes()?;
+                let v = match c.take(1)?[0] {
+                    0 => None,
+                    _ => Some(c.u128()?),
+                };
+                rec.point_reads.push((k, v));
+            }
+            Some(Ok(rec))
+        }
+        _ => None,
+    }
+}
+
+fn verifier_body(
+    wfd: &OwnedFd,
+    factory: &dyn StoreFactory,
+    path: &Path,
+    opts: &StoreOptions,
+    sample: &[Vec<u8>],
+) -> i32 {
+    let result = (|| -> Result<Recovered, String> {
+        let mut store = factory.open(path, opts).map_err(|e| e.to_string())?;
+        let entries = store
+            .scan_all()
+            .map_err(|e| format!("scan after recovery failed: {e}"))?
+            .into_iter()
+            .map(|(k, v)| {
+                let h = value_hash(&v);
+                (k, h)
+            })
+            .collect();
+        let mut point_reads = Vec::with_capacity(sample.len());
+        for k in sample {
+            let v = store
+                .get(k, None)
+                .map_err(|e| format!("get after recovery failed: {e}"))?;
+            point_reads.push((k.clone(), v.as_deref().map(value_hash)));
+        }
+        store.close().map_err(|e| e.to_string())?;
+        Ok(Recovered {
+            entries,
+            point_reads,
+        })
+    })();
+    let buf = encode(&result);
+    let mut off = 0;
+    while off < buf.len() {
+        // SAFETY: writing our own buffer to our pipe end.
+        let n = unsafe {
+            libc::write(
+                wfd.as_raw_fd(),
+                buf[off..].as_ptr().cast(),
+                buf.len() - off,
+            )
+        };
+        if n <= 0 {
+            return 1;
+        }
+        off += n as usize;
+    }
+    0
+}
+
+/// Forks a verifier child that opens the database at `path`, scans it,
+/// reads `sample` point-wise and sends back what it saw.
+pub fn reopen_and_read(
+    factory: &dyn StoreFactory,
+    path: &Path,
+    opts: &StoreOptions,
+    sample: &[Vec<u8>],
+    timeout: Duration,
+) -> Result<Reopened, CrashError> {
+    assert_fork_safe()?;
+    let (r, w) = nix::unistd::pipe().map_err(|e| CrashError::Sys("pipe", e.into()))?;
+    // SAFETY: fork-safe checked; the child writes to `w` only.
+    let pid = unsafe {
+        fork_child(|| verifier_body(&w, factory, path, opts, sample))?
+    };
+    drop(w);
+    let deadline = Instant::now() + timeout;
+    let mut file = std::fs::File::from(r);
+    let mut data = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut timed_out = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || !poll_fd(file.as_raw_fd(), left) {
+            timed_out = true;
+            break;
+        }
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let end = if timed_out {
+        // SAFETY: our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = reap(pid);
+        ChildEnd::Hung
+    } else {
+        wait_child(pid, timeout)
+    };
+    Ok(match (end, decode(&data)) {
+        (ChildEnd::Exited { code: 0 }, Some(Ok(rec))) => Reopened::Opened(rec),
+        (ChildEnd::Exited { code: 0 }, Some(Err(msg))) => Reopened::Failed(msg),
+        (end, _) => Reopened::Died(end),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_format_round_trips() {
+        let rec = Recovered {
+            entries: vec![(b"a".to_vec(), 1), (b"bb".to_vec(), u128::MAX)],
+            point_reads: vec![(b"a".to_vec(), Some(1)), (b"zz".to_vec(), None)],
+        };
+        assert_eq!(decode(&encode(&Ok(rec.clone()))), Some(Ok(rec)));
+        assert_eq!(decode(&encode(&Err("boom".into()))), Some(Err("boom".into())));
+        assert_eq!(decode(&[0, 5, 0]), None, "truncated data is rejected");
+    }
+}

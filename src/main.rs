@@ -1,0 +1,658 @@
+//! The crashcheck command line: a thin layer over the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crashcheck::campaign::{self, CrashConfig, CrashReport};
+use crashcheck::check::run_ops;
+use crashcheck::oracle::Fault;
+use crashcheck::repro::{self, Case, CheckKind};
+use crashcheck::store::{StoreFactory, StoreOptions, WalMode};
+use crashcheck::verify::Verdict;
+use crashcheck::workload::{Generator, Profile};
+use crashcheck::store::{factory_by_name, lock_holder};
+use crashcheck::{bench, selftest};
+
+const ABOUT: &str = "Persistence-consistency checker for RocksDB.
+
+crashcheck runs seeded random operation sequences against real RocksDB and
+an in-memory reference model. `run` checks every read in-process. `crash`
+forks a child that writes, kills it with SIGKILL at a random moment, reopens
+the database and checks that it holds exactly the state after some prefix of
+the writes, with every WriteBatch whole and every write the durability mode
+promised to keep (see docs/durability.md).
+
+Exit status: 0 consistent, 1 violation found, 2 usage or environment error.";
+
+const EXAMPLES: &str = "Examples:
+  crashcheck run --seed 1 --ops 20000
+  crashcheck crash --mode all --cycles 400 --seed 7 --report r.json
+  crashcheck crash --mode no-wal --duration 20m --chain
+  crashcheck replay crashcheck-artifacts/cycle-12-wal-hole/case.repro
+  crashcheck selftest --budget 120s --report s.json
+  crashcheck bench crash --seconds 10
+
+Environment: CRASHCHECK_DIR (where databases are created; default: a new
+temporary directory), CRASHCHECK_SEED (default seed).";
+
+#[derive(Parser)]
+#[command(name = "crashcheck", version, about = ABOUT, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run N ops against RocksDB and the model in-process, checking every read.
+    Run(RunArgs),
+    /// Crash campaign: fork, SIGKILL at random points, reopen, verify.
+    Crash(CrashArgs),
+    /// Rerun a saved repro file and reach the same verdict.
+    Replay(ReplayArgs),
+    /// Prove the checkers can fail: run broken stores (mutants) until caught.
+    Selftest(SelftestArgs),
+    /// Measure throughput against raw RocksDB / a bare crash loop.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Directory in which crashcheck creates its working directory
+    /// (never touches anything else there). Default: system temp dir.
+    #[arg(long, env = "CRASHCHECK_DIR")]
+    dir: Option<PathBuf>,
+    /// Workload profile: default, write-heavy, read-heavy, batch-heavy,
+    /// large-values, small-keyspace, crash.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Store options as `key=value;...` (see docs; e.g.
+    /// "write_buffer_size=65536;compression=zstd").
+    #[arg(long)]
+    options: Option<String>,
+    /// Store under test: `rocksdb`, or `mutant:<name>` (see `selftest`).
+    #[arg(long, default_value = "rocksdb")]
+    store: String,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Seed of the op sequence.
+    #[arg(long, env = "CRASHCHECK_SEED", default_value_t = 1)]
+    seed: u64,
+    /// Number of ops.
+    #[arg(long, default_value_t = 10_000)]
+    ops: usize,
+    /// Durability mode (wal-sync, wal, wal-manual-flush, no-wal).
+    #[arg(long, default_value = "wal")]
+    mode: String,
+    /// Use this database directory (must not exist, or be empty); it is
+    /// kept afterwards. Default: a fresh directory inside --dir.
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Where to write the repro file on a violation.
+    #[arg(long)]
+    repro_out: Option<PathBuf>,
+    /// Do not shrink a failing sequence.
+    #[arg(long)]
+    no_shrink: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+struct CrashArgs {
+    /// Durability mode(s): wal-sync, wal, wal-manual-flush, no-wal, or all
+    /// (comma-separated list allowed).
+    #[arg(long, default_value = "all")]
+    mode: String,
+    /// Fault to inject: kill (SIGKILL; the OS page cache survives).
+    #[arg(long, default_value = "kill")]
+    fault: String,
+    /// Number of crash cycles.
+    #[arg(long, conflicts_with = "duration")]
+    cycles: Option<u64>,
+    /// Run for this long instead (e.g. 60s, 20m, 1h).
+    #[arg(long)]
+    duration: Option<String>,
+    /// Campaign seed.
+    #[arg(long, env = "CRASHCHECK_SEED", default_value_t = 1)]
+    seed: u64,
+    /// Carry each recovered database into the next cycle (deep LSM trees).
+    #[arg(long)]
+    chain: bool,
+    /// Parallel cycle streams (default: number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Ops per cycle.
+    #[arg(long, default_value_t = 300)]
+    ops: usize,
+    /// JSON report path.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// JUnit XML report path.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Markdown summary path.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Directory for failure artifacts.
+    #[arg(long, default_value = "crashcheck-artifacts")]
+    artifacts: PathBuf,
+    /// A child running longer than this is reported as a hang.
+    #[arg(long, default_value = "60s")]
+    timeout: String,
+    /// Do not shrink the first violation.
+    #[arg(long)]
+    no_shrink: bool,
+    /// Stop at the first violation.
+    #[arg(long)]
+    stop_on_violation: bool,
+    /// No progress output.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// A repro file written by `run` or `crash`.
+    file: PathBuf,
+    /// Directory in which the replay creates its working directory.
+    #[arg(long, env = "CRASHCHECK_DIR")]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct SelftestArgs {
+    /// Total time budget (e.g. 120s), shared by the mutants.
+    #[arg(long, default_value = "120s")]
+    budget: String,
+    /// JSON report path.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Only these mutants (comma-separated).
+    #[arg(long)]
+    only: Option<String>,
+    /// Campaign seed.
+    #[arg(long, env = "CRASHCHECK_SEED", default_value_t = 1)]
+    seed: u64,
+    /// Parallel streams per crash check.
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Directory in which crashcheck creates its working directory.
+    #[arg(long, env = "CRASHCHECK_DIR")]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// What to measure: `crash` (cycles/s against a bare fork-kill-reopen
+    /// loop) or `run` (checked ops/s against raw RocksDB ops/s).
+    what: String,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Parallel streams (crash).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Ops per cycle (crash) or in total (run).
+    #[arg(long)]
+    ops: Option<usize>,
+    /// Directory in which crashcheck creates its working directory.
+    #[arg(long, env = "CRASHCHECK_DIR")]
+    dir: Option<PathBuf>,
+    /// JSON output path.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+/// A failure that is not a violation: bad input or environment (exit 2).
+struct EnvError(String);
+
+impl<E: std::fmt::Display> From<E> for EnvError {
+    fn from(e: E) -> Self {
+        EnvError(e.to_string())
+    }
+}
+
+type Res<T> = Result<T, EnvError>;
+
+fn fail<T>(msg: impl Into<String>) -> Res<T> {
+    Err(EnvError(msg.into()))
+}
+
+/// Parses `60s`, `20m`, `2h`, `500ms` or plain seconds.
+fn parse_duration(s: &str) -> Res<Duration> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (s, 1.0)
+    };
+    match num.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(Duration::from_secs_f64(v * mult)),
+        _ => fail(format!("bad duration '{s}' (examples: 90s, 20m, 1h)")),
+    }
+}
+
+fn profile(name: Option<&str>, default: &str) -> Res<Profile> {
+    let n = name.unwrap_or(default);
+    Profile::by_name(n).ok_or_else(|| {
+        EnvError(format!(
+            "unknown profile '{n}' (known: {})",
+            Profile::names().join(", ")
+        ))
+    })
+}
+
+fn options(s: Option<&str>) -> Res<StoreOptions> {
+    let mut o = StoreOptions::default();
+    if let Some(s) = s {
+        o.apply_options_string(s)
+            .map_err(|e| EnvError(format!("--options: {e}")))?;
+    }
+    Ok(o)
+}
+
+fn modes(s: &str) -> Res<Vec<WalMode>> {
+    if s == "all" {
+        return Ok(WalMode::ALL.to_vec());
+    }
+    s.split(',')
+        .map(|m| m.trim().parse::<WalMode>().map_err(EnvError))
+        .collect()
+}
+
+/// Creates crashcheck's own working directory inside `dir` (or the system
+/// temp dir). Everything crashcheck writes goes below it, and it is removed
+/// at the end.
+fn work_dir(dir: Option<&Path>) -> Res<tempfile::TempDir> {
+    let b = {
+        let mut b = tempfile::Builder::new();
+        b.prefix("crashcheck-");
+        b
+    };
+    match dir {
+        None => b
+            .tempdir()
+            .map_err(|e| EnvError(format!("cannot create a temporary directory: {e}"))),
+        Some(d) => {
+            if !d.is_dir() {
+                return fail(format!("--dir {}: not an existing directory", d.display()));
+            }
+            b.tempdir_in(d).map_err(|e| {
+                EnvError(format!(
+                    "--dir {}: cannot create a working directory there: {e}",
+                    d.display()
+                ))
+            })
+        }
+    }
+}
+
+/// Refuses a `--db` path that another process has locked, or that holds
+/// anything (crashcheck never changes files it did not create).
+fn check_db_path(p: &Path) -> Res<()> {
+    if let Some(pid) = lock_holder(&p.join("LOCK")) {
+        return fail(format!(
+            "--db {}: database is locked by another process (pid {pid})",
+            p.display()
+        ));
+    }
+    if p.exists() {
+        let empty = std::fs::read_dir(p)
+            .map_err(|e| EnvError(format!("--db {}: {e}", p.display())))?
+            .next()
+            .is_none();
+        if !empty {
+            return fail(format!(
+                "--db {}: directory is not empty; crashcheck only writes into directories it creates",
+                p.display()
+            ));
+        }
+    }
+    std::fs::create_dir_all(p)
+        .map_err(|e| EnvError(format!("--db {}: cannot create it: {e}", p.display())))
+}
+
+/// Writes `text` to a new file near `want`, never overwriting one.
+fn write_new(want: &Path, text: &str) -> Res<PathBuf> {
+    if let Some(parent) = want.parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)?;
+        }
+    }
+    for i in 0..1000 {
+        let p = if i == 0 {
+            want.to_path_buf()
+        } else {
+            want.with_extension(format!("{i}.repro"))
+        };
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+            Ok(mut f) => {
+                use std::io::Write;
+                f.write_all(text.as_bytes())?;
+                return Ok(p);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return fail(format!("cannot write {}: {e}", p.display())),
+        }
+    }
+    fail(format!("cannot find a free file name near {}", want.display()))
+}
+
+fn cmd_run(a: RunArgs) -> Res<u8> {
+    let prof = profile(a.common.profile.as_deref(), "default")?;
+    let mut opts = options(a.common.options.as_deref())?;
+    opts.wal_mode = a.mode.parse().map_err(EnvError)?;
+    let factory = factory_by_name(&a.common.store).map_err(EnvError)?;
+    let wd = work_dir(a.common.dir.as_deref())?;
+    let db = match &a.db {
+        Some(p) => {
+            check_db_path(p)?;
+            p.clone()
+        }
+        None => wd.path().join("db"),
+    };
+    let ops = Generator::new(a.seed, prof.clone()).ops(a.ops);
+    let start = std::time::Instant::now();
+    let mut store = factory.open(&db, &opts).map_err(|e| match e {
+        crashcheck::store::StoreError::Locked(m) => {
+            EnvError(format!("{}: database is locked by another process ({m})", db.display()))
+        }
+        e => EnvError(format!("cannot open {}: {e}", db.display())),
+    })?;
+    let out = run_ops(store.as_mut(), &ops);
+    let _ = store.close();
+    let secs = start.elapsed().as_secs_f64();
+    let Some(v) = out.violation else {
+        println!(
+            "ok: {} ops ({} writes, {} reads checked) consistent with the model in {:.2} s ({:.0} ops/s); seed {}, profile {}, mode {}, store {}",
+            out.ops_run,
+            out.writes,
+            out.reads_checked,
+            secs,
+            out.ops_run as f64 / secs.max(1e-9),
+            a.seed,
+            prof.name,
+            opts.wal_mode,
+            factory.name()
+        );
+        return Ok(0);
+    };
+    println!("VIOLATION: {v}");
+    let mut case_ops = ops[..(v.op_index + 1).min(ops.len())].to_vec();
+    if !a.no_shrink {
+        let class = v.class.clone();
+        let mut n = 0;
+        let before = case_ops.len();
+        case_ops = repro::shrink(case_ops, 400, |cand| {
+            n += 1;
+            let d = wd.path().join(format!("shrink-{n}"));
+            let Ok(mut s) = factory.open(&d, &opts) else {
+                return false;
+            };
+            let r = run_ops(s.as_mut(), cand);
+            let _ = s.close();
+            let _ = std::fs::remove_dir_all(&d);
+            r.violation.is_some_and(|x| x.class == class)
+        });
+        println!("shrunk {before} ops to {} in {n} runs", case_ops.len());
+    }
+    let case = Case {
+        check: CheckKind::Run,
+        seed: a.seed,
+        profile: prof.name.into(),
+        store: a.common.store.clone(),
+        options: opts,
+        expect: v.class.clone(),
+        fault: None,
+        kill_after_op: None,
+        comments: vec![v.to_string()],
+        ops: case_ops,
+    };
+    let want = a
+        .repro_out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("crashcheck-artifacts/run-seed{}.repro", a.seed)));
+    let path = write_new(&want, &case.to_text())?;
+    println!("repro: {}\nreplay: crashcheck replay {}", path.display(), path.display());
+    Ok(1)
+}
+
+fn print_crash_summary(r: &CrashReport) {
+    println!(
+        "{} cycles in {:.1} s ({:.1} cycles/s), fault {}, seed {}",
+        r.cycles, r.duration_s, r.cycles_per_s, r.fault, r.seed
+    );
+    println!(
+        "{:<17} {:>7} {:>9} {:>11} {:>11} {:>10} {:>8}",
+        "mode", "cycles", "acked", "lost-ok", "beyond", "violations", "anomal."
+    );
+    for (m, s) in &r.by_mode {
+        println!(
+            "{:<17} {:>7} {:>9} {:>11} {:>11} {:>10} {:>8}",
+            m,
+            s.cycles,
+            s.acked_writes,
+            s.lost_within_guarantee,
+            s.survived_beyond_guarantee,
+            s.violations,
+            s.anomalies
+        );
+    }
+    for v in &r.violations {
+        println!("VIOLATION {} ({}, cycle {}): {}", v.class, v.mode, v.cycle, v.detail);
+        if let Some(c) = &v.replay {
+            println!("  replay: {c}");
+        }
+    }
+    for a in &r.anomalies {
+        println!("anomaly {} ({}, cycle {}): {}", a.kind, a.mode, a.cycle, a.detail);
+    }
+}
+
+fn write_reports(r: &CrashReport, json: Option<&Path>, junit: Option<&Path>, md: Option<&Path>) -> Res<()> {
+    use crashcheck::report;
+    if let Some(p) = json {
+        report::write_file(p, &serde_json::to_string_pretty(r)?)?;
+    }
+    if let Some(p) = junit {
+        report::write_file(p, &report::junit(r))?;
+    }
+    if let Some(p) = md {
+        report::write_file(p, &report::markdown(r))?;
+    }
+    Ok(())
+}
+
+fn progress_printer(total: Option<u64>, quiet: bool) -> Option<Arc<campaign::ProgressFn>> {
+    if quiet {
+        return None;
+    }
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("CI").is_none();
+    let start = std::time::Instant::now();
+    if tty {
+        let bar = match total {
+            Some(n) => indicatif::ProgressBar::new(n),
+            None => indicatif::ProgressBar::new_spinner(),
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} cycles {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        return Some(Arc::new(move |done, viol| {
+            bar.set_position(done);
+            let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("{rate:.1}/s, {viol} violations"));
+        }));
+    }
+    let last = std::sync::Mutex::new(std::time::Instant::now());
+    Some(Arc::new(move |done, viol| {
+        if let Ok(mut l) = last.lock() {
+            if l.elapsed() >= Duration::from_secs(5) {
+                *l = std::time::Instant::now();
+                let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
+                eprintln!("crashcheck: {done} cycles, {rate:.1}/s, {viol} violations");
+            }
+        }
+    }))
+}
+
+fn cmd_crash(a: CrashArgs) -> Res<u8> {
+    let prof = profile(a.common.profile.as_deref(), "crash")?;
+    let opts = options(a.common.options.as_deref())?;
+    let fault: Fault = a.fault.parse().map_err(EnvError)?;
+    let modes = modes(&a.mode)?;
+    let duration = a.duration.as_deref().map(parse_duration).transpose()?;
+    let cycles = match (a.cycles, duration) {
+        (None, None) => Some(100),
+        (c, _) => c,
+    };
+    let factory = factory_by_name(&a.common.store).map_err(EnvError)?;
+    let wd = work_dir(a.common.dir.as_deref())?;
+    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let cfg = CrashConfig {
+        modes,
+        fault,
+        cycles,
+        duration,
+        seed: a.seed,
+        chain: a.chain,
+        jobs,
+        ops_per_cycle: a.ops,
+        profile: prof,
+        options: opts,
+        work_dir: wd.path().to_path_buf(),
+        artifacts: a.artifacts.clone(),
+        timeout: parse_duration(&a.timeout)?,
+        shrink: !a.no_shrink,
+        store_name: a.common.store.clone(),
+        stop_on_violation: a.stop_on_violation,
+    };
+    let r = campaign::run_campaign(cfg, Arc::from(factory), progress_printer(cycles, a.quiet))?;
+    print_crash_summary(&r);
+    write_reports(&r, a.report.as_deref(), a.junit.as_deref(), a.markdown.as_deref())?;
+    Ok(if r.violations.is_empty() { 0 } else { 1 })
+}
+
+fn cmd_replay(a: ReplayArgs) -> Res<u8> {
+    let case = Case::load(&a.file)?;
+    let factory = factory_by_name(&case.store).map_err(|e| EnvError(format!("{}: {e}", a.file.display())))?;
+    let wd = work_dir(a.dir.as_deref())?;
+    let verdict = match case.check {
+        CheckKind::Run => {
+            let mut store = factory
+                .open(&wd.path().join("db"), &case.options)
+                .map_err(|e| EnvError(format!("cannot open a database: {e}")))?;
+            let out = run_ops(store.as_mut(), &case.ops);
+            let _ = store.close();
+            match out.violation {
+                None => {
+                    println!("ok: {} ops consistent with the model", out.ops_run);
+                    "ok".to_string()
+                }
+                Some(v) => {
+                    println!("VIOLATION: {v}");
+                    v.class
+                }
+            }
+        }
+        CheckKind::Crash => {
+            let fault: Fault = case.fault.as_deref().unwrap_or("kill").parse().map_err(EnvError)?;
+            let (r, _) = campaign::replay_crash(
+                factory.as_ref(),
+                &wd.path().join("db"),
+                &case,
+                fault,
+                Duration::from_secs(60),
+            )?;
+            println!(
+                "killed after op {} (acked writes {}, admissible prefixes [{}, {}])",
+                r.writer.ops_done, r.writer.progress.acked, r.adm.lo, r.adm.hi
+            );
+            match r.verdict {
+                Ok(Verdict::Ok { prefix }) => {
+                    println!("ok: recovered state equals prefix {prefix}");
+                    "ok".to_string()
+                }
+                Ok(Verdict::Violation { class, detail, diff }) => {
+                    println!("VIOLATION {class}: {detail}");
+                    for l in diff {
+                        println!("  {l}");
+                    }
+                    class.name().to_string()
+                }
+                Err(msg) => {
+                    println!("anomaly: {msg}");
+                    "anomaly".to_string()
+                }
+            }
+        }
+    };
+    if verdict == case.expect {
+        println!("verdict '{verdict}' matches the saved verdict");
+    } else {
+        println!("verdict '{verdict}' differs from the saved verdict '{}'", case.expect);
+    }
+    Ok(if verdict == "ok" { 0 } else { 1 })
+}
+
+fn cmd_selftest(a: SelftestArgs) -> Res<u8> {
+    let budget = parse_duration(&a.budget)?;
+    let wd = work_dir(a.dir.as_deref())?;
+    let only: Option<Vec<String>> = a.only.map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
+    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let r = selftest::run(wd.path(), budget, a.seed, jobs, only.as_deref()).map_err(EnvError)?;
+    println!("{}", selftest::table(&r));
+    if let Some(p) = &a.report {
+        crashcheck::report::write_file(p, &serde_json::to_string_pretty(&r)?)?;
+    }
+    Ok(if r.passed { 0 } else { 1 })
+}
+
+fn cmd_bench(a: BenchArgs) -> Res<u8> {
+    let wd = work_dir(a.dir.as_deref())?;
+    let out = match a.what.as_str() {
+        "crash" => bench::crash(wd.path(), a.seconds, a.jobs, a.ops.unwrap_or(300)).map_err(EnvError)?,
+        "run" => bench::run(wd.path(), a.seconds, a.ops.unwrap_or(20_000)).map_err(EnvError)?,
+        o => return fail(format!("unknown benchmark '{o}' (crash, run)")),
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    if let Some(p) = &a.report {
+        crashcheck::report::write_file(p, &serde_json::to_string_pretty(&out)?)?;
+    }
+    Ok(0)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Run(a) => cmd_run(a),
+        Cmd::Crash(a) => cmd_crash(a),
+        Cmd::Replay(a) => cmd_replay(a),
+        Cmd::Selftest(a) => cmd_selftest(a),
+        Cmd::Bench(a) => cmd_bench(a),
+    };
+    match r {
+        Ok(code) => ExitCode::from(code),
+        Err(EnvError(msg)) => {
+            eprintln!("crashcheck: error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}

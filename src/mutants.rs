@@ -1,0 +1,294 @@
+//! Mutant stores: thin wrappers over the RocksDB adapter, each with one
+//! realistic persistence bug of the kind application wrappers get wrong.
+//! `crashcheck selftest` must catch every one of them; a checker that lets
+//! one pass is broken.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rocksdb::WriteOptions;
+
+use crate::op::{Scan, WriteOp};
+use crate::oracle::Fault;
+use crate::store::{
+    RocksStore, Store, StoreError, StoreFactory, StoreOptions, StoreResult, WalMode,
+};
+
+/// A mutant's identity and what it takes to expose it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MutantInfo {
+    /// Name (`mutant:<name>` on the command line).
+    pub name: &'static str,
+    /// The bug, in one line.
+    pub bug: &'static str,
+    /// The fault needed to expose it (`None`: the in-process run check).
+    pub fault: Option<Fault>,
+    /// Whether the fault needed exists in this build.
+    pub needs_power_loss: bool,
+    /// Durability modes in which the bug matters.
+    pub modes: &'static [WalMode],
+}
+
+const WAL_MODES: &[WalMode] = &[WalMode::WalSync, WalMode::Wal];
+
+/// Every mutant.
+pub const MUTANTS: &[MutantInfo] = &[
+    MutantInfo {
+        name: "non-atomic-batch",
+        bug: "applies a WriteBatch as separate writes",
+        fault: Some(Fault::Kill),
+        needs_power_loss: false,
+        modes: WAL_MODES,
+    },
+    MutantInfo {
+        name: "early-ack",
+        bug: "acknowledges a write before handing it to RocksDB (queue drained later)",
+        fault: Some(Fault::Kill),
+        needs_power_loss: false,
+        modes: WAL_MODES,
+    },
+    MutantInfo {
+        name: "reordered-writes",
+        bug: "applies two consecutive write units in swapped order",
+        fault: Some(Fault::Kill),
+        needs_power_loss: false,
+        modes: WAL_MODES,
+    },
+    MutantInfo {
+        name: "dropped-delete",
+        bug: "writes deletes without the WAL although the mode says WAL",
+        fault: Some(Fault::Kill),
+        needs_power_loss: false,
+        modes: WAL_MODES,
+    },
+    MutantInfo {
+        name: "stale-read",
+        bug: "serves reads from a cache that overwrites do not invalidate",
+        fault: None,
+        needs_power_loss: false,
+        modes: &[WalMode::Wal],
+    },
+    MutantInfo {
+        name: "flush-noop",
+        bug: "flush returns Ok without flushing (WAL disabled)",
+        fault: Some(Fault::Kill),
+        needs_power_loss: false,
+        modes: &[WalMode::NoWal],
+    },
+    MutantInfo {
+        name: "fast-shutdown",
+        bug: "close skips the memtable flush (avoid_flush_during_shutdown) while the WAL is off",
+        fault: Some(Fault::Kill),
+        needs_power_loss: false,
+        modes: &[WalMode::NoWal],
+    },
+    MutantInfo {
+        name: "flush-wal-noop",
+        bug: "flush_wal returns Ok without flushing the WAL buffer (manual_wal_flush)",
+        fault: Some(Fault::Kill),
+        needs_power_loss: false,
+        modes: &[WalMode::WalManualFlush],
+    },
+    MutantInfo {
+        name: "merge-as-put",
+        bug: "implements merge as a plain put of the operand",
+        fault: None,
+        needs_power_loss: false,
+        modes: &[WalMode::Wal],
+    },
+    MutantInfo {
+        name: "lying-sync",
+        bug: "claims sync=true but writes without sync (only power loss shows it)",
+        fault: None,
+        needs_power_loss: true,
+        modes: &[WalMode::WalSync],
+    },
+];
+
+/// Looks a mutant up by name.
+pub fn info(name: &str) -> Option<&'static MutantInfo> {
+    MUTANTS.iter().find(|m| m.name == name)
+}
+
+/// Opens mutant stores.
+#[derive(Clone, Debug)]
+pub struct MutantFactory {
+    info: &'static MutantInfo,
+}
+
+impl MutantFactory {
+    /// The factory for mutant `name`.
+    pub fn new(name: &str) -> Option<MutantFactory> {
+        info(name).map(|info| MutantFactory { info })
+    }
+}
+
+impl StoreFactory for MutantFactory {
+    fn name(&self) -> String {
+        format!("mutant:{}", self.info.name)
+    }
+
+    fn open(&self, path: &Path, opts: &StoreOptions) -> StoreResult<Box<dyn Store>> {
+        let mut o = opts.clone();
+        if self.info.name == "fast-shutdown" {
+            // The wrapper turns on fast shutdown behind the user's back; the
+            // oracle still believes the user's options.
+            o.avoid_flush_during_shutdown = true;
+        }
+        let mut rocks_opts = crate::store::rocks::rocksdb_options(&o);
+        if self.info.name == "fast-shutdown" {
+            rocks_opts.set_avoid_flush_during_shutdown(true);
+        }
+        let inner = RocksStore::open_with(path, opts, rocks_opts)?;
+        Ok(Box::new(Mutant {
+            name: self.info.name,
+            inner,
+            queue: Vec::new(),
+            held: None,
+            cache: HashMap::new(),
+        }))
+    }
+}
+
+struct Mutant {
+    name: &'static str,
+    inner: RocksStore,
+    /// early-ack: acknowledged units not yet written.
+    queue: Vec<(Vec<WriteOp>, bool)>,
+    /// reordered-writes: the unit held back.
+    held: Option<(Vec<WriteOp>, bool)>,
+    /// stale-read: read cache.
+    cache: HashMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Mutant {
+    fn drain(&mut self) -> StoreResult<()> {
+        for (ops, batch) in std::mem::take(&mut self.queue) {
+            self.inner.write(&ops, batch)?;
+        }
+        if let Some((ops, batch)) = self.held.take() {
+            self.inner.write(&ops, batch)?;
+        }
+        Ok(())
+    }
+
+    fn no_wal(&self) -> WriteOptions {
+        let mut w = WriteOptions::default();
+        w.disable_wal(true);
+        w
+    }
+}
+
+impl Store for Mutant {
+    fn write(&mut self, ops: &[WriteOp], batch: bool) -> StoreResult<()> {
+        match self.name {
+            "non-atomic-batch" => {
+                for w in ops {
+                    self.inner.write(std::slice::from_ref(w), false)?;
+                }
+                Ok(())
+            }
+            "early-ack" => {
+                self.queue.push((ops.to_vec(), batch));
+                if self.queue.len() >= 8 {
+                    self.drain()?;
+                }
+                Ok(())
+            }
+            "reordered-writes" => match self.held.take() {
+                None => {
+                    self.held = Some((ops.to_vec(), batch));
+                    Ok(())
+                }
+                Some((h, hb)) => {
+                    self.inner.write(ops, batch)?;
+                    self.inner.write(&h, hb)
+                }
+            },
+            "dropped-delete" if !batch && matches!(ops, [WriteOp::Delete { .. }]) => {
+                let w = self.no_wal();
+                let db = self.inner.db()?;
+                if let [WriteOp::Delete { key }] = ops {
+                    db.delete_opt(key, &w)
+                        .map_err(|e| StoreError::Other(e.into_string()))?;
+                }
+                Ok(())
+            }
+            "merge-as-put" if !batch => match ops {
+                [WriteOp::Merge { key, operand }] => self.inner.write(
+                    &[WriteOp::Put {
+                        key: key.clone(),
+                        value: operand.clone(),
+                    }],
+                    false,
+                ),
+                _ => self.inner.write(ops, batch),
+            },
+            _ => self.inner.write(ops, batch),
+        }
+    }
+
+    fn get(&mut self, key: &[u8], snap: Option<u32>) -> StoreResult<Option<Vec<u8>>> {
+        if self.name == "stale-read" && snap.is_none() {
+            if let Some(v) = self.cache.get(key) {
+                return Ok(v.clone());
+            }
+            let v = self.inner.get(key, None)?;
+            self.cache.insert(key.to_vec(), v.clone());
+            return Ok(v);
+        }
+        self.inner.get(key, snap)
+    }
+
+    fn multi_get(&mut self, keys: &[Vec<u8>]) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        self.inner.multi_get(keys)
+    }
+
+    fn scan(&mut self, scan: &Scan, snap: Option<u32>) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.inner.scan(scan, snap)
+    }
+
+    fn snapshot(&mut self, id: u32) -> StoreResult<()> {
+        self.inner.snapshot(id)
+    }
+
+    fn release(&mut self, id: u32) -> StoreResult<()> {
+        self.inner.release(id)
+    }
+
+    fn flush(&mut self) -> StoreResult<()> {
+        if self.name == "flush-noop" {
+            return Ok(());
+        }
+        self.drain()?;
+        self.inner.flush()
+    }
+
+    fn flush_wal(&mut self, sync: bool) -> StoreResult<()> {
+        if self.name == "flush-wal-noop" {
+            return Ok(());
+        }
+        self.drain()?;
+        self.inner.flush_wal(sync)
+    }
+
+    fn compact(&mut self, lo: Option<&[u8]>, hi: Option<&[u8]>) -> StoreResult<()> {
+        self.inner.compact(lo, hi)
+    }
+
+    fn reopen(&mut self) -> StoreResult<()> {
+        self.drain()?;
+        self.cache.clear();
+        self.inner.reopen()
+    }
+
+    fn close(mut self: Box<Self>) -> StoreResult<()> {
+        self.drain()?;
+        let this = *self;
+        Box::new(this.inner).close()
+    }
+
+    fn scan_all(&mut self) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.inner.scan_all()
+    }
+}

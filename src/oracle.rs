@@ -1,0 +1,192 @@
+//! The durability oracle: for each WAL mode and fault, the range `[L, U]`
+//! of write-unit prefixes a recovered database may hold.
+//!
+//! Write units are numbered from 1 in the order they were issued; prefix
+//! `P` means "units 1..=P applied, none after". `U` is the last unit that
+//! was started (acknowledged, or in flight when the kill landed). `L` is the
+//! last unit whose survival the mode promises. Every rule cites the RocksDB
+//! text it relies on; `docs/durability.md` holds the same table. Where in
+//! doubt, `L` is lower (more states admitted) and the report counts what
+//! survived beyond `L` separately.
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{StoreOptions, WalMode};
+
+/// What happened to the process (and its unsynced data).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// SIGKILL: the process dies, the OS page cache survives.
+    Kill,
+}
+
+impl Fault {
+    /// CLI / report name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Kill => "kill",
+        }
+    }
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "kill" => Ok(Fault::Kill),
+            "power-loss" => Err("fault 'power-loss' is not implemented yet (only 'kill')".into()),
+            o => Err(format!("unknown fault '{o}' (kill)")),
+        }
+    }
+}
+
+/// Durability events the child reached before it died, as write-unit
+/// counts (all counts are "units acknowledged when the event completed").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Last unit started (handed to the store).
+    pub started: u64,
+    /// Last unit acknowledged.
+    pub acked: u64,
+    /// Units acknowledged when the last `Flush` (wait = true) returned.
+    pub flushed: u64,
+    /// Units acknowledged when the last `FlushWAL` (either kind) returned.
+    pub wal_flushed: u64,
+    /// Units acknowledged when the last `FlushWAL(sync = true)` returned.
+    pub wal_synced: u64,
+    /// Units acknowledged when the last clean close returned.
+    pub closed: u64,
+}
+
+/// The admissible prefixes `[lo, hi]` and the rule that set `lo`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Admissible {
+    /// Lowest admissible prefix (L).
+    pub lo: u64,
+    /// Highest admissible prefix (U).
+    pub hi: u64,
+    /// Which rule set L, for reports and diffs.
+    pub rule: &'static str,
+}
+
+/// The oracle's verdict range for a crash.
+pub fn admissible(mode: WalMode, fault: Fault, opts: &StoreOptions, p: &Progress) -> Admissible {
+    // U: a write that was in flight may or may not have reached the WAL or
+    // memtable; nothing that was never started can be there.
+    let hi = p.started.max(p.acked);
+    // A clean close persists WAL-less writes unless told not to:
+    // db/db_impl/db_impl.cc, DBImpl::CancelAllBackgroundWork: "Flush all
+    // CFs" when `has_unpersisted_data_ && !avoid_flush_during_shutdown`;
+    // include/rocksdb/options.h, avoid_flush_during_shutdown: "By default
+    // RocksDB will flush all memtables on DB close if there are unpersisted
+    // data (i.e. with WAL disabled)".
+    let closed = if opts.avoid_flush_during_shutdown {
+        0
+    } else {
+        p.closed
+    };
+    let (lo, rule) = match (mode, fault) {
+        // include/rocksdb/options.h, WriteOptions::sync: "If this flag is
+        // false, and the machine crashes, some recent writes may be lost.
+        // Note that if it is just the process that crashes (i.e., the
+        // machine does not reboot), no writes will be lost even if
+        // sync==false." -- true a fortiori for sync == true.
+        (WalMode::WalSync, Fault::Kill) | (WalMode::Wal, Fault::Kill) => {
+            (p.acked, "WAL: every acknowledged write survives a process crash (options.h WriteOptions::sync)")
+        }
+        // include/rocksdb/options.h, DBOptions::manual_wal_flush: "If true
+        // WAL is not flushed automatically after each write. Instead it
+        // relies on manual invocation of FlushWAL to write the WAL buffer
+        // to its file." A completed memtable flush (db.h DB::Flush) and a
+        // clean close also persist everything acknowledged before them.
+        (WalMode::WalManualFlush, Fault::Kill) => (
+            p.wal_flushed.max(p.flushed).max(p.closed),
+            "manual_wal_flush: writes before the last FlushWAL / Flush / close survive (options.h manual_wal_flush)",
+        ),
+        // include/rocksdb/options.h, WriteOptions::disableWAL: "If true,
+        // writes will not first go to the write ahead log, and the write
+        // may get lost after a crash." Only a completed Flush (db.h
+        // DB::Flush, FlushOptions::wait) or a clean close makes them
+        // durable.
+        (WalMode::NoWal, Fault::Kill) => (
+            p.flushed.max(closed),
+            "WAL disabled: writes before the last completed Flush or clean close survive (options.h disableWAL)",
+        ),
+    };
+    Admissible {
+        lo: lo.min(hi),
+        hi,
+        rule,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prog() -> Progress {
+        Progress {
+            started: 10,
+            acked: 9,
+            flushed: 3,
+            wal_flushed: 5,
+            wal_synced: 4,
+            closed: 2,
+        }
+    }
+
+    fn adm(mode: WalMode, opts: &StoreOptions) -> Admissible {
+        admissible(mode, Fault::Kill, opts, &prog())
+    }
+
+    #[test]
+    fn in_flight_write_may_survive_in_every_mode() {
+        for m in WalMode::ALL {
+            assert_eq!(adm(m, &StoreOptions::default()).hi, 10, "{m}");
+        }
+        let p = Progress {
+            started: 4,
+            acked: 4,
+            ..Progress::default()
+        };
+        assert_eq!(admissible(WalMode::Wal, Fault::Kill, &StoreOptions::default(), &p).hi, 4);
+    }
+
+    #[test]
+    fn wal_modes_keep_every_ack_on_kill() {
+        assert_eq!(adm(WalMode::WalSync, &StoreOptions::default()).lo, 9);
+        assert_eq!(adm(WalMode::Wal, &StoreOptions::default()).lo, 9);
+    }
+
+    #[test]
+    fn manual_flush_keeps_writes_before_last_flush_wal_or_flush() {
+        assert_eq!(adm(WalMode::WalManualFlush, &StoreOptions::default()).lo, 5);
+        let p = Progress {
+            flushed: 7,
+            ..prog()
+        };
+        let a = admissible(WalMode::WalManualFlush, Fault::Kill, &StoreOptions::default(), &p);
+        assert_eq!(a.lo, 7);
+    }
+
+    #[test]
+    fn no_wal_keeps_writes_before_last_flush_or_close() {
+        assert_eq!(adm(WalMode::NoWal, &StoreOptions::default()).lo, 3);
+        let p = Progress {
+            closed: 6,
+            ..prog()
+        };
+        let o = StoreOptions::default();
+        assert_eq!(admissible(WalMode::NoWal, Fault::Kill, &o, &p).lo, 6);
+        let o = StoreOptions {
+            avoid_flush_during_shutdown: true,
+            ..o
+        };
+        assert_eq!(
+            admissible(WalMode::NoWal, Fault::Kill, &o, &p).lo,
+            3,
+            "avoid_flush_during_shutdown: close is no durability point"
+        );
+    }
+}

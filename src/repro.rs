@@ -1,0 +1,305 @@
+//! Repro files: a failing case as a readable, editable text file that
+//! `crashcheck replay` runs again; and shrinking of failing sequences.
+//!
+//! ```text
+//! # crashcheck repro v1
+//! # read-mismatch at op 3 `get k000001`: ...
+//! # replay: crashcheck replay case.repro
+//! check: run
+//! seed: 42
+//! profile: default
+//! store: rocksdb
+//! options: wal_mode=wal;write_buffer_size=262144;...
+//! expect: read-mismatch
+//! ops:
+//! put k000001 gen(1,12)
+//! get k000001
+//! ```
+//!
+//! `check: crash` cases also carry `fault:` and `kill:` (the kill point).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::op::{parse_ops, Op};
+use crate::store::StoreOptions;
+
+/// Which checker a case is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckKind {
+    /// In-process run against the model.
+    Run,
+    /// Fork, kill, reopen, verify.
+    Crash,
+}
+
+/// A saved case.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Case {
+    /// Checker.
+    pub check: CheckKind,
+    /// Seed the ops came from (informational once ops are stored).
+    pub seed: u64,
+    /// Workload profile name.
+    pub profile: String,
+    /// Store factory name (`rocksdb` or `mutant:<name>`).
+    pub store: String,
+    /// Store options.
+    pub options: StoreOptions,
+    /// The verdict the case produced when saved (`ok` or a violation class).
+    pub expect: String,
+    /// Crash cases: the fault (`kill`).
+    pub fault: Option<String>,
+    /// Crash cases: kill after this many ops completed (`kill: after-op N`).
+    pub kill_after_op: Option<usize>,
+    /// Free-form comment lines (without `# `).
+    pub comments: Vec<String>,
+    /// The op sequence.
+    pub ops: Vec<Op>,
+}
+
+/// A repro file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReproError {
+    /// I/O failure.
+    #[error("cannot read {path}: {err}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        err: std::io::Error,
+    },
+    /// A malformed line.
+    #[error("{path}:{line}: {msg}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        msg: String,
+    },
+}
+
+impl Case {
+    /// The file text.
+    pub fn to_text(&self) -> String {
+        let mut s = String::from("# crashcheck repro v1\n");
+        for c in &self.comments {
+            for line in c.lines() {
+                let _ = writeln!(s, "# {line}");
+            }
+        }
+        let check = match self.check {
+            CheckKind::Run => "run",
+            CheckKind::Crash => "crash",
+        };
+        let _ = writeln!(s, "check: {check}");
+        let _ = writeln!(s, "seed: {}", self.seed);
+        let _ = writeln!(s, "profile: {}", self.profile);
+        let _ = writeln!(s, "store: {}", self.store);
+        let _ = writeln!(s, "options: {}", self.options.to_options_string());
+        if let Some(f) = &self.fault {
+            let _ = writeln!(s, "fault: {f}");
+        }
+        if let Some(k) = self.kill_after_op {
+            let _ = writeln!(s, "kill: after-op {k}");
+        }
+        let _ = writeln!(s, "expect: {}", self.expect);
+        s.push_str("ops:\n");
+        for op in &self.ops {
+            let _ = writeln!(s, "{op}");
+        }
+        s
+    }
+
+    /// Parses file text; `path` is used in error messages.
+    pub fn parse(text: &str, path: &str) -> Result<Case, ReproError> {
+        let perr = |line: usize, msg: String| ReproError::Parse {
+            path: path.to_string(),
+            line,
+            msg,
+        };
+        let mut case = Case {
+            check: CheckKind::Run,
+            seed: 0,
+            profile: "default".into(),
+            store: "rocksdb".into(),
+            options: StoreOptions::default(),
+            expect: "ok".into(),
+            fault: None,
+            kill_after_op: None,
+            comments: Vec::new(),
+            ops: Vec::new(),
+        };
+        let mut lines = text.lines().enumerate();
+        let mut saw_magic = false;
+        let mut ops_at = None;
+        for (i, raw) in lines.by_ref() {
+            let n = i + 1;
+            let line = raw.trim();
+            if line == "# crashcheck repro v1" {
+                saw_magic = true;
+                continue;
+            }
+            if let Some(c) = line.strip_prefix('#') {
+                case.comments.push(c.trim().to_string());
+                continue;
+            }
+            if line.is_empty() {
+                continue;
+            }
+            if !saw_magic {
+                return Err(perr(n, "not a crashcheck repro file (missing '# crashcheck repro v1' header)".into()));
+            }
+            if line == "ops:" {
+                ops_at = Some(n + 1);
+                break;
+            }
+            let (k, v) = line
+                .split_once(':')
+                .ok_or_else(|| perr(n, format!("expected 'key: value', got '{line}'")))?;
+            let v = v.trim();
+            match k.trim() {
+                "check" => {
+                    case.check = match v {
+                        "run" => CheckKind::Run,
+                        "crash" => CheckKind::Crash,
+                        o => return Err(perr(n, format!("unknown check '{o}' (run, crash)"))),
+                    }
+                }
+                "seed" => {
+                    case.seed = v
+                        .parse()
+                        .map_err(|_| perr(n, format!("bad seed '{v}'")))?
+                }
+                "profile" => case.profile = v.to_string(),
+                "store" => case.store = v.to_string(),
+                "options" => {
+                    let mut o = StoreOptions::default();
+                    o.apply_options_string(v).map_err(|e| perr(n, e.0))?;
+                    case.options = o;
+                }
+                "expect" => case.expect = v.to_string(),
+                "fault" => case.fault = Some(v.to_string()),
+                "kill" => {
+                    let k = v
+                        .strip_prefix("after-op ")
+                        .and_then(|x| x.trim().parse().ok())
+                        .ok_or_else(|| perr(n, format!("bad kill point '{v}' (after-op N)")))?;
+                    case.kill_after_op = Some(k);
+                }
+                other => return Err(perr(n, format!("unknown header '{other}'"))),
+            }
+        }
+        if !saw_magic {
+            return Err(perr(1, "not a crashcheck repro file (missing '# crashcheck repro v1' header)".into()));
+        }
+        let first = ops_at.ok_or_else(|| perr(text.lines().count().max(1), "missing 'ops:' section".into()))?;
+        let rest: Vec<&str> = lines.map(|(_, l)| l).collect();
+        case.ops = parse_ops(&rest.join("\n"), first).map_err(|(line, e)| perr(line, e.0))?;
+        if case.check == CheckKind::Crash && case.kill_after_op.is_none() {
+            return Err(perr(1, "crash case without a 'kill: after-op N' line".into()));
+        }
+        Ok(case)
+    }
+
+    /// Reads and parses a repro file.
+    pub fn load(path: &Path) -> Result<Case, ReproError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|err| ReproError::Io {
+            path: p.clone(),
+            err,
+        })?;
+        Case::parse(&text, &p)
+    }
+}
+
+/// Shrinks `ops` while `fails` keeps returning true: drops the tail, then
+/// chunks of halving size, then single ops (delta debugging, ddmin-style).
+/// `fails` must be deterministic for a useful result. `budget` caps the
+/// number of `fails` calls.
+pub fn shrink(ops: Vec<Op>, budget: usize, mut fails: impl FnMut(&[Op]) -> bool) -> Vec<Op> {
+    let mut cur = ops;
+    let mut calls = 0;
+    let mut chunk = cur.len().div_ceil(2).max(1);
+    loop {
+        let mut i = 0;
+        let mut progressed = false;
+        while i < cur.len() {
+            if calls >= budget {
+                return cur;
+            }
+            let end = (i + chunk).min(cur.len());
+            let mut cand = cur[..i].to_vec();
+            cand.extend_from_slice(&cur[end..]);
+            calls += 1;
+            if !cand.is_empty() && fails(&cand) {
+                cur = cand;
+                progressed = true;
+            } else {
+                i += chunk;
+            }
+        }
+        if chunk == 1 && !progressed {
+            return cur;
+        }
+        if !progressed {
+            chunk = (chunk / 2).max(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::{Generator, Profile};
+
+    #[test]
+    fn case_round_trips() {
+        let ops = Generator::new(3, Profile::by_name("default").unwrap()).ops(200);
+        let case = Case {
+            check: CheckKind::Crash,
+            seed: 3,
+            profile: "default".into(),
+            store: "mutant:early-ack".into(),
+            options: StoreOptions::default(),
+            expect: "lost-acked-write".into(),
+            fault: Some("kill".into()),
+            kill_after_op: Some(17),
+            comments: vec!["a comment".into()],
+            ops,
+        };
+        let back = Case::parse(&case.to_text(), "x").unwrap();
+        assert_eq!(back, case);
+    }
+
+    #[test]
+    fn malformed_files_name_the_line() {
+        let good = "# crashcheck repro v1\ncheck: run\nseed: 1\nops:\nput k1 \"a\"\n";
+        assert!(Case::parse(good, "f").is_ok());
+        let cases = [
+            ("# crashcheck repro v1\ncheck: run\nseed: x\nops:\n", 3),
+            ("# crashcheck repro v1\ncheck: run\nops:\nput k1 \"a\"\nfrob\n", 5),
+            ("# crashcheck repro v1\noptions: nope=1\nops:\n", 2),
+            ("hello\n", 1),
+            ("# crashcheck repro v1\ncheck: run\n", 2),
+        ];
+        for (text, line) in cases {
+            match Case::parse(text, "f") {
+                Err(ReproError::Parse { line: l, .. }) => assert_eq!(l, line, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn shrink_finds_the_minimal_pair() {
+        let ops = Generator::new(9, Profile::by_name("default").unwrap()).ops(300);
+        let a = ops[40].clone();
+        let b = ops[250].clone();
+        let min = shrink(ops, 10_000, |c| c.contains(&a) && c.contains(&b));
+        assert!(min.len() <= 3, "{}", min.len());
+        assert!(min.contains(&a) && min.contains(&b));
+    }
+}

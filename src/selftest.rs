@@ -1,0 +1,274 @@
+//! `crashcheck selftest`: proves the checkers can fail. Every mutant store
+//! is run under the checker that should expose it until it is caught or its
+//! share of the budget is spent; the unmodified adapter runs as a control
+//! and must show no violation.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::campaign::{run_campaign, CrashConfig};
+use crate::check::run_ops;
+use crate::crash::{isolate, ChildEnd};
+use crate::mutants::{MutantFactory, MutantInfo, MUTANTS};
+use crate::oracle::Fault;
+use crate::store::{RocksFactory, StoreFactory, StoreOptions, WalMode};
+use crate::workload::{Generator, Profile};
+
+/// One mutant's outcome.
+#[derive(Clone, Debug, Serialize)]
+pub struct MutantResult {
+    /// Mutant name.
+    pub name: String,
+    /// The planted bug.
+    pub bug: String,
+    /// Fault needed to expose it: `kill`, `none` (run check) or `power-loss`.
+    pub fault_needed: String,
+    /// Checker used: `crash` or `run`.
+    pub checker: String,
+    /// `caught`, `survived` or `needs power-loss fault`.
+    pub status: String,
+    /// Caught?
+    pub caught: bool,
+    /// Crash cycles or run checks executed.
+    pub cycles: u64,
+    /// Seconds until the first violation.
+    pub seconds_to_detect: Option<f64>,
+    /// Violation class seen.
+    pub class: Option<String>,
+}
+
+/// The control: the unmodified adapter under the same checks.
+#[derive(Clone, Debug, Serialize)]
+pub struct ControlResult {
+    /// Crash cycles run.
+    pub crash_cycles: u64,
+    /// In-process run checks.
+    pub run_checks: u64,
+    /// Violations (must be 0).
+    pub violations: u64,
+}
+
+/// The selftest result.
+#[derive(Clone, Debug, Serialize)]
+pub struct SelftestReport {
+    /// Every required mutant caught and the control clean.
+    pub passed: bool,
+    /// Budget in seconds.
+    pub budget_s: f64,
+    /// The control.
+    pub control: ControlResult,
+    /// Each mutant.
+    pub mutants: Vec<MutantResult>,
+}
+
+fn crash_until_caught(
+    work: &Path,
+    factory: Arc<dyn StoreFactory>,
+    modes: &[WalMode],
+    seed: u64,
+    jobs: usize,
+    share: Duration,
+    stop: bool,
+) -> Result<crate::campaign::CrashReport, String> {
+    let name = factory.name();
+    let cfg = CrashConfig {
+        modes: modes.to_vec(),
+        fault: Fault::Kill,
+        cycles: None,
+        duration: Some(share),
+        seed,
+        chain: false,
+        jobs,
+        ops_per_cycle: 300,
+        profile: Profile::by_name("crash").ok_or("no crash profile")?,
+        options: StoreOptions::default(),
+        work_dir: work.to_path_buf(),
+        artifacts: work.join("artifacts"),
+        timeout: Duration::from_secs(30),
+        shrink: false,
+        store_name: name,
+        stop_on_violation: stop,
+    };
+    run_campaign(cfg, factory, None).map_err(|e| e.to_string())
+}
+
+/// Runs in-process run checks (each in an isolated child) with successive
+/// seeds until one fails or `share` is spent: `(checks, seconds to the
+/// first failure)`.
+fn run_until_caught(
+    work: &Path,
+    factory: &dyn StoreFactory,
+    seed: u64,
+    share: Duration,
+    stop: bool,
+) -> Result<(u64, Option<f64>), String> {
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < share {
+        let s = seed.wrapping_add(n);
+        let dir = work.join(format!("run-{s}"));
+        let end = isolate(
+            || {
+                let ops = match Profile::by_name("default") {
+                    Some(p) => Generator::new(s, p).ops(2000),
+                    None => return 2,
+                };
+                let Ok(mut st) = factory.open(&dir, &StoreOptions::default()) else {
+                    return 2;
+                };
+                let out = run_ops(st.as_mut(), &ops);
+                let _ = st.close();
+                i32::from(out.violation.is_some())
+            },
+            Duration::from_secs(60),
+        )
+        .map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_dir_all(&dir);
+        n += 1;
+        match end {
+            ChildEnd::Exited { code: 1 } => {
+                if stop {
+                    return Ok((n, Some(start.elapsed().as_secs_f64())));
+                }
+            }
+            ChildEnd::Exited { code: 0 } => {}
+            other => return Err(format!("run check child ended abnormally: {other:?}")),
+        }
+    }
+    Ok((n, None))
+}
+
+fn one(
+    work: &Path,
+    m: &MutantInfo,
+    seed: u64,
+    jobs: usize,
+    share: Duration,
+) -> Result<MutantResult, String> {
+    let mut r = MutantResult {
+        name: m.name.into(),
+        bug: m.bug.into(),
+        fault_needed: match (m.needs_power_loss, m.fault) {
+            (true, _) => "power-loss".into(),
+            (false, Some(f)) => f.name().into(),
+            (false, None) => "none".into(),
+        },
+        checker: if m.fault.is_some() { "crash" } else { "run" }.into(),
+        status: "survived".into(),
+        caught: false,
+        cycles: 0,
+        seconds_to_detect: None,
+        class: None,
+    };
+    if m.needs_power_loss {
+        r.status = "needs power-loss fault".into();
+        r.checker = "crash".into();
+        return Ok(r);
+    }
+    let f = MutantFactory::new(m.name).ok_or("unknown mutant")?;
+    if m.fault.is_some() {
+        let rep = crash_until_caught(work, Arc::new(f), m.modes, seed, jobs, share, true)?;
+        r.cycles = rep.cycles;
+        if let Some(v) = rep.violations.first() {
+            r.caught = true;
+            r.seconds_to_detect = Some(rep.duration_s);
+            r.class = Some(v.class.name().into());
+        }
+    } else {
+        let (n, t) = run_until_caught(work, &f, seed, share, true)?;
+        r.cycles = n;
+        if t.is_some() {
+            r.caught = true;
+            r.seconds_to_detect = t;
+            r.class = Some("read-mismatch".into());
+        }
+    }
+    if r.caught {
+        r.status = "caught".into();
+    }
+    Ok(r)
+}
+
+/// Runs the selftest. `only` restricts the mutants (the control always runs).
+pub fn run(
+    work: &Path,
+    budget: Duration,
+    seed: u64,
+    jobs: usize,
+    only: Option<&[String]>,
+) -> Result<SelftestReport, String> {
+    let chosen: Vec<&MutantInfo> = MUTANTS
+        .iter()
+        .filter(|m| only.is_none_or(|o| o.iter().any(|n| n == m.name)))
+        .collect();
+    if let Some(o) = only {
+        if let Some(bad) = o.iter().find(|n| !MUTANTS.iter().any(|m| m.name == n.as_str())) {
+            return Err(format!("unknown mutant '{bad}'"));
+        }
+    }
+    let share = budget / (chosen.len() as u32 + 1).max(1);
+    let mut mutants = Vec::new();
+    for m in chosen {
+        mutants.push(one(work, m, seed, jobs, share)?);
+    }
+    // Control: the same crash check over every mode, and run checks.
+    let rep = crash_until_caught(
+        work,
+        Arc::new(RocksFactory),
+        &WalMode::ALL,
+        seed,
+        jobs,
+        share.mul_f64(0.7),
+        false,
+    )?;
+    let (runs, failed) = run_until_caught(work, &RocksFactory, seed, share.mul_f64(0.3), true)?;
+    let control = ControlResult {
+        crash_cycles: rep.cycles,
+        run_checks: runs,
+        violations: rep.violations.len() as u64 + u64::from(failed.is_some()),
+    };
+    let passed = control.violations == 0
+        && mutants
+            .iter()
+            .all(|m| m.caught || m.status == "needs power-loss fault");
+    Ok(SelftestReport {
+        passed,
+        budget_s: budget.as_secs_f64(),
+        control,
+        mutants,
+    })
+}
+
+/// The result as a text table.
+pub fn table(r: &SelftestReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<18} {:<11} {:<6} {:<24} {:>7} {:>9}  {}",
+        "mutant", "fault", "check", "status", "cycles", "detect s", "class"
+    );
+    for m in &r.mutants {
+        let _ = writeln!(
+            s,
+            "{:<18} {:<11} {:<6} {:<24} {:>7} {:>9}  {}",
+            m.name,
+            m.fault_needed,
+            m.checker,
+            m.status,
+            m.cycles,
+            m.seconds_to_detect.map_or("-".into(), |t| format!("{t:.2}")),
+            m.class.as_deref().unwrap_or("-")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "control (rocksdb): {} crash cycles, {} run checks, {} violations",
+        r.control.crash_cycles, r.control.run_checks, r.control.violations
+    );
+    let _ = write!(s, "{}", if r.passed { "selftest PASSED" } else { "selftest FAILED" });
+    s
+}

@@ -1,0 +1,130 @@
+//! The `Store` trait the checker drives, and its RocksDB adapter.
+//!
+//! An application that wraps RocksDB (a `KvStore` trait, a storage config
+//! type) implements [`Store`] and [`StoreFactory`] for its wrapper and runs
+//! crashcheck's checks against it: the checker then tests the wrapper's
+//! promises as well as RocksDB's. See `examples/app_store.rs`.
+
+mod options;
+pub mod rocks;
+
+use std::path::Path;
+
+pub use options::{Compression, OptionsError, RecoveryMode, StoreOptions, WalMode};
+pub use rocks::{RocksFactory, RocksStore};
+
+use crate::op::{Scan, WriteOp};
+
+/// An error from a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database directory is locked by another process (or by an open
+    /// handle in this one).
+    #[error("database is locked by another process: {0}")]
+    Locked(String),
+    /// RocksDB reported corruption.
+    #[error("corruption: {0}")]
+    Corruption(String),
+    /// Any other failure, with the store's message.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A key-value store under test, opened at one path.
+///
+/// The checker calls these in the order of a generated op sequence. A
+/// write unit is acknowledged when [`Store::write`] returns `Ok`: from then
+/// on the durability oracle holds the store to its mode's promise.
+pub trait Store {
+    /// Applies one write unit: a single mutation (`batch == false`, one op)
+    /// or an atomic WriteBatch of `ops`.
+    fn write(&mut self, ops: &[WriteOp], batch: bool) -> StoreResult<()>;
+    /// Point read at the latest state, or at snapshot `snap`.
+    fn get(&mut self, key: &[u8], snap: Option<u32>) -> StoreResult<Option<Vec<u8>>>;
+    /// Several point reads at the latest state.
+    fn multi_get(&mut self, keys: &[Vec<u8>]) -> StoreResult<Vec<Option<Vec<u8>>>>;
+    /// Range read with iterator bounds, at the latest state or a snapshot.
+    fn scan(&mut self, scan: &Scan, snap: Option<u32>) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// Takes snapshot `id`.
+    fn snapshot(&mut self, id: u32) -> StoreResult<()>;
+    /// Releases snapshot `id`.
+    fn release(&mut self, id: u32) -> StoreResult<()>;
+    /// Flushes memtables to SST files and waits until done.
+    fn flush(&mut self) -> StoreResult<()>;
+    /// `FlushWAL(sync)`: hands buffered WAL data to the OS, and syncs it
+    /// when `sync`.
+    fn flush_wal(&mut self, sync: bool) -> StoreResult<()>;
+    /// Manual compaction of `[lo, hi]` (`None` = unbounded).
+    fn compact(&mut self, lo: Option<&[u8]>, hi: Option<&[u8]>) -> StoreResult<()>;
+    /// Clean close followed by open at the same path; drops all snapshots.
+    fn reopen(&mut self) -> StoreResult<()>;
+    /// Clean close.
+    fn close(self: Box<Self>) -> StoreResult<()>;
+
+    /// Every live entry, in key order (used to verify a recovered store).
+    fn scan_all(&mut self) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.scan(
+            &Scan {
+                lo: None,
+                hi: None,
+                reverse: false,
+                limit: u32::MAX,
+            },
+            None,
+        )
+    }
+}
+
+/// Opens stores: the checker opens, reopens after crashes, and verifies
+/// through a factory so that it can test any implementation (and mutants).
+pub trait StoreFactory: Send + Sync {
+    /// A short name for reports.
+    fn name(&self) -> String;
+    /// Opens (creating if missing) the store at `path`.
+    fn open(&self, path: &Path, opts: &StoreOptions) -> StoreResult<Box<dyn Store>>;
+    /// True when this store's writes go through RocksDB in this process
+    /// (then forking after its first use is unsafe; see `crash`).
+    fn uses_rocksdb(&self) -> bool {
+        true
+    }
+}
+
+/// Resolves a store name: `rocksdb`, or `mutant:<name>` (see
+/// [`crate::mutants`]).
+pub fn factory_by_name(name: &str) -> Result<Box<dyn StoreFactory>, String> {
+    if name == "rocksdb" {
+        return Ok(Box::new(RocksFactory));
+    }
+    if let Some(m) = name.strip_prefix("mutant:") {
+        return crate::mutants::MutantFactory::new(m)
+            .map(|f| Box::new(f) as Box<dyn StoreFactory>)
+            .ok_or_else(|| {
+                format!(
+                    "unknown mutant '{m}' (known: {})",
+                    crate::mutants::MUTANTS
+                        .iter()
+                        .map(|m| m.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            });
+    }
+    Err(format!("unknown store '{name}' (rocksdb, or mutant:<name>)"))
+}
+
+/// The pid of another process holding RocksDB's POSIX lock on `lock_file`
+/// (RocksDB locks its `LOCK` file with `fcntl(F_SETLK)`, env/io_posix.cc
+/// `LockOrUnlock`), or `None`. Only reads: never creates or changes it.
+pub fn lock_holder(lock_file: &Path) -> Option<i32> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new().read(true).open(lock_file).ok()?;
+    // SAFETY: a zeroed flock is a valid argument; F_GETLK only reads.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_RDLCK as i16;
+    fl.l_whence = libc::SEEK_SET as i16;
+    let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) };
+    (r == 0 && fl.l_type != libc::F_UNLCK as i16).then_some(fl.l_pid)
+}

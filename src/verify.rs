@@ -1,0 +1,382 @@
+//! Verification of a recovered database against the history and the
+//! oracle: prefix matching by fingerprint, exact confirmation key by key,
+//! violation classes, and a compact diff against the nearest admissible
+//! prefix.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::history::History;
+use crate::model::{fingerprint_of, Model};
+use crate::oracle::Admissible;
+
+/// What a recovered database holds: every entry as `(key, value hash)` in
+/// key order, and point reads of sampled keys.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Full scan.
+    pub entries: Vec<(Vec<u8>, u128)>,
+    /// Point reads: `(key, value hash or absent)`.
+    pub point_reads: Vec<(Vec<u8>, Option<u128>)>,
+}
+
+/// Kinds of violation, most specific first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ViolationClass {
+    /// The database did not open after the crash.
+    UnexpectedOpenFailure,
+    /// A value present that no write ever wrote to that key (or that was
+    /// written only by a unit never started).
+    PhantomValue,
+    /// The state lies inside a WriteBatch: part of it applied.
+    TornBatch,
+    /// A key deleted by an acknowledged write is back.
+    ResurrectedDelete,
+    /// A later write is present while an earlier one is missing.
+    Hole,
+    /// The state is a prefix, but shorter than the mode promises.
+    LostAckedWrite,
+    /// A read (in the writer, or point vs scan after recovery) disagreed
+    /// with the model.
+    ReadMismatch,
+    /// The store returned an error for an op that must succeed.
+    StoreError,
+}
+
+impl ViolationClass {
+    /// Report name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ViolationClass::UnexpectedOpenFailure => "unexpected-open-failure",
+            ViolationClass::PhantomValue => "phantom-value",
+            ViolationClass::TornBatch => "torn-batch",
+            ViolationClass::ResurrectedDelete => "resurrected-delete",
+            ViolationClass::Hole => "hole",
+            ViolationClass::LostAckedWrite => "lost-acked-write",
+            ViolationClass::ReadMismatch => "read-mismatch",
+            ViolationClass::StoreError => "store-error",
+        }
+    }
+}
+
+impl fmt::Display for ViolationClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Outcome of verifying one recovered database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The state equals prefix `prefix`, inside `[L, U]`.
+    Ok {
+        /// The matched prefix.
+        prefix: u64,
+    },
+    /// No admissible prefix matches.
+    Violation {
+        /// Class.
+        class: ViolationClass,
+        /// One-line explanation.
+        detail: String,
+        /// Diff lines against the nearest admissible prefix.
+        diff: Vec<String>,
+    },
+}
+
+fn short(key: &[u8]) -> String {
+    String::from_utf8_lossy(key).into_owned()
+}
+
+fn describe(h: &History, v: Option<u128>) -> String {
+    match v {
+        None => "absent".into(),
+        Some(hash) => match h.origins.get(&hash) {
+            Some(o) => match o.op {
+                Some(i) => format!("value of op #{i} ({} B)", o.len),
+                None => format!("value from before the cycle ({} B)", o.len),
+            },
+            None => format!("unknown value {:08x}", hash as u32),
+        },
+    }
+}
+
+/// Set of prefixes `p in 0..=n` where `key` held `v`.
+fn mask(h: &History, key: &[u8], v: Option<u128>) -> Vec<bool> {
+    let n = h.units() as usize;
+    let mut m = vec![false; n + 1];
+    match h.timelines.get(key) {
+        None => {
+            if v.is_none() {
+                m.iter_mut().for_each(|x| *x = true);
+            }
+        }
+        Some(tl) => {
+            for (i, (u, val)) in tl.iter().enumerate() {
+                let end = tl.get(i + 1).map_or(n + 1, |x| x.0 as usize);
+                if *val == v {
+                    for x in m.iter_mut().take(end).skip(*u as usize) {
+                        *x = true;
+                    }
+                }
+            }
+        }
+    }
+    m
+}
+
+/// Keys worth comparing: every key with a timeline, and every recovered key.
+fn all_keys<'a>(h: &'a History, rec: &'a BTreeMap<Vec<u8>, u128>) -> BTreeSet<&'a [u8]> {
+    h.timelines
+        .keys()
+        .map(Vec::as_slice)
+        .chain(rec.keys().map(Vec::as_slice))
+        .collect()
+}
+
+fn diff_against(h: &History, rec: &BTreeMap<Vec<u8>, u128>, p: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    for k in all_keys(h, rec) {
+        let got = rec.get(k).copied();
+        let want = h.value_at(k, p);
+        if got != want {
+            out.push(format!(
+                "{}: recovered {}, prefix {p} has {}",
+                short(k),
+                describe(h, got),
+                describe(h, want)
+            ));
+        }
+    }
+    out
+}
+
+/// Checks `rec` against the admissible range; see the module docs.
+pub fn verify(h: &History, adm: &Admissible, rec: &Recovered) -> Verdict {
+    let recmap: BTreeMap<Vec<u8>, u128> = rec.entries.iter().cloned().collect();
+    // Point reads must agree with the scan (memtable / SST / bloom paths).
+    for (k, v) in &rec.point_reads {
+        if recmap.get(k).copied() != *v {
+            return Verdict::Violation {
+                class: ViolationClass::ReadMismatch,
+                detail: format!(
+                    "after recovery, get({}) returned {} but a full scan has {}",
+                    short(k),
+                    describe(h, *v),
+                    describe(h, recmap.get(k).copied())
+                ),
+                diff: Vec::new(),
+            };
+        }
+    }
+    let fp = fingerprint_of(rec.entries.iter().map(|(k, v)| (k.as_slice(), *v)));
+    let n = h.units();
+    let hi = adm.hi.min(n);
+    // Fast path: fingerprint match inside [L, U], confirmed key by key.
+    for p in (adm.lo..=hi).rev() {
+        if h.fps[p as usize] == fp && diff_against(h, &recmap, p).is_empty() {
+            return Verdict::Ok { prefix: p };
+        }
+    }
+    classify(h, adm, &recmap, fp)
+}
+
+fn nearest_diff(h: &History, adm: &Admissible, rec: &BTreeMap<Vec<u8>, u128>) -> (u64, Vec<String>) {
+    let hi = adm.hi.min(h.units());
+    let mut best: Option<(u64, Vec<String>)> = None;
+    for p in adm.lo..=hi {
+        let d = diff_against(h, rec, p);
+        if best.as_ref().is_none_or(|b| d.len() < b.1.len()) {
+            best = Some((p, d));
+        }
+    }
+    best.unwrap_or((adm.lo, Vec::new()))
+}
+
+fn classify(h: &History, adm: &Admissible, rec: &BTreeMap<Vec<u8>, u128>, fp: u128) -> Verdict {
+    let n = h.units();
+    let (near, mut diff) = nearest_diff(h, adm, rec);
+    diff.truncate(12);
+    let v = |class, detail: String| Verdict::Violation {
+        class,
+        detail: format!("{detail}; admissible prefixes [{}, {}] ({})", adm.lo, adm.hi, adm.rule),
+        diff: diff.clone(),
+    };
+    // 1. A value never written to that key (by any planned unit).
+    for (k, hash) in rec {
+        let written = h
+            .timelines
+            .get(k)
+            .is_some_and(|tl| tl.iter().any(|(_, x)| *x == Some(*hash)));
+        if !written {
+            return v(
+                ViolationClass::PhantomValue,
+                format!("key {} holds {} that was never written to it", short(k), describe(h, Some(*hash))),
+            );
+        }
+    }
+    // 2. An exact prefix outside [L, U].
+    let keys = all_keys(h, rec);
+    let mut inter = vec![true; n as usize + 1];
+    for k in &keys {
+        let m = mask(h, k, rec.get(*k).copied());
+        inter.iter_mut().zip(m).for_each(|(a, b)| *a &= b);
+    }
+    if let Some(p) = inter.iter().rposition(|x| *x) {
+        let p = p as u64;
+        if p > adm.hi {
+            return v(
+                ViolationClass::PhantomValue,
+                format!("state equals prefix {p}, which includes writes never started (last started: {})", adm.hi),
+            );
+        }
+        if p < adm.lo {
+            return v(
+                ViolationClass::LostAckedWrite,
+                format!("state equals prefix {p}: acknowledged writes {}..={} are lost", p + 1, adm.lo),
+            );
+        }
+    }
+    // 3. Inside a batch: base state of batch unit u plus a part of it.
+    let mut m = Model::from_state(h.base.clone());
+    for (ui, &oi) in h.op_of_unit.iter().enumerate() {
+        let unit = ui as u64 + 1;
+        if unit > adm.hi {
+            break;
+        }
+        let op = &h.ops[oi];
+        let ws = op.write_ops();
+        if ws.len() > 1 {
+            let mut part = m.clone();
+            for (j, w) in ws.iter().enumerate().take(ws.len() - 1) {
+                part.apply(w);
+                if part.fingerprint() == fp {
+                    return v(
+                        ViolationClass::TornBatch,
+                        format!(
+                            "state is prefix {} plus {} of the {} writes of batch unit {unit} (op #{oi})",
+                            unit - 1,
+                            j + 1,
+                            ws.len()
+                        ),
+                    );
+                }
+            }
+        }
+        m.apply_op(op);
+    }
+    // 4. A key behind the others: resurrected delete or a hole.
+    let lo_needed = adm.lo;
+    for k in &keys {
+        let got = rec.get(*k).copied();
+        let msk = mask(h, k, got);
+        let want = h.value_at(k, near);
+        if got.is_some() && want.is_none() && h.value_at(k, lo_needed).is_none() {
+            if let Some(last) = msk.iter().rposition(|x| *x) {
+                if (last as u64) < lo_needed {
+                    return v(
+                        ViolationClass::ResurrectedDelete,
+                        format!(
+                            "key {} was deleted by unit {} (acknowledged) but holds {} again",
+                            short(k),
+                            last + 1,
+                            describe(h, got)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    v(
+        ViolationClass::Hole,
+        format!("no prefix matches: a later write is present while an earlier one is missing (nearest admissible prefix {near})"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::State;
+    use crate::op::{Op, Value, WriteOp};
+
+    fn put(k: &str, v: u64) -> WriteOp {
+        WriteOp::Put {
+            key: k.into(),
+            value: Value::Gen { seed: v, len: 8 },
+        }
+    }
+
+    fn hist() -> History {
+        History::new(
+            vec![
+                Op::Write(put("a", 1)),
+                Op::Batch(vec![put("b", 2), put("c", 3)]),
+                Op::Write(WriteOp::Delete { key: "a".into() }),
+                Op::Write(put("d", 4)),
+            ],
+            State::new(),
+        )
+    }
+
+    fn rec_of(h: &History, p: u64) -> Recovered {
+        Recovered {
+            entries: h.state_at(p).iter().map(|(k, e)| (k.clone(), e.hash)).collect(),
+            point_reads: Vec::new(),
+        }
+    }
+
+    fn adm(lo: u64, hi: u64) -> Admissible {
+        Admissible { lo, hi, rule: "test" }
+    }
+
+    fn class(v: Verdict) -> ViolationClass {
+        match v {
+            Verdict::Violation { class, .. } => class,
+            Verdict::Ok { prefix } => panic!("unexpectedly ok at {prefix}"),
+        }
+    }
+
+    #[test]
+    fn admissible_prefixes_pass() {
+        let h = hist();
+        for p in 1..=3 {
+            assert_eq!(verify(&h, &adm(1, 3), &rec_of(&h, p)), Verdict::Ok { prefix: p });
+        }
+    }
+
+    #[test]
+    fn each_class_is_detected() {
+        let h = hist();
+        // lost acked write: prefix 1 when L = 3
+        assert_eq!(class(verify(&h, &adm(3, 4), &rec_of(&h, 1))), ViolationClass::LostAckedWrite);
+        // unstarted write present
+        assert_eq!(class(verify(&h, &adm(0, 2), &rec_of(&h, 4))), ViolationClass::PhantomValue);
+        // torn batch: a + b but not c
+        let mut r = rec_of(&h, 1);
+        let b = h.state_at(2)[&b"b".to_vec()].hash;
+        r.entries.push((b"b".to_vec(), b));
+        r.entries.sort();
+        assert_eq!(class(verify(&h, &adm(0, 4), &r)), ViolationClass::TornBatch);
+        // resurrected delete: state 4 but with a's old value back
+        let mut r = rec_of(&h, 4);
+        r.entries.push((b"a".to_vec(), h.state_at(1)[&b"a".to_vec()].hash));
+        r.entries.sort();
+        assert_eq!(class(verify(&h, &adm(4, 4), &r)), ViolationClass::ResurrectedDelete);
+        // hole: d present, b and c missing
+        let mut r = rec_of(&h, 1);
+        r.entries.push((b"d".to_vec(), h.state_at(4)[&b"d".to_vec()].hash));
+        r.entries.sort();
+        assert_eq!(class(verify(&h, &adm(0, 4), &r)), ViolationClass::Hole);
+        // phantom: a value nobody wrote
+        let mut r = rec_of(&h, 4);
+        r.entries.push((b"zz".to_vec(), 12345));
+        assert_eq!(class(verify(&h, &adm(0, 4), &r)), ViolationClass::PhantomValue);
+        // point read disagreeing with the scan
+        let mut r = rec_of(&h, 4);
+        r.point_reads.push((b"d".to_vec(), None));
+        assert_eq!(class(verify(&h, &adm(0, 4), &r)), ViolationClass::ReadMismatch);
+    }
+}

@@ -1,0 +1,215 @@
+//! proptest-state-machine test: reference = crashcheck's model, system under
+//! test = RocksDB through the adapter. Failures shrink to short sequences.
+//! A second test plants a wrong model rule and asserts that the checker
+//! fails and shrinks the counterexample to a handful of ops.
+
+use std::marker::PhantomData;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestError, TestRunner};
+use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
+
+use crashcheck::model::Model;
+use crashcheck::op::{Op, Scan, Value, WriteOp};
+use crashcheck::store::{RocksStore, Store, StoreOptions};
+
+fn key() -> impl Strategy<Value = Vec<u8>> {
+    (0u8..8).prop_map(|i| format!("k{i}").into_bytes())
+}
+
+fn value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        (0u64..1000, 1u32..40).prop_map(|(seed, len)| Value::Gen { seed, len }),
+        (0u64..1000).prop_map(|seed| Value::Gen { seed, len: 5000 }),
+    ]
+}
+
+fn write() -> impl Strategy<Value = WriteOp> {
+    prop_oneof![
+        4 => (key(), value()).prop_map(|(key, value)| WriteOp::Put { key, value }),
+        2 => key().prop_map(|key| WriteOp::Delete { key }),
+        1 => (key(), key()).prop_map(|(a, b)| WriteOp::DeleteRange { start: a.min(b.clone()), end: b.max(a) }),
+        2 => (key(), value()).prop_map(|(key, operand)| WriteOp::Merge { key, operand }),
+    ]
+}
+
+fn scan() -> impl Strategy<Value = Scan> {
+    (proptest::option::of(key()), proptest::option::of(key()), any::<bool>(), 1u32..10)
+        .prop_map(|(lo, hi, reverse, limit)| Scan { lo, hi, reverse, limit })
+}
+
+/// A reference model; `BUGGY` plants a wrong rule (range deletes that also
+/// remove their end key).
+#[derive(Clone, Debug)]
+struct Ref<const BUGGY: bool>;
+
+#[derive(Clone, Debug, Default)]
+struct RefState {
+    model: Model,
+    snaps: Vec<u32>,
+    next_snap: u32,
+}
+
+impl<const BUGGY: bool> ReferenceStateMachine for Ref<BUGGY> {
+    type State = RefState;
+    type Transition = Op;
+
+    fn init_state() -> BoxedStrategy<RefState> {
+        Just(RefState { next_snap: 1, ..RefState::default() }).boxed()
+    }
+
+    fn transitions(state: &RefState) -> BoxedStrategy<Op> {
+        let snap = state.snaps.last().copied();
+        let next = state.next_snap;
+        let mut s = prop_oneof![
+            8 => write().prop_map(Op::Write),
+            3 => proptest::collection::vec(write(), 2..5).prop_map(Op::Batch),
+            4 => key().prop_map(|key| Op::Get { key }),
+            1 => proptest::collection::vec(key(), 1..4).prop_map(|keys| Op::MultiGet { keys }),
+            2 => scan().prop_map(Op::Scan),
+            1 => Just(Op::Snapshot { id: next }),
+            1 => Just(Op::Flush),
+            1 => any::<bool>().prop_map(|sync| Op::FlushWal { sync }),
+            1 => Just(Op::Compact { lo: None, hi: None }),
+            1 => Just(Op::Reopen),
+        ]
+        .boxed();
+        if let Some(id) = snap {
+            s = prop_oneof![
+                4 => s,
+                1 => key().prop_map(move |key| Op::GetAt { id, key }),
+                1 => scan().prop_map(move |scan| Op::ScanAt { id, scan }),
+                1 => Just(Op::Release { id }),
+            ]
+            .boxed();
+        }
+        s
+    }
+
+    fn apply(mut state: RefState, op: &Op) -> RefState {
+        match op {
+            Op::Write(WriteOp::DeleteRange { start, end }) if BUGGY => {
+                state.model.apply(&WriteOp::DeleteRange { start: start.clone(), end: end.clone() });
+                state.model.apply(&WriteOp::Delete { key: end.clone() });
+            }
+            Op::Snapshot { id } => {
+                state.snaps.push(*id);
+                state.next_snap = id + 1;
+                state.model.apply_op(op);
+            }
+            Op::Release { id } => {
+                state.snaps.retain(|s| s != id);
+                state.model.apply_op(op);
+            }
+            Op::Reopen => {
+                state.snaps.clear();
+                state.model.apply_op(op);
+            }
+            _ => state.model.apply_op(op),
+        }
+        state
+    }
+
+    fn preconditions(state: &RefState, op: &Op) -> bool {
+        match op {
+            Op::GetAt { id, .. } | Op::ScanAt { id, .. } | Op::Release { id } => state.snaps.contains(id),
+            Op::Snapshot { id } => !state.snaps.contains(id) && state.snaps.len() < 3,
+            _ => true,
+        }
+    }
+}
+
+struct Sut {
+    _dir: tempfile::TempDir,
+    store: RocksStore,
+}
+
+struct RocksTest<const BUGGY: bool>(PhantomData<()>);
+
+impl<const BUGGY: bool> StateMachineTest for RocksTest<BUGGY> {
+    type SystemUnderTest = Sut;
+    type Reference = Ref<BUGGY>;
+
+    fn init_test(_: &RefState) -> Sut {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = StoreOptions { write_buffer_size: 64 << 10, ..StoreOptions::default() };
+        let store = RocksStore::open(&dir.path().join("db"), &opts).expect("open");
+        Sut { _dir: dir, store }
+    }
+
+    fn apply(mut sut: Sut, after: &RefState, op: Op) -> Sut {
+        let m = &after.model;
+        let s = &mut sut.store;
+        match &op {
+            Op::Write(_) | Op::Batch(_) => {
+                s.write(op.write_ops(), matches!(op, Op::Batch(_))).expect("write");
+            }
+            Op::Get { key } => {
+                let got = s.get(key, None).expect("get");
+                let want = m.get(key, None).flatten().map(|e| e.value.to_vec());
+                assert_eq!(got, want, "{op}");
+            }
+            Op::GetAt { id, key } => {
+                let got = s.get(key, Some(*id)).expect("get at");
+                let want = m.get(key, Some(*id)).expect("model snapshot").map(|e| e.value.to_vec());
+                assert_eq!(got, want, "{op}");
+            }
+            Op::MultiGet { keys } => {
+                let got = s.multi_get(keys).expect("multi_get");
+                let want: Vec<_> = keys.iter().map(|k| m.get(k, None).flatten().map(|e| e.value.to_vec())).collect();
+                assert_eq!(got, want, "{op}");
+            }
+            Op::Scan(sc) => {
+                let got = s.scan(sc, None).expect("scan");
+                let want: Vec<_> = m.scan(sc, None).expect("scan").into_iter().map(|(k, e)| (k.to_vec(), e.value.to_vec())).collect();
+                assert_eq!(got, want, "{op}");
+            }
+            Op::ScanAt { id, scan } => {
+                let got = s.scan(scan, Some(*id)).expect("scan at");
+                let want: Vec<_> = m.scan(scan, Some(*id)).expect("snapshot").into_iter().map(|(k, e)| (k.to_vec(), e.value.to_vec())).collect();
+                assert_eq!(got, want, "{op}");
+            }
+            Op::Snapshot { id } => s.snapshot(*id).expect("snapshot"),
+            Op::Release { id } => s.release(*id).expect("release"),
+            Op::Flush => s.flush().expect("flush"),
+            Op::FlushWal { sync } => s.flush_wal(*sync).expect("flush_wal"),
+            Op::Compact { lo, hi } => s.compact(lo.as_deref(), hi.as_deref()).expect("compact"),
+            Op::Reopen => s.reopen().expect("reopen"),
+        }
+        sut
+    }
+
+    fn teardown(mut sut: Sut, after: RefState) {
+        let got = sut.store.scan_all().expect("scan all");
+        let want: Vec<_> = after.model.state().iter().map(|(k, e)| (k.clone(), e.value.to_vec())).collect();
+        assert_eq!(got, want, "final state");
+    }
+}
+
+proptest_state_machine::prop_state_machine! {
+    #![proptest_config(Config { cases: 48, failure_persistence: None, .. Config::default() })]
+    #[test]
+    fn rocksdb_matches_the_model(sequential 1..60 => RocksTest<false>);
+}
+
+#[test]
+fn a_wrong_model_rule_is_caught_and_shrunk() {
+    let mut runner = TestRunner::new(Config { cases: 256, failure_persistence: None, ..Config::default() });
+    let result = runner.run(&Ref::<true>::sequential_strategy(1..60), |(init, transitions, seen)| {
+        RocksTest::<true>::test_sequential(Config::default(), init, transitions, seen);
+        Ok(())
+    });
+    match result {
+        Err(TestError::Fail(_, (_, transitions, _))) => {
+            assert!(
+                transitions.len() <= 5,
+                "counterexample not shrunk to a handful of ops: {transitions:?}"
+            );
+            assert!(
+                transitions.iter().any(|t| matches!(t, Op::Write(WriteOp::DeleteRange { .. }) | Op::Batch(_))),
+                "the counterexample must involve the wrong rule: {transitions:?}"
+            );
+        }
+        other => panic!("the planted model bug was not caught: {other:?}"),
+    }
+}
