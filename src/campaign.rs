@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::crash::{self, ChildEnd, KillPlan, Phase, Reopened, SharedLog, WriterRun};
 use crate::history::History;
@@ -59,7 +59,7 @@ pub struct CrashConfig {
 }
 
 /// One violation found by a campaign.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ViolationReport {
     /// Class.
     pub class: ViolationClass,
@@ -80,7 +80,7 @@ pub struct ViolationReport {
 }
 
 /// A cycle that ended abnormally without being a violation.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Anomaly {
     /// `hang`, `writer-died`, `verifier-died`, `writer-open-failed`.
     pub kind: String,
@@ -95,7 +95,7 @@ pub struct Anomaly {
 }
 
 /// Per-mode counts.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ModeStats {
     /// Cycles run.
     pub cycles: u64,
@@ -117,7 +117,7 @@ pub struct ModeStats {
 }
 
 /// Result of a campaign.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct CrashReport {
     /// Campaign seed.
     pub seed: u64,

@@ -11,7 +11,7 @@ use crashcheck::campaign::{self, CrashConfig, CrashReport};
 use crashcheck::check::run_ops;
 use crashcheck::oracle::Fault;
 use crashcheck::repro::{self, Case, CheckKind};
-use crashcheck::store::{StoreFactory, StoreOptions, WalMode};
+use crashcheck::store::{StoreOptions, WalMode};
 use crashcheck::verify::Verdict;
 use crashcheck::workload::{Generator, Profile};
 use crashcheck::store::{factory_by_name, lock_holder};
@@ -628,8 +628,12 @@ fn cmd_selftest(a: SelftestArgs) -> Res<u8> {
 fn cmd_bench(a: BenchArgs) -> Res<u8> {
     let wd = work_dir(a.dir.as_deref())?;
     let out = match a.what.as_str() {
-        "crash" => bench::crash(wd.path(), a.seconds, a.jobs, a.ops.unwrap_or(300)).map_err(EnvError)?,
-        "run" => bench::run(wd.path(), a.seconds, a.ops.unwrap_or(20_000)).map_err(EnvError)?,
+        "crash" => serde_json::to_value(
+            bench::crash(wd.path(), a.seconds, a.jobs, a.ops.unwrap_or(300)).map_err(EnvError)?,
+        )?,
+        "run" => serde_json::to_value(
+            bench::run(wd.path(), a.seconds, a.ops.unwrap_or(20_000)).map_err(EnvError)?,
+        )?,
         o => return fail(format!("unknown benchmark '{o}' (crash, run)")),
     };
     println!("{}", serde_json::to_string_pretty(&out)?);

@@ -137,7 +137,7 @@ impl StoreFactory for MutantFactory {
         }
         let mut rocks_opts = crate::store::rocks::rocksdb_options(&o);
         if self.info.name == "fast-shutdown" {
-            rocks_opts.set_avoid_flush_during_shutdown(true);
+            crate::store::rocks::set_avoid_flush_during_shutdown(&mut rocks_opts, true);
         }
         let inner = RocksStore::open_with(path, opts, rocks_opts)?;
         Ok(Box::new(Mutant {

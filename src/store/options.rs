@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// How writes reach durable storage. Each mode has its own rows in the
 /// durability oracle (see `docs/durability.md`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WalMode {
     /// WAL on, `WriteOptions::sync = true` on every write.

@@ -58,7 +58,7 @@ pub fn rocksdb_options(o: &StoreOptions) -> Options {
     opts.set_target_file_size_base(o.target_file_size_base);
     opts.set_max_bytes_for_level_base(o.max_bytes_for_level_base);
     opts.set_max_background_jobs(o.max_background_jobs);
-    opts.set_avoid_flush_during_shutdown(o.avoid_flush_during_shutdown);
+    set_avoid_flush_during_shutdown(&mut opts, o.avoid_flush_during_shutdown);
     opts.set_manual_wal_flush(o.wal_mode == WalMode::WalManualFlush);
     opts.set_keep_log_file_num(2);
     opts.set_merge_operator_associative(MERGE_OPERATOR_NAME, |_key, existing, operands| {
@@ -69,6 +69,16 @@ pub fn rocksdb_options(o: &StoreOptions) -> Options {
         acc
     });
     opts
+}
+
+/// `avoid_flush_during_shutdown`, which rust-rocksdb does not wrap: set
+/// through the C API (`rocksdb_options_set_avoid_flush_during_shutdown`).
+pub fn set_avoid_flush_during_shutdown(opts: &mut Options, v: bool) {
+    use rocksdb::AsRawPtr;
+    // SAFETY: a valid options handle owned by `opts`.
+    unsafe {
+        librocksdb_sys::rocksdb_options_set_avoid_flush_during_shutdown(opts.as_raw_ptr(), u8::from(v));
+    }
 }
 
 /// Write options for a durability mode.
