@@ -58,11 +58,12 @@ fn bare_loop(work: &Path, seconds: f64, jobs: usize, ops: usize) -> Result<f64, 
             while start.elapsed() < limit {
                 cycle += 1;
                 let seed = cycle * 1000 + j as u64;
-                let writes: Vec<Op> = Generator::new(seed, Profile::by_name("crash").ok_or("profile")?)
-                    .ops(ops)
-                    .into_iter()
-                    .filter(Op::is_write)
-                    .collect();
+                let writes: Vec<Op> =
+                    Generator::new(seed, Profile::by_name("crash").ok_or("profile")?)
+                        .ops(ops)
+                        .into_iter()
+                        .filter(Op::is_write)
+                        .collect();
                 let kill_at = ChaCha8Rng::seed_from_u64(seed).random_range(0..=writes.len());
                 let log = &log;
                 let d = dir.clone();
@@ -118,7 +119,13 @@ fn bare_loop(work: &Path, seconds: f64, jobs: usize, ops: usize) -> Result<f64, 
     Ok(done.load(Ordering::SeqCst) as f64 / start.elapsed().as_secs_f64())
 }
 
-fn crashcheck_loop(work: &Path, seconds: f64, jobs: usize, ops: usize, chain: bool) -> Result<f64, String> {
+fn crashcheck_loop(
+    work: &Path,
+    seconds: f64,
+    jobs: usize,
+    ops: usize,
+    chain: bool,
+) -> Result<f64, String> {
     let cfg = CrashConfig {
         modes: vec![WalMode::Wal],
         fault: Fault::Kill,
@@ -139,7 +146,10 @@ fn crashcheck_loop(work: &Path, seconds: f64, jobs: usize, ops: usize, chain: bo
     };
     let r = run_campaign(cfg, Arc::new(RocksFactory), None).map_err(|e| e.to_string())?;
     if !r.violations.is_empty() {
-        return Err(format!("benchmark campaign found violations: {:?}", r.violations));
+        return Err(format!(
+            "benchmark campaign found violations: {:?}",
+            r.violations
+        ));
     }
     Ok(r.cycles_per_s)
 }

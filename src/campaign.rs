@@ -173,8 +173,18 @@ pub fn choose_kill(rng: &mut ChaCha8Rng, h: &History) -> KillPlan {
         }
     };
     let plan = match roll {
-        0..=9 => phase(rng, Phase::Flushing, count(&|o| matches!(o, Op::Flush)), 3000),
-        10..=19 => phase(rng, Phase::FlushingWal, count(&|o| matches!(o, Op::FlushWal { .. })), 300),
+        0..=9 => phase(
+            rng,
+            Phase::Flushing,
+            count(&|o| matches!(o, Op::Flush)),
+            3000,
+        ),
+        10..=19 => phase(
+            rng,
+            Phase::FlushingWal,
+            count(&|o| matches!(o, Op::FlushWal { .. })),
+            300,
+        ),
         20..=24 => phase(rng, Phase::Opening, 1, 15_000),
         25..=29 => phase(
             rng,
@@ -182,8 +192,19 @@ pub fn choose_kill(rng: &mut ChaCha8Rng, h: &History) -> KillPlan {
             count(&|o| matches!(o, Op::Reopen)),
             15_000,
         ),
-        30..=34 => phase(rng, Phase::Compacting, count(&|o| matches!(o, Op::Compact { .. })), 5000),
-        35..=49 => Some(KillPlan::AfterDelay {
+        30..=34 => phase(
+            rng,
+            Phase::Compacting,
+            count(&|o| matches!(o, Op::Compact { .. })),
+            5000,
+        ),
+        35..=44 => phase(
+            rng,
+            Phase::WritingBatch,
+            count(&|o| matches!(o, Op::Batch(_))),
+            25,
+        ),
+        45..=54 => Some(KillPlan::AfterDelay {
             micros: rng.random_range(0..30_000),
         }),
         _ => None,
@@ -195,7 +216,11 @@ pub fn choose_kill(rng: &mut ChaCha8Rng, h: &History) -> KillPlan {
             return KillPlan::AfterOp { n: h.ops.len() };
         }
         let k = rng.random_range(0..=units);
-        let n = if k == 0 { 0 } else { h.op_of_unit[k as usize - 1] + 1 };
+        let n = if k == 0 {
+            0
+        } else {
+            h.op_of_unit[k as usize - 1] + 1
+        };
         KillPlan::AfterOp { n }
     })
 }
@@ -290,7 +315,10 @@ pub fn run_cycle(
             }),
             None,
         ),
-        Reopened::Died(end) => (Err(format!("verifier child ended abnormally: {end:?}")), None),
+        Reopened::Died(end) => (
+            Err(format!("verifier child ended abnormally: {end:?}")),
+            None,
+        ),
     };
     Ok(CycleResult {
         writer,
@@ -406,7 +434,9 @@ pub fn run_campaign(
         let sh = shared.clone();
         let f = factory.clone();
         let p = progress.clone();
-        handles.push(std::thread::spawn(move || worker(job, &sh, f.as_ref(), p.as_deref())));
+        handles.push(std::thread::spawn(move || {
+            worker(job, &sh, f.as_ref(), p.as_deref())
+        }));
     }
     for h in handles {
         match h.join() {
@@ -491,7 +521,11 @@ fn worker(
             acked_writes: p.acked,
             kills_in_background_phase: matches!(
                 res.writer.phase,
-                Phase::Flushing | Phase::FlushingWal | Phase::Compacting | Phase::Opening | Phase::Reopening
+                Phase::Flushing
+                    | Phase::FlushingWal
+                    | Phase::Compacting
+                    | Phase::Opening
+                    | Phase::Reopening
             ) as u64,
             ..ModeStats::default()
         };
@@ -505,7 +539,11 @@ fn worker(
                     next_base = Some(h.state_at(prefix));
                 }
             }
-            Ok(Verdict::Violation { class, detail, diff }) => {
+            Ok(Verdict::Violation {
+                class,
+                detail,
+                diff,
+            }) => {
                 stats.violations = 1;
                 violation = Some((*class, detail.clone(), diff.clone()));
             }
@@ -518,7 +556,9 @@ fn worker(
             stats.anomalies = 1;
             anomaly = Some(format!("writer died of signal {signal}"));
         }
-        if let (ChildEnd::Exited { code: 90 }, Some((_, msg))) = (&res.writer.end, &res.writer.failure) {
+        if let (ChildEnd::Exited { code: 90 }, Some((_, msg))) =
+            (&res.writer.end, &res.writer.failure)
+        {
             stats.anomalies = 1;
             anomaly = Some(format!("writer could not open the database: {msg}"));
         }
@@ -540,12 +580,28 @@ fn worker(
                 comments: vec![format!("{class}: {detail}")],
                 ops: h.ops.clone(),
             };
-            let shrunk = if cfg.shrink && sh.violations.load(Ordering::SeqCst) <= 1 && h.base.is_empty() {
-                shrink_crash(factory, &cfg.work_dir.join(format!("shrink-{job}")), &case, cfg.fault, cfg.timeout)
-            } else {
-                None
-            };
-            let written = write_artifact(&art, &case, shrunk.as_ref(), &image, &res, &diff, &detail, plan);
+            let shrunk =
+                if cfg.shrink && sh.violations.load(Ordering::SeqCst) <= 1 && h.base.is_empty() {
+                    shrink_crash(
+                        factory,
+                        &cfg.work_dir.join(format!("shrink-{job}")),
+                        &case,
+                        cfg.fault,
+                        cfg.timeout,
+                    )
+                } else {
+                    None
+                };
+            let written = write_artifact(
+                &art,
+                &case,
+                shrunk.as_ref(),
+                &image,
+                &res,
+                &diff,
+                &detail,
+                plan,
+            );
             let (artifact, replay) = match written {
                 Ok(cmd) => (Some(art), Some(cmd)),
                 Err(_) => (None, None),
@@ -570,13 +626,15 @@ fn worker(
                 chains.insert(mode, Chain { dir, base });
             }
             _ => {
-                std::fs::remove_dir_all(&dir).or_else(|e| {
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                }).map_err(io("remove db"))?;
+                std::fs::remove_dir_all(&dir)
+                    .or_else(|e| {
+                        if e.kind() == std::io::ErrorKind::NotFound {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
+                    })
+                    .map_err(io("remove db"))?;
             }
         }
         {
@@ -599,7 +657,11 @@ fn worker(
             }
             if let Some(a) = anomaly {
                 r.anomalies.push(Anomaly {
-                    kind: if a.starts_with("hang") { "hang".into() } else { "abnormal-exit".into() },
+                    kind: if a.starts_with("hang") {
+                        "hang".into()
+                    } else {
+                        "abnormal-exit".into()
+                    },
                     mode,
                     cycle,
                     cycle_seed: seed,
@@ -634,7 +696,18 @@ pub fn replay_crash(
     let plan = KillPlan::AfterOp {
         n: case.kill_after_op.unwrap_or(case.ops.len()),
     };
-    let r = run_cycle(&log, factory, dir, &case.options, fault, &h, plan, &sample, timeout, None);
+    let r = run_cycle(
+        &log,
+        factory,
+        dir,
+        &case.options,
+        fault,
+        &h,
+        plan,
+        &sample,
+        timeout,
+        None,
+    );
     let _ = std::fs::remove_dir_all(dir);
     Ok((r?, h))
 }
@@ -664,7 +737,10 @@ pub fn shrink_crash(
         }
     };
     // Ops after the kill point never ran: cut them first.
-    let kill = case.kill_after_op.unwrap_or(case.ops.len()).min(case.ops.len());
+    let kill = case
+        .kill_after_op
+        .unwrap_or(case.ops.len())
+        .min(case.ops.len());
     let mut base = case.clone();
     base.ops.truncate(kill);
     base.kill_after_op = Some(kill);
@@ -714,7 +790,10 @@ fn write_artifact(
     if image.exists() {
         copy_tree(image, &dir.join("db"))?;
     }
-    std::fs::write(dir.join("options.txt"), case.options.to_options_string().replace(';', "\n") + "\n")?;
+    std::fs::write(
+        dir.join("options.txt"),
+        case.options.to_options_string().replace(';', "\n") + "\n",
+    )?;
     std::fs::write(
         dir.join("kill.json"),
         serde_json::to_string_pretty(&serde_json::json!({

@@ -83,13 +83,8 @@ fn cmp_entries(got: &[(Vec<u8>, Vec<u8>)], want: &[(&[u8], &Entry)]) -> Option<S
             return Some(format!("entry {i}: {d}"));
         }
     }
-    (got.len() != want.len()).then(|| {
-        format!(
-            "store returned {} entries, model {}",
-            got.len(),
-            want.len()
-        )
-    })
+    (got.len() != want.len())
+        .then(|| format!("store returned {} entries, model {}", got.len(), want.len()))
 }
 
 /// Runs one op against store and model; `Ok(n)` is the number of read

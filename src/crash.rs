@@ -86,6 +86,8 @@ pub enum Phase {
     Reopening = 7,
     /// Past the last op.
     Done = 8,
+    /// Applying a WriteBatch.
+    WritingBatch = 9,
 }
 
 impl Phase {
@@ -99,6 +101,7 @@ impl Phase {
             6 => Phase::Compacting,
             7 => Phase::Reopening,
             8 => Phase::Done,
+            9 => Phase::WritingBatch,
             _ => Phase::Idle,
         }
     }
@@ -283,13 +286,63 @@ fn die_now() -> ! {
     }
 }
 
-fn start_killer(micros: u64) {
-    // A thread of the child itself sends the SIGKILL, so the kill lands at
-    // an exact delay without the parent polling.
-    let _ = std::thread::Builder::new().spawn(move || {
-        std::thread::sleep(Duration::from_micros(micros));
-        die_now();
-    });
+/// A thread of the child that sends the SIGKILL, so a kill lands at an
+/// exact delay after an event without the parent polling. It is started
+/// (parked) before the event so arming it costs only a wake-up; short
+/// delays are spun, long ones slept.
+struct Killer {
+    deadline: std::sync::Arc<std::sync::OnceLock<Instant>>,
+    thread: std::thread::Thread,
+}
+
+impl Killer {
+    fn start() -> Option<Killer> {
+        let deadline = std::sync::Arc::new(std::sync::OnceLock::<Instant>::new());
+        let d = deadline.clone();
+        let h = std::thread::Builder::new()
+            .spawn(move || loop {
+                std::thread::park();
+                if let Some(at) = d.get() {
+                    let now = Instant::now();
+                    if *at > now + Duration::from_micros(200) {
+                        std::thread::sleep(*at - now);
+                    }
+                    while Instant::now() < *at {
+                        std::hint::spin_loop();
+                    }
+                    die_now();
+                }
+            })
+            .ok()?;
+        Some(Killer {
+            deadline,
+            thread: h.thread().clone(),
+        })
+    }
+
+    /// For short phases (a single write), a thread that spins until the
+    /// `nth` entry into the phase (counted in `entries`), then waits
+    /// `micros` and kills: no wake-up latency, at the price of one busy
+    /// core for the child's short life.
+    fn watch(entries: std::sync::Arc<AtomicU32>, nth: u32, micros: u64) {
+        let _ = std::thread::Builder::new().spawn(move || {
+            while entries.load(Ordering::Relaxed) < nth {
+                std::hint::spin_loop();
+            }
+            let at = Instant::now() + Duration::from_micros(micros);
+            while Instant::now() < at {
+                std::hint::spin_loop();
+            }
+            die_now();
+        });
+    }
+
+    fn arm(&self, micros: u64) {
+        let _ = self
+            .deadline
+            .set(Instant::now() + Duration::from_micros(micros));
+        self.thread.unpark();
+    }
 }
 
 /// Runs `f` in a forked child that leaves with `_exit(f())`. A panic in
@@ -305,8 +358,8 @@ unsafe fn fork_child(f: impl FnOnce() -> i32) -> Result<libc::pid_t, CrashError>
         0 => {
             // Child: never print, never unwind into the parent's frames.
             std::panic::set_hook(Box::new(|_| {}));
-            let rc = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-                .unwrap_or(code::PANIC);
+            let rc =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(code::PANIC);
             unsafe { libc::_exit(rc) }
         }
         pid => Ok(pid),
@@ -445,16 +498,32 @@ fn writer_body(
     plan: KillPlan,
 ) -> i32 {
     let s = shared.get();
-    if let KillPlan::AfterDelay { micros } = plan {
-        start_killer(micros);
+    let entries = std::sync::Arc::new(AtomicU32::new(0));
+    let killer = match plan {
+        KillPlan::AfterOp { .. } => None,
+        KillPlan::DuringPhase {
+            phase: Phase::Writing | Phase::WritingBatch,
+            nth,
+            micros,
+        } => {
+            Killer::watch(entries.clone(), nth, micros);
+            None
+        }
+        _ => Killer::start(),
+    };
+    if let (KillPlan::AfterDelay { micros }, Some(k)) = (plan, &killer) {
+        k.arm(micros);
     }
-    let mut seen = [0u32; 9];
-    let enter = |p: Phase, seen: &mut [u32; 9]| {
+    let mut seen = [0u32; 10];
+    let enter = |p: Phase, seen: &mut [u32; 10]| {
         s.phase.store(p as u32, Ordering::SeqCst);
         seen[p as usize] += 1;
         if let KillPlan::DuringPhase { phase, nth, micros } = plan {
-            if phase == p && seen[p as usize] == nth {
-                start_killer(micros);
+            if phase == p {
+                entries.fetch_add(1, Ordering::Relaxed);
+                if let (Some(k), true) = (&killer, seen[p as usize] == nth) {
+                    k.arm(micros);
+                }
             }
         }
     };
@@ -472,10 +541,18 @@ fn writer_body(
     for (i, op) in h.ops.iter().enumerate() {
         let r = match op {
             Op::Write(_) | Op::Batch(_) => {
-                enter(Phase::Writing, &mut seen);
+                let batch = matches!(op, Op::Batch(_));
+                enter(
+                    if batch {
+                        Phase::WritingBatch
+                    } else {
+                        Phase::Writing
+                    },
+                    &mut seen,
+                );
                 let unit = h.unit_of_op[i].unwrap_or(0);
                 s.started.store(unit, Ordering::SeqCst);
-                let r = store.write(op.write_ops(), matches!(op, Op::Batch(_)));
+                let r = store.write(op.write_ops(), batch);
                 if r.is_ok() {
                     s.acked.store(unit, Ordering::SeqCst);
                 }
@@ -485,7 +562,8 @@ fn writer_body(
                 enter(Phase::Flushing, &mut seen);
                 let r = store.flush();
                 if r.is_ok() {
-                    s.flushed.store(s.acked.load(Ordering::SeqCst), Ordering::SeqCst);
+                    s.flushed
+                        .store(s.acked.load(Ordering::SeqCst), Ordering::SeqCst);
                 }
                 r
             }
@@ -511,7 +589,8 @@ fn writer_body(
                 if r.is_ok() {
                     // The close completed before the open: everything acked
                     // so far went through a clean close.
-                    s.closed.store(s.acked.load(Ordering::SeqCst), Ordering::SeqCst);
+                    s.closed
+                        .store(s.acked.load(Ordering::SeqCst), Ordering::SeqCst);
                 }
                 r
             }
@@ -752,13 +831,8 @@ fn verifier_body(
     let mut off = 0;
     while off < buf.len() {
         // SAFETY: writing our own buffer to our pipe end.
-        let n = unsafe {
-            libc::write(
-                wfd.as_raw_fd(),
-                buf[off..].as_ptr().cast(),
-                buf.len() - off,
-            )
-        };
+        let n =
+            unsafe { libc::write(wfd.as_raw_fd(), buf[off..].as_ptr().cast(), buf.len() - off) };
         if n <= 0 {
             return 1;
         }
@@ -779,9 +853,7 @@ pub fn reopen_and_read(
     assert_fork_safe()?;
     let (r, w) = nix::unistd::pipe().map_err(|e| CrashError::Sys("pipe", e.into()))?;
     // SAFETY: fork-safe checked; the child writes to `w` only.
-    let pid = unsafe {
-        fork_child(|| verifier_body(&w, factory, path, opts, sample))?
-    };
+    let pid = unsafe { fork_child(|| verifier_body(&w, factory, path, opts, sample))? };
     drop(w);
     let deadline = Instant::now() + timeout;
     let mut file = std::fs::File::from(r);
@@ -827,7 +899,10 @@ mod tests {
             point_reads: vec![(b"a".to_vec(), Some(1)), (b"zz".to_vec(), None)],
         };
         assert_eq!(decode(&encode(&Ok(rec.clone()))), Some(Ok(rec)));
-        assert_eq!(decode(&encode(&Err("boom".into()))), Some(Err("boom".into())));
+        assert_eq!(
+            decode(&encode(&Err("boom".into()))),
+            Some(Err("boom".into()))
+        );
         assert_eq!(decode(&[0, 5, 0]), None, "truncated data is rejected");
     }
 }

@@ -41,7 +41,8 @@ pub fn crash_check_in_test(
         return Ok(r);
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the test binary: {e}"))?;
-    let out = tempfile::NamedTempFile::new().map_err(|e| format!("cannot create a report file: {e}"))?;
+    let out =
+        tempfile::NamedTempFile::new().map_err(|e| format!("cannot create a report file: {e}"))?;
     let status = Command::new(exe)
         .args([test_name, "--exact", "--test-threads=1", "--quiet"])
         .env(ISOLATED_REPORT_ENV, out.path())

@@ -28,5 +28,5 @@ pub mod report;
 pub mod repro;
 pub mod selftest;
 pub mod store;
-pub mod workload;
 pub mod verify;
+pub mod workload;

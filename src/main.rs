@@ -11,10 +11,10 @@ use crashcheck::campaign::{self, CrashConfig, CrashReport};
 use crashcheck::check::run_ops;
 use crashcheck::oracle::Fault;
 use crashcheck::repro::{self, Case, CheckKind};
+use crashcheck::store::{factory_by_name, lock_holder};
 use crashcheck::store::{StoreOptions, WalMode};
 use crashcheck::verify::Verdict;
 use crashcheck::workload::{Generator, Profile};
-use crashcheck::store::{factory_by_name, lock_holder};
 use crashcheck::{bench, selftest};
 
 const ABOUT: &str = "Persistence-consistency checker for RocksDB.
@@ -340,7 +340,11 @@ fn write_new(want: &Path, text: &str) -> Res<PathBuf> {
         } else {
             want.with_extension(format!("{i}.repro"))
         };
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+        {
             Ok(mut f) => {
                 use std::io::Write;
                 f.write_all(text.as_bytes())?;
@@ -350,7 +354,10 @@ fn write_new(want: &Path, text: &str) -> Res<PathBuf> {
             Err(e) => return fail(format!("cannot write {}: {e}", p.display())),
         }
     }
-    fail(format!("cannot find a free file name near {}", want.display()))
+    fail(format!(
+        "cannot find a free file name near {}",
+        want.display()
+    ))
 }
 
 fn cmd_run(a: RunArgs) -> Res<u8> {
@@ -369,9 +376,10 @@ fn cmd_run(a: RunArgs) -> Res<u8> {
     let ops = Generator::new(a.seed, prof.clone()).ops(a.ops);
     let start = std::time::Instant::now();
     let mut store = factory.open(&db, &opts).map_err(|e| match e {
-        crashcheck::store::StoreError::Locked(m) => {
-            EnvError(format!("{}: database is locked by another process ({m})", db.display()))
-        }
+        crashcheck::store::StoreError::Locked(m) => EnvError(format!(
+            "{}: database is locked by another process ({m})",
+            db.display()
+        )),
         e => EnvError(format!("cannot open {}: {e}", db.display())),
     })?;
     let out = run_ops(store.as_mut(), &ops);
@@ -428,7 +436,11 @@ fn cmd_run(a: RunArgs) -> Res<u8> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("crashcheck-artifacts/run-seed{}.repro", a.seed)));
     let path = write_new(&want, &case.to_text())?;
-    println!("repro: {}\nreplay: crashcheck replay {}", path.display(), path.display());
+    println!(
+        "repro: {}\nreplay: crashcheck replay {}",
+        path.display(),
+        path.display()
+    );
     Ok(1)
 }
 
@@ -454,17 +466,28 @@ fn print_crash_summary(r: &CrashReport) {
         );
     }
     for v in &r.violations {
-        println!("VIOLATION {} ({}, cycle {}): {}", v.class, v.mode, v.cycle, v.detail);
+        println!(
+            "VIOLATION {} ({}, cycle {}): {}",
+            v.class, v.mode, v.cycle, v.detail
+        );
         if let Some(c) = &v.replay {
             println!("  replay: {c}");
         }
     }
     for a in &r.anomalies {
-        println!("anomaly {} ({}, cycle {}): {}", a.kind, a.mode, a.cycle, a.detail);
+        println!(
+            "anomaly {} ({}, cycle {}): {}",
+            a.kind, a.mode, a.cycle, a.detail
+        );
     }
 }
 
-fn write_reports(r: &CrashReport, json: Option<&Path>, junit: Option<&Path>, md: Option<&Path>) -> Res<()> {
+fn write_reports(
+    r: &CrashReport,
+    json: Option<&Path>,
+    junit: Option<&Path>,
+    md: Option<&Path>,
+) -> Res<()> {
     use crashcheck::report;
     if let Some(p) = json {
         report::write_file(p, &serde_json::to_string_pretty(r)?)?;
@@ -482,7 +505,8 @@ fn progress_printer(total: Option<u64>, quiet: bool) -> Option<Arc<campaign::Pro
     if quiet {
         return None;
     }
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("CI").is_none();
+    let tty =
+        std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("CI").is_none();
     let start = std::time::Instant::now();
     if tty {
         let bar = match total {
@@ -525,7 +549,9 @@ fn cmd_crash(a: CrashArgs) -> Res<u8> {
     };
     let factory = factory_by_name(&a.common.store).map_err(EnvError)?;
     let wd = work_dir(a.common.dir.as_deref())?;
-    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let cfg = CrashConfig {
         modes,
         fault,
@@ -546,13 +572,19 @@ fn cmd_crash(a: CrashArgs) -> Res<u8> {
     };
     let r = campaign::run_campaign(cfg, Arc::from(factory), progress_printer(cycles, a.quiet))?;
     print_crash_summary(&r);
-    write_reports(&r, a.report.as_deref(), a.junit.as_deref(), a.markdown.as_deref())?;
+    write_reports(
+        &r,
+        a.report.as_deref(),
+        a.junit.as_deref(),
+        a.markdown.as_deref(),
+    )?;
     Ok(if r.violations.is_empty() { 0 } else { 1 })
 }
 
 fn cmd_replay(a: ReplayArgs) -> Res<u8> {
     let case = Case::load(&a.file)?;
-    let factory = factory_by_name(&case.store).map_err(|e| EnvError(format!("{}: {e}", a.file.display())))?;
+    let factory =
+        factory_by_name(&case.store).map_err(|e| EnvError(format!("{}: {e}", a.file.display())))?;
     let wd = work_dir(a.dir.as_deref())?;
     let verdict = match case.check {
         CheckKind::Run => {
@@ -573,7 +605,12 @@ fn cmd_replay(a: ReplayArgs) -> Res<u8> {
             }
         }
         CheckKind::Crash => {
-            let fault: Fault = case.fault.as_deref().unwrap_or("kill").parse().map_err(EnvError)?;
+            let fault: Fault = case
+                .fault
+                .as_deref()
+                .unwrap_or("kill")
+                .parse()
+                .map_err(EnvError)?;
             let (r, _) = campaign::replay_crash(
                 factory.as_ref(),
                 &wd.path().join("db"),
@@ -590,7 +627,11 @@ fn cmd_replay(a: ReplayArgs) -> Res<u8> {
                     println!("ok: recovered state equals prefix {prefix}");
                     "ok".to_string()
                 }
-                Ok(Verdict::Violation { class, detail, diff }) => {
+                Ok(Verdict::Violation {
+                    class,
+                    detail,
+                    diff,
+                }) => {
                     println!("VIOLATION {class}: {detail}");
                     for l in diff {
                         println!("  {l}");
@@ -607,7 +648,10 @@ fn cmd_replay(a: ReplayArgs) -> Res<u8> {
     if verdict == case.expect {
         println!("verdict '{verdict}' matches the saved verdict");
     } else {
-        println!("verdict '{verdict}' differs from the saved verdict '{}'", case.expect);
+        println!(
+            "verdict '{verdict}' differs from the saved verdict '{}'",
+            case.expect
+        );
     }
     Ok(if verdict == "ok" { 0 } else { 1 })
 }
@@ -615,8 +659,12 @@ fn cmd_replay(a: ReplayArgs) -> Res<u8> {
 fn cmd_selftest(a: SelftestArgs) -> Res<u8> {
     let budget = parse_duration(&a.budget)?;
     let wd = work_dir(a.dir.as_deref())?;
-    let only: Option<Vec<String>> = a.only.map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
-    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let only: Option<Vec<String>> = a
+        .only
+        .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let r = selftest::run(wd.path(), budget, a.seed, jobs, only.as_deref()).map_err(EnvError)?;
     println!("{}", selftest::table(&r));
     if let Some(p) = &a.report {

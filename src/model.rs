@@ -307,14 +307,22 @@ mod tests {
         });
         assert!(m.get(b"k1", None).unwrap().is_none());
         assert!(m.get(b"k3", None).unwrap().is_some(), "end is exclusive");
-        assert!(m.get(b"k1", Some(1)).unwrap().is_some(), "snapshot keeps k1");
+        assert!(
+            m.get(b"k1", Some(1)).unwrap().is_some(),
+            "snapshot keeps k1"
+        );
         let s = Scan {
             lo: None,
             hi: None,
             reverse: true,
             limit: 1,
         };
-        let keys: Vec<_> = m.scan(&s, Some(1)).unwrap().iter().map(|(k, _)| k.to_vec()).collect();
+        let keys: Vec<_> = m
+            .scan(&s, Some(1))
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.to_vec())
+            .collect();
         assert_eq!(keys, vec![b"new".to_vec()]);
         m.apply_op(&Op::Reopen);
         assert!(m.get(b"k1", Some(1)).is_none(), "reopen releases snapshots");

@@ -139,7 +139,10 @@ pub enum Op {
     /// `DB::FlushWAL(sync)`.
     FlushWal { sync: bool },
     /// Manual compaction over `[lo, hi]`.
-    Compact { lo: Option<Vec<u8>>, hi: Option<Vec<u8>> },
+    Compact {
+        lo: Option<Vec<u8>>,
+        hi: Option<Vec<u8>>,
+    },
     /// Clean close and reopen; releases every snapshot.
     Reopen,
 }
@@ -232,7 +235,13 @@ impl fmt::Display for WriteOp {
 
 impl fmt::Display for Scan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} limit={}", Bound(&self.lo), Bound(&self.hi), self.limit)
+        write!(
+            f,
+            "{} {} limit={}",
+            Bound(&self.lo),
+            Bound(&self.hi),
+            self.limit
+        )
     }
 }
 

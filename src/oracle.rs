@@ -150,7 +150,10 @@ mod tests {
             acked: 4,
             ..Progress::default()
         };
-        assert_eq!(admissible(WalMode::Wal, Fault::Kill, &StoreOptions::default(), &p).hi, 4);
+        assert_eq!(
+            admissible(WalMode::Wal, Fault::Kill, &StoreOptions::default(), &p).hi,
+            4
+        );
     }
 
     #[test]
@@ -166,7 +169,12 @@ mod tests {
             flushed: 7,
             ..prog()
         };
-        let a = admissible(WalMode::WalManualFlush, Fault::Kill, &StoreOptions::default(), &p);
+        let a = admissible(
+            WalMode::WalManualFlush,
+            Fault::Kill,
+            &StoreOptions::default(),
+            &p,
+        );
         assert_eq!(a.lo, 7);
     }
 

@@ -31,7 +31,11 @@ pub fn junit(r: &CrashReport) -> String {
             r.fault,
             m.cycles
         );
-        let vs: Vec<_> = r.violations.iter().filter(|v| v.mode.name() == mode).collect();
+        let vs: Vec<_> = r
+            .violations
+            .iter()
+            .filter(|v| v.mode.name() == mode)
+            .collect();
         if vs.is_empty() {
             s.push_str("/>\n");
         } else {
@@ -44,7 +48,10 @@ pub fn junit(r: &CrashReport) -> String {
                     v.cycle,
                     v.class,
                     v.detail,
-                    v.replay.as_ref().map(|c| format!("\nreplay: {c}")).unwrap_or_default()
+                    v.replay
+                        .as_ref()
+                        .map(|c| format!("\nreplay: {c}"))
+                        .unwrap_or_default()
                 );
             }
             let _ = writeln!(
@@ -113,7 +120,11 @@ pub fn markdown(r: &CrashReport) -> String {
     if !r.anomalies.is_empty() {
         let _ = writeln!(s, "\n## Anomalies (not violations)\n");
         for a in &r.anomalies {
-            let _ = writeln!(s, "- {} in `{}`, cycle {}: {}", a.kind, a.mode, a.cycle, a.detail);
+            let _ = writeln!(
+                s,
+                "- {} in `{}`, cycle {}: {}",
+                a.kind, a.mode, a.cycle, a.detail
+            );
         }
     }
     let _ = writeln!(

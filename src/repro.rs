@@ -150,7 +150,10 @@ impl Case {
                 continue;
             }
             if !saw_magic {
-                return Err(perr(n, "not a crashcheck repro file (missing '# crashcheck repro v1' header)".into()));
+                return Err(perr(
+                    n,
+                    "not a crashcheck repro file (missing '# crashcheck repro v1' header)".into(),
+                ));
             }
             if line == "ops:" {
                 ops_at = Some(n + 1);
@@ -168,11 +171,7 @@ impl Case {
                         o => return Err(perr(n, format!("unknown check '{o}' (run, crash)"))),
                     }
                 }
-                "seed" => {
-                    case.seed = v
-                        .parse()
-                        .map_err(|_| perr(n, format!("bad seed '{v}'")))?
-                }
+                "seed" => case.seed = v.parse().map_err(|_| perr(n, format!("bad seed '{v}'")))?,
                 "profile" => case.profile = v.to_string(),
                 "store" => case.store = v.to_string(),
                 "options" => {
@@ -193,13 +192,20 @@ impl Case {
             }
         }
         if !saw_magic {
-            return Err(perr(1, "not a crashcheck repro file (missing '# crashcheck repro v1' header)".into()));
+            return Err(perr(
+                1,
+                "not a crashcheck repro file (missing '# crashcheck repro v1' header)".into(),
+            ));
         }
-        let first = ops_at.ok_or_else(|| perr(text.lines().count().max(1), "missing 'ops:' section".into()))?;
+        let first = ops_at
+            .ok_or_else(|| perr(text.lines().count().max(1), "missing 'ops:' section".into()))?;
         let rest: Vec<&str> = lines.map(|(_, l)| l).collect();
         case.ops = parse_ops(&rest.join("\n"), first).map_err(|(line, e)| perr(line, e.0))?;
         if case.check == CheckKind::Crash && case.kill_after_op.is_none() {
-            return Err(perr(1, "crash case without a 'kill: after-op N' line".into()));
+            return Err(perr(
+                1,
+                "crash case without a 'kill: after-op N' line".into(),
+            ));
         }
         Ok(case)
     }
@@ -280,7 +286,10 @@ mod tests {
         assert!(Case::parse(good, "f").is_ok());
         let cases = [
             ("# crashcheck repro v1\ncheck: run\nseed: x\nops:\n", 3),
-            ("# crashcheck repro v1\ncheck: run\nops:\nput k1 \"a\"\nfrob\n", 5),
+            (
+                "# crashcheck repro v1\ncheck: run\nops:\nput k1 \"a\"\nfrob\n",
+                5,
+            ),
             ("# crashcheck repro v1\noptions: nope=1\nops:\n", 2),
             ("hello\n", 1),
             ("# crashcheck repro v1\ncheck: run\n", 2),

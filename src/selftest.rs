@@ -206,7 +206,10 @@ pub fn run(
         .filter(|m| only.is_none_or(|o| o.iter().any(|n| n == m.name)))
         .collect();
     if let Some(o) = only {
-        if let Some(bad) = o.iter().find(|n| !MUTANTS.iter().any(|m| m.name == n.as_str())) {
+        if let Some(bad) = o
+            .iter()
+            .find(|n| !MUTANTS.iter().any(|m| m.name == n.as_str()))
+        {
             return Err(format!("unknown mutant '{bad}'"));
         }
     }
@@ -260,7 +263,8 @@ pub fn table(r: &SelftestReport) -> String {
             m.checker,
             m.status,
             m.cycles,
-            m.seconds_to_detect.map_or("-".into(), |t| format!("{t:.2}")),
+            m.seconds_to_detect
+                .map_or("-".into(), |t| format!("{t:.2}")),
             m.class.as_deref().unwrap_or("-")
         );
     }
@@ -269,6 +273,14 @@ pub fn table(r: &SelftestReport) -> String {
         "control (rocksdb): {} crash cycles, {} run checks, {} violations",
         r.control.crash_cycles, r.control.run_checks, r.control.violations
     );
-    let _ = write!(s, "{}", if r.passed { "selftest PASSED" } else { "selftest FAILED" });
+    let _ = write!(
+        s,
+        "{}",
+        if r.passed {
+            "selftest PASSED"
+        } else {
+            "selftest FAILED"
+        }
+    );
     s
 }

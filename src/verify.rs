@@ -184,7 +184,11 @@ pub fn verify(h: &History, adm: &Admissible, rec: &Recovered) -> Verdict {
     classify(h, adm, &recmap, fp)
 }
 
-fn nearest_diff(h: &History, adm: &Admissible, rec: &BTreeMap<Vec<u8>, u128>) -> (u64, Vec<String>) {
+fn nearest_diff(
+    h: &History,
+    adm: &Admissible,
+    rec: &BTreeMap<Vec<u8>, u128>,
+) -> (u64, Vec<String>) {
     let hi = adm.hi.min(h.units());
     let mut best: Option<(u64, Vec<String>)> = None;
     for p in adm.lo..=hi {
@@ -200,47 +204,24 @@ fn classify(h: &History, adm: &Admissible, rec: &BTreeMap<Vec<u8>, u128>, fp: u1
     let n = h.units();
     let (near, mut diff) = nearest_diff(h, adm, rec);
     diff.truncate(12);
+    let merged: BTreeSet<&[u8]> = h
+        .ops
+        .iter()
+        .flat_map(|o| o.write_ops())
+        .filter_map(|w| match w {
+            crate::op::WriteOp::Merge { key, .. } => Some(key.as_slice()),
+            _ => None,
+        })
+        .collect();
     let v = |class, detail: String| Verdict::Violation {
         class,
-        detail: format!("{detail}; admissible prefixes [{}, {}] ({})", adm.lo, adm.hi, adm.rule),
+        detail: format!(
+            "{detail}; admissible prefixes [{}, {}] ({})",
+            adm.lo, adm.hi, adm.rule
+        ),
         diff: diff.clone(),
     };
-    // 1. A value never written to that key (by any planned unit).
-    for (k, hash) in rec {
-        let written = h
-            .timelines
-            .get(k)
-            .is_some_and(|tl| tl.iter().any(|(_, x)| *x == Some(*hash)));
-        if !written {
-            return v(
-                ViolationClass::PhantomValue,
-                format!("key {} holds {} that was never written to it", short(k), describe(h, Some(*hash))),
-            );
-        }
-    }
-    // 2. An exact prefix outside [L, U].
-    let keys = all_keys(h, rec);
-    let mut inter = vec![true; n as usize + 1];
-    for k in &keys {
-        let m = mask(h, k, rec.get(*k).copied());
-        inter.iter_mut().zip(m).for_each(|(a, b)| *a &= b);
-    }
-    if let Some(p) = inter.iter().rposition(|x| *x) {
-        let p = p as u64;
-        if p > adm.hi {
-            return v(
-                ViolationClass::PhantomValue,
-                format!("state equals prefix {p}, which includes writes never started (last started: {})", adm.hi),
-            );
-        }
-        if p < adm.lo {
-            return v(
-                ViolationClass::LostAckedWrite,
-                format!("state equals prefix {p}: acknowledged writes {}..={} are lost", p + 1, adm.lo),
-            );
-        }
-    }
-    // 3. Inside a batch: base state of batch unit u plus a part of it.
+    // 1. Inside a batch: base state of batch unit u plus a part of it.
     let mut m = Model::from_state(h.base.clone());
     for (ui, &oi) in h.op_of_unit.iter().enumerate() {
         let unit = ui as u64 + 1;
@@ -268,12 +249,67 @@ fn classify(h: &History, adm: &Admissible, rec: &BTreeMap<Vec<u8>, u128>, fp: u1
         }
         m.apply_op(op);
     }
+    // 2. An exact prefix outside [L, U].
+    let keys = all_keys(h, rec);
+    let mut inter = vec![true; n as usize + 1];
+    for k in &keys {
+        let m = mask(h, k, rec.get(*k).copied());
+        inter.iter_mut().zip(m).for_each(|(a, b)| *a &= b);
+    }
+    if let Some(p) = inter.iter().rposition(|x| *x) {
+        let p = p as u64;
+        if p > adm.hi {
+            return v(
+                ViolationClass::PhantomValue,
+                format!("state equals prefix {p}, which includes writes never started (last started: {})", adm.hi),
+            );
+        }
+        if p < adm.lo {
+            return v(
+                ViolationClass::LostAckedWrite,
+                format!(
+                    "state equals prefix {p}: acknowledged writes {}..={} are lost",
+                    p + 1,
+                    adm.lo
+                ),
+            );
+        }
+    }
+    // 3. A value never written to that key (by any planned unit). A merge
+    // applied to a lost or resurrected base also yields an unseen value, so
+    // keys that were merged are judged by the later rules instead.
+    for (k, hash) in rec {
+        let written = h
+            .timelines
+            .get(k)
+            .is_some_and(|tl| tl.iter().any(|(_, x)| *x == Some(*hash)));
+        if !written && !merged.contains(k.as_slice()) {
+            return v(
+                ViolationClass::PhantomValue,
+                format!(
+                    "key {} holds {} that was never written to it",
+                    short(k),
+                    describe(h, Some(*hash))
+                ),
+            );
+        }
+    }
     // 4. A key behind the others: resurrected delete or a hole.
     let lo_needed = adm.lo;
     for k in &keys {
         let got = rec.get(*k).copied();
         let msk = mask(h, k, got);
         let want = h.value_at(k, near);
+        if got.is_some() && msk.iter().all(|x| !x) && deleted_before(h, k, lo_needed) {
+            return v(
+                ViolationClass::ResurrectedDelete,
+                format!(
+                    "key {} holds {}, a merge on a value that an acknowledged delete had removed",
+                    short(k),
+                    describe(h, got)
+                ),
+            );
+        }
         if got.is_some() && want.is_none() && h.value_at(k, lo_needed).is_none() {
             if let Some(last) = msk.iter().rposition(|x| *x) {
                 if (last as u64) < lo_needed {
@@ -294,6 +330,14 @@ fn classify(h: &History, adm: &Admissible, rec: &BTreeMap<Vec<u8>, u128>, fp: u1
         ViolationClass::Hole,
         format!("no prefix matches: a later write is present while an earlier one is missing (nearest admissible prefix {near})"),
     )
+}
+
+/// True if a unit `<= upto` turned `key` from present to absent.
+fn deleted_before(h: &History, key: &[u8], upto: u64) -> bool {
+    h.timelines.get(key).is_some_and(|tl| {
+        tl.windows(2)
+            .any(|w| w[0].1.is_some() && w[1].1.is_none() && w[1].0 <= upto)
+    })
 }
 
 #[cfg(test)]
@@ -323,13 +367,21 @@ mod tests {
 
     fn rec_of(h: &History, p: u64) -> Recovered {
         Recovered {
-            entries: h.state_at(p).iter().map(|(k, e)| (k.clone(), e.hash)).collect(),
+            entries: h
+                .state_at(p)
+                .iter()
+                .map(|(k, e)| (k.clone(), e.hash))
+                .collect(),
             point_reads: Vec::new(),
         }
     }
 
     fn adm(lo: u64, hi: u64) -> Admissible {
-        Admissible { lo, hi, rule: "test" }
+        Admissible {
+            lo,
+            hi,
+            rule: "test",
+        }
     }
 
     fn class(v: Verdict) -> ViolationClass {
@@ -343,7 +395,10 @@ mod tests {
     fn admissible_prefixes_pass() {
         let h = hist();
         for p in 1..=3 {
-            assert_eq!(verify(&h, &adm(1, 3), &rec_of(&h, p)), Verdict::Ok { prefix: p });
+            assert_eq!(
+                verify(&h, &adm(1, 3), &rec_of(&h, p)),
+                Verdict::Ok { prefix: p }
+            );
         }
     }
 
@@ -351,9 +406,15 @@ mod tests {
     fn each_class_is_detected() {
         let h = hist();
         // lost acked write: prefix 1 when L = 3
-        assert_eq!(class(verify(&h, &adm(3, 4), &rec_of(&h, 1))), ViolationClass::LostAckedWrite);
+        assert_eq!(
+            class(verify(&h, &adm(3, 4), &rec_of(&h, 1))),
+            ViolationClass::LostAckedWrite
+        );
         // unstarted write present
-        assert_eq!(class(verify(&h, &adm(0, 2), &rec_of(&h, 4))), ViolationClass::PhantomValue);
+        assert_eq!(
+            class(verify(&h, &adm(0, 2), &rec_of(&h, 4))),
+            ViolationClass::PhantomValue
+        );
         // torn batch: a + b but not c
         let mut r = rec_of(&h, 1);
         let b = h.state_at(2)[&b"b".to_vec()].hash;
@@ -362,21 +423,32 @@ mod tests {
         assert_eq!(class(verify(&h, &adm(0, 4), &r)), ViolationClass::TornBatch);
         // resurrected delete: state 4 but with a's old value back
         let mut r = rec_of(&h, 4);
-        r.entries.push((b"a".to_vec(), h.state_at(1)[&b"a".to_vec()].hash));
+        r.entries
+            .push((b"a".to_vec(), h.state_at(1)[&b"a".to_vec()].hash));
         r.entries.sort();
-        assert_eq!(class(verify(&h, &adm(4, 4), &r)), ViolationClass::ResurrectedDelete);
+        assert_eq!(
+            class(verify(&h, &adm(4, 4), &r)),
+            ViolationClass::ResurrectedDelete
+        );
         // hole: d present, b and c missing
         let mut r = rec_of(&h, 1);
-        r.entries.push((b"d".to_vec(), h.state_at(4)[&b"d".to_vec()].hash));
+        r.entries
+            .push((b"d".to_vec(), h.state_at(4)[&b"d".to_vec()].hash));
         r.entries.sort();
         assert_eq!(class(verify(&h, &adm(0, 4), &r)), ViolationClass::Hole);
         // phantom: a value nobody wrote
         let mut r = rec_of(&h, 4);
         r.entries.push((b"zz".to_vec(), 12345));
-        assert_eq!(class(verify(&h, &adm(0, 4), &r)), ViolationClass::PhantomValue);
+        assert_eq!(
+            class(verify(&h, &adm(0, 4), &r)),
+            ViolationClass::PhantomValue
+        );
         // point read disagreeing with the scan
         let mut r = rec_of(&h, 4);
         r.point_reads.push((b"d".to_vec(), None));
-        assert_eq!(class(verify(&h, &adm(0, 4), &r)), ViolationClass::ReadMismatch);
+        assert_eq!(
+            class(verify(&h, &adm(0, 4), &r)),
+            ViolationClass::ReadMismatch
+        );
     }
 }

@@ -144,19 +144,19 @@ impl Profile {
             Profile {
                 name: "crash",
                 weights: Weights {
-                    put: 40,
-                    delete: 8,
-                    delete_range: 2,
-                    merge: 8,
-                    batch: 15,
-                    get: 3,
-                    multi_get: 1,
-                    scan: 1,
-                    snapshot: 1,
-                    flush: 1,
-                    flush_wal: 3,
-                    compact: 0,
-                    reopen: 0,
+                    put: 80,
+                    delete: 16,
+                    delete_range: 4,
+                    merge: 16,
+                    batch: 30,
+                    get: 6,
+                    multi_get: 2,
+                    scan: 2,
+                    snapshot: 2,
+                    flush: 2,
+                    flush_wal: 6,
+                    compact: 1,
+                    reopen: 1,
                 },
                 keys: 400,
                 small_pct: 80,
@@ -425,10 +425,15 @@ mod tests {
                         overwrites += model.state().contains_key(key) as u32;
                         large += (value.len() > 4096) as u32;
                     }
-                    WriteOp::Delete { key } => live_deletes += model.state().contains_key(key) as u32,
+                    WriteOp::Delete { key } => {
+                        live_deletes += model.state().contains_key(key) as u32
+                    }
                     WriteOp::DeleteRange { start, end } => {
-                        range_hits +=
-                            model.state().range(start.clone()..end.clone()).next().is_some() as u32
+                        range_hits += model
+                            .state()
+                            .range(start.clone()..end.clone())
+                            .next()
+                            .is_some() as u32
                     }
                     _ => {}
                 }
@@ -440,9 +445,12 @@ mod tests {
         assert!(live_deletes > 100, "deletes of live keys {live_deletes}");
         assert!(range_hits > 20, "range deletes over live data {range_hits}");
         assert!(large > 20, "large values {large}");
-        for kind in ["flush", "flushwal", "compact", "reopen", "snap", "getat", "rscan", "batch"] {
+        for kind in [
+            "flush", "flushwal", "compact", "reopen", "snap", "getat", "rscan", "batch",
+        ] {
             assert!(
-                ops.iter().any(|o| o.to_string().split(' ').next() == Some(kind)),
+                ops.iter()
+                    .any(|o| o.to_string().split(' ').next() == Some(kind)),
                 "no {kind}"
             );
         }

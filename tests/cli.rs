@@ -7,25 +7,42 @@ use std::process::{Command, Output};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_crashcheck"));
-    c.env_remove("CRASHCHECK_DIR").env_remove("CRASHCHECK_SEED").env("CI", "true");
+    c.env_remove("CRASHCHECK_DIR")
+        .env_remove("CRASHCHECK_SEED")
+        .env("CI", "true");
     c
 }
 
 fn run(args: &[&str], cwd: &Path) -> Output {
-    bin().args(args).current_dir(cwd).output().expect("spawn crashcheck")
+    bin()
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("spawn crashcheck")
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
 fn run_is_consistent_on_stock_rocksdb() {
     let t = tempfile::tempdir().unwrap();
     for mode in ["wal", "no-wal"] {
-        let o = run(&["run", "--seed", "3", "--ops", "3000", "--mode", mode], t.path());
+        let o = run(
+            &["run", "--seed", "3", "--ops", "3000", "--mode", mode],
+            t.path(),
+        );
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-        assert!(text(&o).contains("consistent with the model"), "{}", text(&o));
+        assert!(
+            text(&o).contains("consistent with the model"),
+            "{}",
+            text(&o)
+        );
     }
 }
 
@@ -44,7 +61,10 @@ fn bad_input_exits_2_with_one_line() {
     for args in cases {
         let o = run(&args, t.path());
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
-        assert!(!String::from_utf8_lossy(&o.stderr).trim().is_empty(), "{args:?}: no message");
+        assert!(
+            !String::from_utf8_lossy(&o.stderr).trim().is_empty(),
+            "{args:?}: no message"
+        );
     }
     let o = run(&["run", "--options", "bogus_option=1"], t.path());
     assert!(String::from_utf8_lossy(&o.stderr).contains("bogus_option"));
@@ -54,10 +74,18 @@ fn bad_input_exits_2_with_one_line() {
 fn malformed_repro_names_the_line() {
     let t = tempfile::tempdir().unwrap();
     let f = t.path().join("bad.repro");
-    std::fs::write(&f, "# crashcheck repro v1\ncheck: run\nops:\nput k1 \"a\"\nput k2\n").unwrap();
+    std::fs::write(
+        &f,
+        "# crashcheck repro v1\ncheck: run\nops:\nput k1 \"a\"\nput k2\n",
+    )
+    .unwrap();
     let o = run(&["replay", f.to_str().unwrap()], t.path());
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains(":5:"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(":5:"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -66,17 +94,32 @@ fn locked_db_dir_exits_2() {
     let t = tempfile::tempdir().unwrap();
     let db = t.path().join("db");
     std::fs::create_dir(&db).unwrap();
-    let lock = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(db.join("LOCK")).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(db.join("LOCK"))
+        .unwrap();
     // Lock it the way RocksDB does (fcntl F_SETLK, write lock).
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = libc::F_WRLCK as i16;
     fl.l_whence = libc::SEEK_SET as i16;
-    assert_eq!(unsafe { libc::fcntl(lock.as_raw_fd(), libc::F_SETLK, &fl) }, 0);
-    let o = run(&["run", "--ops", "10", "--db", db.to_str().unwrap()], t.path());
+    assert_eq!(
+        unsafe { libc::fcntl(lock.as_raw_fd(), libc::F_SETLK, &fl) },
+        0
+    );
+    let o = run(
+        &["run", "--ops", "10", "--db", db.to_str().unwrap()],
+        t.path(),
+    );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("locked"), "{}", text(&o));
     // Nothing of ours was left in the directory we did not create.
-    let names: Vec<_> = std::fs::read_dir(&db).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(&db)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("LOCK")]);
 }
 
@@ -84,35 +127,79 @@ fn locked_db_dir_exits_2() {
 fn dir_is_left_as_found() {
     let t = tempfile::tempdir().unwrap();
     std::fs::write(t.path().join("mine.txt"), "user data").unwrap();
-    let o = run(&["run", "--ops", "500", "--dir", t.path().to_str().unwrap()], t.path());
+    let o = run(
+        &["run", "--ops", "500", "--dir", t.path().to_str().unwrap()],
+        t.path(),
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let names: Vec<_> = std::fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("mine.txt")]);
 }
 
 #[test]
 fn run_violation_writes_a_repro_that_replays_to_the_same_verdict() {
     let t = tempfile::tempdir().unwrap();
-    let o = run(&["run", "--seed", "2", "--ops", "2000", "--store", "mutant:stale-read", "--repro-out", "case.repro"], t.path());
+    let o = run(
+        &[
+            "run",
+            "--seed",
+            "2",
+            "--ops",
+            "2000",
+            "--store",
+            "mutant:stale-read",
+            "--repro-out",
+            "case.repro",
+        ],
+        t.path(),
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("replay: crashcheck replay"), "{}", text(&o));
+    assert!(
+        text(&o).contains("replay: crashcheck replay"),
+        "{}",
+        text(&o)
+    );
     let case = std::fs::read_to_string(t.path().join("case.repro")).unwrap();
     let ops = case.lines().skip_while(|l| *l != "ops:").count() - 1;
     assert!(ops <= 10, "shrunk repro still has {ops} ops:\n{case}");
     let o = run(&["replay", "case.repro"], t.path());
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("matches the saved verdict"), "{}", text(&o));
+    assert!(
+        text(&o).contains("matches the saved verdict"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
 fn short_crash_campaign_per_mode_is_clean() {
     let t = tempfile::tempdir().unwrap();
     let o = run(
-        &["crash", "--mode", "all", "--cycles", "96", "--seed", "5", "--jobs", "2", "--report", "r.json", "--junit", "j.xml", "--markdown", "m.md"],
+        &[
+            "crash",
+            "--mode",
+            "all",
+            "--cycles",
+            "96",
+            "--seed",
+            "5",
+            "--jobs",
+            "2",
+            "--report",
+            "r.json",
+            "--junit",
+            "j.xml",
+            "--markdown",
+            "m.md",
+        ],
         t.path(),
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(t.path().join("r.json")).unwrap()).unwrap();
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path().join("r.json")).unwrap()).unwrap();
     assert_eq!(r["cycles"], 96);
     assert_eq!(r["violations"].as_array().unwrap().len(), 0);
     for m in ["wal-sync", "wal", "wal-manual-flush", "no-wal"] {
@@ -122,27 +209,71 @@ fn short_crash_campaign_per_mode_is_clean() {
         assert_eq!(s["violations"], 0, "{m}");
     }
     // kills land between durability points where the mode allows loss
-    assert!(r["by_mode"]["no-wal"]["lost_within_guarantee"].as_u64().unwrap() > 0);
+    assert!(
+        r["by_mode"]["no-wal"]["lost_within_guarantee"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     assert_eq!(r["by_mode"]["wal-sync"]["lost_within_guarantee"], 0);
     assert_eq!(r["by_mode"]["wal"]["lost_within_guarantee"], 0);
-    assert!(std::fs::read_to_string(t.path().join("j.xml")).unwrap().contains("<testcase"));
-    assert!(std::fs::read_to_string(t.path().join("m.md")).unwrap().contains("| no-wal |"));
+    assert!(std::fs::read_to_string(t.path().join("j.xml"))
+        .unwrap()
+        .contains("<testcase"));
+    assert!(std::fs::read_to_string(t.path().join("m.md"))
+        .unwrap()
+        .contains("| no-wal |"));
 }
 
 #[test]
 fn crash_violation_leaves_an_artifact_that_replays() {
     let t = tempfile::tempdir().unwrap();
     let o = run(
-        &["crash", "--mode", "wal", "--cycles", "200", "--seed", "1", "--jobs", "1", "--store", "mutant:early-ack", "--stop-on-violation", "--artifacts", "arts"],
+        &[
+            "crash",
+            "--mode",
+            "wal",
+            "--cycles",
+            "200",
+            "--seed",
+            "1",
+            "--jobs",
+            "1",
+            "--store",
+            "mutant:early-ack",
+            "--stop-on-violation",
+            "--artifacts",
+            "arts",
+        ],
         t.path(),
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let dir = std::fs::read_dir(t.path().join("arts")).unwrap().next().unwrap().unwrap().path();
-    for f in ["case.repro", "kill.json", "diff.txt", "README.txt", "options.txt", "db/CURRENT"] {
+    let dir = std::fs::read_dir(t.path().join("arts"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for f in [
+        "case.repro",
+        "kill.json",
+        "diff.txt",
+        "README.txt",
+        "options.txt",
+        "db/CURRENT",
+    ] {
         assert!(dir.join(f).exists(), "artifact lacks {f}");
     }
-    let repro = if dir.join("shrunk.repro").exists() { "shrunk.repro" } else { "case.repro" };
+    let repro = if dir.join("shrunk.repro").exists() {
+        "shrunk.repro"
+    } else {
+        "case.repro"
+    };
     let o = run(&["replay", dir.join(repro).to_str().unwrap()], t.path());
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("matches the saved verdict"), "{}", text(&o));
+    assert!(
+        text(&o).contains("matches the saved verdict"),
+        "{}",
+        text(&o)
+    );
 }

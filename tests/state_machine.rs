@@ -34,8 +34,18 @@ fn write() -> impl Strategy<Value = WriteOp> {
 }
 
 fn scan() -> impl Strategy<Value = Scan> {
-    (proptest::option::of(key()), proptest::option::of(key()), any::<bool>(), 1u32..10)
-        .prop_map(|(lo, hi, reverse, limit)| Scan { lo, hi, reverse, limit })
+    (
+        proptest::option::of(key()),
+        proptest::option::of(key()),
+        any::<bool>(),
+        1u32..10,
+    )
+        .prop_map(|(lo, hi, reverse, limit)| Scan {
+            lo,
+            hi,
+            reverse,
+            limit,
+        })
 }
 
 /// A reference model; `BUGGY` plants a wrong rule (range deletes that also
@@ -55,7 +65,11 @@ impl<const BUGGY: bool> ReferenceStateMachine for Ref<BUGGY> {
     type Transition = Op;
 
     fn init_state() -> BoxedStrategy<RefState> {
-        Just(RefState { next_snap: 1, ..RefState::default() }).boxed()
+        Just(RefState {
+            next_snap: 1,
+            ..RefState::default()
+        })
+        .boxed()
     }
 
     fn transitions(state: &RefState) -> BoxedStrategy<Op> {
@@ -89,7 +103,10 @@ impl<const BUGGY: bool> ReferenceStateMachine for Ref<BUGGY> {
     fn apply(mut state: RefState, op: &Op) -> RefState {
         match op {
             Op::Write(WriteOp::DeleteRange { start, end }) if BUGGY => {
-                state.model.apply(&WriteOp::DeleteRange { start: start.clone(), end: end.clone() });
+                state.model.apply(&WriteOp::DeleteRange {
+                    start: start.clone(),
+                    end: end.clone(),
+                });
                 state.model.apply(&WriteOp::Delete { key: end.clone() });
             }
             Op::Snapshot { id } => {
@@ -112,7 +129,9 @@ impl<const BUGGY: bool> ReferenceStateMachine for Ref<BUGGY> {
 
     fn preconditions(state: &RefState, op: &Op) -> bool {
         match op {
-            Op::GetAt { id, .. } | Op::ScanAt { id, .. } | Op::Release { id } => state.snaps.contains(id),
+            Op::GetAt { id, .. } | Op::ScanAt { id, .. } | Op::Release { id } => {
+                state.snaps.contains(id)
+            }
             Op::Snapshot { id } => !state.snaps.contains(id) && state.snaps.len() < 3,
             _ => true,
         }
@@ -132,7 +151,10 @@ impl<const BUGGY: bool> StateMachineTest for RocksTest<BUGGY> {
 
     fn init_test(_: &RefState) -> Sut {
         let dir = tempfile::tempdir().expect("tempdir");
-        let opts = StoreOptions { write_buffer_size: 64 << 10, ..StoreOptions::default() };
+        let opts = StoreOptions {
+            write_buffer_size: 64 << 10,
+            ..StoreOptions::default()
+        };
         let store = RocksStore::open(&dir.path().join("db"), &opts).expect("open");
         Sut { _dir: dir, store }
     }
@@ -142,7 +164,8 @@ impl<const BUGGY: bool> StateMachineTest for RocksTest<BUGGY> {
         let s = &mut sut.store;
         match &op {
             Op::Write(_) | Op::Batch(_) => {
-                s.write(op.write_ops(), matches!(op, Op::Batch(_))).expect("write");
+                s.write(op.write_ops(), matches!(op, Op::Batch(_)))
+                    .expect("write");
             }
             Op::Get { key } => {
                 let got = s.get(key, None).expect("get");
@@ -151,22 +174,38 @@ impl<const BUGGY: bool> StateMachineTest for RocksTest<BUGGY> {
             }
             Op::GetAt { id, key } => {
                 let got = s.get(key, Some(*id)).expect("get at");
-                let want = m.get(key, Some(*id)).expect("model snapshot").map(|e| e.value.to_vec());
+                let want = m
+                    .get(key, Some(*id))
+                    .expect("model snapshot")
+                    .map(|e| e.value.to_vec());
                 assert_eq!(got, want, "{op}");
             }
             Op::MultiGet { keys } => {
                 let got = s.multi_get(keys).expect("multi_get");
-                let want: Vec<_> = keys.iter().map(|k| m.get(k, None).flatten().map(|e| e.value.to_vec())).collect();
+                let want: Vec<_> = keys
+                    .iter()
+                    .map(|k| m.get(k, None).flatten().map(|e| e.value.to_vec()))
+                    .collect();
                 assert_eq!(got, want, "{op}");
             }
             Op::Scan(sc) => {
                 let got = s.scan(sc, None).expect("scan");
-                let want: Vec<_> = m.scan(sc, None).expect("scan").into_iter().map(|(k, e)| (k.to_vec(), e.value.to_vec())).collect();
+                let want: Vec<_> = m
+                    .scan(sc, None)
+                    .expect("scan")
+                    .into_iter()
+                    .map(|(k, e)| (k.to_vec(), e.value.to_vec()))
+                    .collect();
                 assert_eq!(got, want, "{op}");
             }
             Op::ScanAt { id, scan } => {
                 let got = s.scan(scan, Some(*id)).expect("scan at");
-                let want: Vec<_> = m.scan(scan, Some(*id)).expect("snapshot").into_iter().map(|(k, e)| (k.to_vec(), e.value.to_vec())).collect();
+                let want: Vec<_> = m
+                    .scan(scan, Some(*id))
+                    .expect("snapshot")
+                    .into_iter()
+                    .map(|(k, e)| (k.to_vec(), e.value.to_vec()))
+                    .collect();
                 assert_eq!(got, want, "{op}");
             }
             Op::Snapshot { id } => s.snapshot(*id).expect("snapshot"),
@@ -181,7 +220,12 @@ impl<const BUGGY: bool> StateMachineTest for RocksTest<BUGGY> {
 
     fn teardown(mut sut: Sut, after: RefState) {
         let got = sut.store.scan_all().expect("scan all");
-        let want: Vec<_> = after.model.state().iter().map(|(k, e)| (k.clone(), e.value.to_vec())).collect();
+        let want: Vec<_> = after
+            .model
+            .state()
+            .iter()
+            .map(|(k, e)| (k.clone(), e.value.to_vec()))
+            .collect();
         assert_eq!(got, want, "final state");
     }
 }
@@ -194,11 +238,18 @@ proptest_state_machine::prop_state_machine! {
 
 #[test]
 fn a_wrong_model_rule_is_caught_and_shrunk() {
-    let mut runner = TestRunner::new(Config { cases: 256, failure_persistence: None, ..Config::default() });
-    let result = runner.run(&Ref::<true>::sequential_strategy(1..60), |(init, transitions, seen)| {
-        RocksTest::<true>::test_sequential(Config::default(), init, transitions, seen);
-        Ok(())
+    let mut runner = TestRunner::new(Config {
+        cases: 256,
+        failure_persistence: None,
+        ..Config::default()
     });
+    let result = runner.run(
+        &Ref::<true>::sequential_strategy(1..60),
+        |(init, transitions, seen)| {
+            RocksTest::<true>::test_sequential(Config::default(), init, transitions, seen);
+            Ok(())
+        },
+    );
     match result {
         Err(TestError::Fail(_, (_, transitions, _))) => {
             assert!(
@@ -206,7 +257,9 @@ fn a_wrong_model_rule_is_caught_and_shrunk() {
                 "counterexample not shrunk to a handful of ops: {transitions:?}"
             );
             assert!(
-                transitions.iter().any(|t| matches!(t, Op::Write(WriteOp::DeleteRange { .. }) | Op::Batch(_))),
+                transitions
+                    .iter()
+                    .any(|t| matches!(t, Op::Write(WriteOp::DeleteRange { .. }) | Op::Batch(_))),
                 "the counterexample must involve the wrong rule: {transitions:?}"
             );
         }

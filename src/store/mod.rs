@@ -112,7 +112,9 @@ pub fn factory_by_name(name: &str) -> Result<Box<dyn StoreFactory>, String> {
                 )
             });
     }
-    Err(format!("unknown store '{name}' (rocksdb, or mutant:<name>)"))
+    Err(format!(
+        "unknown store '{name}' (rocksdb, or mutant:<name>)"
+    ))
 }
 
 /// The pid of another process holding RocksDB's POSIX lock on `lock_file`
@@ -120,7 +122,10 @@ pub fn factory_by_name(name: &str) -> Result<Box<dyn StoreFactory>, String> {
 /// `LockOrUnlock`), or `None`. Only reads: never creates or changes it.
 pub fn lock_holder(lock_file: &Path) -> Option<i32> {
     use std::os::fd::AsRawFd;
-    let f = std::fs::OpenOptions::new().read(true).open(lock_file).ok()?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .open(lock_file)
+        .ok()?;
     // SAFETY: a zeroed flock is a valid argument; F_GETLK only reads.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = libc::F_RDLCK as i16;

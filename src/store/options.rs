@@ -55,7 +55,9 @@ impl FromStr for WalMode {
         WalMode::ALL
             .into_iter()
             .find(|m| m.name() == s)
-            .ok_or_else(|| format!("unknown WAL mode '{s}' (wal-sync, wal, wal-manual-flush, no-wal)"))
+            .ok_or_else(|| {
+                format!("unknown WAL mode '{s}' (wal-sync, wal, wal-manual-flush, no-wal)")
+            })
     }
 }
 
@@ -248,7 +250,9 @@ mod tests {
     #[test]
     fn bad_options_name_the_culprit() {
         let mut o = StoreOptions::default();
-        let e = o.apply_options_string("write_buffer_size=12;bogus=1").unwrap_err();
+        let e = o
+            .apply_options_string("write_buffer_size=12;bogus=1")
+            .unwrap_err();
         assert!(e.0.contains("bogus"), "{e}");
         let e = o.apply_options_string("wal_mode=sometimes").unwrap_err();
         assert!(e.0.contains("wal_mode"), "{e}");

@@ -77,7 +77,10 @@ pub fn set_avoid_flush_during_shutdown(opts: &mut Options, v: bool) {
     use rocksdb::AsRawPtr;
     // SAFETY: a valid options handle owned by `opts`.
     unsafe {
-        librocksdb_sys::rocksdb_options_set_avoid_flush_during_shutdown(opts.as_raw_ptr(), u8::from(v));
+        librocksdb_sys::rocksdb_options_set_avoid_flush_during_shutdown(
+            opts.as_raw_ptr(),
+            u8::from(v),
+        );
     }
 }
 
