@@ -576,7 +576,12 @@ fn worker(
                 options: opts.clone(),
                 expect: class.name().into(),
                 fault: Some(cfg.fault.name().into()),
-                kill_after_op: Some(res.writer.ops_done),
+                // A writer that stopped on its own (a failed read or write)
+                // stopped inside op `ops_done`: replay through that op.
+                kill_after_op: Some(match res.writer.end {
+                    ChildEnd::Exited { .. } => res.writer.ops_done + 1,
+                    _ => res.writer.ops_done,
+                }),
                 comments: vec![format!("{class}: {detail}")],
                 ops: h.ops.clone(),
             };
