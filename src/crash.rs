@@ -629,7 +629,7 @@ fn check_read(
     let Some(want) = want else {
         return Ok(()); // read at a snapshot the model does not have
     };
-    let got: Vec<(Vec<u8>, Option<u128>)> = match op {
+    let got: crate::history::ExpectedRead = match op {
         Op::Get { key } => vec![(key.clone(), opt_hash(store.get(key, None)))],
         Op::GetAt { id, key } => vec![(key.clone(), opt_hash(store.get(key, Some(*id))))],
         Op::MultiGet { keys } => match store.multi_get(keys) {
@@ -669,7 +669,7 @@ fn opt_hash(r: crate::store::StoreResult<Option<Vec<u8>>>) -> Option<u128> {
 
 fn scan_hashes(
     r: crate::store::StoreResult<Vec<(Vec<u8>, Vec<u8>)>>,
-) -> Result<Vec<(Vec<u8>, Option<u128>)>, String> {
+) -> Result<crate::history::ExpectedRead, String> {
     match r {
         Ok(v) => Ok(v
             .into_iter()

@@ -43,15 +43,18 @@ pub fn crash_check_in_test(
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the test binary: {e}"))?;
     let out =
         tempfile::NamedTempFile::new().map_err(|e| format!("cannot create a report file: {e}"))?;
-    let status = Command::new(exe)
+    let child = Command::new(exe)
         .args([test_name, "--exact", "--test-threads=1", "--quiet"])
         .env(ISOLATED_REPORT_ENV, out.path())
-        .status()
+        .output()
         .map_err(|e| format!("cannot re-execute the test binary: {e}"))?;
     let text = std::fs::read_to_string(out.path()).unwrap_or_default();
     if text.is_empty() {
         return Err(format!(
-            "the isolated run of test '{test_name}' produced no report (status {status}); is the name the test's full path?"
+            "the isolated run of test '{test_name}' produced no report (status {}); is the name the test's full path?\n{}{}",
+            child.status,
+            String::from_utf8_lossy(&child.stdout),
+            String::from_utf8_lossy(&child.stderr)
         ));
     }
     serde_json::from_str(&text).map_err(|e| format!("bad report from the isolated run: {e}"))

@@ -251,8 +251,8 @@ pub fn table(r: &SelftestReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<18} {:<11} {:<6} {:<24} {:>7} {:>9}  {}",
-        "mutant", "fault", "check", "status", "cycles", "detect s", "class"
+        "{:<18} {:<11} {:<6} {:<24} {:>7} {:>9}  class",
+        "mutant", "fault", "check", "status", "cycles", "detect s"
     );
     for m in &r.mutants {
         let _ = writeln!(

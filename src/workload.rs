@@ -142,6 +142,25 @@ impl Profile {
                 ..d.clone()
             },
             Profile {
+                name: "kv",
+                weights: Weights {
+                    put: 40,
+                    delete: 10,
+                    delete_range: 0,
+                    merge: 0,
+                    batch: 15,
+                    get: 10,
+                    multi_get: 3,
+                    scan: 5,
+                    snapshot: 0,
+                    flush: 1,
+                    flush_wal: 0,
+                    compact: 0,
+                    reopen: 1,
+                },
+                ..d.clone()
+            },
+            Profile {
                 name: "crash",
                 weights: Weights {
                     put: 80,
