@@ -269,7 +269,7 @@ fn main() -> std::process::ExitCode {
     let cfg = CrashConfig {
         // The wrapper offers sync and plain WAL writes.
         modes: vec![WalMode::WalSync, WalMode::Wal],
-        fault: Fault::Kill,
+        faults: vec![Fault::Kill],
         cycles: Some(200),
         duration: None,
         seed: 1,

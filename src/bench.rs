@@ -128,7 +128,7 @@ fn crashcheck_loop(
 ) -> Result<f64, String> {
     let cfg = CrashConfig {
         modes: vec![WalMode::Wal],
-        fault: Fault::Kill,
+        faults: vec![Fault::Kill],
         cycles: None,
         duration: Some(Duration::from_secs_f64(seconds)),
         seed: 1,

@@ -110,7 +110,9 @@ struct CrashArgs {
     /// (comma-separated list allowed).
     #[arg(long, default_value = "all")]
     mode: String,
-    /// Fault to inject: kill (SIGKILL; the OS page cache survives).
+    /// Fault(s) to inject: kill (SIGKILL; the OS page cache survives),
+    /// power-loss (SIGKILL on a filesystem that keeps unsynced data in
+    /// process memory, so it is lost), or all.
     #[arg(long, default_value = "kill")]
     fault: String,
     /// Number of crash cycles.
@@ -450,12 +452,17 @@ fn print_crash_summary(r: &CrashReport) {
         r.cycles, r.duration_s, r.cycles_per_s, r.fault, r.seed
     );
     println!(
-        "{:<17} {:>7} {:>9} {:>11} {:>11} {:>10} {:>8}",
-        "mode", "cycles", "acked", "lost-ok", "beyond", "violations", "anomal."
+        "{:<11} {:<17} {:>7} {:>9} {:>11} {:>11} {:>10} {:>8}",
+        "fault", "mode", "cycles", "acked", "lost-ok", "beyond", "violations", "anomal."
     );
-    for (m, s) in &r.by_mode {
+    for (f, m, s) in r
+        .by_fault
+        .iter()
+        .flat_map(|(f, ms)| ms.iter().map(move |(m, st)| (f, m, st)))
+    {
         println!(
-            "{:<17} {:>7} {:>9} {:>11} {:>11} {:>10} {:>8}",
+            "{:<11} {:<17} {:>7} {:>9} {:>11} {:>11} {:>10} {:>8}",
+            f,
             m,
             s.cycles,
             s.acked_writes,
@@ -540,7 +547,14 @@ fn progress_printer(total: Option<u64>, quiet: bool) -> Option<Arc<campaign::Pro
 fn cmd_crash(a: CrashArgs) -> Res<u8> {
     let prof = profile(a.common.profile.as_deref(), "crash")?;
     let opts = options(a.common.options.as_deref())?;
-    let fault: Fault = a.fault.parse().map_err(EnvError)?;
+    let faults: Vec<Fault> = if a.fault == "all" {
+        Fault::ALL.to_vec()
+    } else {
+        a.fault
+            .split(',')
+            .map(|f| f.trim().parse().map_err(EnvError))
+            .collect::<Res<_>>()?
+    };
     let modes = modes(&a.mode)?;
     let duration = a.duration.as_deref().map(parse_duration).transpose()?;
     let cycles = match (a.cycles, duration) {
@@ -554,7 +568,7 @@ fn cmd_crash(a: CrashArgs) -> Res<u8> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let cfg = CrashConfig {
         modes,
-        fault,
+        faults,
         cycles,
         duration,
         seed: a.seed,

@@ -23,8 +23,6 @@ pub struct MutantInfo {
     pub bug: &'static str,
     /// The fault needed to expose it (`None`: the in-process run check).
     pub fault: Option<Fault>,
-    /// Whether the fault needed exists in this build.
-    pub needs_power_loss: bool,
     /// Durability modes in which the bug matters.
     pub modes: &'static [WalMode],
 }
@@ -37,70 +35,60 @@ pub const MUTANTS: &[MutantInfo] = &[
         name: "non-atomic-batch",
         bug: "applies a WriteBatch as separate writes",
         fault: Some(Fault::Kill),
-        needs_power_loss: false,
         modes: WAL_MODES,
     },
     MutantInfo {
         name: "early-ack",
         bug: "acknowledges a write before handing it to RocksDB (queue drained later)",
         fault: Some(Fault::Kill),
-        needs_power_loss: false,
         modes: WAL_MODES,
     },
     MutantInfo {
         name: "reordered-writes",
         bug: "applies two consecutive write units in swapped order",
         fault: Some(Fault::Kill),
-        needs_power_loss: false,
         modes: WAL_MODES,
     },
     MutantInfo {
         name: "dropped-delete",
         bug: "writes deletes without the WAL although the mode says WAL",
         fault: Some(Fault::Kill),
-        needs_power_loss: false,
         modes: WAL_MODES,
     },
     MutantInfo {
         name: "stale-read",
         bug: "serves reads from a cache that overwrites do not invalidate",
         fault: None,
-        needs_power_loss: false,
         modes: &[WalMode::Wal],
     },
     MutantInfo {
         name: "flush-noop",
         bug: "flush returns Ok without flushing (WAL disabled)",
         fault: Some(Fault::Kill),
-        needs_power_loss: false,
         modes: &[WalMode::NoWal],
     },
     MutantInfo {
         name: "fast-shutdown",
         bug: "close skips the memtable flush (avoid_flush_during_shutdown) while the WAL is off",
         fault: Some(Fault::Kill),
-        needs_power_loss: false,
         modes: &[WalMode::NoWal],
     },
     MutantInfo {
         name: "flush-wal-noop",
         bug: "flush_wal returns Ok without flushing the WAL buffer (manual_wal_flush)",
         fault: Some(Fault::Kill),
-        needs_power_loss: false,
         modes: &[WalMode::WalManualFlush],
     },
     MutantInfo {
         name: "merge-as-put",
         bug: "implements merge as a plain put of the operand",
         fault: None,
-        needs_power_loss: false,
         modes: &[WalMode::Wal],
     },
     MutantInfo {
         name: "lying-sync",
         bug: "claims sync=true but writes without sync (only power loss shows it)",
-        fault: None,
-        needs_power_loss: true,
+        fault: Some(Fault::PowerLoss),
         modes: &[WalMode::WalSync],
     },
 ];
@@ -213,6 +201,12 @@ impl Store for Mutant {
                         .map_err(|e| StoreError::Other(e.into_string()))?;
                 }
                 Ok(())
+            }
+            "lying-sync" => {
+                // The wrapper's "durable write" forgets to ask for sync.
+                let db = self.inner.db()?;
+                db.write_opt(crate::store::rocks::to_batch(ops), &WriteOptions::default())
+                    .map_err(|e| StoreError::Other(e.into_string()))
             }
             "merge-as-put" if !batch => match ops {
                 [WriteOp::Merge { key, operand }] => self.inner.write(

@@ -19,6 +19,9 @@ use crate::store::{StoreOptions, WalMode};
 pub enum Fault {
     /// SIGKILL: the process dies, the OS page cache survives.
     Kill,
+    /// SIGKILL on a filesystem that keeps unsynced appends in process
+    /// memory: everything not made durable by a sync is lost.
+    PowerLoss,
 }
 
 impl Fault {
@@ -26,8 +29,14 @@ impl Fault {
     pub fn name(self) -> &'static str {
         match self {
             Fault::Kill => "kill",
+            Fault::PowerLoss => "power-loss",
         }
     }
+}
+
+impl Fault {
+    /// Every fault, in report order.
+    pub const ALL: [Fault; 2] = [Fault::Kill, Fault::PowerLoss];
 }
 
 impl std::str::FromStr for Fault {
@@ -35,8 +44,8 @@ impl std::str::FromStr for Fault {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "kill" => Ok(Fault::Kill),
-            "power-loss" => Err("fault 'power-loss' is not implemented yet (only 'kill')".into()),
-            o => Err(format!("unknown fault '{o}' (kill)")),
+            "power-loss" => Ok(Fault::PowerLoss),
+            o => Err(format!("unknown fault '{o}' (kill, power-loss, all)")),
         }
     }
 }
@@ -113,6 +122,32 @@ pub fn admissible(mode: WalMode, fault: Fault, opts: &StoreOptions, p: &Progress
             p.flushed.max(closed),
             "WAL disabled: writes before the last completed Flush or clean close survive (options.h disableWAL)",
         ),
+        // Power loss. Sync-acknowledged writes survive: options.h,
+        // WriteOptions::sync: "If true, the write will be flushed from the
+        // operating system buffer cache (by calling WritableFile::Sync())
+        // before the write is considered complete"; db_impl_write.cc
+        // WriteGroupToWAL syncs the log before acknowledging.
+        (WalMode::WalSync, Fault::PowerLoss) => (
+            p.acked,
+            "wal-sync: every acknowledged write survives power loss (options.h WriteOptions::sync)",
+        ),
+        // Without sync only a durability point counts: FlushWAL(true) calls
+        // SyncWAL (db.h DB::FlushWAL: "If sync is true, it calls SyncWAL()
+        // afterwards"; DB::SyncWAL: "data will survive power loss"), and a
+        // completed Flush writes and syncs an SST (db/builder.cc BuildTable:
+        // file_writer->Sync; db/flush_job.cc WriteLevel0Table fsyncs the
+        // directory). FlushWAL(false) is not one; neither is a clean close
+        // (CloseHelper has no WAL sync: unconfirmed, so not counted).
+        (WalMode::Wal | WalMode::WalManualFlush, Fault::PowerLoss) => (
+            p.wal_synced.max(p.flushed),
+            "WAL without sync: writes before the last FlushWAL(true) or completed Flush survive power loss (db.h DB::SyncWAL, db/builder.cc BuildTable)",
+        ),
+        // WAL disabled: the memtables are the only copy; a completed Flush
+        // or a clean close's shutdown flush (an SST, synced) persists them.
+        (WalMode::NoWal, Fault::PowerLoss) => (
+            p.flushed.max(closed),
+            "WAL disabled: writes before the last completed Flush or clean close survive power loss (db/builder.cc BuildTable syncs the SST)",
+        ),
     };
     Admissible {
         lo: lo.min(hi),
@@ -176,6 +211,38 @@ mod tests {
             &p,
         );
         assert_eq!(a.lo, 7);
+    }
+
+    #[test]
+    fn power_loss_keeps_only_synced_writes() {
+        let o = StoreOptions::default();
+        let pl = |m| admissible(m, Fault::PowerLoss, &o, &prog()).lo;
+        assert_eq!(pl(WalMode::WalSync), 9, "sync writes survive power loss");
+        assert_eq!(pl(WalMode::Wal), 4, "last FlushWAL(true)");
+        assert_eq!(
+            pl(WalMode::WalManualFlush),
+            4,
+            "FlushWAL(false) is no durability point"
+        );
+        assert_eq!(pl(WalMode::NoWal), 3, "last flush");
+        let p = Progress {
+            flushed: 8,
+            ..prog()
+        };
+        assert_eq!(
+            admissible(WalMode::Wal, Fault::PowerLoss, &o, &p).lo,
+            8,
+            "a flush syncs an SST"
+        );
+        let p = Progress {
+            closed: 7,
+            ..prog()
+        };
+        assert_eq!(
+            admissible(WalMode::Wal, Fault::PowerLoss, &o, &p).lo,
+            4,
+            "close is no sync"
+        );
     }
 
     #[test]

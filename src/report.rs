@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::campaign::CrashReport;
+use crate::campaign::{CrashReport, ModeStats};
 
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -12,29 +12,33 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// JUnit XML: one testcase per mode (× the campaign's fault), failed when
-/// the mode had a violation.
+/// JUnit XML: one testcase per mode × fault, failed when that cell had a
+/// violation.
 pub fn junit(r: &CrashReport) -> String {
-    let failures: usize = r.by_mode.values().filter(|m| m.violations > 0).count();
+    let cells: Vec<(&String, &String, &ModeStats)> = r
+        .by_fault
+        .iter()
+        .flat_map(|(f, modes)| modes.iter().map(move |(m, st)| (f, m, st)))
+        .collect();
+    let failures = cells.iter().filter(|c| c.2.violations > 0).count();
     let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         s,
         "<testsuite name=\"crashcheck.crash\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
-        r.by_mode.len(),
+        cells.len(),
         r.duration_s
     );
-    for (mode, m) in &r.by_mode {
+    for (fault, mode, m) in cells {
         let _ = write!(
             s,
-            "  <testcase classname=\"crashcheck.crash.{}\" name=\"{mode} x {} ({} cycles)\"",
+            "  <testcase classname=\"crashcheck.crash.{}\" name=\"{mode} x {fault} ({} cycles)\"",
             xml_escape(&r.profile),
-            r.fault,
             m.cycles
         );
         let vs: Vec<_> = r
             .violations
             .iter()
-            .filter(|v| v.mode.name() == mode)
+            .filter(|v| v.mode.name() == mode && v.fault.name() == fault)
             .collect();
         if vs.is_empty() {
             s.push_str("/>\n");
@@ -85,13 +89,17 @@ pub fn markdown(r: &CrashReport) -> String {
     );
     let _ = writeln!(
         s,
-        "| mode | cycles | acked writes | lost within guarantee | survived beyond guarantee | in-flight survived | kills in flush/open/compaction | violations | anomalies |"
+        "| fault | mode | cycles | acked writes | lost within guarantee | survived beyond guarantee | in-flight survived | kills in flush/open/compaction | violations | anomalies |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (mode, m) in &r.by_mode {
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (fault, mode, m) in r
+        .by_fault
+        .iter()
+        .flat_map(|(f, ms)| ms.iter().map(move |(m, st)| (f, m, st)))
+    {
         let _ = writeln!(
             s,
-            "| {mode} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {fault} | {mode} | {} | {} | {} | {} | {} | {} | {} | {} |",
             m.cycles,
             m.acked_writes,
             m.lost_within_guarantee,
@@ -109,8 +117,13 @@ pub fn markdown(r: &CrashReport) -> String {
         for v in &r.violations {
             let _ = writeln!(
                 s,
-                "- **{}** in `{}`, cycle {} (seed {}): {}",
-                v.class, v.mode, v.cycle, v.cycle_seed, v.detail
+                "- **{}** in `{}` × `{}`, cycle {} (seed {}): {}",
+                v.class,
+                v.mode,
+                v.fault.name(),
+                v.cycle,
+                v.cycle_seed,
+                v.detail
             );
             if let Some(c) = &v.replay {
                 let _ = writeln!(s, "  - replay: `{c}`");

@@ -29,7 +29,7 @@ pub struct MutantResult {
     pub fault_needed: String,
     /// Checker used: `crash` or `run`.
     pub checker: String,
-    /// `caught`, `survived` or `needs power-loss fault`.
+    /// `caught` or `survived`.
     pub status: String,
     /// Caught?
     pub caught: bool,
@@ -65,9 +65,11 @@ pub struct SelftestReport {
     pub mutants: Vec<MutantResult>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn crash_until_caught(
     work: &Path,
     factory: Arc<dyn StoreFactory>,
+    fault: Fault,
     modes: &[WalMode],
     seed: u64,
     jobs: usize,
@@ -77,7 +79,7 @@ fn crash_until_caught(
     let name = factory.name();
     let cfg = CrashConfig {
         modes: modes.to_vec(),
-        fault: Fault::Kill,
+        faults: vec![fault],
         cycles: None,
         duration: Some(share),
         seed,
@@ -152,11 +154,7 @@ fn one(
     let mut r = MutantResult {
         name: m.name.into(),
         bug: m.bug.into(),
-        fault_needed: match (m.needs_power_loss, m.fault) {
-            (true, _) => "power-loss".into(),
-            (false, Some(f)) => f.name().into(),
-            (false, None) => "none".into(),
-        },
+        fault_needed: m.fault.map_or("none".into(), |f| f.name().into()),
         checker: if m.fault.is_some() { "crash" } else { "run" }.into(),
         status: "survived".into(),
         caught: false,
@@ -164,14 +162,9 @@ fn one(
         seconds_to_detect: None,
         class: None,
     };
-    if m.needs_power_loss {
-        r.status = "needs power-loss fault".into();
-        r.checker = "crash".into();
-        return Ok(r);
-    }
     let f = MutantFactory::new(m.name).ok_or("unknown mutant")?;
-    if m.fault.is_some() {
-        let rep = crash_until_caught(work, Arc::new(f), m.modes, seed, jobs, share, true)?;
+    if let Some(fault) = m.fault {
+        let rep = crash_until_caught(work, Arc::new(f), fault, m.modes, seed, jobs, share, true)?;
         r.cycles = rep.cycles;
         if let Some(v) = rep.violations.first() {
             r.caught = true;
@@ -222,22 +215,31 @@ pub fn run(
     let rep = crash_until_caught(
         work,
         Arc::new(RocksFactory),
+        Fault::Kill,
         &WalMode::ALL,
         seed,
         jobs,
-        share.mul_f64(0.7),
+        share.mul_f64(0.5),
         false,
     )?;
-    let (runs, failed) = run_until_caught(work, &RocksFactory, seed, share.mul_f64(0.3), true)?;
+    let rep_pl = crash_until_caught(
+        work,
+        Arc::new(RocksFactory),
+        Fault::PowerLoss,
+        &WalMode::ALL,
+        seed,
+        jobs,
+        share.mul_f64(0.35),
+        false,
+    )?;
+    let (runs, failed) = run_until_caught(work, &RocksFactory, seed, share.mul_f64(0.15), true)?;
     let control = ControlResult {
-        crash_cycles: rep.cycles,
+        crash_cycles: rep.cycles + rep_pl.cycles,
         run_checks: runs,
-        violations: rep.violations.len() as u64 + u64::from(failed.is_some()),
+        violations: (rep.violations.len() + rep_pl.violations.len()) as u64
+            + u64::from(failed.is_some()),
     };
-    let passed = control.violations == 0
-        && mutants
-            .iter()
-            .all(|m| m.caught || m.status == "needs power-loss fault");
+    let passed = control.violations == 0 && mutants.iter().all(|m| m.caught);
     Ok(SelftestReport {
         passed,
         budget_s: budget.as_secs_f64(),

@@ -277,3 +277,39 @@ fn crash_violation_leaves_an_artifact_that_replays() {
         text(&o)
     );
 }
+
+#[test]
+fn power_loss_env_is_really_in_use() {
+    // A SIGKILL alone never loses an acknowledged `wal` write (the kill
+    // campaign above asserts that); under the fault filesystem, unsynced
+    // WAL writes are lost in some cycles, and synced ones never.
+    let t = tempfile::tempdir().unwrap();
+    let o = run(
+        &[
+            "crash",
+            "--mode",
+            "wal,wal-sync",
+            "--fault",
+            "power-loss",
+            "--cycles",
+            "40",
+            "--seed",
+            "11",
+            "--jobs",
+            "2",
+            "--report",
+            "p.json",
+        ],
+        t.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path().join("p.json")).unwrap()).unwrap();
+    let pl = &r["by_fault"]["power-loss"];
+    assert!(
+        pl["wal"]["lost_within_guarantee"].as_u64().unwrap() > 0,
+        "{pl}"
+    );
+    assert_eq!(pl["wal-sync"]["lost_within_guarantee"], 0, "{pl}");
+    assert!(pl["wal-sync"]["acked_writes"].as_u64().unwrap() > 0, "{pl}");
+}

@@ -15,7 +15,7 @@ use crashcheck::workload::Profile;
 fn cfg(work: &std::path::Path, modes: Vec<WalMode>, cycles: u64) -> CrashConfig {
     CrashConfig {
         modes,
-        fault: Fault::Kill,
+        faults: vec![Fault::Kill],
         cycles: Some(cycles),
         duration: None,
         seed: 9,

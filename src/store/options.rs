@@ -123,6 +123,12 @@ pub struct StoreOptions {
     /// `avoid_flush_during_shutdown`: when set, a clean close no longer
     /// persists WAL-less writes, and the oracle knows it.
     pub avoid_flush_during_shutdown: bool,
+    /// Run RocksDB on the fault-injecting filesystem that keeps unsynced
+    /// appends in process memory, so that a kill loses them (a power cut).
+    /// Set by the crash cycle for the writer under `--fault power-loss`;
+    /// not part of the text form.
+    #[serde(skip)]
+    pub lose_unsynced_data: bool,
 }
 
 impl Default for StoreOptions {
@@ -142,6 +148,7 @@ impl Default for StoreOptions {
             max_bytes_for_level_base: 2 << 20,
             max_background_jobs: 2,
             avoid_flush_during_shutdown: false,
+            lose_unsynced_data: false,
         }
     }
 }
