@@ -24,6 +24,7 @@ pub mod model;
 pub mod mutants;
 pub mod op;
 pub mod oracle;
+pub mod recovery;
 pub mod report;
 pub mod repro;
 pub mod selftest;

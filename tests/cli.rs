@@ -313,3 +313,44 @@ fn power_loss_env_is_really_in_use() {
     assert_eq!(pl["wal-sync"]["lost_within_guarantee"], 0, "{pl}");
     assert!(pl["wal-sync"]["acked_writes"].as_u64().unwrap() > 0, "{pl}");
 }
+
+#[test]
+fn quick_recovery_mode_matrix_matches_the_documentation() {
+    let t = tempfile::tempdir().unwrap();
+    let o = run(
+        &[
+            "recovery-modes",
+            "--trials",
+            "1",
+            "--seed",
+            "5",
+            "--wal-compression",
+            "both",
+            "--report",
+            "m.json",
+        ],
+        t.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path().join("m.json")).unwrap()).unwrap();
+    let cells = m["cells"].as_array().unwrap();
+    // 4 modes x 7 damage kinds x 2 WALs x 2 compressions
+    assert_eq!(cells.len(), 4 * 7 * 2 * 2);
+    for c in cells {
+        assert_eq!(c["contradictions"], 0, "{c}");
+        assert!(
+            c["counts"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|v| v.as_u64().unwrap())
+                .sum::<u64>()
+                >= 1
+        );
+    }
+    // The two silent holes are admitted but flagged as hazards.
+    assert!(cells.iter().any(|c| c["damage"] == "missing-file"
+        && c["target"] == "older"
+        && !c["hazard"].is_null()));
+}

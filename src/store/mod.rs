@@ -7,6 +7,7 @@
 
 mod options;
 pub mod rocks;
+pub mod user_options;
 
 use std::path::Path;
 

@@ -123,6 +123,10 @@ pub struct StoreOptions {
     /// `avoid_flush_during_shutdown`: when set, a clean close no longer
     /// persists WAL-less writes, and the oracle knows it.
     pub avoid_flush_during_shutdown: bool,
+    /// Further RocksDB options in RocksDB's options-string form
+    /// (`key=value;...`, e.g. a user's production OPTIONS file), applied
+    /// over the fields above. See `store::user_options`.
+    pub rocksdb: String,
     /// Run RocksDB on the fault-injecting filesystem that keeps unsynced
     /// appends in process memory, so that a kill loses them (a power cut).
     /// Set by the crash cycle for the writer under `--fault power-loss`;
@@ -148,6 +152,7 @@ impl Default for StoreOptions {
             max_bytes_for_level_base: 2 << 20,
             max_background_jobs: 2,
             avoid_flush_during_shutdown: false,
+            rocksdb: String::new(),
             lose_unsynced_data: false,
         }
     }
@@ -167,6 +172,12 @@ impl StoreOptions {
             for k in Self::KEYS {
                 if let Some(val) = map.get(*k) {
                     let s = match val {
+                        serde_json::Value::String(s) if *k == "rocksdb" => {
+                            if s.is_empty() {
+                                continue;
+                            }
+                            format!("{{{s}}}")
+                        }
                         serde_json::Value::String(s) => s.clone(),
                         other => other.to_string(),
                     };
@@ -193,6 +204,7 @@ impl StoreOptions {
         "max_bytes_for_level_base",
         "max_background_jobs",
         "avoid_flush_during_shutdown",
+        "rocksdb",
     ];
 
     /// Applies `key=value;...` on top of `self`; an unknown key or a bad
@@ -202,11 +214,8 @@ impl StoreOptions {
             Ok(serde_json::Value::Object(m)) => m,
             _ => return Err(OptionsError("internal: options do not serialize".into())),
         };
-        for part in s.split(';') {
-            let part = part.trim();
-            if part.is_empty() {
-                continue;
-            }
+        for part in super::user_options::split_options(s) {
+            let part = part.as_str();
             let (k, v) = part
                 .split_once('=')
                 .ok_or_else(|| OptionsError(format!("option '{part}' is not key=value")))?;
@@ -218,6 +227,12 @@ impl StoreOptions {
                 )));
             };
             let new = match old {
+                serde_json::Value::String(_) if k == "rocksdb" => serde_json::Value::String(
+                    v.strip_prefix('{')
+                        .and_then(|x| x.strip_suffix('}'))
+                        .unwrap_or(v)
+                        .to_string(),
+                ),
                 serde_json::Value::String(_) => serde_json::Value::String(v.to_string()),
                 _ => serde_json::from_str(v)
                     .map_err(|_| OptionsError(format!("bad value '{v}' for option '{k}'")))?,
@@ -248,6 +263,9 @@ mod tests {
             ..StoreOptions::default()
         };
         o.wal_recovery_mode = RecoveryMode::SkipAnyCorrupted;
+        o.rocksdb =
+            "use_fsync=true;block_based_table_factory={block_size=8192;no_block_cache=false}"
+                .into();
         let s = o.to_options_string();
         let mut back = StoreOptions::default();
         back.apply_options_string(&s).unwrap();
