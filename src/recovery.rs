@@ -579,11 +579,13 @@ fn selected(only: &Option<String>, m: RecoveryMode, d: Damage, t: Target) -> boo
 }
 
 type Key = (String, String, String, String);
+/// Per cell: outcome counts and contradictions.
+type Cells = BTreeMap<Key, (BTreeMap<String, u64>, u64)>;
 
 /// Runs the matrix. The calling process must not have used RocksDB.
 pub fn run_matrix(cfg: &MatrixConfig) -> Result<Matrix, String> {
     crate::crash::assert_fork_safe().map_err(|e| e.to_string())?;
-    let cells: Arc<Mutex<BTreeMap<Key, (BTreeMap<String, u64>, u64)>>> = Arc::default();
+    let cells: Arc<Mutex<Cells>> = Arc::default();
     let findings: Arc<Mutex<Vec<Finding>>> = Arc::default();
     let setup_failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -662,7 +664,7 @@ fn one_trial(
     job: usize,
     compress: bool,
     tseed: u64,
-    cells: &Mutex<BTreeMap<Key, (BTreeMap<String, u64>, u64)>>,
+    cells: &Mutex<Cells>,
     findings: &Mutex<Vec<Finding>>,
 ) -> Result<(), String> {
     let (a, b) = cfg.units;

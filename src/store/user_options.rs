@@ -137,7 +137,7 @@ pub fn parse_options_file(text: &str) -> Result<(String, Vec<String>), OptionsEr
             "DBOptions" | "CFOptions \"default\"" => parts.push(format!("{k}={v}")),
             "TableOptions/BlockBasedTable \"default\"" => table.push(format!("{k}={v}")),
             "Version" => {}
-            s if s.is_empty() => {
+            "" => {
                 return Err(OptionsError(format!(
                     "line {}: option outside a section",
                     i + 1
