@@ -71,7 +71,10 @@ fn bare_loop(work: &Path, seconds: f64, jobs: usize, ops: usize) -> Result<f64, 
                 let w = writes.clone();
                 isolate(
                     move || {
-                        let Ok(db) = rocksdb::DB::open(&rocksdb_options(&o), &d) else {
+                        let Ok(ro) = rocksdb_options(&o) else {
+                            return 2;
+                        };
+                        let Ok(db) = rocksdb::DB::open(&ro, &d) else {
                             return 2;
                         };
                         let wo = write_options(WalMode::Wal);
@@ -94,12 +97,12 @@ fn bare_loop(work: &Path, seconds: f64, jobs: usize, ops: usize) -> Result<f64, 
                 let d = dir.clone();
                 let o = opts.clone();
                 let end = isolate(
-                    move || match rocksdb::DB::open(&rocksdb_options(&o), &d) {
-                        Ok(db) => {
+                    move || match rocksdb_options(&o).map(|ro| rocksdb::DB::open(&ro, &d)) {
+                        Ok(Ok(db)) => {
                             std::hint::black_box(db.iterator(rocksdb::IteratorMode::Start).count());
                             0
                         }
-                        Err(_) => 1,
+                        _ => 1,
                     },
                     Duration::from_secs(60),
                 )
@@ -241,7 +244,8 @@ pub fn run(work: &Path, seconds: f64, ops: usize) -> Result<RunBench, String> {
             .collect();
         let opts = StoreOptions::default();
         let d = work.join(format!("raw-{rounds}"));
-        let db = rocksdb::DB::open(&rocksdb_options(&opts), &d).map_err(|e| e.to_string())?;
+        let ro = rocksdb_options(&opts).map_err(|e| e.to_string())?;
+        let db = rocksdb::DB::open(&ro, &d).map_err(|e| e.to_string())?;
         let t = Instant::now();
         std::hint::black_box(raw_apply(&db, &seq));
         raw_t += t.elapsed().as_secs_f64();

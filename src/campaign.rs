@@ -159,6 +159,10 @@ pub struct CrashReport {
     pub store: String,
     /// Options (mode set per cycle), in `key=value;...` form.
     pub options: String,
+    /// Where the user's options came from (`--options-file PATH`, `--options`).
+    pub options_source: Option<String>,
+    /// User settings crashcheck replaced, and why.
+    pub options_overridden: Vec<crate::store::user_options::Override>,
     /// Violations.
     pub violations: Vec<ViolationReport>,
     /// Anomalies (hangs, deaths).

@@ -796,43 +796,43 @@ fn decode(b: &[u8]) -> Option<Result<Recovered, String>> {
     }
 }
 
-fn verifier_body(
-    wfd: &OwnedFd,
+fn verify_read(
     factory: &dyn StoreFactory,
     path: &Path,
     opts: &StoreOptions,
     sample: &[Vec<u8>],
-) -> i32 {
-    let result = (|| -> Result<Recovered, String> {
-        let mut store = factory.open(path, opts).map_err(|e| e.to_string())?;
-        let entries = store
-            .scan_all()
-            .map_err(|e| format!("scan after recovery failed: {e}"))?
-            .into_iter()
-            .map(|(k, v)| {
-                let h = value_hash(&v);
-                (k, h)
-            })
-            .collect();
-        let mut point_reads = Vec::with_capacity(sample.len());
-        for k in sample {
-            let v = store
-                .get(k, None)
-                .map_err(|e| format!("get after recovery failed: {e}"))?;
-            point_reads.push((k.clone(), v.as_deref().map(value_hash)));
-        }
-        store.close().map_err(|e| e.to_string())?;
-        Ok(Recovered {
-            entries,
-            point_reads,
+) -> Result<Recovered, String> {
+    let mut store = factory.open(path, opts).map_err(|e| e.to_string())?;
+    let entries = store
+        .scan_all()
+        .map_err(|e| format!("scan after recovery failed: {e}"))?
+        .into_iter()
+        .map(|(k, v)| {
+            let h = value_hash(&v);
+            (k, h)
         })
-    })();
-    let buf = encode(&result);
+        .collect();
+    let mut point_reads = Vec::with_capacity(sample.len());
+    for k in sample {
+        let v = store
+            .get(k, None)
+            .map_err(|e| format!("get after recovery failed: {e}"))?;
+        point_reads.push((k.clone(), v.as_deref().map(value_hash)));
+    }
+    store.close().map_err(|e| e.to_string())?;
+    Ok(Recovered {
+        entries,
+        point_reads,
+    })
+}
+
+/// Writes `buf` to `fd` with raw syscalls (safe in a forked child): exit
+/// code 0 when all was written.
+fn write_all_raw(fd: &OwnedFd, buf: &[u8]) -> i32 {
     let mut off = 0;
     while off < buf.len() {
         // SAFETY: writing our own buffer to our pipe end.
-        let n =
-            unsafe { libc::write(wfd.as_raw_fd(), buf[off..].as_ptr().cast(), buf.len() - off) };
+        let n = unsafe { libc::write(fd.as_raw_fd(), buf[off..].as_ptr().cast(), buf.len() - off) };
         if n <= 0 {
             return 1;
         }
@@ -850,10 +850,27 @@ pub fn reopen_and_read(
     sample: &[Vec<u8>],
     timeout: Duration,
 ) -> Result<Reopened, CrashError> {
+    let (end, data) = isolate_output(
+        || encode(&verify_read(factory, path, opts, sample)),
+        timeout,
+    )?;
+    Ok(match (end, decode(&data)) {
+        (ChildEnd::Exited { code: 0 }, Some(Ok(rec))) => Reopened::Opened(rec),
+        (ChildEnd::Exited { code: 0 }, Some(Err(msg))) => Reopened::Failed(msg),
+        (end, _) => Reopened::Died(end),
+    })
+}
+
+/// Runs `f` in a forked child of this (RocksDB-free) process and returns
+/// how it ended and the bytes it produced (sent back through a pipe).
+pub fn isolate_output(
+    f: impl FnOnce() -> Vec<u8>,
+    timeout: Duration,
+) -> Result<(ChildEnd, Vec<u8>), CrashError> {
     assert_fork_safe()?;
     let (r, w) = nix::unistd::pipe().map_err(|e| CrashError::Sys("pipe", e.into()))?;
     // SAFETY: fork-safe checked; the child writes to `w` only.
-    let pid = unsafe { fork_child(|| verifier_body(&w, factory, path, opts, sample))? };
+    let pid = unsafe { fork_child(|| write_all_raw(&w, &f()))? };
     drop(w);
     let deadline = Instant::now() + timeout;
     let mut file = std::fs::File::from(r);
@@ -881,10 +898,23 @@ pub fn reopen_and_read(
     } else {
         wait_child(pid, timeout)
     };
-    Ok(match (end, decode(&data)) {
-        (ChildEnd::Exited { code: 0 }, Some(Ok(rec))) => Reopened::Opened(rec),
-        (ChildEnd::Exited { code: 0 }, Some(Err(msg))) => Reopened::Failed(msg),
-        (end, _) => Reopened::Died(end),
+    Ok((end, data))
+}
+
+/// Checks in a forked child that RocksDB accepts `opts` (a user's options
+/// string may name unknown keys or bad values). The message is RocksDB's.
+pub fn validate_options(opts: &StoreOptions) -> Result<Result<(), String>, CrashError> {
+    let (end, data) = isolate_output(
+        || match crate::store::rocks::rocksdb_options(opts) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.to_string().into_bytes(),
+        },
+        Duration::from_secs(30),
+    )?;
+    Ok(match end {
+        ChildEnd::Exited { code: 0 } if data.is_empty() => Ok(()),
+        ChildEnd::Exited { code: 0 } => Err(String::from_utf8_lossy(&data).into_owned()),
+        other => Err(format!("checking the options failed: {other:?}")),
     })
 }
 

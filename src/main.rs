@@ -11,6 +11,7 @@ use crashcheck::campaign::{self, CrashConfig, CrashReport};
 use crashcheck::check::run_ops;
 use crashcheck::oracle::Fault;
 use crashcheck::repro::{self, Case, CheckKind};
+use crashcheck::store::user_options::{absorb, parse_options_file, split_options, Override};
 use crashcheck::store::{factory_by_name, lock_holder};
 use crashcheck::store::{StoreOptions, WalMode};
 use crashcheck::verify::Verdict;
@@ -100,10 +101,16 @@ struct Common {
     /// large-values, small-keyspace, crash.
     #[arg(long)]
     profile: Option<String>,
-    /// Store options as `key=value;...` (see docs; e.g.
-    /// "write_buffer_size=65536;compression=zstd").
+    /// Options as `key=value;...`: crashcheck's own keys (see README, e.g.
+    /// "write_buffer_size=65536;compression=zstd") and any RocksDB option in
+    /// RocksDB's options-string form (e.g. "use_fsync=true;bytes_per_sync=1048576").
     #[arg(long)]
     options: Option<String>,
+    /// A RocksDB OPTIONS file (e.g. OPTIONS-000007 from your production
+    /// database directory): run with those options. crashcheck overrides
+    /// only what it must (and says so).
+    #[arg(long)]
+    options_file: Option<PathBuf>,
     /// Store under test: `rocksdb`, or `mutant:<name>` (see `selftest`).
     #[arg(long, default_value = "rocksdb")]
     store: String,
@@ -289,13 +296,63 @@ fn profile(name: Option<&str>, default: &str) -> Res<Profile> {
     })
 }
 
-fn options(s: Option<&str>) -> Res<StoreOptions> {
+/// Options from `--options` and `--options-file`, validated by RocksDB in a
+/// forked child; with the settings crashcheck overrode.
+struct UserOptions {
+    opts: StoreOptions,
+    overrides: Vec<Override>,
+    source: Option<String>,
+}
+
+fn options(c: &Common) -> Res<UserOptions> {
     let mut o = StoreOptions::default();
-    if let Some(s) = s {
-        o.apply_options_string(s)
-            .map_err(|e| EnvError(format!("--options: {e}")))?;
+    let mut overrides = Vec::new();
+    let mut source = None;
+    if let Some(path) = &c.options_file {
+        let p = path.display();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| EnvError(format!("--options-file {p}: {e}")))?;
+        let (raw, ignored) =
+            parse_options_file(&text).map_err(|e| EnvError(format!("--options-file {p}: {e}")))?;
+        overrides.extend(
+            absorb(&mut o, &raw).map_err(|e| EnvError(format!("--options-file {p}: {e}")))?,
+        );
+        for cf in ignored {
+            eprintln!("crashcheck: --options-file {p}: [{cf}] ignored (crashcheck tests the default column family)");
+        }
+        source = Some(p.to_string());
     }
-    Ok(o)
+    if let Some(s) = &c.options {
+        let (ours, theirs): (Vec<String>, Vec<String>) =
+            split_options(s).into_iter().partition(|kv| {
+                StoreOptions::KEYS.contains(&kv.split('=').next().unwrap_or("").trim())
+            });
+        o.apply_options_string(&ours.join(";"))
+            .map_err(|e| EnvError(format!("--options: {e}")))?;
+        overrides.extend(
+            absorb(&mut o, &theirs.join(";")).map_err(|e| EnvError(format!("--options: {e}")))?,
+        );
+        source.get_or_insert_with(|| "--options".into());
+    }
+    if !o.rocksdb.is_empty() {
+        if let Err(msg) = crashcheck::crash::validate_options(&o)? {
+            return fail(format!(
+                "{}: RocksDB rejects the options: {msg}",
+                source.as_deref().unwrap_or("--options")
+            ));
+        }
+    }
+    for ov in &overrides {
+        eprintln!(
+            "crashcheck: overriding {}={} with {}: {}",
+            ov.key, ov.theirs, ov.ours, ov.why
+        );
+    }
+    Ok(UserOptions {
+        opts: o,
+        overrides,
+        source,
+    })
 }
 
 fn modes(s: &str) -> Res<Vec<WalMode>> {
@@ -394,7 +451,7 @@ fn write_new(want: &Path, text: &str) -> Res<PathBuf> {
 
 fn cmd_run(a: RunArgs) -> Res<u8> {
     let prof = profile(a.common.profile.as_deref(), "default")?;
-    let mut opts = options(a.common.options.as_deref())?;
+    let mut opts = options(&a.common)?.opts;
     opts.wal_mode = a.mode.parse().map_err(EnvError)?;
     let factory = factory_by_name(&a.common.store).map_err(EnvError)?;
     let wd = work_dir(a.common.dir.as_deref())?;
@@ -576,7 +633,8 @@ fn progress_printer(total: Option<u64>, quiet: bool) -> Option<Arc<campaign::Pro
 
 fn cmd_crash(a: CrashArgs) -> Res<u8> {
     let prof = profile(a.common.profile.as_deref(), "crash")?;
-    let opts = options(a.common.options.as_deref())?;
+    let user = options(&a.common)?;
+    let opts = user.opts.clone();
     let faults: Vec<Fault> = if a.fault == "all" {
         Fault::ALL.to_vec()
     } else {
@@ -614,7 +672,9 @@ fn cmd_crash(a: CrashArgs) -> Res<u8> {
         store_name: a.common.store.clone(),
         stop_on_violation: a.stop_on_violation,
     };
-    let r = campaign::run_campaign(cfg, Arc::from(factory), progress_printer(cycles, a.quiet))?;
+    let mut r = campaign::run_campaign(cfg, Arc::from(factory), progress_printer(cycles, a.quiet))?;
+    r.options_source = user.source;
+    r.options_overridden = user.overrides;
     print_crash_summary(&r);
     write_reports(
         &r,

@@ -123,7 +123,7 @@ impl StoreFactory for MutantFactory {
             // oracle still believes the user's options.
             o.avoid_flush_during_shutdown = true;
         }
-        let mut rocks_opts = crate::store::rocks::rocksdb_options(&o);
+        let mut rocks_opts = crate::store::rocks::rocksdb_options(&o)?;
         if self.info.name == "fast-shutdown" {
             crate::store::rocks::set_avoid_flush_during_shutdown(&mut rocks_opts, true);
         }

@@ -451,7 +451,9 @@ fn build(dir: &Path, ops: &[Op], a: usize, compress: bool) -> Result<(), String>
         let opts = base_opts(compress);
         let end = isolate(
             || {
-                let mut ro = crate::store::rocks::rocksdb_options(&opts);
+                let Ok(mut ro) = crate::store::rocks::rocksdb_options(&opts) else {
+                    return 2;
+                };
                 if phase == 1 {
                     use rocksdb::AsRawPtr;
                     // Keep the first WAL alive (options.h

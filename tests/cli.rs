@@ -354,3 +354,86 @@ fn quick_recovery_mode_matrix_matches_the_documentation() {
         && c["target"] == "older"
         && !c["hazard"].is_null()));
 }
+
+#[test]
+fn runs_with_a_users_options_file_and_reports_overrides() {
+    let t = tempfile::tempdir().unwrap();
+    // A database written by RocksDB leaves an OPTIONS file; use it as "production" options.
+    let o = run(
+        &[
+            "run",
+            "--ops",
+            "300",
+            "--db",
+            "prod",
+            "--options",
+            "use_fsync=true;bytes_per_sync=1048576",
+        ],
+        t.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let file = std::fs::read_dir(t.path().join("prod"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("OPTIONS-")
+        })
+        .max()
+        .unwrap();
+    // production paths must never be used: add a wal_dir to the file
+    let opts = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("[DBOptions]\n", "[DBOptions]\n  wal_dir=/somewhere/else\n");
+    std::fs::write(t.path().join("OPTIONS-prod"), opts).unwrap();
+    let o = run(
+        &[
+            "crash",
+            "--options-file",
+            "OPTIONS-prod",
+            "--cycles",
+            "12",
+            "--report",
+            "r.json",
+        ],
+        t.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("overriding wal_dir=/somewhere/else"),
+        "{}",
+        text(&o)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(r["options_source"], "OPTIONS-prod");
+    assert!(
+        r["options"].as_str().unwrap().contains("use_fsync=true"),
+        "{}",
+        r["options"]
+    );
+    assert!(r["options_overridden"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["key"] == "wal_dir"));
+    assert!(!Path::new("/somewhere/else").exists());
+    // a bad file: exit 2, naming it
+    std::fs::write(
+        t.path().join("bad-options"),
+        "[DBOptions]\n  not_an_option_at_all=3\n",
+    )
+    .unwrap();
+    let o = run(
+        &["crash", "--options-file", "bad-options", "--cycles", "1"],
+        t.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not_an_option_at_all"),
+        "{}",
+        text(&o)
+    );
+}

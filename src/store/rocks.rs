@@ -25,10 +25,11 @@ fn map_err(e: rocksdb::Error) -> StoreError {
     }
 }
 
-/// Builds the RocksDB `Options` for `o`.
-pub fn rocksdb_options(o: &StoreOptions) -> Options {
+/// Builds the RocksDB `Options` for `o`: crashcheck's fields, then the
+/// user's RocksDB options string over them (theirs win), then the settings
+/// crashcheck must control (see `store::user_options` for the list).
+pub fn rocksdb_options(o: &StoreOptions) -> StoreResult<Options> {
     let mut opts = Options::default();
-    opts.create_if_missing(true);
     opts.set_write_buffer_size(o.write_buffer_size);
     opts.set_max_write_buffer_number(o.max_write_buffer_number);
     opts.set_compression_type(match o.compression {
@@ -58,9 +59,18 @@ pub fn rocksdb_options(o: &StoreOptions) -> Options {
     opts.set_target_file_size_base(o.target_file_size_base);
     opts.set_max_bytes_for_level_base(o.max_bytes_for_level_base);
     opts.set_max_background_jobs(o.max_background_jobs);
+    opts.set_keep_log_file_num(2);
+    if !o.rocksdb.is_empty() {
+        opts = opts
+            .get_options_from_string(&o.rocksdb)
+            .map_err(|e| StoreError::Other(format!("bad RocksDB options: {}", e.into_string())))?;
+    }
+    // What crashcheck controls, whatever the user's options say.
+    opts.create_if_missing(true);
+    opts.set_wal_dir("");
+    opts.set_db_log_dir("");
     set_avoid_flush_during_shutdown(&mut opts, o.avoid_flush_during_shutdown);
     opts.set_manual_wal_flush(o.wal_mode == WalMode::WalManualFlush);
-    opts.set_keep_log_file_num(2);
     if o.lose_unsynced_data {
         install_unsynced_data_loss_env(&mut opts);
     }
@@ -71,7 +81,7 @@ pub fn rocksdb_options(o: &StoreOptions) -> Options {
         }
         acc
     });
-    opts
+    Ok(opts)
 }
 
 /// `avoid_flush_during_shutdown`, which rust-rocksdb does not wrap: set
@@ -146,7 +156,7 @@ pub struct RocksStore {
 impl RocksStore {
     /// Opens (creating if missing) a RocksDB database at `path`.
     pub fn open(path: &Path, opts: &StoreOptions) -> StoreResult<RocksStore> {
-        Self::open_with(path, opts, rocksdb_options(opts))
+        Self::open_with(path, opts, rocksdb_options(opts)?)
     }
 
     /// Opens with prepared RocksDB options (e.g. with a fault-injecting Env).
