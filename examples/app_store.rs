@@ -278,6 +278,7 @@ fn main() -> std::process::ExitCode {
         ops_per_cycle: 300,
         profile: Profile::by_name("kv").expect("kv profile"),
         options: StoreOptions::default(),
+        option_profile: "defaults".into(),
         work_dir: work.path().to_path_buf(),
         artifacts: PathBuf::from("crashcheck-artifacts/app_store"),
         timeout: Duration::from_secs(30),

@@ -140,6 +140,7 @@ fn crashcheck_loop(
         ops_per_cycle: ops,
         profile: Profile::by_name("crash").ok_or("profile")?,
         options: StoreOptions::default(),
+        option_profile: "defaults".into(),
         work_dir: work.to_path_buf(),
         artifacts: work.join("artifacts"),
         timeout: Duration::from_secs(60),

@@ -23,6 +23,7 @@ pub mod history;
 pub mod model;
 pub mod mutants;
 pub mod op;
+pub mod option_matrix;
 pub mod oracle;
 pub mod recovery;
 pub mod report;

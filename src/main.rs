@@ -191,6 +191,12 @@ struct CrashArgs {
     /// Stop at the first violation.
     #[arg(long)]
     stop_on_violation: bool,
+    /// Option profile per cycle: defaults, tiny (tiny memtables and caches:
+    /// flushes and compactions all the time) or randomized (compression,
+    /// sizes, bloom, caches, fsync, pipelined/unordered writes, compaction
+    /// style... drawn per cycle and recorded in artifacts).
+    #[arg(long, default_value = "defaults")]
+    option_profile: String,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -635,6 +641,13 @@ fn cmd_crash(a: CrashArgs) -> Res<u8> {
     let prof = profile(a.common.profile.as_deref(), "crash")?;
     let user = options(&a.common)?;
     let opts = user.opts.clone();
+    if !crashcheck::option_matrix::PROFILES.contains(&a.option_profile.as_str()) {
+        return fail(format!(
+            "unknown option profile '{}' (known: {})",
+            a.option_profile,
+            crashcheck::option_matrix::PROFILES.join(", ")
+        ));
+    }
     let faults: Vec<Fault> = if a.fault == "all" {
         Fault::ALL.to_vec()
     } else {
@@ -665,6 +678,7 @@ fn cmd_crash(a: CrashArgs) -> Res<u8> {
         ops_per_cycle: a.ops,
         profile: prof,
         options: opts,
+        option_profile: a.option_profile.clone(),
         work_dir: wd.path().to_path_buf(),
         artifacts: a.artifacts.clone(),
         timeout: parse_duration(&a.timeout)?,

@@ -31,8 +31,9 @@ pub fn junit(r: &CrashReport) -> String {
     for (fault, mode, m) in cells {
         let _ = write!(
             s,
-            "  <testcase classname=\"crashcheck.crash.{}\" name=\"{mode} x {fault} ({} cycles)\"",
+            "  <testcase classname=\"crashcheck.crash.{}\" name=\"{mode} x {fault} x {} ({} cycles)\"",
             xml_escape(&r.profile),
+            xml_escape(&r.option_profile),
             m.cycles
         );
         let vs: Vec<_> = r
@@ -76,7 +77,7 @@ pub fn markdown(r: &CrashReport) -> String {
     let _ = writeln!(s, "# crashcheck crash campaign\n");
     let _ = writeln!(
         s,
-        "seed {} · fault `{}` · {} cycles in {:.1} s ({:.1} cycles/s) · {} job(s) · {} · profile `{}` · store `{}`\n",
+        "seed {} · fault `{}` · {} cycles in {:.1} s ({:.1} cycles/s) · {} job(s) · {} · profile `{}` · options `{}` · store `{}`\n",
         r.seed,
         r.fault,
         r.cycles,
@@ -85,6 +86,7 @@ pub fn markdown(r: &CrashReport) -> String {
         r.jobs,
         if r.chain { "chained" } else { "fresh DB per cycle" },
         r.profile,
+        r.option_profile,
         r.store
     );
     let _ = writeln!(

@@ -88,6 +88,7 @@ fn crash_until_caught(
         ops_per_cycle: 300,
         profile: Profile::by_name("crash").ok_or("no crash profile")?,
         options: StoreOptions::default(),
+        option_profile: "defaults".into(),
         work_dir: work.to_path_buf(),
         artifacts: work.join("artifacts"),
         timeout: Duration::from_secs(30),

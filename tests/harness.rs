@@ -24,6 +24,7 @@ fn cfg(work: &std::path::Path, modes: Vec<WalMode>, cycles: u64) -> CrashConfig 
         ops_per_cycle: 200,
         profile: Profile::by_name("crash").unwrap(),
         options: StoreOptions::default(),
+        option_profile: "defaults".into(),
         work_dir: work.to_path_buf(),
         artifacts: work.join("artifacts"),
         timeout: Duration::from_secs(30),

@@ -1,0 +1,148 @@
+//! Option profiles and per-cycle option randomization: most RocksDB bugs
+//! and most user mistakes live in option combinations.
+//!
+//! What each randomized option weakens, and how the oracle treats it:
+//! - `avoid_flush_during_shutdown`: a clean close no longer persists
+//!   WAL-less writes; the oracle drops close as a `no-wal` durability point.
+//! - `unordered_write` (with `two_write_queues`): snapshot immutability only
+//!   holds without concurrent writers (options.h `unordered_write`); the
+//!   crash cycle has a single writer, so reads stay checkable.
+//! - `recycle_log_file_num`: RocksDB sanitizes it to 0 under point-in-time
+//!   and absolute-consistency recovery (RocksDB PR #12918 is about what
+//!   happened when it did not); kept to exercise that path.
+//! - everything else (compression, sizes, triggers, bloom, caches, fsync,
+//!   bytes_per_sync, pipelined writes, compaction style) must not change
+//!   what survives a crash, so the oracle is unchanged.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::store::user_options::split_options;
+use crate::store::{Compression, StoreOptions};
+
+/// Named option profiles for campaigns.
+pub const PROFILES: &[&str] = &["defaults", "tiny", "randomized"];
+
+/// Applies profile `name` to `base` for one cycle (`randomized` draws from
+/// `rng`). Unknown names are an error.
+pub fn apply_profile(
+    name: &str,
+    base: &StoreOptions,
+    rng: &mut ChaCha8Rng,
+) -> Result<StoreOptions, String> {
+    match name {
+        "defaults" => Ok(base.clone()),
+        "tiny" => Ok(StoreOptions {
+            write_buffer_size: 64 << 10,
+            max_write_buffer_number: 2,
+            level0_file_num_compaction_trigger: 2,
+            target_file_size_base: 64 << 10,
+            max_bytes_for_level_base: 256 << 10,
+            max_open_files: 20,
+            block_cache_size: 64 << 10,
+            ..base.clone()
+        }),
+        "randomized" => Ok(randomize(base, rng)),
+        o => Err(format!(
+            "unknown option profile '{o}' (known: {})",
+            PROFILES.join(", ")
+        )),
+    }
+}
+
+fn pick<T: Copy>(rng: &mut ChaCha8Rng, xs: &[T]) -> T {
+    xs[rng.random_range(0..xs.len())]
+}
+
+/// Draws one cycle's options: crashcheck's fields and further RocksDB
+/// options, appended after the user's own (so a randomized value wins for
+/// that cycle; the artifacts record every cycle's options).
+pub fn randomize(base: &StoreOptions, rng: &mut ChaCha8Rng) -> StoreOptions {
+    let mut o = base.clone();
+    o.compression = pick(
+        rng,
+        &[
+            Compression::None,
+            Compression::Lz4,
+            Compression::Zstd,
+            Compression::Snappy,
+        ],
+    );
+    o.wal_compression = rng.random_bool(0.3);
+    o.write_buffer_size = pick(rng, &[64 << 10, 256 << 10, 4 << 20, 64 << 20]);
+    o.max_write_buffer_number = rng.random_range(2..=6);
+    o.level0_file_num_compaction_trigger = pick(rng, &[2, 4, 8]);
+    o.bloom_bits_per_key = pick(rng, &[0, 10]);
+    o.block_cache_size = pick(rng, &[64 << 10, 8 << 20, 32 << 20]);
+    o.max_open_files = pick(rng, &[20, 64, -1]);
+    o.max_background_jobs = rng.random_range(1..=4);
+    o.avoid_flush_during_shutdown = rng.random_bool(0.2);
+    let mut extra = vec![
+        format!("use_fsync={}", rng.random_bool(0.3)),
+        format!("bytes_per_sync={}", pick(rng, &[0u64, 1 << 20])),
+        // WriteOptions::disableWAL is rejected with recycled logs
+        // (db_impl_write.cc: "disableWAL option is not supported if
+        // DBOptions::recycle_log_file_num > 0").
+        format!(
+            "recycle_log_file_num={}",
+            if base.wal_mode == crate::store::WalMode::NoWal {
+                0
+            } else {
+                pick(rng, &[0u32, 0, 2])
+            }
+        ),
+        format!(
+            "compaction_style={}",
+            pick(
+                rng,
+                &[
+                    "kCompactionStyleLevel",
+                    "kCompactionStyleLevel",
+                    "kCompactionStyleUniversal"
+                ]
+            )
+        ),
+    ];
+    match rng.random_range(0..4) {
+        0 => extra.push("enable_pipelined_write=true".into()),
+        1 => extra.push("two_write_queues=true".into()),
+        2 => {
+            extra.push("unordered_write=true".into());
+            extra.push("two_write_queues=true".into());
+        }
+        _ => {}
+    }
+    let mut parts = split_options(&o.rocksdb);
+    parts.extend(extra);
+    o.rocksdb = parts.join(";");
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn randomization_is_seeded_and_varied() {
+        let base = StoreOptions::default();
+        let a = randomize(&base, &mut ChaCha8Rng::seed_from_u64(1));
+        let b = randomize(&base, &mut ChaCha8Rng::seed_from_u64(1));
+        assert_eq!(a, b);
+        let all: std::collections::HashSet<String> = (0..50)
+            .map(|s| randomize(&base, &mut ChaCha8Rng::seed_from_u64(s)).to_options_string())
+            .collect();
+        assert!(all.len() > 40);
+        assert!(all.iter().any(|s| s.contains("unordered_write=true")));
+        assert!(all.iter().any(|s| s.contains("kCompactionStyleUniversal")));
+    }
+
+    #[test]
+    fn profiles_resolve() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for p in PROFILES {
+            apply_profile(p, &StoreOptions::default(), &mut rng).unwrap();
+        }
+        assert!(apply_profile("nope", &StoreOptions::default(), &mut rng).is_err());
+    }
+}
