@@ -284,6 +284,7 @@ fn main() -> std::process::ExitCode {
         timeout: Duration::from_secs(30),
         shrink: true,
         store_name: "app-kv".into(),
+        shard: (0, 1),
         stop_on_violation: true,
     };
     let report = match run_campaign(cfg, Arc::new(AppFactory { buggy }), None) {

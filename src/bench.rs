@@ -146,6 +146,7 @@ fn crashcheck_loop(
         timeout: Duration::from_secs(60),
         shrink: false,
         store_name: "rocksdb".into(),
+        shard: (0, 1),
         stop_on_violation: false,
     };
     let r = run_campaign(cfg, Arc::new(RocksFactory), None).map_err(|e| e.to_string())?;

@@ -59,6 +59,9 @@ pub struct CrashConfig {
     pub store_name: String,
     /// Stop at the first violation.
     pub stop_on_violation: bool,
+    /// `(i, n)`: run only global cycles `c` with `c % n == i`, so `n`
+    /// runners share one campaign (`(0, 1)`: all of it).
+    pub shard: (u64, u64),
 }
 
 /// One violation found by a campaign.
@@ -152,6 +155,8 @@ pub struct CrashReport {
     pub cycles_per_s: f64,
     /// Chained cycles?
     pub chain: bool,
+    /// Shards merged into this report (1 for a single run).
+    pub shards: u64,
     /// Parallel jobs.
     pub jobs: usize,
     /// Ops per cycle.
@@ -176,6 +181,43 @@ pub struct CrashReport {
     pub by_mode: BTreeMap<String, ModeStats>,
     /// Per fault, per mode statistics.
     pub by_fault: BTreeMap<String, BTreeMap<String, ModeStats>>,
+}
+
+impl CrashReport {
+    /// Combines shard reports of one campaign (or reports of several
+    /// campaigns) into one: counts add up, violations and anomalies are
+    /// concatenated, wall time is the longest (shards run side by side).
+    pub fn merge(reports: &[CrashReport]) -> CrashReport {
+        let mut out = reports.first().cloned().unwrap_or_default();
+        for r in reports.iter().skip(1) {
+            out.cycles += r.cycles;
+            out.shards += r.shards;
+            out.duration_s = out.duration_s.max(r.duration_s);
+            out.violations.extend(r.violations.iter().cloned());
+            out.anomalies.extend(r.anomalies.iter().cloned());
+            for (m, st) in &r.by_mode {
+                out.by_mode.entry(m.clone()).or_default().add(st);
+            }
+            for (f, ms) in &r.by_fault {
+                for (m, st) in ms {
+                    out.by_fault.entry(f.clone()).or_default().entry(m.clone()).or_default().add(st);
+                }
+            }
+            for (field, other) in [
+                (&mut out.fault, &r.fault),
+                (&mut out.profile, &r.profile),
+                (&mut out.option_profile, &r.option_profile),
+                (&mut out.store, &r.store),
+            ] {
+                if !field.split(',').any(|x| x == other) {
+                    field.push(',');
+                    field.push_str(other);
+                }
+            }
+        }
+        out.cycles_per_s = reports.iter().map(|r| r.cycles_per_s).sum();
+        out
+    }
 }
 
 /// Deterministic per-cycle seed.
@@ -441,7 +483,10 @@ impl Shared {
                 return None;
             }
         }
-        let c = self.next.fetch_add(1, Ordering::SeqCst);
+        let k = self.next.fetch_add(1, Ordering::SeqCst);
+        // Shard i of n runs global cycles i, i + n, i + 2n, ...
+        let (i, n) = self.cfg.shard;
+        let c = k * n.max(1) + i;
         match self.cfg.cycles {
             Some(n) if c >= n => None,
             _ => Some(c),
@@ -474,6 +519,7 @@ pub fn run_campaign(
             .collect::<Vec<_>>()
             .join(","),
         chain: cfg.chain,
+        shards: 1,
         jobs: cfg.jobs,
         ops_per_cycle: cfg.ops_per_cycle,
         profile: cfg.profile.name.into(),

@@ -61,6 +61,28 @@ enum Cmd {
     RecoveryModes(RecoveryArgs),
     /// Measure throughput against raw RocksDB / a bare crash loop.
     Bench(BenchArgs),
+    /// Combine JSON reports of `crash` runs (e.g. the shards of a CI
+    /// matrix) into one JSON, JUnit and Markdown report.
+    MergeReports(MergeArgs),
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// JSON reports written by `crash --report`.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Merged JSON report.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Merged JUnit XML.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Merged Markdown summary.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// SVG chart of cycles and writes lost per mode.
+    #[arg(long)]
+    svg: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -191,6 +213,10 @@ struct CrashArgs {
     /// Stop at the first violation.
     #[arg(long)]
     stop_on_violation: bool,
+    /// Run shard I of N (e.g. 2/4): this runner takes every N-th cycle of
+    /// the campaign, so N CI runners share it; merge with `merge-reports`.
+    #[arg(long)]
+    shard: Option<String>,
     /// Option profile per cycle: defaults, tiny (tiny memtables and caches:
     /// flushes and compactions all the time) or randomized (compression,
     /// sizes, bloom, caches, fsync, pipelined/unordered writes, compaction
@@ -658,6 +684,13 @@ fn cmd_crash(a: CrashArgs) -> Res<u8> {
     };
     let modes = modes(&a.mode)?;
     let duration = a.duration.as_deref().map(parse_duration).transpose()?;
+    let shard = match &a.shard {
+        None => (0, 1),
+        Some(s) => match s.split_once('/').map(|(i, n)| (i.trim().parse::<u64>(), n.trim().parse::<u64>())) {
+            Some((Ok(i), Ok(n))) if n > 0 && i < n => (i, n),
+            _ => return fail(format!("--shard '{s}': expected I/N with 0 <= I < N")),
+        },
+    };
     let cycles = match (a.cycles, duration) {
         (None, None) => Some(100),
         (c, _) => c,
@@ -685,6 +718,7 @@ fn cmd_crash(a: CrashArgs) -> Res<u8> {
         shrink: !a.no_shrink,
         store_name: a.common.store.clone(),
         stop_on_violation: a.stop_on_violation,
+        shard,
     };
     let mut r = campaign::run_campaign(cfg, Arc::from(factory), progress_printer(cycles, a.quiet))?;
     r.options_source = user.source;
@@ -843,6 +877,26 @@ fn cmd_recovery(a: RecoveryArgs) -> Res<u8> {
     Ok(if m.findings.is_empty() { 0 } else { 1 })
 }
 
+fn cmd_merge(a: MergeArgs) -> Res<u8> {
+    let mut rs = Vec::new();
+    for p in &a.inputs {
+        let text = std::fs::read_to_string(p).map_err(|e| EnvError(format!("{}: {e}", p.display())))?;
+        let r: CrashReport = serde_json::from_str(&text)
+            .map_err(|e| EnvError(format!("{}: not a crashcheck crash report: {e}", p.display())))?;
+        rs.push(r);
+    }
+    let m = CrashReport::merge(&rs);
+    write_reports(&m, a.report.as_deref(), None, a.markdown.as_deref())?;
+    if let Some(p) = &a.junit {
+        crashcheck::report::write_file(p, &crashcheck::report::junit_many(&rs))?;
+    }
+    if let Some(p) = &a.svg {
+        crashcheck::report::write_file(p, &crashcheck::report::svg_chart(&m))?;
+    }
+    print_crash_summary(&m);
+    Ok(if m.violations.is_empty() { 0 } else { 1 })
+}
+
 fn cmd_bench(a: BenchArgs) -> Res<u8> {
     let wd = work_dir(a.dir.as_deref())?;
     let out = match a.what.as_str() {
@@ -862,6 +916,12 @@ fn cmd_bench(a: BenchArgs) -> Res<u8> {
 }
 
 fn main() -> ExitCode {
+    // Die quietly when stdout is a closed pipe (`crashcheck ... | head`),
+    // as command-line tools do, instead of panicking on the write.
+    // SAFETY: resetting a signal disposition at start-up, before threads.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Run(a) => cmd_run(a),
@@ -870,6 +930,7 @@ fn main() -> ExitCode {
         Cmd::Selftest(a) => cmd_selftest(a),
         Cmd::RecoveryModes(a) => cmd_recovery(a),
         Cmd::Bench(a) => cmd_bench(a),
+        Cmd::MergeReports(a) => cmd_merge(a),
     };
     match r {
         Ok(code) => ExitCode::from(code),

@@ -94,6 +94,7 @@ fn crash_until_caught(
         timeout: Duration::from_secs(30),
         shrink: false,
         store_name: name,
+        shard: (0, 1),
         stop_on_violation: stop,
     };
     run_campaign(cfg, factory, None).map_err(|e| e.to_string())

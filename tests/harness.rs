@@ -30,6 +30,7 @@ fn cfg(work: &std::path::Path, modes: Vec<WalMode>, cycles: u64) -> CrashConfig 
         timeout: Duration::from_secs(30),
         shrink: false,
         store_name: "rocksdb".into(),
+        shard: (0, 1),
         stop_on_violation: true,
     }
 }
