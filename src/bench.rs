@@ -74,16 +74,21 @@ fn bare_loop(work: &Path, seconds: f64, jobs: usize, ops: usize) -> Result<f64, 
                         let Ok(ro) = rocksdb_options(&o) else {
                             return 2;
                         };
-                        let Ok(db) = rocksdb::DB::open(&ro, &d) else {
+                        let Ok(mut db) = rocksdb::DB::open(&ro, &d) else {
                             return 2;
                         };
-                        let wo = write_options(WalMode::Wal);
                         for (i, op) in w.iter().enumerate() {
                             if i == kill_at {
                                 break;
                             }
-                            if db.write_opt(to_batch(op.write_ops()), &wo).is_err() {
-                                return 3;
+                            if matches!(op, Op::Reopen) {
+                                drop(db);
+                                let Ok(again) = rocksdb::DB::open(&ro, &d) else {
+                                    return 3;
+                                };
+                                db = again;
+                            } else {
+                                raw_apply(&db, std::slice::from_ref(op));
                             }
                             log.publish_ack(i as u64 + 1);
                         }
@@ -240,10 +245,8 @@ pub fn run(work: &Path, seconds: f64, ops: usize) -> Result<RunBench, String> {
     while start.elapsed().as_secs_f64() < seconds || rounds == 0 {
         rounds += 1;
         let seq: Vec<Op> = Generator::new(rounds as u64, prof.clone())
-            .ops(ops)
-            .into_iter()
-            .filter(|o| !matches!(o, Op::Reopen))
-            .collect();
+            .without_reopen()
+            .ops(ops);
         let opts = StoreOptions::default();
         let d = work.join(format!("raw-{rounds}"));
         let ro = rocksdb_options(&opts).map_err(|e| e.to_string())?;

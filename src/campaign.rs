@@ -200,7 +200,12 @@ impl CrashReport {
             }
             for (f, ms) in &r.by_fault {
                 for (m, st) in ms {
-                    out.by_fault.entry(f.clone()).or_default().entry(m.clone()).or_default().add(st);
+                    out.by_fault
+                        .entry(f.clone())
+                        .or_default()
+                        .entry(m.clone())
+                        .or_default()
+                        .add(st);
                 }
             }
             for (field, other) in [
@@ -612,10 +617,11 @@ fn worker(
         };
         let opts = crate::option_matrix::apply_profile(&cfg.option_profile, &base, &mut rng)
             .map_err(|e| crash::CrashError::Sys("options", std::io::Error::other(e)))?;
-        let mut ops = Generator::new(seed, cfg.profile.clone()).ops(cfg.ops_per_cycle);
+        let mut generator = Generator::new(seed, cfg.profile.clone());
         if reopen_loses_data(fault, &opts) {
-            ops.retain(|o| !matches!(o, Op::Reopen));
+            generator = generator.without_reopen();
         }
+        let ops = generator.ops(cfg.ops_per_cycle);
         let (dir, base) = if cfg.chain {
             let c = match chains.remove(&mode) {
                 Some(c) => c,

@@ -322,10 +322,20 @@ impl Killer {
 
     /// For short phases (a single write), a thread that spins until the
     /// `nth` entry into the phase (counted in `entries`), then waits
-    /// `micros` and kills: no wake-up latency, at the price of one busy
-    /// core for the child's short life.
-    fn watch(entries: std::sync::Arc<AtomicU32>, nth: u32, micros: u64) {
-        let _ = std::thread::Builder::new().spawn(move || {
+    /// `micros` and kills: no wake-up latency. It parks until the entry
+    /// before the `nth` (the caller unparks it then), so it spins only for
+    /// about one op.
+    fn watch(
+        entries: std::sync::Arc<AtomicU32>,
+        nth: u32,
+        micros: u64,
+    ) -> Option<std::thread::Thread> {
+        let h = std::thread::Builder::new().spawn(move || {
+            if nth > 1 {
+                while entries.load(Ordering::Relaxed) + 1 < nth {
+                    std::thread::park();
+                }
+            }
             while entries.load(Ordering::Relaxed) < nth {
                 std::hint::spin_loop();
             }
@@ -335,6 +345,7 @@ impl Killer {
             }
             die_now();
         });
+        h.ok().map(|h| h.thread().clone())
     }
 
     fn arm(&self, micros: u64) {
@@ -499,6 +510,7 @@ fn writer_body(
 ) -> i32 {
     let s = shared.get();
     let entries = std::sync::Arc::new(AtomicU32::new(0));
+    let mut watcher = None;
     let killer = match plan {
         KillPlan::AfterOp { .. } => None,
         KillPlan::DuringPhase {
@@ -506,7 +518,7 @@ fn writer_body(
             nth,
             micros,
         } => {
-            Killer::watch(entries.clone(), nth, micros);
+            watcher = Killer::watch(entries.clone(), nth, micros);
             None
         }
         _ => Killer::start(),
@@ -520,7 +532,12 @@ fn writer_body(
         seen[p as usize] += 1;
         if let KillPlan::DuringPhase { phase, nth, micros } = plan {
             if phase == p {
-                entries.fetch_add(1, Ordering::Relaxed);
+                let e = entries.fetch_add(1, Ordering::Relaxed) + 1;
+                if let Some(w) = &watcher {
+                    if e + 1 == nth {
+                        w.unpark();
+                    }
+                }
                 if let (Some(k), true) = (&killer, seen[p as usize] == nth) {
                     k.arm(micros);
                 }

@@ -686,7 +686,10 @@ fn cmd_crash(a: CrashArgs) -> Res<u8> {
     let duration = a.duration.as_deref().map(parse_duration).transpose()?;
     let shard = match &a.shard {
         None => (0, 1),
-        Some(s) => match s.split_once('/').map(|(i, n)| (i.trim().parse::<u64>(), n.trim().parse::<u64>())) {
+        Some(s) => match s
+            .split_once('/')
+            .map(|(i, n)| (i.trim().parse::<u64>(), n.trim().parse::<u64>()))
+        {
             Some((Ok(i), Ok(n))) if n > 0 && i < n => (i, n),
             _ => return fail(format!("--shard '{s}': expected I/N with 0 <= I < N")),
         },
@@ -880,9 +883,14 @@ fn cmd_recovery(a: RecoveryArgs) -> Res<u8> {
 fn cmd_merge(a: MergeArgs) -> Res<u8> {
     let mut rs = Vec::new();
     for p in &a.inputs {
-        let text = std::fs::read_to_string(p).map_err(|e| EnvError(format!("{}: {e}", p.display())))?;
-        let r: CrashReport = serde_json::from_str(&text)
-            .map_err(|e| EnvError(format!("{}: not a crashcheck crash report: {e}", p.display())))?;
+        let text =
+            std::fs::read_to_string(p).map_err(|e| EnvError(format!("{}: {e}", p.display())))?;
+        let r: CrashReport = serde_json::from_str(&text).map_err(|e| {
+            EnvError(format!(
+                "{}: not a crashcheck crash report: {e}",
+                p.display()
+            ))
+        })?;
         rs.push(r);
     }
     let m = CrashReport::merge(&rs);

@@ -205,9 +205,23 @@ pub fn svg_chart(r: &CrashReport) -> String {
     for (i, (name, st)) in cells.iter().enumerate() {
         let y = 34.0 + row * i as f64;
         let bar = |v: u64| (v as f64 / max * width).max(if v > 0 { 1.0 } else { 0.0 });
-        let _ = writeln!(s, "<text x=\"10\" y=\"{}\">{}</text>", y + 14.0, xml_escape(name));
-        let _ = writeln!(s, "<rect x=\"{left}\" y=\"{y}\" width=\"{:.1}\" height=\"10\" fill=\"#4a7bd0\"/>", bar(st.cycles));
-        let _ = writeln!(s, "<rect x=\"{left}\" y=\"{}\" width=\"{:.1}\" height=\"10\" fill=\"#e8912d\"/>", y + 12.0, bar(st.lost_within_guarantee));
+        let _ = writeln!(
+            s,
+            "<text x=\"10\" y=\"{}\">{}</text>",
+            y + 14.0,
+            xml_escape(name)
+        );
+        let _ = writeln!(
+            s,
+            "<rect x=\"{left}\" y=\"{y}\" width=\"{:.1}\" height=\"10\" fill=\"#4a7bd0\"/>",
+            bar(st.cycles)
+        );
+        let _ = writeln!(
+            s,
+            "<rect x=\"{left}\" y=\"{}\" width=\"{:.1}\" height=\"10\" fill=\"#e8912d\"/>",
+            y + 12.0,
+            bar(st.lost_within_guarantee)
+        );
         let _ = writeln!(
             s,
             "<text x=\"{}\" y=\"{}\" fill=\"{}\">{} cycles, {} lost, {} violations</text>",

@@ -226,6 +226,15 @@ impl Generator {
         }
     }
 
+    /// Never generates `reopen` (for cycles where a clean close would
+    /// itself lose data; see `campaign::reopen_loses_data`). Filtering
+    /// reopens out afterwards would leave the generator's snapshot
+    /// bookkeeping wrong (a reopen releases every snapshot).
+    pub fn without_reopen(mut self) -> Generator {
+        self.profile.weights.reopen = 0;
+        self
+    }
+
     /// Generates `n` ops.
     pub fn ops(&mut self, n: usize) -> Vec<Op> {
         (0..n).map(|_| self.next_op()).collect()
