@@ -18,6 +18,7 @@ pub mod bench;
 pub mod campaign;
 pub mod check;
 pub mod crash;
+pub mod fuzzing;
 pub mod harness;
 pub mod history;
 pub mod model;

@@ -61,9 +61,34 @@ enum Cmd {
     RecoveryModes(RecoveryArgs),
     /// Measure throughput against raw RocksDB / a bare crash loop.
     Bench(BenchArgs),
+    /// Turn a cargo-fuzz artifact (target ops or crash) into a repro file.
+    FuzzRepro(FuzzReproArgs),
+    /// Write fuzz corpus seeds made from the workload generator.
+    FuzzSeed(FuzzSeedArgs),
     /// Combine JSON reports of `crash` runs (e.g. the shards of a CI
     /// matrix) into one JSON, JUnit and Markdown report.
     MergeReports(MergeArgs),
+}
+
+#[derive(Args)]
+struct FuzzReproArgs {
+    /// The fuzz target the artifact came from: ops or crash.
+    target: String,
+    /// The artifact (e.g. fuzz/artifacts/ops/crash-...).
+    artifact: PathBuf,
+    /// Where to write the repro file.
+    #[arg(long, short, default_value = "crashcheck-artifacts/fuzz.repro")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct FuzzSeedArgs {
+    /// Corpus root (one directory per target is created below it).
+    #[arg(long, default_value = "fuzz/corpus")]
+    out: PathBuf,
+    /// Seeds per target.
+    #[arg(long, default_value_t = 16)]
+    count: u64,
 }
 
 #[derive(Args)]
@@ -905,6 +930,56 @@ fn cmd_merge(a: MergeArgs) -> Res<u8> {
     Ok(if m.violations.is_empty() { 0 } else { 1 })
 }
 
+fn cmd_fuzz_repro(a: FuzzReproArgs) -> Res<u8> {
+    let data = std::fs::read(&a.artifact)
+        .map_err(|e| EnvError(format!("{}: {e}", a.artifact.display())))?;
+    let case = crashcheck::fuzzing::to_case(&a.target, &data).map_err(EnvError)?;
+    let p = write_new(&a.out, &case.to_text())?;
+    println!(
+        "repro: {}\nreplay: crashcheck replay {}",
+        p.display(),
+        p.display()
+    );
+    Ok(0)
+}
+
+fn cmd_fuzz_seed(a: FuzzSeedArgs) -> Res<u8> {
+    use crashcheck::fuzzing::encode_ops;
+    let prof = profile(Some("small-keyspace"), "small-keyspace")?;
+    for t in ["ops", "crash", "wal_recovery"] {
+        let dir = a.out.join(t);
+        std::fs::create_dir_all(&dir).map_err(|e| EnvError(format!("{}: {e}", dir.display())))?;
+        for i in 0..a.count {
+            let ops = Generator::new(i + 1, prof.clone()).ops(64);
+            let mut bytes = match t {
+                "crash" => vec![i as u8 % 4, (i * 7) as u8, 0, i as u8],
+                "wal_recovery" => vec![
+                    (i * 3) as u8,
+                    i as u8,
+                    (i * 16) as u8,
+                    (i * 5) as u8,
+                    i as u8,
+                    (i % 2) as u8,
+                ],
+                _ => Vec::new(),
+            };
+            if t != "wal_recovery" {
+                bytes.extend(encode_ops(&ops));
+            }
+            let f = dir.join(format!("seed-{i:03}"));
+            if !f.exists() {
+                std::fs::write(&f, bytes).map_err(|e| EnvError(format!("{}: {e}", f.display())))?;
+            }
+        }
+    }
+    println!(
+        "seeded {} inputs per target under {}",
+        a.count,
+        a.out.display()
+    );
+    Ok(0)
+}
+
 fn cmd_bench(a: BenchArgs) -> Res<u8> {
     let wd = work_dir(a.dir.as_deref())?;
     let out = match a.what.as_str() {
@@ -939,6 +1014,8 @@ fn main() -> ExitCode {
         Cmd::RecoveryModes(a) => cmd_recovery(a),
         Cmd::Bench(a) => cmd_bench(a),
         Cmd::MergeReports(a) => cmd_merge(a),
+        Cmd::FuzzRepro(a) => cmd_fuzz_repro(a),
+        Cmd::FuzzSeed(a) => cmd_fuzz_seed(a),
     };
     match r {
         Ok(code) => ExitCode::from(code),

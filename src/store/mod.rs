@@ -5,13 +5,14 @@
 //! crashcheck's checks against it: the checker then tests the wrapper's
 //! promises as well as RocksDB's. See `examples/app_store.rs`.
 
+pub mod fault_fs;
 mod options;
 pub mod rocks;
 pub mod user_options;
 
 use std::path::Path;
 
-pub use options::{Compression, OptionsError, RecoveryMode, StoreOptions, WalMode};
+pub use options::{Compression, FaultFsRef, OptionsError, RecoveryMode, StoreOptions, WalMode};
 pub use rocks::{RocksFactory, RocksStore};
 
 use crate::op::{Scan, WriteOp};

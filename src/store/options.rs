@@ -133,6 +133,27 @@ pub struct StoreOptions {
     /// not part of the text form.
     #[serde(skip)]
     pub lose_unsynced_data: bool,
+    /// An in-process fault filesystem to run on (fuzz targets); not part
+    /// of the text form.
+    #[serde(skip)]
+    pub fault_fs: Option<FaultFsRef>,
+}
+
+/// A shared [`super::fault_fs::FaultFs`] inside options (compares by
+/// identity).
+#[derive(Clone)]
+pub struct FaultFsRef(pub std::sync::Arc<super::fault_fs::FaultFs>);
+
+impl PartialEq for FaultFsRef {
+    fn eq(&self, o: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &o.0)
+    }
+}
+
+impl fmt::Debug for FaultFsRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FaultFs")
+    }
 }
 
 impl Default for StoreOptions {
@@ -154,6 +175,7 @@ impl Default for StoreOptions {
             avoid_flush_during_shutdown: false,
             rocksdb: String::new(),
             lose_unsynced_data: false,
+            fault_fs: None,
         }
     }
 }

@@ -74,6 +74,9 @@ pub fn rocksdb_options(o: &StoreOptions) -> StoreResult<Options> {
     if o.lose_unsynced_data {
         install_unsynced_data_loss_env(&mut opts);
     }
+    if let Some(f) = &o.fault_fs {
+        f.0.install(&mut opts);
+    }
     opts.set_merge_operator_associative(MERGE_OPERATOR_NAME, |_key, existing, operands| {
         let mut acc: Option<Vec<u8>> = existing.map(<[u8]>::to_vec);
         for op in operands {

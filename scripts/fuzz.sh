@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing: builds the cargo-fuzz targets (ops, crash,
+# wal_recovery) and runs each for SECONDS (default 60), keeping corpora in
+# fuzz/corpus/<target> (seeded from crashcheck's workload generator).
+# Prints execs/s per target; exits 1 on a finding, with the command that
+# turns the artifact into a crashcheck repro file.
+#
+# Stable toolchain: targets are built with `--sanitizer none`. The
+# sanitizers need nightly (-Zsanitizer; RUSTC_BOOTSTRAP=1 would force it)
+# and would not instrument RocksDB's C++ anyway unless RocksDB itself were
+# rebuilt with them; the findings crashcheck looks for are consistency
+# violations (panics of the target), which need no sanitizer.
+#
+# To plant a bug: CRASHCHECK_FUZZ_STORE=mutant:early-ack scripts/fuzz.sh 60
+set -uo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-60}"
+scripts/deps.sh
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "fuzz: installing cargo-fuzz" >&2
+  cargo install --locked cargo-fuzz --version 0.13.2 || exit 2
+fi
+cargo build --locked --bin crashcheck || exit 2
+bin="${CARGO_TARGET_DIR:-target}/debug/crashcheck"
+"$bin" fuzz-seed --out fuzz/corpus --count 16 >/dev/null || exit 2
+# The fuzz crate has its own target dir (different compiler flags).
+export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-fuzz/target}"
+cargo fuzz build --sanitizer none --release || exit 2
+mkdir -p fuzz/logs
+status=0
+for t in ops crash wal_recovery; do
+  log="fuzz/logs/$t.log"
+  cargo fuzz run --sanitizer none --release "$t" "fuzz/corpus/$t" -- \
+    -max_total_time="$secs" -timeout=60 -rss_limit_mb=4096 -print_final_stats=1 > "$log" 2>&1
+  rc=$?
+  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+  took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | grep -o 'in [0-9]*' | grep -o '[0-9]*' | tail -1)
+  [ -z "$took" ] && took="$secs"
+  rate=$(awk -v r="${runs:-0}" -v s="$took" 'BEGIN { if (s < 1) s = 1; printf "%.1f", r / s }')
+  echo "fuzz: $t: ${runs:-0} execs in ${took}s ($rate execs/s), exit $rc"
+  if [ $rc -ne 0 ]; then
+    status=1
+    art=$(ls -t "fuzz/artifacts/$t"/* 2>/dev/null | head -1)
+    grep -m1 'crashcheck finding' "$log" || tail -n 20 "$log"
+    [ -n "$art" ] && [ "$t" != wal_recovery ] && echo "fuzz: repro: crashcheck fuzz-repro $t $art"
+  fi
+done
+exit $status
