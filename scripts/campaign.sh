@@ -8,6 +8,6 @@ scripts/deps.sh
 cargo build --locked --bin crashcheck
 bin="${CARGO_TARGET_DIR:-target}/debug/crashcheck"
 mkdir -p reports/campaign
-exec "$bin" crash --mode all --fault kill --cycles "${CYCLES:-400}" --seed "${CRASHCHECK_SEED:-1}" \
+exec "$bin" crash --mode all --fault all --cycles "${CYCLES:-400}" --seed "${CRASHCHECK_SEED:-1}" \
   --report reports/campaign/report.json --junit reports/campaign/junit.xml \
   --markdown reports/campaign/summary.md --artifacts reports/campaign/artifacts "$@"
