@@ -416,6 +416,20 @@ pub fn run_cycle(
             };
             (Ok(v), Some(rec))
         }
+        // absolute-consistency refuses any torn WAL tail (options.h
+        // kAbsoluteConsistency: "We don't expect to find any corruption in
+        // the WAL"); a crash may leave one, so a refusal is admitted.
+        Reopened::Failed(msg)
+            if opts.wal_recovery_mode == crate::store::RecoveryMode::AbsoluteConsistency
+                && msg.contains("Corruption") =>
+        {
+            (
+                Err(format!(
+                    "open refused under absolute-consistency (admitted: a crash may tear the WAL tail): {msg}"
+                )),
+                None,
+            )
+        }
         Reopened::Failed(msg) => (
             Ok(Verdict::Violation {
                 class: ViolationClass::UnexpectedOpenFailure,
