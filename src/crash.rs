@@ -820,27 +820,9 @@ fn verify_read(
     sample: &[Vec<u8>],
 ) -> Result<Recovered, String> {
     let mut store = factory.open(path, opts).map_err(|e| e.to_string())?;
-    let entries = store
-        .scan_all()
-        .map_err(|e| format!("scan after recovery failed: {e}"))?
-        .into_iter()
-        .map(|(k, v)| {
-            let h = value_hash(&v);
-            (k, h)
-        })
-        .collect();
-    let mut point_reads = Vec::with_capacity(sample.len());
-    for k in sample {
-        let v = store
-            .get(k, None)
-            .map_err(|e| format!("get after recovery failed: {e}"))?;
-        point_reads.push((k.clone(), v.as_deref().map(value_hash)));
-    }
+    let rec = Recovered::read(store.as_mut(), sample)?;
     store.close().map_err(|e| e.to_string())?;
-    Ok(Recovered {
-        entries,
-        point_reads,
-    })
+    Ok(rec)
 }
 
 /// Writes `buf` to `fd` with raw syscalls (safe in a forked child): exit

@@ -384,22 +384,10 @@ pub fn run_crash(
     let mut store = factory
         .open(&path, &plain)
         .map_err(|e| format!("reopen after the power cut failed: {e}"))?;
-    let entries = store
-        .scan_all()
-        .map_err(|e| format!("scan failed: {e}"))?
-        .into_iter()
-        .map(|(k, v)| (k, crate::model::value_hash(&v)))
-        .collect();
+    let rec = Recovered::read(store.as_mut(), &[])?;
     let _ = store.close();
     let adm = admissible(input.mode, Fault::PowerLoss, &opts, &p);
-    match verify(
-        &h,
-        &adm,
-        &Recovered {
-            entries,
-            point_reads: Vec::new(),
-        },
-    ) {
+    match verify(&h, &adm, &rec) {
         Verdict::Ok { .. } => Ok(()),
         Verdict::Violation { class, detail, .. } => Err(format!("{class}: {detail}")),
     }
@@ -467,21 +455,9 @@ pub fn run_wal(factory: &dyn StoreFactory, input: &WalInput) -> Result<(), Strin
     let Ok(mut store) = factory.open(&path, &ropts) else {
         return Ok(()); // refusing to open is always allowed here
     };
-    let entries = store
-        .scan_all()
-        .map_err(|e| format!("scan failed: {e}"))?
-        .into_iter()
-        .map(|(k, v)| (k, crate::model::value_hash(&v)))
-        .collect();
+    let rec = Recovered::read(store.as_mut(), &[])?;
     let _ = store.close();
-    let outcome = classify(
-        &h,
-        &Recovered {
-            entries,
-            point_reads: Vec::new(),
-        },
-        h.units(),
-    );
+    let outcome = classify(&h, &rec, h.units());
     match (outcome, input.mode) {
         (Outcome::Phantom, _) => Err("recovery invented a value".into()),
         (Outcome::Hole, m) if m != RecoveryMode::SkipAnyCorrupted => Err(format!(

@@ -22,6 +22,36 @@ pub struct Recovered {
     pub point_reads: Vec<(Vec<u8>, Option<u128>)>,
 }
 
+impl Recovered {
+    /// Reads a store: a full scan (values as hashes) and point reads of
+    /// `sample` (memtable, SST and bloom paths).
+    pub fn read(
+        store: &mut dyn crate::store::Store,
+        sample: &[Vec<u8>],
+    ) -> Result<Recovered, String> {
+        let entries = store
+            .scan_all()
+            .map_err(|e| format!("scan after recovery failed: {e}"))?
+            .into_iter()
+            .map(|(k, v)| {
+                let h = crate::model::value_hash(&v);
+                (k, h)
+            })
+            .collect();
+        let mut point_reads = Vec::with_capacity(sample.len());
+        for k in sample {
+            let v = store
+                .get(k, None)
+                .map_err(|e| format!("get after recovery failed: {e}"))?;
+            point_reads.push((k.clone(), v.as_deref().map(crate::model::value_hash)));
+        }
+        Ok(Recovered {
+            entries,
+            point_reads,
+        })
+    }
+}
+
 /// Kinds of violation, most specific first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
