@@ -102,6 +102,21 @@ pub struct Anomaly {
     pub cycle_seed: u64,
     /// Details (child status).
     pub detail: String,
+    /// Artifact directory (for hangs and abnormal exits).
+    #[serde(default)]
+    pub artifact: Option<PathBuf>,
+}
+
+fn anomaly_kind(a: &str) -> &'static str {
+    if a.starts_with("hang") || a.contains("Hung") {
+        "hang"
+    } else if a.starts_with("configuration rejected") {
+        "configuration-rejected"
+    } else if a.starts_with("open refused") {
+        "open-refused"
+    } else {
+        "abnormal-exit"
+    }
 }
 
 /// Per-mode counts.
@@ -242,8 +257,7 @@ pub fn cycle_seed(seed: u64, cycle: u64) -> u64 {
 ///   memtable flush (options.h `avoid_flush_during_shutdown`: "The flush
 ///   can be skip to speedup DB close. Unpersisted data WILL BE LOST.").
 pub fn reopen_loses_data(fault: Fault, opts: &StoreOptions) -> bool {
-    fault == Fault::PowerLoss
-        || (opts.wal_mode == WalMode::NoWal && opts.avoid_flush_during_shutdown)
+    fault.is_power_loss() || (opts.wal_mode == WalMode::NoWal && opts.avoid_flush_during_shutdown)
 }
 
 /// Chooses where a cycle's kill lands.
@@ -349,6 +363,8 @@ pub struct CycleResult {
     pub verdict: Result<Verdict, String>,
     /// What the verifier read back (when it opened).
     pub recovered: Option<Recovered>,
+    /// The crash image applied to the WAL, if any.
+    pub image: Option<String>,
 }
 
 /// Runs one crash cycle on `db` (which may hold the chain's base state).
@@ -366,7 +382,10 @@ pub fn run_cycle(
     keep_image: Option<&Path>,
 ) -> Result<CycleResult, crash::CrashError> {
     let wopts = StoreOptions {
-        lose_unsynced_data: fault == Fault::PowerLoss,
+        // The partial-writeback image needs the page cache intact: it cuts
+        // the WAL itself, after the kill.
+        lose_unsynced_data: fault.is_power_loss()
+            && !(fault == Fault::PowerLossPartial && partial_writeback_applies(opts)),
         ..opts.clone()
     };
     let opts = &StoreOptions {
@@ -375,6 +394,7 @@ pub fn run_cycle(
     };
     let writer = crash::run_writer(shared, factory, db, &wopts, h, plan, timeout)?;
     let adm = admissible(opts.wal_mode, fault, opts, &writer.progress);
+    let image = apply_wal_image(db, fault, opts, &writer.progress, adm.lo, h);
     if let Some(img) = keep_image {
         let _ = link_tree(db, img);
     }
@@ -384,6 +404,7 @@ pub fn run_cycle(
             adm,
             verdict: Err("hang: the writer did not finish within the timeout".into()),
             recovered: None,
+            image,
         });
     }
     let reopened = crash::reopen_and_read(factory, db, opts, sample, timeout)?;
@@ -405,6 +426,7 @@ pub fn run_cycle(
                             "configuration rejected by RocksDB at op #{i}: {msg}"
                         )),
                         recovered: Some(rec),
+                        image,
                     });
                 }
                 (ChildEnd::Exited { code: 91 }, Some((i, msg))) => Verdict::Violation {
@@ -448,7 +470,97 @@ pub fn run_cycle(
         adm,
         verdict,
         recovered,
+        image,
     })
+}
+
+/// True when the partial-writeback image can be applied (see
+/// [`apply_wal_image`]); otherwise that fault is a plain power loss.
+pub fn partial_writeback_applies(opts: &StoreOptions) -> bool {
+    matches!(opts.wal_mode, WalMode::Wal | WalMode::WalSync)
+        && crate::store::user_options::split_options(&opts.rocksdb)
+            .iter()
+            .all(|kv| !kv.starts_with("recycle_log_file_num=") || kv == "recycle_log_file_num=0")
+}
+
+/// The newest WAL file of a database directory.
+fn newest_wal(db: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(db)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .max()
+}
+
+/// Applies the crash image of a power-loss variant to the newest WAL, after
+/// the kill and before recovery. Returns what it did (`None`: nothing; the
+/// image does not apply to this configuration and the cycle is a plain
+/// power loss). Every image keeps all synced data, so the oracle's range
+/// is unchanged:
+/// - partial writeback: the WAL (written through the page cache, the kill
+///   lost nothing) is cut at a random offset after the record of unit L,
+///   the last one synced. Only for `wal`/`wal-sync` without log recycling,
+///   where every acknowledged write is a WAL record in order, so the record
+///   of unit L can be found by counting back from the last one.
+/// - zeros / garbage: bytes appended after the synced WAL contents, as a
+///   preallocated or torn tail reads. Only under point-in-time or
+///   skip-any-corrupted recovery, which must stop at such a tail (see
+///   docs/recovery-modes.md; the other modes may refuse to open).
+pub fn apply_wal_image(
+    db: &Path,
+    fault: Fault,
+    opts: &StoreOptions,
+    p: &crate::oracle::Progress,
+    lo: u64,
+    h: &History,
+) -> Option<String> {
+    use crate::store::RecoveryMode;
+    let wal = newest_wal(db)?;
+    let mut bytes = std::fs::read(&wal).ok()?;
+    let seed = h.fps.last().copied().unwrap_or(0) as u64 ^ p.acked;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let tolerant = matches!(
+        opts.wal_recovery_mode,
+        RecoveryMode::PointInTime | RecoveryMode::SkipAnyCorrupted
+    );
+    let what = match fault {
+        Fault::PowerLossPartial => {
+            if !partial_writeback_applies(opts) {
+                return None;
+            }
+            let recs = crate::recovery::parse_wal(&bytes);
+            let k = recs.len() as u64;
+            // Records are units (last - k, last]; with last = acked the
+            // index found for unit L is never too early.
+            let keep_from = if lo + k <= p.acked {
+                0 // unit L is in an older WAL: the whole file is unsynced
+            } else {
+                let i = (lo + k - p.acked - 1) as usize;
+                recs.get(i)?.end
+            };
+            let end = bytes.len() as u64;
+            if keep_from >= end {
+                return None;
+            }
+            let cut = rng.random_range(keep_from..=end);
+            bytes.truncate(cut as usize);
+            format!("newest WAL cut at {cut} of {end} bytes (synced data ends by {keep_from})")
+        }
+        Fault::PowerLossZeros if tolerant => {
+            let n = rng.random_range(1..=8192);
+            bytes.extend(std::iter::repeat_n(0u8, n));
+            format!("{n} zero bytes appended to the newest WAL")
+        }
+        Fault::PowerLossGarbage if tolerant => {
+            let n = rng.random_range(1..=4096);
+            bytes.extend((0..n).map(|_| rng.random::<u8>()));
+            format!("{n} garbage bytes appended to the newest WAL")
+        }
+        _ => return None,
+    };
+    std::fs::write(&wal, bytes).ok()?;
+    Some(what)
 }
 
 /// Hard-links every file of `src` into a new directory `dst` (a copy where
@@ -715,6 +827,34 @@ fn worker(
             stats.anomalies = 1;
             anomaly = Some(format!("writer could not open the database: {msg}"));
         }
+        // Hangs and abnormal exits leave an artifact too: they may be
+        // RocksDB bugs worth a replay (a configuration RocksDB rejected is not).
+        let mut anomaly_artifact = None;
+        if let Some(a) = &anomaly {
+            if matches!(anomaly_kind(a), "hang" | "abnormal-exit") {
+                let art = cfg.artifacts.join(format!(
+                    "cycle-{cycle}-{}-{}-{}",
+                    mode.name(),
+                    fault.name(),
+                    anomaly_kind(a)
+                ));
+                let case = Case {
+                    check: CheckKind::Crash,
+                    seed,
+                    profile: cfg.profile.name.into(),
+                    store: cfg.store_name.clone(),
+                    options: opts.clone(),
+                    expect: "anomaly".into(),
+                    fault: Some(fault.name().into()),
+                    kill_after_op: Some(res.writer.ops_done),
+                    comments: vec![a.clone()],
+                    ops: h.ops.clone(),
+                };
+                if write_artifact(&art, &case, None, &image, &res, &[], a, plan).is_ok() {
+                    anomaly_artifact = Some(art);
+                }
+            }
+        }
         let mut vreport = None;
         if let Some((class, detail, diff)) = violation {
             sh.violations.fetch_add(1, Ordering::SeqCst);
@@ -820,16 +960,13 @@ fn worker(
             }
             if let Some(a) = anomaly {
                 r.anomalies.push(Anomaly {
-                    kind: if a.starts_with("hang") {
-                        "hang".into()
-                    } else {
-                        "abnormal-exit".into()
-                    },
+                    kind: anomaly_kind(&a).into(),
                     mode,
                     fault,
                     cycle,
                     cycle_seed: seed,
                     detail: a,
+                    artifact: anomaly_artifact.clone(),
                 });
             }
         }
@@ -967,6 +1104,7 @@ fn write_artifact(
             "child_end": res.writer.end,
             "progress": res.writer.progress,
             "admissible": res.adm,
+            "crash_image": res.image,
         }))
         .unwrap_or_default(),
     )?;

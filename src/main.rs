@@ -229,8 +229,9 @@ struct CrashArgs {
     /// Directory for failure artifacts.
     #[arg(long, default_value = "crashcheck-artifacts")]
     artifacts: PathBuf,
-    /// A child running longer than this is reported as a hang.
-    #[arg(long, default_value = "60s")]
+    /// A child running longer than this is reported as a hang (a cycle
+    /// normally takes tens of milliseconds).
+    #[arg(long, default_value = "20s")]
     timeout: String,
     /// Do not shrink the first violation.
     #[arg(long)]
@@ -596,7 +597,7 @@ fn print_crash_summary(r: &CrashReport) {
         r.cycles, r.duration_s, r.cycles_per_s, r.fault, r.seed
     );
     println!(
-        "{:<11} {:<17} {:>7} {:>9} {:>11} {:>11} {:>10} {:>8}",
+        "{:<19} {:<17} {:>7} {:>9} {:>11} {:>11} {:>10} {:>8}",
         "fault", "mode", "cycles", "acked", "lost-ok", "beyond", "violations", "anomal."
     );
     for (f, m, s) in r
@@ -605,7 +606,7 @@ fn print_crash_summary(r: &CrashReport) {
         .flat_map(|(f, ms)| ms.iter().map(move |(m, st)| (f, m, st)))
     {
         println!(
-            "{:<11} {:<17} {:>7} {:>9} {:>11} {:>11} {:>10} {:>8}",
+            "{:<19} {:<17} {:>7} {:>9} {:>11} {:>11} {:>10} {:>8}",
             f,
             m,
             s.cycles,
@@ -627,9 +628,16 @@ fn print_crash_summary(r: &CrashReport) {
     }
     for a in &r.anomalies {
         println!(
-            "anomaly {} ({}, cycle {}): {}",
-            a.kind, a.mode, a.cycle, a.detail
+            "anomaly {} ({} x {}, cycle {}): {}",
+            a.kind,
+            a.mode,
+            a.fault.name(),
+            a.cycle,
+            a.detail
         );
+        if let Some(art) = &a.artifact {
+            println!("  artifact: {}", art.display());
+        }
     }
 }
 

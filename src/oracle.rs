@@ -22,6 +22,13 @@ pub enum Fault {
     /// SIGKILL on a filesystem that keeps unsynced appends in process
     /// memory: everything not made durable by a sync is lost.
     PowerLoss,
+    /// Power loss where writeback of the WAL's unsynced tail happened
+    /// partly: the newest WAL keeps a random prefix of its unsynced tail.
+    PowerLossPartial,
+    /// Power loss, then the newest WAL ends in zeros (preallocated space).
+    PowerLossZeros,
+    /// Power loss, then the newest WAL ends in garbage (a torn sector).
+    PowerLossGarbage,
 }
 
 impl Fault {
@@ -30,23 +37,41 @@ impl Fault {
         match self {
             Fault::Kill => "kill",
             Fault::PowerLoss => "power-loss",
+            Fault::PowerLossPartial => "power-loss-partial",
+            Fault::PowerLossZeros => "power-loss-zeros",
+            Fault::PowerLossGarbage => "power-loss-garbage",
         }
+    }
+
+    /// True for the power-loss faults (unsynced data may be lost).
+    pub fn is_power_loss(self) -> bool {
+        self != Fault::Kill
     }
 }
 
 impl Fault {
     /// Every fault, in report order.
-    pub const ALL: [Fault; 2] = [Fault::Kill, Fault::PowerLoss];
+    pub const ALL: [Fault; 5] = [
+        Fault::Kill,
+        Fault::PowerLoss,
+        Fault::PowerLossPartial,
+        Fault::PowerLossZeros,
+        Fault::PowerLossGarbage,
+    ];
 }
 
 impl std::str::FromStr for Fault {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "kill" => Ok(Fault::Kill),
-            "power-loss" => Ok(Fault::PowerLoss),
-            o => Err(format!("unknown fault '{o}' (kill, power-loss, all)")),
-        }
+        Fault::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown fault '{s}' ({}, all)",
+                    Fault::ALL.map(Fault::name).join(", ")
+                )
+            })
     }
 }
 
@@ -127,7 +152,7 @@ pub fn admissible(mode: WalMode, fault: Fault, opts: &StoreOptions, p: &Progress
         // operating system buffer cache (by calling WritableFile::Sync())
         // before the write is considered complete"; db_impl_write.cc
         // WriteGroupToWAL syncs the log before acknowledging.
-        (WalMode::WalSync, Fault::PowerLoss) => (
+        (WalMode::WalSync, _) => (
             p.acked,
             "wal-sync: every acknowledged write survives power loss (options.h WriteOptions::sync)",
         ),
@@ -138,13 +163,13 @@ pub fn admissible(mode: WalMode, fault: Fault, opts: &StoreOptions, p: &Progress
         // file_writer->Sync; db/flush_job.cc WriteLevel0Table fsyncs the
         // directory). FlushWAL(false) is not one; neither is a clean close
         // (CloseHelper has no WAL sync: unconfirmed, so not counted).
-        (WalMode::Wal | WalMode::WalManualFlush, Fault::PowerLoss) => (
+        (WalMode::Wal | WalMode::WalManualFlush, _) => (
             p.wal_synced.max(p.flushed),
             "WAL without sync: writes before the last FlushWAL(true) or completed Flush survive power loss (db.h DB::SyncWAL, db/builder.cc BuildTable)",
         ),
         // WAL disabled: the memtables are the only copy; a completed Flush
         // or a clean close's shutdown flush (an SST, synced) persists them.
-        (WalMode::NoWal, Fault::PowerLoss) => (
+        (WalMode::NoWal, _) => (
             p.flushed.max(closed),
             "WAL disabled: writes before the last completed Flush or clean close survive power loss (db/builder.cc BuildTable syncs the SST)",
         ),
