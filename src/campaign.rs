@@ -301,13 +301,13 @@ pub fn choose_kill(rng: &mut ChaCha8Rng, h: &History) -> KillPlan {
             count(&|o| matches!(o, Op::Compact { .. })),
             5000,
         ),
-        35..=44 => phase(
+        35..=54 => phase(
             rng,
             Phase::WritingBatch,
             count(&|o| matches!(o, Op::Batch(_))),
             25,
         ),
-        45..=54 => Some(KillPlan::AfterDelay {
+        55..=64 => Some(KillPlan::AfterDelay {
             micros: rng.random_range(0..30_000),
         }),
         _ => None,
