@@ -9,7 +9,7 @@ fn every_available_mutant_is_caught_quickly_and_the_control_is_clean() {
     let report = t.path().join("s.json");
     let o = Command::new(env!("CARGO_BIN_EXE_crashcheck"))
         .args([
-            "selftest", "--budget", "40s", "--jobs", "2", "--seed", "3", "--report",
+            "selftest", "--budget", "60s", "--jobs", "2", "--seed", "3", "--report",
         ])
         .arg(&report)
         .env("CI", "true")
