@@ -32,8 +32,10 @@ Exit status: 0 consistent, 1 violation found, 2 usage or environment error.";
 const EXAMPLES: &str = "Examples:
   crashcheck run --seed 1 --ops 20000
   crashcheck crash --mode all --cycles 400 --seed 7 --report r.json
+  crashcheck crash --mode all --fault all --options-file /var/lib/app/db/OPTIONS-000042
   crashcheck crash --mode no-wal --duration 20m --chain
   crashcheck replay crashcheck-artifacts/cycle-12-wal-hole/case.repro
+  crashcheck recovery-modes --trials 20 --report m.json
   crashcheck selftest --budget 120s --report s.json
   crashcheck bench crash --seconds 10
 
@@ -145,7 +147,7 @@ struct Common {
     #[arg(long, env = "CRASHCHECK_DIR")]
     dir: Option<PathBuf>,
     /// Workload profile: default, write-heavy, read-heavy, batch-heavy,
-    /// large-values, small-keyspace, crash.
+    /// large-values, small-keyspace, kv, crash (default of `crash`).
     #[arg(long)]
     profile: Option<String>,
     /// Options as `key=value;...`: crashcheck's own keys (see README, e.g.
@@ -194,9 +196,12 @@ struct CrashArgs {
     /// (comma-separated list allowed).
     #[arg(long, default_value = "all")]
     mode: String,
-    /// Fault(s) to inject: kill (SIGKILL; the OS page cache survives),
-    /// power-loss (SIGKILL on a filesystem that keeps unsynced data in
-    /// process memory, so it is lost), or all.
+    /// Fault(s) to inject, comma-separated: kill (SIGKILL; the OS page
+    /// cache survives); power-loss (SIGKILL on a filesystem that keeps
+    /// unsynced data in process memory, so it is lost);
+    /// power-loss-partial (the WAL's unsynced tail partly written back);
+    /// power-loss-zeros / power-loss-garbage (power loss, then a zeroed or
+    /// torn tail on the newest WAL); or all.
     #[arg(long, default_value = "kill")]
     fault: String,
     /// Number of crash cycles.
