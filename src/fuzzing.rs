@@ -332,6 +332,7 @@ pub fn run_crash(
     let opts = StoreOptions {
         wal_mode: input.mode,
         fault_fs: Some(FaultFsRef(fs.clone())),
+        rocksdb: "max_bgerror_resume_count=0".into(),
         ..StoreOptions::default()
     };
     let h = History::new(input.ops.clone(), State::new());
