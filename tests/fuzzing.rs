@@ -119,3 +119,20 @@ fn a_planted_read_bug_is_found_by_the_ops_target_and_converts_to_a_repro() {
     assert_eq!(back.ops, input.ops);
     let _ = RecoveryMode::PointInTime;
 }
+
+#[test]
+fn the_known_open_hang_is_skipped_not_rediscovered() {
+    // A wal_recovery input the fuzzer found: its damage puts a
+    // recyclable-type header in the WAL, on which RocksDB 11.8.1's DB::Open
+    // loops forever (docs/findings.md #1). The target must skip it.
+    let b = [0x3a, 0x09, 0x09, 0x2d, 0x90, 0x01, 0x09];
+    let input = WalInput::arbitrary(&mut Unstructured::new(&b)).unwrap();
+    let t = std::time::Instant::now();
+    run_wal(&RocksFactory, &input).unwrap();
+    assert!(t.elapsed() < std::time::Duration::from_secs(20));
+    let mut wal = vec![0u8; 7];
+    wal[6] = 1; // a full record of length 0
+    wal.extend_from_slice(&[0, 0, 0, 0, 9, 0, 5]); // then a recyclable header
+    assert!(crashcheck::fuzzing::hits_known_open_hang(&wal));
+    assert!(!crashcheck::fuzzing::hits_known_open_hang(&wal[..7]));
+}
