@@ -43,7 +43,7 @@ for profile in defaults tiny randomized chained; do
   [ -f "$out/crash-$profile.json" ] && reports+=("$out/crash-$profile.json")
 done
 if [ ${#reports[@]} -gt 0 ]; then
-  "$bin" merge-reports "${reports[@]}" --report "$out/crash.json" --junit "$out/junit.xml" \
+  "$bin" merge-reports --sequential "${reports[@]}" --report "$out/crash.json" --junit "$out/junit.xml" \
     --markdown "$out/crash.md" --svg "$out/chart.svg" > "$out/crash.txt" 2>&1 || status=1
 fi
 

@@ -110,6 +110,10 @@ struct MergeArgs {
     /// SVG chart of cycles and writes lost per mode.
     #[arg(long)]
     svg: Option<PathBuf>,
+    /// The runs were one after another (e.g. the nightly's campaigns), not
+    /// side by side (shards): wall times add up.
+    #[arg(long)]
+    sequential: bool,
 }
 
 #[derive(Args)]
@@ -933,7 +937,7 @@ fn cmd_merge(a: MergeArgs) -> Res<u8> {
         })?;
         rs.push(r);
     }
-    let m = CrashReport::merge(&rs);
+    let m = CrashReport::merge(&rs, !a.sequential);
     write_reports(&m, a.report.as_deref(), None, a.markdown.as_deref())?;
     if let Some(p) = &a.junit {
         crashcheck::report::write_file(p, &crashcheck::report::junit_many(&rs))?;
