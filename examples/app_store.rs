@@ -285,6 +285,7 @@ fn main() -> std::process::ExitCode {
         shrink: true,
         store_name: "app-kv".into(),
         shard: (0, 1),
+        ack_kills_only: false,
         stop_on_violation: true,
     };
     let report = match run_campaign(cfg, Arc::new(AppFactory { buggy }), None) {

@@ -152,6 +152,7 @@ fn crashcheck_loop(
         shrink: false,
         store_name: "rocksdb".into(),
         shard: (0, 1),
+        ack_kills_only: true,
         stop_on_violation: false,
     };
     let r = run_campaign(cfg, Arc::new(RocksFactory), None).map_err(|e| e.to_string())?;

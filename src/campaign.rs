@@ -62,6 +62,9 @@ pub struct CrashConfig {
     /// `(i, n)`: run only global cycles `c` with `c % n == i`, so `n`
     /// runners share one campaign (`(0, 1)`: all of it).
     pub shard: (u64, u64),
+    /// Kill only after a random number of acknowledgements (no delay or
+    /// phase kills): the benchmark's like-for-like setting.
+    pub ack_kills_only: bool,
 }
 
 /// One violation found by a campaign.
@@ -269,9 +272,15 @@ pub fn reopen_loses_data(fault: Fault, opts: &StoreOptions) -> bool {
 }
 
 /// Chooses where a cycle's kill lands.
-pub fn choose_kill(rng: &mut ChaCha8Rng, h: &History) -> KillPlan {
+/// `ack_only` restricts kills to "after a random number of
+/// acknowledgements" (the benchmark compares that with a bare loop).
+pub fn choose_kill(rng: &mut ChaCha8Rng, h: &History, ack_only: bool) -> KillPlan {
     let count = |f: &dyn Fn(&Op) -> bool| h.ops.iter().filter(|o| f(o)).count() as u32;
-    let roll = rng.random_range(0..100);
+    let roll = if ack_only {
+        99
+    } else {
+        rng.random_range(0..100)
+    };
     let phase = |rng: &mut ChaCha8Rng, phase, n: u32, max_us| {
         if n == 0 {
             None
@@ -782,7 +791,7 @@ fn worker(
             (cfg.work_dir.join(format!("db-{job}")), State::new())
         };
         let h = History::new(ops, base);
-        let plan = choose_kill(&mut rng, &h);
+        let plan = choose_kill(&mut rng, &h, cfg.ack_kills_only);
         let sample = sample_keys(&mut rng, &h);
         let image = cfg.work_dir.join(format!("image-{job}"));
         let _ = std::fs::remove_dir_all(&image);

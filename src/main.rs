@@ -764,6 +764,7 @@ fn cmd_crash(a: CrashArgs) -> Res<u8> {
         store_name: a.common.store.clone(),
         stop_on_violation: a.stop_on_violation,
         shard,
+        ack_kills_only: false,
     };
     let mut r = campaign::run_campaign(cfg, Arc::from(factory), progress_printer(cycles, a.quiet))?;
     r.options_source = user.source;

@@ -95,6 +95,7 @@ fn crash_until_caught(
         shrink: false,
         store_name: name,
         shard: (0, 1),
+        ack_kills_only: false,
         stop_on_violation: stop,
     };
     run_campaign(cfg, factory, None).map_err(|e| e.to_string())

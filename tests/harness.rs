@@ -31,6 +31,7 @@ fn cfg(work: &std::path::Path, modes: Vec<WalMode>, cycles: u64) -> CrashConfig 
         shrink: false,
         store_name: "rocksdb".into(),
         shard: (0, 1),
+        ack_kills_only: false,
         stop_on_violation: true,
     }
 }
