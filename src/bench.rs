@@ -58,12 +58,10 @@ fn bare_loop(work: &Path, seconds: f64, jobs: usize, ops: usize) -> Result<f64, 
             while start.elapsed() < limit {
                 cycle += 1;
                 let seed = cycle * 1000 + j as u64;
+                // The same op mix as crashcheck's cycles (writes, reads,
+                // flushes, compactions, reopens), without any checking.
                 let writes: Vec<Op> =
-                    Generator::new(seed, Profile::by_name("crash").ok_or("profile")?)
-                        .ops(ops)
-                        .into_iter()
-                        .filter(Op::is_write)
-                        .collect();
+                    Generator::new(seed, Profile::by_name("crash").ok_or("profile")?).ops(ops);
                 let kill_at = ChaCha8Rng::seed_from_u64(seed).random_range(0..=writes.len());
                 let log = &log;
                 let d = dir.clone();
