@@ -533,19 +533,25 @@ pub fn apply_wal_image(
     h: &History,
 ) -> Option<String> {
     use crate::store::RecoveryMode;
-    let wal = newest_wal(db)?;
-    let mut bytes = std::fs::read(&wal).ok()?;
-    let seed = h.fps.last().copied().unwrap_or(0) as u64 ^ p.acked;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let tolerant = matches!(
         opts.wal_recovery_mode,
         RecoveryMode::PointInTime | RecoveryMode::SkipAnyCorrupted
     );
+    // Decide before touching the disk: this runs on every cycle.
+    let applies = match fault {
+        Fault::PowerLossPartial => partial_writeback_applies(opts),
+        Fault::PowerLossZeros | Fault::PowerLossGarbage => tolerant,
+        Fault::Kill | Fault::PowerLoss => false,
+    };
+    if !applies {
+        return None;
+    }
+    let wal = newest_wal(db)?;
+    let mut bytes = std::fs::read(&wal).ok()?;
+    let seed = h.fps.last().copied().unwrap_or(0) as u64 ^ p.acked;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let what = match fault {
         Fault::PowerLossPartial => {
-            if !partial_writeback_applies(opts) {
-                return None;
-            }
             let recs = crate::recovery::parse_wal(&bytes);
             let k = recs.len() as u64;
             // Records are units (last - k, last]; with last = acked the
@@ -564,27 +570,13 @@ pub fn apply_wal_image(
             bytes.truncate(cut as usize);
             format!("newest WAL cut at {cut} of {end} bytes (synced data ends by {keep_from})")
         }
-        Fault::PowerLossZeros if tolerant => {
+        Fault::PowerLossZeros => {
             let n = rng.random_range(1..=8192);
             bytes.extend(std::iter::repeat_n(0u8, n));
             format!("{n} zero bytes appended to the newest WAL")
         }
-        Fault::PowerLossGarbage if tolerant => {
-            // Garbage that starts like a recyclable record header makes
-            // RocksDB 11.8.1's DB::Open loop forever (docs/findings.md #1).
-            // Known, so not rediscovered every few cycles at the cost of a
-            // hang timeout each; CRASHCHECK_REPRODUCE_KNOWN_BUGS=1 keeps it.
-            let reproduce = std::env::var_os("CRASHCHECK_REPRODUCE_KNOWN_BUGS").is_some();
-            let base = bytes.len();
-            let mut n = 0;
-            for _ in 0..64 {
-                bytes.truncate(base);
-                n = rng.random_range(1..=4096);
-                bytes.extend((0..n).map(|_| rng.random::<u8>()));
-                if reproduce || !crate::fuzzing::hits_known_open_hang(&bytes) {
-                    break;
-                }
-            }
+        Fault::PowerLossGarbage => {
+            let n = crate::recovery::append_garbage(&mut bytes, &mut rng, 1..=4096);
             format!("{n} garbage bytes appended to the newest WAL")
         }
         _ => return None,

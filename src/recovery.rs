@@ -528,19 +528,7 @@ fn damage(file: &Path, d: Damage, rng: &mut ChaCha8Rng) -> Result<usize, String>
             n
         }
         Damage::GarbageTail => {
-            // Avoid the known DB::Open hang (docs/findings.md #1) unless
-            // asked to reproduce it: a hang would be reported as a `crash`
-            // contradiction in every run that happens to draw it.
-            let reproduce = std::env::var_os("CRASHCHECK_REPRODUCE_KNOWN_BUGS").is_some();
-            let base = bytes.len();
-            for _ in 0..64 {
-                bytes.truncate(base);
-                let len = rng.random_range(64..1024);
-                bytes.extend((0..len).map(|_| rng.random_range(1..=255u8)));
-                if reproduce || !crate::fuzzing::hits_known_open_hang(&bytes) {
-                    break;
-                }
-            }
+            append_garbage(&mut bytes, rng, 64..=1023);
             n
         }
         Damage::BitflipLast => {
@@ -559,6 +547,30 @@ fn damage(file: &Path, d: Damage, rng: &mut ChaCha8Rng) -> Result<usize, String>
     };
     std::fs::write(file, bytes).map_err(io)?;
     Ok(idx)
+}
+
+/// Appends `len` random non-zero bytes (a torn tail) to a WAL image and
+/// returns how many. The bytes are redrawn while they would trigger the
+/// known `DB::Open` hang (docs/findings.md #1), so runs keep finding new
+/// things instead of that one; `CRASHCHECK_REPRODUCE_KNOWN_BUGS=1` keeps
+/// the first draw.
+pub fn append_garbage(
+    bytes: &mut Vec<u8>,
+    rng: &mut ChaCha8Rng,
+    len: std::ops::RangeInclusive<usize>,
+) -> usize {
+    let reproduce = std::env::var_os("CRASHCHECK_REPRODUCE_KNOWN_BUGS").is_some();
+    let base = bytes.len();
+    let mut n = 0;
+    for _ in 0..64 {
+        bytes.truncate(base);
+        n = rng.random_range(len.clone());
+        bytes.extend((0..n).map(|_| rng.random_range(1..=255u8)));
+        if reproduce || !crate::fuzzing::hits_known_open_hang(bytes) {
+            break;
+        }
+    }
+    n
 }
 
 /// Settings of a matrix run.
