@@ -14,11 +14,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crashcheck::campaign::{run_campaign, CrashConfig};
 use crashcheck::op::{Scan, Value, WriteOp};
-use crashcheck::oracle::Fault;
 use crashcheck::store::{Store, StoreError, StoreFactory, StoreOptions, StoreResult, WalMode};
 use crashcheck::workload::Profile;
 
@@ -269,24 +267,13 @@ fn main() -> std::process::ExitCode {
     let cfg = CrashConfig {
         // The wrapper offers sync and plain WAL writes.
         modes: vec![WalMode::WalSync, WalMode::Wal],
-        faults: vec![Fault::Kill],
         cycles: Some(200),
-        duration: None,
-        seed: 1,
-        chain: false,
-        jobs: 2,
-        ops_per_cycle: 300,
         profile: Profile::by_name("kv").expect("kv profile"),
-        options: StoreOptions::default(),
-        option_profile: "defaults".into(),
-        work_dir: work.path().to_path_buf(),
         artifacts: PathBuf::from("crashcheck-artifacts/app_store"),
-        timeout: Duration::from_secs(30),
         shrink: true,
         store_name: "app-kv".into(),
-        shard: (0, 1),
-        ack_kills_only: false,
         stop_on_violation: true,
+        ..CrashConfig::new(work.path())
     };
     let report = match run_campaign(cfg, Arc::new(AppFactory { buggy }), None) {
         Ok(r) => r,

@@ -15,7 +15,6 @@ use crate::campaign::{run_campaign, CrashConfig};
 use crate::check::run_ops;
 use crate::crash::{isolate, ChildEnd, SharedLog};
 use crate::op::Op;
-use crate::oracle::Fault;
 use crate::store::rocks::{rocksdb_options, to_batch, write_options};
 use crate::store::{RocksFactory, StoreOptions, WalMode};
 use crate::workload::{Generator, Profile};
@@ -134,24 +133,14 @@ fn crashcheck_loop(
 ) -> Result<f64, String> {
     let cfg = CrashConfig {
         modes: vec![WalMode::Wal],
-        faults: vec![Fault::Kill],
         cycles: None,
         duration: Some(Duration::from_secs_f64(seconds)),
-        seed: 1,
         chain,
         jobs,
         ops_per_cycle: ops,
-        profile: Profile::by_name("crash").ok_or("profile")?,
-        options: StoreOptions::default(),
-        option_profile: "defaults".into(),
-        work_dir: work.to_path_buf(),
-        artifacts: work.join("artifacts"),
         timeout: Duration::from_secs(60),
-        shrink: false,
-        store_name: "rocksdb".into(),
-        shard: (0, 1),
         ack_kills_only: true,
-        stop_on_violation: false,
+        ..CrashConfig::new(work)
     };
     let r = run_campaign(cfg, Arc::new(RocksFactory), None).map_err(|e| e.to_string())?;
     if !r.violations.is_empty() {

@@ -67,6 +67,37 @@ pub struct CrashConfig {
     pub ack_kills_only: bool,
 }
 
+impl CrashConfig {
+    /// A campaign with crashcheck's defaults, working in `work_dir`: every
+    /// mode, process kills, 100 fresh cycles of 300 ops of the `crash`
+    /// profile, default options, two jobs, artifacts under
+    /// `work_dir/artifacts`. Callers change what they need with struct
+    /// update syntax.
+    pub fn new(work_dir: &Path) -> CrashConfig {
+        CrashConfig {
+            modes: WalMode::ALL.to_vec(),
+            faults: vec![Fault::Kill],
+            cycles: Some(100),
+            duration: None,
+            seed: 1,
+            chain: false,
+            jobs: 2,
+            ops_per_cycle: 300,
+            profile: Profile::by_name("crash").unwrap_or_else(|| Profile::all().remove(0)),
+            options: StoreOptions::default(),
+            option_profile: "defaults".into(),
+            work_dir: work_dir.to_path_buf(),
+            artifacts: work_dir.join("artifacts"),
+            timeout: Duration::from_secs(30),
+            shrink: false,
+            store_name: "rocksdb".into(),
+            stop_on_violation: false,
+            shard: (0, 1),
+            ack_kills_only: false,
+        }
+    }
+}
+
 /// One violation found by a campaign.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ViolationReport {

@@ -83,20 +83,10 @@ fn crash_until_caught(
         cycles: None,
         duration: Some(share),
         seed,
-        chain: false,
         jobs,
-        ops_per_cycle: 300,
-        profile: Profile::by_name("crash").ok_or("no crash profile")?,
-        options: StoreOptions::default(),
-        option_profile: "defaults".into(),
-        work_dir: work.to_path_buf(),
-        artifacts: work.join("artifacts"),
-        timeout: Duration::from_secs(30),
-        shrink: false,
         store_name: name,
-        shard: (0, 1),
-        ack_kills_only: false,
         stop_on_violation: stop,
+        ..CrashConfig::new(work)
     };
     run_campaign(cfg, factory, None).map_err(|e| e.to_string())
 }

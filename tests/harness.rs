@@ -3,36 +3,21 @@
 //! the forking process has never touched RocksDB.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crashcheck::campaign::CrashConfig;
 use crashcheck::harness::crash_check_in_test;
 use crashcheck::mutants::MutantFactory;
-use crashcheck::oracle::Fault;
 use crashcheck::store::{RocksFactory, RocksStore, Store, StoreOptions, WalMode};
-use crashcheck::workload::Profile;
 
 fn cfg(work: &std::path::Path, modes: Vec<WalMode>, cycles: u64) -> CrashConfig {
     CrashConfig {
         modes,
-        faults: vec![Fault::Kill],
         cycles: Some(cycles),
-        duration: None,
         seed: 9,
-        chain: false,
         jobs: 1,
         ops_per_cycle: 200,
-        profile: Profile::by_name("crash").unwrap(),
-        options: StoreOptions::default(),
-        option_profile: "defaults".into(),
-        work_dir: work.to_path_buf(),
-        artifacts: work.join("artifacts"),
-        timeout: Duration::from_secs(30),
-        shrink: false,
-        store_name: "rocksdb".into(),
-        shard: (0, 1),
-        ack_kills_only: false,
         stop_on_violation: true,
+        ..CrashConfig::new(work)
     }
 }
 
