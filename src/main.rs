@@ -98,15 +98,8 @@ struct MergeArgs {
     /// JSON reports written by `crash --report`.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
-    /// Merged JSON report.
-    #[arg(long)]
-    report: Option<PathBuf>,
-    /// Merged JUnit XML.
-    #[arg(long)]
-    junit: Option<PathBuf>,
-    /// Merged Markdown summary.
-    #[arg(long)]
-    markdown: Option<PathBuf>,
+    #[command(flatten)]
+    out: ReportPaths,
     /// SVG chart of cycles and writes lost per mode.
     #[arg(long)]
     svg: Option<PathBuf>,
@@ -226,15 +219,8 @@ struct CrashArgs {
     /// Ops per cycle.
     #[arg(long, default_value_t = 300)]
     ops: usize,
-    /// JSON report path.
-    #[arg(long)]
-    report: Option<PathBuf>,
-    /// JUnit XML report path.
-    #[arg(long)]
-    junit: Option<PathBuf>,
-    /// Markdown summary path.
-    #[arg(long)]
-    markdown: Option<PathBuf>,
+    #[command(flatten)]
+    out: ReportPaths,
     /// Directory for failure artifacts.
     #[arg(long, default_value = "crashcheck-artifacts")]
     artifacts: PathBuf,
@@ -263,6 +249,20 @@ struct CrashArgs {
     quiet: bool,
     #[command(flatten)]
     common: Common,
+}
+
+/// Where a campaign's reports go.
+#[derive(Args)]
+struct ReportPaths {
+    /// JSON report path.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// JUnit XML report path.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Markdown summary path.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -626,10 +626,25 @@ fn print_crash_summary(r: &CrashReport) {
             s.anomalies
         );
     }
+    println!(
+        "acked: writes acknowledged before the crash; lost-ok: acknowledged writes lost where the mode allows it; \
+         beyond: writes kept although the mode did not promise it (information, not a violation)"
+    );
+    println!(
+        "{}",
+        match r.violations.len() {
+            0 => "no violations".to_string(),
+            n => format!("{n} violation(s):"),
+        }
+    );
     for v in &r.violations {
         println!(
-            "VIOLATION {} ({}, cycle {}): {}",
-            v.class, v.mode, v.cycle, v.detail
+            "VIOLATION {} ({} x {}, cycle {}): {}",
+            v.class,
+            v.mode,
+            v.fault.name(),
+            v.cycle,
+            v.detail
         );
         if let Some(c) = &v.replay {
             println!("  replay: {c}");
@@ -772,9 +787,9 @@ fn cmd_crash(a: CrashArgs) -> Res<u8> {
     print_crash_summary(&r);
     write_reports(
         &r,
-        a.report.as_deref(),
-        a.junit.as_deref(),
-        a.markdown.as_deref(),
+        a.out.report.as_deref(),
+        a.out.junit.as_deref(),
+        a.out.markdown.as_deref(),
     )?;
     Ok(if r.violations.is_empty() { 0 } else { 1 })
 }
@@ -939,8 +954,8 @@ fn cmd_merge(a: MergeArgs) -> Res<u8> {
         rs.push(r);
     }
     let m = CrashReport::merge(&rs, !a.sequential);
-    write_reports(&m, a.report.as_deref(), None, a.markdown.as_deref())?;
-    if let Some(p) = &a.junit {
+    write_reports(&m, a.out.report.as_deref(), None, a.out.markdown.as_deref())?;
+    if let Some(p) = &a.out.junit {
         crashcheck::report::write_file(p, &crashcheck::report::junit_many(&rs))?;
     }
     if let Some(p) = &a.svg {
