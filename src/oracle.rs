@@ -132,8 +132,14 @@ pub fn admissible(mode: WalMode, fault: Fault, opts: &StoreOptions, p: &Progress
         // include/rocksdb/options.h, DBOptions::manual_wal_flush: "If true
         // WAL is not flushed automatically after each write. Instead it
         // relies on manual invocation of FlushWAL to write the WAL buffer
-        // to its file." A completed memtable flush (db.h DB::Flush) and a
-        // clean close also persist everything acknowledged before them.
+        // to its file." db.h DB::FlushWAL: "flushes RocksDB internal buffers
+        // of WAL data to the file, so that the data can survive process
+        // crash". A completed memtable flush persists the memtable as an SST
+        // (db.h DB::Flush; the switch also writes out the WAL buffer:
+        // db_impl_write.cc SwitchMemtable "Alway flush the buffer of the
+        // last log before switching to a new one"), and a clean close writes
+        // the buffer out (db_impl.h LogWriterNumber::ClearWriter:
+        // "writer->WriteBuffer", called from CloseHelper).
         (WalMode::WalManualFlush, Fault::Kill) => (
             p.wal_flushed.max(p.flushed).max(p.closed),
             "manual_wal_flush: writes before the last FlushWAL / Flush / close survive (options.h manual_wal_flush)",
