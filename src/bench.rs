@@ -217,7 +217,15 @@ fn raw_apply(db: &rocksdb::DB, ops: &[Op]) -> usize {
                 let _ = db.flush_wal(*sync);
             }
             Op::Compact { lo, hi } => db.compact_range(lo.as_deref(), hi.as_deref()),
-            Op::Snapshot { .. } | Op::Release { .. } | Op::Reopen => {}
+            Op::FlushCfs { .. } => {
+                let _ = db.flush();
+            }
+            Op::Snapshot { .. }
+            | Op::Release { .. }
+            | Op::Reopen
+            | Op::Checkpoint { .. }
+            | Op::Backup { .. }
+            | Op::CopyDir { .. } => {}
         }
     }
     sink

@@ -152,6 +152,10 @@ pub fn step(store: &mut dyn Store, model: &mut Model, op: &Op) -> Result<u64, (S
         Op::Snapshot { id } => store.snapshot(*id).map_err(serr)?,
         Op::Release { id } => store.release(*id).map_err(serr)?,
         Op::Flush => store.flush().map_err(serr)?,
+        Op::FlushCfs { cfs } => store.flush_cfs(cfs.as_deref()).map_err(serr)?,
+        // Checkpoints, backups and copies are judged in crash cycles (see
+        // `crate::checkpoint`), where their directories are managed.
+        Op::Checkpoint { .. } | Op::Backup { .. } | Op::CopyDir { .. } => {}
         Op::FlushWal { sync } => store.flush_wal(*sync).map_err(serr)?,
         Op::Compact { lo, hi } => store.compact(lo.as_deref(), hi.as_deref()).map_err(serr)?,
         Op::Reopen => store.reopen().map_err(serr)?,

@@ -159,7 +159,11 @@ pub fn encode_ops(ops: &[Op]) -> Vec<u8> {
                 u8::from(s.reverse),
                 (s.limit % 8) as u8,
             ],
-            Op::Flush => [10, 0, 0, 0, 0],
+            Op::Flush
+            | Op::FlushCfs { .. }
+            | Op::Checkpoint { .. }
+            | Op::Backup { .. }
+            | Op::CopyDir { .. } => [10, 0, 0, 0, 0],
             Op::FlushWal { sync } => [11, 0, u8::from(*sync), 0, 0],
             Op::Snapshot { .. } | Op::Release { .. } => [12, 0, 0, 0, 0],
             Op::Reopen => [14, 0, 0, 0, 0],

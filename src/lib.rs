@@ -12,7 +12,9 @@
 //! RocksDB adapter), [`oracle`] (what each mode and fault admits),
 //! [`crash`] (fork, kill, shared progress log), [`verify`] (prefix matching
 //! and violation classes), [`campaign`] and [`report`], [`repro`]
-//! (repro files and shrinking).
+//! (repro files and shrinking), [`keyspace`] (column family and writer of
+//! a key), [`aux`] (checkpoints, backups and copies taken during a cycle),
+//! [`metrics`] (Prometheus endpoint).
 
 pub mod bench;
 pub mod campaign;
@@ -21,6 +23,7 @@ pub mod crash;
 pub mod fuzzing;
 pub mod harness;
 pub mod history;
+pub mod keyspace;
 pub mod model;
 pub mod mutants;
 pub mod op;

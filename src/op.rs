@@ -18,7 +18,12 @@
 //! getat 1 k000012                 # read at snapshot 1
 //! scanat 1 - - limit=10
 //! release 1
-//! flush
+//! flush                           # default column family only (db.flush())
+//! flush all                       # every column family (one atomic unit with atomic_flush)
+//! flush cfs=1,3                   # some column families
+//! checkpoint 1                    # Checkpoint::create_checkpoint into checkpoint dir 1
+//! backup 1                        # BackupEngine::create_new_backup_flush (backup id 1)
+//! copy 1                          # plain recursive copy of the live directory
 //! flushwal sync | flushwal nosync
 //! compact - -
 //! reopen                          # clean close and reopen (releases snapshots)
@@ -134,8 +139,29 @@ pub enum Op {
     ScanAt { id: u32, scan: Scan },
     /// Release snapshot `id`.
     Release { id: u32 },
-    /// Flush memtables to SST files and wait for it.
+    /// Flush the default column family's memtables to SST files and wait
+    /// for it (what `db.flush()` does, whatever other column families hold).
     Flush,
+    /// Flush column families `cfs` (`None` = all) and wait.
+    FlushCfs {
+        /// Column family indexes, or `None` for all of them.
+        cfs: Option<Vec<u8>>,
+    },
+    /// Take checkpoint `id` of the live database.
+    Checkpoint {
+        /// Checkpoint number within the cycle.
+        id: u32,
+    },
+    /// Take backup `id` with a BackupEngine.
+    Backup {
+        /// Backup number within the cycle (1-based, as BackupEngine counts).
+        id: u32,
+    },
+    /// Copy the live database directory recursively, as `cp -r` would.
+    CopyDir {
+        /// Copy number within the cycle.
+        id: u32,
+    },
     /// `DB::FlushWAL(sync)`.
     FlushWal { sync: bool },
     /// Manual compaction over `[lo, hi]`.
@@ -277,6 +303,14 @@ impl fmt::Display for Op {
             ),
             Op::Release { id } => write!(f, "release {id}"),
             Op::Flush => f.write_str("flush"),
+            Op::FlushCfs { cfs: None } => f.write_str("flush all"),
+            Op::FlushCfs { cfs: Some(l) } => {
+                let l: Vec<String> = l.iter().map(u8::to_string).collect();
+                write!(f, "flush cfs={}", l.join(","))
+            }
+            Op::Checkpoint { id } => write!(f, "checkpoint {id}"),
+            Op::Backup { id } => write!(f, "backup {id}"),
+            Op::CopyDir { id } => write!(f, "copy {id}"),
             Op::FlushWal { sync } => {
                 write!(f, "flushwal {}", if *sync { "sync" } else { "nosync" })
             }
@@ -539,9 +573,35 @@ impl FromStr for Op {
                     scan: parse_scan(&args[1..], head == "rscanat", usage)?,
                 })
             }
+            "flush" if toks.len() == 1 => Ok(Op::Flush),
             "flush" => {
-                expect_args(&toks, 1, "flush")?;
-                Ok(Op::Flush)
+                expect_args(&toks, 2, "flush | flush all | flush cfs=N,M")?;
+                if args[0] == "all" {
+                    return Ok(Op::FlushCfs { cfs: None });
+                }
+                let list = args[0].strip_prefix("cfs=").ok_or_else(|| {
+                    ParseError("expected: flush | flush all | flush cfs=N,M".into())
+                })?;
+                let cfs = list
+                    .split(',')
+                    .map(|c| match c.parse::<u8>() {
+                        Ok(n) if (n as usize) < crate::keyspace::MAX_CFS => Ok(n),
+                        _ => err(format!(
+                            "bad column family '{c}' (0..{})",
+                            crate::keyspace::MAX_CFS - 1
+                        )),
+                    })
+                    .collect::<Result<Vec<u8>, ParseError>>()?;
+                Ok(Op::FlushCfs { cfs: Some(cfs) })
+            }
+            "checkpoint" | "backup" | "copy" => {
+                expect_args(&toks, 2, &format!("{head} ID"))?;
+                let id = parse_u32(args[0], "id")?;
+                Ok(match head {
+                    "checkpoint" => Op::Checkpoint { id },
+                    "backup" => Op::Backup { id },
+                    _ => Op::CopyDir { id },
+                })
             }
             "flushwal" => {
                 expect_args(&toks, 2, "flushwal sync|nosync")?;
@@ -584,6 +644,24 @@ pub fn parse_ops(text: &str, first_line: usize) -> Result<Vec<Op>, (usize, Parse
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn column_family_and_copy_ops_round_trip() {
+        for line in [
+            "flush",
+            "flush all",
+            "flush cfs=1,3",
+            "checkpoint 2",
+            "backup 1",
+            "copy 7",
+        ] {
+            let op: Op = line.parse().unwrap();
+            assert_eq!(op.to_string(), line);
+        }
+        assert!("flush cfs=9".parse::<Op>().is_err());
+        assert!("flush some".parse::<Op>().is_err());
+        assert!("checkpoint".parse::<Op>().is_err());
+    }
 
     #[test]
     fn quoting_round_trips_awkward_bytes() {

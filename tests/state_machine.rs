@@ -214,6 +214,10 @@ impl<const BUGGY: bool> StateMachineTest for RocksTest<BUGGY> {
             Op::FlushWal { sync } => s.flush_wal(*sync).expect("flush_wal"),
             Op::Compact { lo, hi } => s.compact(lo.as_deref(), hi.as_deref()).expect("compact"),
             Op::Reopen => s.reopen().expect("reopen"),
+            Op::FlushCfs { cfs } => s.flush_cfs(cfs.as_deref()).expect("flush cfs"),
+            Op::Checkpoint { .. } | Op::Backup { .. } | Op::CopyDir { .. } => {
+                unreachable!("not generated here: {op}")
+            }
         }
         sut
     }

@@ -66,6 +66,38 @@ pub trait Store {
     /// Clean close.
     fn close(self: Box<Self>) -> StoreResult<()>;
 
+    /// Flushes the memtables of column families `cfs` (`None` = all) and
+    /// waits; with `atomic_flush` they commit as one unit. A store without
+    /// column families supports only the default one.
+    fn flush_cfs(&mut self, cfs: Option<&[u8]>) -> StoreResult<()> {
+        match cfs {
+            None | Some([0]) => self.flush(),
+            Some(_) => Err(unsupported("column families")),
+        }
+    }
+
+    /// A second handle on the same open database, for another writer
+    /// thread (concurrent-writer cycles).
+    fn share(&mut self) -> StoreResult<Box<dyn Store + Send>> {
+        Err(unsupported("concurrent writers (Store::share)"))
+    }
+
+    /// Writes a checkpoint (an openable copy of the database) to `dir`,
+    /// which must not exist.
+    fn checkpoint(&mut self, _dir: &Path) -> StoreResult<()> {
+        Err(unsupported("checkpoints"))
+    }
+
+    /// Adds a new backup to the backup directory `dir`.
+    fn backup(&mut self, _dir: &Path) -> StoreResult<()> {
+        Err(unsupported("backups"))
+    }
+
+    /// Statistics and properties of the store, for reports.
+    fn stats(&mut self) -> Option<StoreStats> {
+        None
+    }
+
     /// Every live entry, in key order (used to verify a recovered store).
     fn scan_all(&mut self) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
         self.scan(
@@ -78,6 +110,28 @@ pub trait Store {
             None,
         )
     }
+}
+
+fn unsupported(what: &str) -> StoreError {
+    StoreError::Other(format!("this store does not support {what}"))
+}
+
+/// RocksDB figures for reports: DB properties (summed over column
+/// families) and statistics tickers (zero unless statistics are on).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoreStats {
+    /// `rocksdb.estimate-num-keys`.
+    pub estimated_keys: u64,
+    /// `rocksdb.total-sst-files-size`.
+    pub total_sst_bytes: u64,
+    /// Ticker `rocksdb.block.cache.hit`.
+    pub block_cache_hit: u64,
+    /// Ticker `rocksdb.block.cache.miss`.
+    pub block_cache_miss: u64,
+    /// Ticker `rocksdb.compaction.total.time.cpu_micros`.
+    pub compaction_cpu_micros: u64,
+    /// Ticker `rocksdb.stall.micros`.
+    pub write_stall_micros: u64,
 }
 
 /// Opens stores: the checker opens, reopens after crashes, and verifies

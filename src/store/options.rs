@@ -123,6 +123,13 @@ pub struct StoreOptions {
     /// `avoid_flush_during_shutdown`: when set, a clean close no longer
     /// persists WAL-less writes, and the oracle knows it.
     pub avoid_flush_during_shutdown: bool,
+    /// Column families (1 = only `default`); keys route to them by their
+    /// `c<D>/` prefix (see [`crate::keyspace`]).
+    pub column_families: u8,
+    /// `DBOptions::atomic_flush`: flush all column families as one unit.
+    pub atomic_flush: bool,
+    /// Collect RocksDB statistics (tickers) for the report.
+    pub statistics: bool,
     /// Further RocksDB options in RocksDB's options-string form
     /// (`key=value;...`, e.g. a user's production OPTIONS file), applied
     /// over the fields above. See `store::user_options`.
@@ -173,6 +180,9 @@ impl Default for StoreOptions {
             max_bytes_for_level_base: 2 << 20,
             max_background_jobs: 2,
             avoid_flush_during_shutdown: false,
+            column_families: 1,
+            atomic_flush: false,
+            statistics: false,
             rocksdb: String::new(),
             lose_unsynced_data: false,
             fault_fs: None,
@@ -226,6 +236,9 @@ impl StoreOptions {
         "max_bytes_for_level_base",
         "max_background_jobs",
         "avoid_flush_during_shutdown",
+        "column_families",
+        "atomic_flush",
+        "statistics",
         "rocksdb",
     ];
 

@@ -2,15 +2,22 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use rocksdb::backup::{BackupEngine, BackupEngineOptions, RestoreOptions};
+use rocksdb::checkpoint::Checkpoint;
+use rocksdb::statistics::Ticker;
 use rocksdb::{
-    BlockBasedOptions, Cache, DBCompressionType, DBRecoveryMode, FlushOptions, Options,
-    ReadOptions, SnapshotWithThreadMode, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType,
+    DBRecoveryMode, Env, FlushOptions, Options, ReadOptions, SnapshotWithThreadMode, WriteBatch,
+    WriteOptions, DB,
 };
 
 use super::{
-    Compression, RecoveryMode, Store, StoreError, StoreFactory, StoreOptions, StoreResult, WalMode,
+    Compression, RecoveryMode, Store, StoreError, StoreFactory, StoreOptions, StoreResult,
+    StoreStats, WalMode,
 };
+use crate::keyspace::{cf_name, cf_of};
 use crate::model::{merge_values, MERGE_OPERATOR_NAME};
 use crate::op::{Scan, WriteOp};
 
@@ -60,6 +67,13 @@ pub fn rocksdb_options(o: &StoreOptions) -> StoreResult<Options> {
     opts.set_max_bytes_for_level_base(o.max_bytes_for_level_base);
     opts.set_max_background_jobs(o.max_background_jobs);
     opts.set_keep_log_file_num(2);
+    // db_options.h / options.h DBOptions::atomic_flush: "If true, RocksDB
+    // supports flushing multiple column families and committing their
+    // results atomically to MANIFEST."
+    opts.set_atomic_flush(o.atomic_flush);
+    if o.statistics {
+        opts.enable_statistics();
+    }
     if !o.rocksdb.is_empty() {
         opts = opts
             .get_options_from_string(&o.rocksdb)
@@ -67,6 +81,7 @@ pub fn rocksdb_options(o: &StoreOptions) -> StoreResult<Options> {
     }
     // What crashcheck controls, whatever the user's options say.
     opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
     opts.set_wal_dir("");
     opts.set_db_log_dir("");
     set_avoid_flush_during_shutdown(&mut opts, o.avoid_flush_during_shutdown);
@@ -130,7 +145,7 @@ pub fn write_options(mode: WalMode) -> WriteOptions {
     w
 }
 
-/// Builds a `WriteBatch` holding `ops`.
+/// Builds a `WriteBatch` holding `ops`, in the default column family.
 pub fn to_batch(ops: &[WriteOp]) -> WriteBatch {
     let mut b = WriteBatch::default();
     for w in ops {
@@ -144,12 +159,53 @@ pub fn to_batch(ops: &[WriteOp]) -> WriteBatch {
     b
 }
 
-/// The RocksDB store. Snapshots borrow the boxed DB; they are always
-/// dropped before it (see `Drop`).
+/// Builds a `WriteBatch` holding `ops`, each routed to its key's column
+/// family (`cfs[i]` is column family `i`). One batch, so atomic across
+/// column families (db.h `DB::Write`).
+pub fn to_batch_cf(db: &DB, cfs: usize, ops: &[WriteOp]) -> StoreResult<WriteBatch> {
+    let mut b = WriteBatch::default();
+    for w in ops {
+        let key = match w {
+            WriteOp::Put { key, .. } | WriteOp::Delete { key } | WriteOp::Merge { key, .. } => key,
+            WriteOp::DeleteRange { start, .. } => start,
+        };
+        let cf = handle(db, cf_of(key, cfs))?;
+        match w {
+            WriteOp::Put { key, value } => b.put_cf(cf, key, value.bytes()),
+            WriteOp::Delete { key } => b.delete_cf(cf, key),
+            WriteOp::DeleteRange { start, end } => b.delete_range_cf(cf, start, end),
+            WriteOp::Merge { key, operand } => b.merge_cf(cf, key, operand.bytes()),
+        }
+    }
+    Ok(b)
+}
+
+fn handle(db: &DB, cf: usize) -> StoreResult<&ColumnFamily> {
+    db.cf_handle(&cf_name(cf))
+        .ok_or_else(|| StoreError::Other(format!("no column family {}", cf_name(cf))))
+}
+
+/// Opens the database at `path` with `cfs` column families (created when
+/// missing), each with the same options.
+pub fn open_db(rocks_opts: &Options, path: &Path, cfs: u8) -> StoreResult<DB> {
+    crate::crash::mark_rocksdb_used();
+    if cfs <= 1 {
+        return DB::open(rocks_opts, path).map_err(map_err);
+    }
+    let descs = (0..cfs as usize)
+        .map(|c| ColumnFamilyDescriptor::new(cf_name(c), rocks_opts.clone()))
+        .collect::<Vec<_>>();
+    DB::open_cf_descriptors(rocks_opts, path, descs).map_err(map_err)
+}
+
+/// The RocksDB store. Snapshots borrow the DB behind the `Arc`; they are
+/// always dropped before this handle's reference (see `Drop`). Several
+/// handles ([`Store::share`]) may use one open database from different
+/// threads.
 pub struct RocksStore {
     // Field order matters: `snaps` must drop before `db`.
     snaps: BTreeMap<u32, SnapshotWithThreadMode<'static, DB>>,
-    db: Option<Box<DB>>,
+    db: Option<Arc<DB>>,
     path: PathBuf,
     opts: StoreOptions,
     rocks_opts: Options,
@@ -168,11 +224,10 @@ impl RocksStore {
         opts: &StoreOptions,
         rocks_opts: Options,
     ) -> StoreResult<RocksStore> {
-        crate::crash::mark_rocksdb_used();
-        let db = DB::open(&rocks_opts, path).map_err(map_err)?;
+        let db = open_db(&rocks_opts, path, opts.column_families)?;
         Ok(RocksStore {
             snaps: BTreeMap::new(),
-            db: Some(Box::new(db)),
+            db: Some(Arc::new(db)),
             path: path.to_path_buf(),
             opts: opts.clone(),
             rocks_opts,
@@ -196,6 +251,10 @@ impl RocksStore {
         self.snaps
             .get(&id)
             .ok_or_else(|| StoreError::Other(format!("no snapshot {id}")))
+    }
+
+    fn cfs(&self) -> usize {
+        self.opts.column_families.max(1) as usize
     }
 
     fn read_opts(&self, scan: Option<&Scan>, snap: Option<u32>) -> StoreResult<ReadOptions> {
@@ -222,6 +281,55 @@ impl RocksStore {
     }
 }
 
+fn scan_iter(
+    mut it: rocksdb::DBRawIteratorWithThreadMode<'_, DB>,
+    scan: &Scan,
+) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+    if scan.reverse {
+        it.seek_to_last();
+    } else {
+        it.seek_to_first();
+    }
+    let mut out = Vec::new();
+    while it.valid() && out.len() < scan.limit as usize {
+        if let (Some(k), Some(v)) = (it.key(), it.value()) {
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        if scan.reverse {
+            it.prev();
+        } else {
+            it.next();
+        }
+    }
+    it.status().map_err(map_err)?;
+    Ok(out)
+}
+
+/// The backups a BackupEngine at `dir` lists, by id (oldest first).
+pub fn list_backups(dir: &Path) -> StoreResult<Vec<u32>> {
+    let env = Env::new().map_err(map_err)?;
+    let bopts = BackupEngineOptions::new(dir).map_err(map_err)?;
+    let engine = BackupEngine::open(&bopts, &env).map_err(map_err)?;
+    let mut ids: Vec<u32> = engine
+        .get_backup_info()
+        .iter()
+        .map(|b| b.backup_id)
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Verifies backup `id` at `dir` (file sizes) and restores it into `to`.
+pub fn restore_backup(dir: &Path, id: u32, to: &Path) -> StoreResult<()> {
+    let env = Env::new().map_err(map_err)?;
+    let bopts = BackupEngineOptions::new(dir).map_err(map_err)?;
+    let mut engine = BackupEngine::open(&bopts, &env).map_err(map_err)?;
+    engine.verify_backup(id).map_err(map_err)?;
+    engine
+        .restore_from_backup(to, to, &RestoreOptions::default(), id)
+        .map_err(map_err)
+}
+
 impl Drop for RocksStore {
     fn drop(&mut self) {
         self.snaps.clear();
@@ -232,6 +340,10 @@ impl Drop for RocksStore {
 impl Store for RocksStore {
     fn write(&mut self, ops: &[WriteOp], batch: bool) -> StoreResult<()> {
         let db = self.db()?;
+        if self.cfs() > 1 {
+            let b = to_batch_cf(db, self.cfs(), ops)?;
+            return db.write_opt(b, &self.wopts).map_err(map_err);
+        }
         let r = match (batch, ops) {
             (false, [WriteOp::Put { key, value }]) => db.put_opt(key, value.bytes(), &self.wopts),
             (false, [WriteOp::Delete { key }]) => db.delete_opt(key, &self.wopts),
@@ -245,39 +357,52 @@ impl Store for RocksStore {
 
     fn get(&mut self, key: &[u8], snap: Option<u32>) -> StoreResult<Option<Vec<u8>>> {
         let r = self.read_opts(None, snap)?;
-        self.db()?.get_opt(key, &r).map_err(map_err)
+        let db = self.db()?;
+        if self.cfs() > 1 {
+            let cf = handle(db, cf_of(key, self.cfs()))?;
+            return db.get_cf_opt(cf, key, &r).map_err(map_err);
+        }
+        db.get_opt(key, &r).map_err(map_err)
     }
 
     fn multi_get(&mut self, keys: &[Vec<u8>]) -> StoreResult<Vec<Option<Vec<u8>>>> {
-        self.db()?
-            .multi_get(keys)
+        let db = self.db()?;
+        if self.cfs() > 1 {
+            let pairs = keys
+                .iter()
+                .map(|k| Ok((handle(db, cf_of(k, self.cfs()))?, k)))
+                .collect::<StoreResult<Vec<_>>>()?;
+            return db
+                .multi_get_cf(pairs)
+                .into_iter()
+                .map(|r| r.map_err(map_err))
+                .collect();
+        }
+        db.multi_get(keys)
             .into_iter()
             .map(|r| r.map_err(map_err))
             .collect()
     }
 
     fn scan(&mut self, scan: &Scan, snap: Option<u32>) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
-        let r = self.read_opts(Some(scan), snap)?;
         let db = self.db()?;
-        let mut it = db.raw_iterator_opt(r);
+        if self.cfs() <= 1 {
+            let r = self.read_opts(Some(scan), snap)?;
+            return scan_iter(db.raw_iterator_opt(r), scan);
+        }
+        // Each column family holds its own keys; the scan's answer is the
+        // first `limit` of their union in key order.
+        let mut all = Vec::new();
+        for c in 0..self.cfs() {
+            let r = self.read_opts(Some(scan), snap)?;
+            all.extend(scan_iter(db.raw_iterator_cf_opt(handle(db, c)?, r), scan)?);
+        }
+        all.sort_by(|a, b| a.0.cmp(&b.0));
         if scan.reverse {
-            it.seek_to_last();
-        } else {
-            it.seek_to_first();
+            all.reverse();
         }
-        let mut out = Vec::new();
-        while it.valid() && out.len() < scan.limit as usize {
-            if let (Some(k), Some(v)) = (it.key(), it.value()) {
-                out.push((k.to_vec(), v.to_vec()));
-            }
-            if scan.reverse {
-                it.prev();
-            } else {
-                it.next();
-            }
-        }
-        it.status().map_err(map_err)?;
-        Ok(out)
+        all.truncate(scan.limit as usize);
+        Ok(all)
     }
 
     fn snapshot(&mut self, id: u32) -> StoreResult<()> {
@@ -295,9 +420,37 @@ impl Store for RocksStore {
     }
 
     fn flush(&mut self) -> StoreResult<()> {
+        // `DB::flush_opt`: the default column family only (db.h
+        // `DB::Flush(options)` "Flush all memtable data" of
+        // `DefaultColumnFamily()`).
         let mut f = FlushOptions::default();
         f.set_wait(true);
         self.db()?.flush_opt(&f).map_err(map_err)
+    }
+
+    fn flush_cfs(&mut self, cfs: Option<&[u8]>) -> StoreResult<()> {
+        let db = self.db()?;
+        let mut f = FlushOptions::default();
+        f.set_wait(true);
+        let list: Vec<usize> = match cfs {
+            None => (0..self.cfs()).collect(),
+            Some(l) => l
+                .iter()
+                .map(|&c| c as usize)
+                .filter(|&c| c < self.cfs())
+                .collect(),
+        };
+        let handles = list
+            .iter()
+            .map(|&c| handle(db, c))
+            .collect::<StoreResult<Vec<_>>>()?;
+        // db.h `DB::Flush(options, column_families)`: "Flushes multiple
+        // column families. If atomic flush is not enabled, it is equivalent
+        // to calling Flush(options, column_family) multiple times. If atomic
+        // flush is enabled, Flush(options, column_families) will flush all
+        // column families specified up to the latest sequence number at the
+        // time when flush is requested."
+        db.flush_cfs_opt(&handles, &f).map_err(map_err)
     }
 
     fn flush_wal(&mut self, sync: bool) -> StoreResult<()> {
@@ -305,15 +458,83 @@ impl Store for RocksStore {
     }
 
     fn compact(&mut self, lo: Option<&[u8]>, hi: Option<&[u8]>) -> StoreResult<()> {
-        self.db()?.compact_range(lo, hi);
+        let db = self.db()?;
+        for c in 0..self.cfs() {
+            db.compact_range_cf(handle(db, c)?, lo, hi);
+        }
         Ok(())
     }
 
     fn reopen(&mut self) -> StoreResult<()> {
+        if self.db.as_ref().is_some_and(|d| Arc::strong_count(d) > 1) {
+            return Err(StoreError::Other(
+                "cannot reopen a database other writers still use".into(),
+            ));
+        }
         self.close_db()?;
-        let db = DB::open(&self.rocks_opts, &self.path).map_err(map_err)?;
-        self.db = Some(Box::new(db));
+        let db = open_db(&self.rocks_opts, &self.path, self.opts.column_families)?;
+        self.db = Some(Arc::new(db));
         Ok(())
+    }
+
+    fn share(&mut self) -> StoreResult<Box<dyn Store + Send>> {
+        let db = self
+            .db
+            .clone()
+            .ok_or_else(|| StoreError::Other("database is closed".into()))?;
+        Ok(Box::new(RocksStore {
+            snaps: BTreeMap::new(),
+            db: Some(db),
+            path: self.path.clone(),
+            opts: self.opts.clone(),
+            rocks_opts: self.rocks_opts.clone(),
+            wopts: write_options(self.opts.wal_mode),
+        }))
+    }
+
+    fn checkpoint(&mut self, dir: &Path) -> StoreResult<()> {
+        // rust-rocksdb `Checkpoint::create_checkpoint` passes
+        // log_size_for_flush = 0: memtables are flushed first, so the
+        // checkpoint holds every write acknowledged before the call, WAL or
+        // not (utilities/checkpoint/checkpoint_impl.cc).
+        let db = self.db()?;
+        Checkpoint::new(db)
+            .and_then(|c| c.create_checkpoint(dir))
+            .map_err(map_err)
+    }
+
+    fn backup(&mut self, dir: &Path) -> StoreResult<()> {
+        let db = self.db()?;
+        let env = Env::new().map_err(map_err)?;
+        let bopts = BackupEngineOptions::new(dir).map_err(map_err)?;
+        let mut engine = BackupEngine::open(&bopts, &env).map_err(map_err)?;
+        // flush_before_backup = true: WAL-less writes are in the memtables
+        // only and would otherwise be missing from the backup.
+        engine.create_new_backup_flush(db, true).map_err(map_err)
+    }
+
+    fn stats(&mut self) -> Option<StoreStats> {
+        let db = self.db().ok()?;
+        let mut s = StoreStats::default();
+        for c in 0..self.cfs() {
+            let h = handle(db, c).ok()?;
+            let p = |name: &str| {
+                db.property_int_value_cf(h, name)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+            };
+            s.estimated_keys += p("rocksdb.estimate-num-keys");
+            s.total_sst_bytes += p("rocksdb.total-sst-files-size");
+        }
+        if self.opts.statistics {
+            let t = |k| self.rocks_opts.get_ticker_count(k);
+            s.block_cache_hit = t(Ticker::BlockCacheHit);
+            s.block_cache_miss = t(Ticker::BlockCacheMiss);
+            s.compaction_cpu_micros = t(Ticker::CompactionCpuTotalTime);
+            s.write_stall_micros = t(Ticker::StallMicros);
+        }
+        Some(s)
     }
 
     fn close(mut self: Box<Self>) -> StoreResult<()> {
