@@ -7,7 +7,37 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::keyspace::Layout;
 use crate::op::{Op, Scan, Value, WriteOp};
+
+/// Which flush a generator emits when the database has several column
+/// families.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlushStyle {
+    /// `flush all`: every column family (atomically with atomic_flush):
+    /// what a careful application does.
+    #[default]
+    All,
+    /// A mix of `flush all`, single column families and `flush` (default
+    /// column family only).
+    Mixed,
+    /// Only `flush`: `db.flush()`, which covers the default column family
+    /// only (the classic mistake).
+    Default,
+}
+
+impl std::str::FromStr for FlushStyle {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(FlushStyle::All),
+            "mixed" => Ok(FlushStyle::Mixed),
+            "default" => Ok(FlushStyle::Default),
+            o => Err(format!("unknown flush style '{o}' (all, mixed, default)")),
+        }
+    }
+}
 
 /// Relative weights of each op kind.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +68,12 @@ pub struct Weights {
     pub compact: u32,
     /// Clean close and reopen.
     pub reopen: u32,
+    /// `checkpoint N` (taken while other writers run).
+    pub checkpoint: u32,
+    /// `backup N`.
+    pub backup: u32,
+    /// `copy N`: a plain recursive copy of the live directory.
+    pub copy: u32,
 }
 
 /// A named workload shape.
@@ -76,6 +112,9 @@ const BASE: Weights = Weights {
     flush_wal: 2,
     compact: 1,
     reopen: 1,
+    checkpoint: 0,
+    backup: 0,
+    copy: 0,
 };
 
 impl Profile {
@@ -157,6 +196,9 @@ impl Profile {
                     flush_wal: 0,
                     compact: 0,
                     reopen: 1,
+                    checkpoint: 0,
+                    backup: 0,
+                    copy: 0,
                 },
                 ..d.clone()
             },
@@ -176,6 +218,9 @@ impl Profile {
                     flush_wal: 6,
                     compact: 1,
                     reopen: 1,
+                    checkpoint: 0,
+                    backup: 0,
+                    copy: 0,
                 },
                 keys: 400,
                 small_pct: 80,
@@ -208,6 +253,9 @@ pub struct Generator {
     value_seed: u64,
     live_snaps: Vec<u32>,
     next_snap: u32,
+    layout: Layout,
+    flush_style: FlushStyle,
+    next_aux: [u32; 3],
 }
 
 impl Generator {
@@ -223,6 +271,9 @@ impl Generator {
             value_seed,
             live_snaps: Vec::new(),
             next_snap: 1,
+            layout: Layout::default(),
+            flush_style: FlushStyle::All,
+            next_aux: [1; 3],
         }
     }
 
@@ -230,6 +281,19 @@ impl Generator {
     /// itself lose data; see `campaign::reopen_loses_data`). Filtering
     /// reopens out afterwards would leave the generator's snapshot
     /// bookkeeping wrong (a reopen releases every snapshot).
+    /// Lays keys out over column families and writer partitions (see
+    /// [`crate::keyspace`]). A plain layout draws nothing extra, so
+    /// single-CF, single-writer sequences are unchanged.
+    pub fn with_layout(mut self, layout: Layout, flush: FlushStyle) -> Generator {
+        self.layout = layout;
+        self.flush_style = flush;
+        if layout.writers > 1 {
+            // Several writers share one open database: none may close it.
+            self.profile.weights.reopen = 0;
+        }
+        self
+    }
+
     pub fn without_reopen(mut self) -> Generator {
         self.profile.weights.reopen = 0;
         self
@@ -252,7 +316,47 @@ impl Generator {
 
     fn pick_key(&mut self) -> Vec<u8> {
         let i = self.key_index();
-        key(i)
+        if self.layout.is_plain() {
+            return key(i);
+        }
+        let mut k = self.region(false);
+        k.extend_from_slice(&key(i));
+        k
+    }
+
+    fn pick_cf(&mut self) -> u8 {
+        if self.layout.cfs > 1 {
+            self.rng.random_range(0..self.layout.cfs)
+        } else {
+            0
+        }
+    }
+
+    /// Key prefix of a random column family in this writer's partition, or
+    /// (`foreign`, one time in four) in another writer's partition.
+    fn region(&mut self, foreign: bool) -> Vec<u8> {
+        let cf = self.pick_cf();
+        let me = self.layout.writer;
+        let mut part = me;
+        if foreign && self.layout.writers > 1 && self.rng.random_range(0..4) == 0 {
+            part = self.rng.random_range(0..self.layout.writers - 1);
+            if part >= me {
+                part += 1;
+            }
+        }
+        self.layout.prefix(cf, part, me)
+    }
+
+    /// A key to write; inside a batch it may cross into another writer's
+    /// partition (owned by this writer all the same).
+    fn write_key(&mut self, in_batch: bool) -> Vec<u8> {
+        if !in_batch || self.layout.writers <= 1 {
+            return self.pick_key();
+        }
+        let i = self.key_index();
+        let mut k = self.region(true);
+        k.extend_from_slice(&key(i));
+        k
     }
 
     fn value(&mut self) -> Value {
@@ -274,23 +378,28 @@ impl Generator {
     fn range(&mut self) -> (Vec<u8>, Vec<u8>) {
         let a = self.key_index();
         let span = self.rng.random_range(1..=20);
-        (key(a), key((a + span).min(self.profile.keys)))
+        let (lo, hi) = (key(a), key((a + span).min(self.profile.keys)));
+        if self.layout.is_plain() {
+            return (lo, hi);
+        }
+        let p = self.region(false);
+        ([p.clone(), lo].concat(), [p, hi].concat())
     }
 
-    fn write_op(&mut self, allow_range: bool) -> WriteOp {
+    fn write_op(&mut self, allow_range: bool, in_batch: bool) -> WriteOp {
         let w = &self.profile.weights;
         let total = w.put + w.delete + w.merge + if allow_range { w.delete_range } else { 0 };
         let mut r = self.rng.random_range(0..total.max(1));
         if r < w.put {
             return WriteOp::Put {
-                key: self.pick_key(),
+                key: self.write_key(in_batch),
                 value: self.value(),
             };
         }
         r -= w.put;
         if r < w.delete {
             return WriteOp::Delete {
-                key: self.pick_key(),
+                key: self.write_key(in_batch),
             };
         }
         r -= w.delete;
@@ -300,7 +409,7 @@ impl Generator {
                 *len = (*len).min(64);
             }
             return WriteOp::Merge {
-                key: self.pick_key(),
+                key: self.write_key(in_batch),
                 operand,
             };
         }
@@ -309,6 +418,9 @@ impl Generator {
     }
 
     fn scan(&mut self) -> Scan {
+        if !self.layout.is_plain() {
+            return self.region_scan();
+        }
         let lo = if self.rng.random_bool(0.8) {
             Some(self.pick_key())
         } else {
@@ -328,6 +440,30 @@ impl Generator {
         }
     }
 
+    /// A scan inside one column family of this writer's own partition:
+    /// `[p + "k", p + "l")` at most, so keys other writers own (their own
+    /// partitions, and their `x<OO>.` keys in this one) are never in range.
+    fn region_scan(&mut self) -> Scan {
+        let p = self.region(false);
+        let lo = if self.rng.random_bool(0.8) {
+            [p.clone(), key(self.key_index())].concat()
+        } else {
+            [p.clone(), b"k".to_vec()].concat()
+        };
+        let hi = if self.rng.random_bool(0.8) {
+            let a = self.key_index();
+            [p, key(a + self.rng.random_range(1..50))].concat()
+        } else {
+            [p, b"l".to_vec()].concat()
+        };
+        Scan {
+            lo: Some(lo),
+            hi: Some(hi),
+            reverse: self.rng.random_bool(0.4),
+            limit: self.rng.random_range(1..=50),
+        }
+    }
+
     /// The next op.
     pub fn next_op(&mut self) -> Op {
         let w = self.profile.weights.clone();
@@ -342,6 +478,9 @@ impl Generator {
             w.flush_wal,
             w.compact,
             w.reopen,
+            w.checkpoint,
+            w.backup,
+            w.copy,
         ];
         let total: u32 = table.iter().sum();
         let mut r = self.rng.random_range(0..total.max(1));
@@ -354,10 +493,10 @@ impl Generator {
             r -= t;
         }
         match kind {
-            0 => Op::Write(self.write_op(true)),
+            0 => Op::Write(self.write_op(true, false)),
             1 => {
                 let n = self.rng.random_range(2..=self.profile.max_batch.max(2));
-                Op::Batch((0..n).map(|_| self.write_op(true)).collect())
+                Op::Batch((0..n).map(|_| self.write_op(true, true)).collect())
             }
             2 => Op::Get {
                 key: self.pick_key(),
@@ -370,7 +509,7 @@ impl Generator {
             }
             4 => Op::Scan(self.scan()),
             5 => self.snapshot_op(),
-            6 => Op::Flush,
+            6 => self.flush_op(),
             7 => Op::FlushWal {
                 sync: self.rng.random_bool(0.5),
             },
@@ -381,10 +520,40 @@ impl Generator {
                     hi: Some(hi),
                 }
             }
-            _ => {
+            9 => {
                 self.live_snaps.clear();
                 Op::Reopen
             }
+            k => {
+                let slot = k - 10;
+                let id = self.next_aux[slot];
+                self.next_aux[slot] += 1;
+                match slot {
+                    0 => Op::Checkpoint { id },
+                    1 => Op::Backup { id },
+                    _ => Op::CopyDir { id },
+                }
+            }
+        }
+    }
+
+    fn flush_op(&mut self) -> Op {
+        if self.layout.cfs <= 1 {
+            return Op::Flush;
+        }
+        match self.flush_style {
+            FlushStyle::All => Op::FlushCfs { cfs: None },
+            FlushStyle::Default => Op::Flush,
+            FlushStyle::Mixed => match self.rng.random_range(0..4) {
+                0 | 1 => Op::FlushCfs { cfs: None },
+                2 => Op::Flush,
+                _ => {
+                    let cf = self.rng.random_range(0..self.layout.cfs);
+                    Op::FlushCfs {
+                        cfs: Some(vec![cf]),
+                    }
+                }
+            },
         }
     }
 
