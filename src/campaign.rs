@@ -18,7 +18,7 @@ use crate::op::Op;
 use crate::oracle::{admissible, Admissible, Fault};
 use crate::repro::{self, Case, CheckKind};
 use crate::store::{StoreFactory, StoreOptions, WalMode};
-use crate::verify::{verify, Recovered, Verdict, ViolationClass};
+use crate::verify::{verify_all, Recovered, Verdict, ViolationClass};
 use crate::workload::{Generator, Profile};
 
 /// Settings of a crash campaign.
@@ -65,6 +65,12 @@ pub struct CrashConfig {
     /// Kill only after a random number of acknowledgements (no delay or
     /// phase kills): the benchmark's like-for-like setting.
     pub ack_kills_only: bool,
+    /// Concurrent writer threads per cycle, each over its own key
+    /// partition (1 = the classic single writer).
+    pub writers: usize,
+    /// Flushes the generator emits over several column families; `None`:
+    /// `flush all` with atomic_flush, a mix otherwise.
+    pub cf_flush: Option<crate::workload::FlushStyle>,
 }
 
 impl CrashConfig {
@@ -94,6 +100,8 @@ impl CrashConfig {
             stop_on_violation: false,
             shard: (0, 1),
             ack_kills_only: false,
+            writers: 1,
+            cf_flush: None,
         }
     }
 }
@@ -173,6 +181,25 @@ pub struct ModeStats {
     pub violations: u64,
     /// Hangs and abnormal child exits.
     pub anomalies: u64,
+    /// Cycles whose column families recovered to different prefixes where
+    /// the configuration allows it (WAL off without atomic flush, or a
+    /// flush of only some column families): a hazard, not a violation.
+    #[serde(default)]
+    pub cf_divergence: u64,
+    /// Cycles (with several column families) that ran a flush of only some
+    /// of them, `db.flush()` (default column family only) included.
+    #[serde(default)]
+    pub partial_flush_cycles: u64,
+    /// Checkpoints, backups and plain copies, and how they were judged.
+    #[serde(default)]
+    pub aux: crate::checkpoint::AuxOutcome,
+    /// RocksDB figures summed over the cycles that published them (see
+    /// `rocksdb_samples`): tickers are per cycle, properties at its end.
+    #[serde(default)]
+    pub rocksdb: crate::store::StoreStats,
+    /// Cycles that published RocksDB figures.
+    #[serde(default)]
+    pub rocksdb_samples: u64,
 }
 
 impl ModeStats {
@@ -186,6 +213,17 @@ impl ModeStats {
         self.kills_in_background_phase += o.kills_in_background_phase;
         self.violations += o.violations;
         self.anomalies += o.anomalies;
+        self.cf_divergence += o.cf_divergence;
+        self.partial_flush_cycles += o.partial_flush_cycles;
+        self.aux.add(&o.aux);
+        let (a, b) = (&mut self.rocksdb, &o.rocksdb);
+        a.estimated_keys += b.estimated_keys;
+        a.total_sst_bytes += b.total_sst_bytes;
+        a.block_cache_hit += b.block_cache_hit;
+        a.block_cache_miss += b.block_cache_miss;
+        a.compaction_cpu_micros += b.compaction_cpu_micros;
+        a.write_stall_micros += b.write_stall_micros;
+        self.rocksdb_samples += o.rocksdb_samples;
     }
 }
 
@@ -405,17 +443,33 @@ pub fn sample_keys(rng: &mut ChaCha8Rng, h: &History) -> Vec<Vec<u8>> {
 pub struct CycleResult {
     /// The writer's run.
     pub writer: WriterRun,
-    /// Admissible range.
+    /// Admissible range (of the first writer).
     pub adm: Admissible,
     /// Verdict (or anomaly text when there is none).
     pub verdict: Result<Verdict, String>,
+    /// Per writer: the recovered prefix, when the verdict is Ok.
+    pub prefixes: Vec<u64>,
+    /// Column families recovered to different prefixes where the
+    /// configuration allows it (a hazard, not a violation).
+    pub divergence: Option<String>,
+    /// How the checkpoints, backups and copies of the cycle were judged.
+    pub aux: crate::checkpoint::AuxOutcome,
     /// What the verifier read back (when it opened).
     pub recovered: Option<Recovered>,
     /// The crash image applied to the WAL, if any.
     pub image: Option<String>,
 }
 
-/// Runs one crash cycle on `db` (which may hold the chain's base state).
+/// The directory a cycle on `db` keeps its checkpoints, backups and
+/// copies in (created and removed by [`run_cycle`]).
+pub fn aux_root(db: &Path) -> PathBuf {
+    let mut s = db.as_os_str().to_owned();
+    s.push(".aux");
+    PathBuf::from(s)
+}
+
+/// Runs one crash cycle on `db` (which may hold the chain's base state):
+/// one writer per history in `lanes` (usually one).
 #[allow(clippy::too_many_arguments)]
 pub fn run_cycle(
     shared: &SharedLog,
@@ -423,39 +477,85 @@ pub fn run_cycle(
     db: &Path,
     opts: &StoreOptions,
     fault: Fault,
-    h: &History,
+    lanes: &[History],
     plan: KillPlan,
     sample: &[Vec<u8>],
     timeout: Duration,
     keep_image: Option<&Path>,
 ) -> Result<CycleResult, crash::CrashError> {
+    let single = lanes.len() <= 1;
     let wopts = StoreOptions {
         // The partial-writeback image needs the page cache intact: it cuts
         // the WAL itself, after the kill.
         lose_unsynced_data: fault.is_power_loss()
-            && !(fault == Fault::PowerLossPartial && partial_writeback_applies(opts)),
+            && !(fault == Fault::PowerLossPartial && single && partial_writeback_applies(opts)),
         ..opts.clone()
     };
     let opts = &StoreOptions {
         lose_unsynced_data: false,
         ..opts.clone()
     };
-    let writer = crash::run_writer(shared, factory, db, &wopts, h, plan, timeout)?;
+    let aux = aux_root(db);
+    let uses_aux = lanes.iter().any(|h| {
+        h.ops.iter().any(|o| {
+            matches!(
+                o,
+                Op::Checkpoint { .. } | Op::Backup { .. } | Op::CopyDir { .. }
+            )
+        })
+    });
+    if uses_aux {
+        std::fs::create_dir_all(&aux).map_err(|e| crash::CrashError::Sys("create aux dir", e))?;
+    }
+    let writer = crash::run_writer(shared, factory, db, &wopts, lanes, plan, timeout, &aux)?;
     let adm = admissible(opts.wal_mode, fault, opts, &writer.progress);
-    let image = apply_wal_image(db, fault, opts, &writer.progress, adm.lo, h);
+    // WAL crash images index WAL records by the single writer's units;
+    // with several writers a record may hold a whole write group.
+    let image = match lanes.first() {
+        Some(h) if single => apply_wal_image(db, fault, opts, &writer.progress, adm.lo, h),
+        _ => None,
+    };
     if let Some(img) = keep_image {
         let _ = link_tree(db, img);
     }
+    let empty = |writer, verdict, recovered| CycleResult {
+        writer,
+        adm: adm.clone(),
+        verdict,
+        prefixes: Vec::new(),
+        divergence: None,
+        aux: Default::default(),
+        recovered,
+        image: image.clone(),
+    };
     if writer.end == ChildEnd::Hung {
-        return Ok(CycleResult {
+        let _ = std::fs::remove_dir_all(&aux);
+        return Ok(empty(
             writer,
-            adm,
-            verdict: Err("hang: the writer did not finish within the timeout".into()),
-            recovered: None,
-            image,
-        });
+            Err("hang: the writer did not finish within the timeout".into()),
+            None,
+        ));
     }
+    let adm_of = |t: usize, cf: Option<usize>| {
+        let p = writer.lanes.get(t).copied().unwrap_or_default();
+        match cf {
+            None => admissible(opts.wal_mode, fault, opts, &p),
+            Some(c) => crate::oracle::admissible_cf(opts.wal_mode, fault, opts, &p, c),
+        }
+    };
+    let promise = crate::oracle::cross_cf_promise(opts.wal_mode, opts, &writer.progress);
+    let cfs = opts.column_families.max(1) as usize;
+    let aux_outcome = if uses_aux {
+        let o =
+            crate::checkpoint::judge(factory, opts, fault, lanes, &writer, &aux, promise, timeout)?;
+        let _ = std::fs::remove_dir_all(&aux);
+        o
+    } else {
+        Default::default()
+    };
     let reopened = crash::reopen_and_read(factory, db, opts, sample, timeout)?;
+    let mut prefixes = Vec::new();
+    let mut divergence = None;
     let (verdict, recovered) = match reopened {
         Reopened::Opened(rec) => {
             let v = match (&writer.end, &writer.failure) {
@@ -467,22 +567,30 @@ pub fn run_cycle(
                 (ChildEnd::Exited { code: 91 }, Some((i, msg)))
                     if msg.starts_with("Invalid argument") =>
                 {
-                    return Ok(CycleResult {
-                        writer: writer.clone(),
-                        adm,
-                        verdict: Err(format!(
-                            "configuration rejected by RocksDB at op #{i}: {msg}"
-                        )),
-                        recovered: Some(rec),
-                        image,
-                    });
+                    return Ok(empty(
+                        writer.clone(),
+                        Err(format!("configuration rejected by RocksDB at op #{i}: {msg}")),
+                        Some(rec),
+                    ));
                 }
                 (ChildEnd::Exited { code: 91 }, Some((i, msg))) => Verdict::Violation {
                     class: ViolationClass::StoreError,
                     detail: format!("op #{i} failed: {msg}"),
                     diff: Vec::new(),
                 },
-                _ => verify(h, &adm, &rec),
+                _ => {
+                    let cv = verify_all(lanes, &adm_of, &rec, cfs, promise);
+                    prefixes = cv.prefixes;
+                    divergence = cv.divergence;
+                    match (cv.verdict, aux_outcome.violation.clone()) {
+                        (Verdict::Ok { .. }, Some((class, detail))) => Verdict::Violation {
+                            class,
+                            detail,
+                            diff: Vec::new(),
+                        },
+                        (v, _) => v,
+                    }
+                }
             };
             (Ok(v), Some(rec))
         }
@@ -517,6 +625,9 @@ pub fn run_cycle(
         writer,
         adm,
         verdict,
+        prefixes,
+        divergence,
+        aux: aux_outcome,
         recovered,
         image,
     })
@@ -655,6 +766,7 @@ struct Shared {
     report: Mutex<CrashReport>,
     done: AtomicU64,
     violations: AtomicU64,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Shared {
@@ -692,6 +804,17 @@ pub fn run_campaign(
     cfg: CrashConfig,
     factory: Arc<dyn StoreFactory>,
     progress: Option<Arc<ProgressFn>>,
+) -> Result<CrashReport, crash::CrashError> {
+    run_campaign_with(cfg, factory, progress, None)
+}
+
+/// [`run_campaign`], also recording every cycle in `metrics` (the
+/// Prometheus endpoint).
+pub fn run_campaign_with(
+    cfg: CrashConfig,
+    factory: Arc<dyn StoreFactory>,
+    progress: Option<Arc<ProgressFn>>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 ) -> Result<CrashReport, crash::CrashError> {
     crash::assert_fork_safe()?;
     let report = CrashReport {
@@ -736,6 +859,7 @@ pub fn run_campaign(
         report: Mutex::new(report),
         done: AtomicU64::new(0),
         violations: AtomicU64::new(0),
+        metrics,
         cfg,
     });
     let mut handles = Vec::new();
@@ -796,12 +920,38 @@ fn worker(
         };
         let opts = crate::option_matrix::apply_profile(&cfg.option_profile, &base, &mut rng)
             .map_err(|e| crash::CrashError::Sys("options", std::io::Error::other(e)))?;
-        let mut generator = Generator::new(seed, cfg.profile.clone());
-        if reopen_loses_data(fault, &opts) {
-            generator = generator.without_reopen();
-        }
-        let ops = generator.ops(cfg.ops_per_cycle);
-        let (dir, base) = if cfg.chain {
+        let writers = cfg.writers.clamp(1, crate::keyspace::MAX_WRITERS);
+        let flush_style = cfg.cf_flush.unwrap_or(if opts.atomic_flush {
+            crate::workload::FlushStyle::All
+        } else {
+            crate::workload::FlushStyle::Mixed
+        });
+        let per_writer = if writers > 1 {
+            (cfg.ops_per_cycle / writers).max(60)
+        } else {
+            cfg.ops_per_cycle
+        };
+        let mut lane_ops: Vec<Vec<Op>> = (0..writers)
+            .map(|w| {
+                let s = if w == 0 {
+                    seed
+                } else {
+                    cycle_seed(seed, w as u64)
+                };
+                let mut g = Generator::new(s, cfg.profile.clone());
+                if reopen_loses_data(fault, &opts) {
+                    g = g.without_reopen();
+                }
+                let layout = crate::keyspace::Layout {
+                    cfs: opts.column_families.max(1),
+                    writer: w as u8,
+                    writers: writers as u8,
+                };
+                g.with_layout(layout, flush_style).ops(per_writer)
+            })
+            .collect();
+        let ops = lane_ops.remove(0);
+        let (dir, base) = if cfg.chain && writers == 1 {
             let c = match chains.remove(&mode) {
                 Some(c) => c,
                 None => Chain {
@@ -813,9 +963,16 @@ fn worker(
         } else {
             (cfg.work_dir.join(format!("db-{job}")), State::new())
         };
-        let h = History::new(ops, base);
-        let plan = choose_kill(&mut rng, &h, cfg.ack_kills_only);
-        let sample = sample_keys(&mut rng, &h);
+        let mut lanes = vec![History::new(ops, base)];
+        lanes.extend(lane_ops.into_iter().map(|o| History::new(o, State::new())));
+        let h = &lanes[0];
+        let plan = choose_kill(&mut rng, h, cfg.ack_kills_only);
+        let mut sample = sample_keys(&mut rng, h);
+        for other in &lanes[1..] {
+            sample.extend(sample_keys(&mut rng, other));
+        }
+        sample.sort();
+        sample.dedup();
         let image = cfg.work_dir.join(format!("image-{job}"));
         let _ = std::fs::remove_dir_all(&image);
         let res = run_cycle(
@@ -824,19 +981,25 @@ fn worker(
             &dir,
             &opts,
             fault,
-            &h,
+            &lanes,
             plan,
             &sample,
             cfg.timeout,
             Some(&image),
         )?;
+        let extra_writers: Vec<Vec<Op>> = lanes[1..].iter().map(|l| l.ops.clone()).collect();
         let mut next_base = None;
         let mut violation = None;
         let mut anomaly = None;
         let p = &res.writer.progress;
         let mut stats = ModeStats {
             cycles: 1,
-            acked_writes: p.acked,
+            acked_writes: res.writer.lanes.iter().map(|l| l.acked).sum(),
+            cf_divergence: res.divergence.is_some() as u64,
+            partial_flush_cycles: (opts.column_families > 1 && p.partial_flush) as u64,
+            aux: res.aux.clone(),
+            rocksdb: res.writer.stats.unwrap_or_default(),
+            rocksdb_samples: res.writer.stats.is_some() as u64,
             kills_in_background_phase: matches!(
                 res.writer.phase,
                 Phase::Flushing
@@ -849,12 +1012,16 @@ fn worker(
         };
         match &res.verdict {
             Ok(Verdict::Ok { prefix }) => {
-                let prefix = *prefix;
-                stats.lost_within_guarantee = p.acked.saturating_sub(prefix);
-                stats.survived_beyond_guarantee = prefix.min(p.acked).saturating_sub(res.adm.lo);
-                stats.in_flight_survived = (prefix > p.acked) as u64;
-                if cfg.chain {
-                    next_base = Some(h.state_at(prefix));
+                for (t, lp) in res.writer.lanes.iter().enumerate() {
+                    let prefix = res.prefixes.get(t).copied().unwrap_or(*prefix);
+                    let lo = admissible(mode, fault, &opts, lp).lo;
+                    stats.lost_within_guarantee += lp.acked.saturating_sub(prefix);
+                    stats.survived_beyond_guarantee += prefix.min(lp.acked).saturating_sub(lo);
+                    stats.in_flight_survived += (prefix > lp.acked) as u64;
+                }
+                // A diverged state is no prefix to build the next cycle on.
+                if cfg.chain && writers == 1 && res.divergence.is_none() {
+                    next_base = Some(lanes[0].state_at(*prefix));
                 }
             }
             Ok(Verdict::Violation {
@@ -902,6 +1069,7 @@ fn worker(
                     kill_after_op: Some(res.writer.ops_done),
                     comments: vec![a.clone()],
                     ops: h.ops.clone(),
+                    writers: extra_writers.clone(),
                 };
                 if write_artifact(&art, &case, None, &image, &res, &[], a, plan).is_ok() {
                     anomaly_artifact = Some(art);
@@ -933,19 +1101,23 @@ fn worker(
                 }),
                 comments: vec![format!("{class}: {detail}")],
                 ops: h.ops.clone(),
+                writers: extra_writers.clone(),
             };
-            let shrunk =
-                if cfg.shrink && sh.violations.load(Ordering::SeqCst) <= 1 && h.base.is_empty() {
-                    shrink_crash(
-                        factory,
-                        &cfg.work_dir.join(format!("shrink-{job}")),
-                        &case,
-                        fault,
-                        cfg.timeout,
-                    )
-                } else {
-                    None
-                };
+            let shrunk = if cfg.shrink
+                && sh.violations.load(Ordering::SeqCst) <= 1
+                && h.base.is_empty()
+                && writers == 1
+            {
+                shrink_crash(
+                    factory,
+                    &cfg.work_dir.join(format!("shrink-{job}")),
+                    &case,
+                    fault,
+                    cfg.timeout,
+                )
+            } else {
+                None
+            };
             let written = write_artifact(
                 &art,
                 &case,
@@ -998,6 +1170,9 @@ fn worker(
                 .lock()
                 .map_err(|_| crash::CrashError::Sys("report", std::io::Error::other("poisoned")))?;
             r.cycles += 1;
+            if let Some(m) = &sh.metrics {
+                m.record(mode.name(), fault.name(), &stats);
+            }
             r.by_mode
                 .entry(mode.name().to_string())
                 .or_default()
@@ -1043,9 +1218,14 @@ pub fn replay_crash(
     timeout: Duration,
 ) -> Result<(CycleResult, History), crash::CrashError> {
     let log = SharedLog::new()?;
-    let h = History::new(case.ops.clone(), State::new());
+    let mut lanes = vec![History::new(case.ops.clone(), State::new())];
+    lanes.extend(
+        case.writers
+            .iter()
+            .map(|o| History::new(o.clone(), State::new())),
+    );
     let mut rng = ChaCha8Rng::seed_from_u64(case.seed);
-    let sample = sample_keys(&mut rng, &h);
+    let sample = sample_keys(&mut rng, &lanes[0]);
     let _ = std::fs::remove_dir_all(dir);
     let plan = KillPlan::AfterOp {
         n: case.kill_after_op.unwrap_or(case.ops.len()),
@@ -1056,14 +1236,15 @@ pub fn replay_crash(
         dir,
         &case.options,
         fault,
-        &h,
+        &lanes,
         plan,
         &sample,
         timeout,
         None,
     );
     let _ = std::fs::remove_dir_all(dir);
-    Ok((r?, h))
+    let _ = std::fs::remove_dir_all(aux_root(dir));
+    Ok((r?, lanes.swap_remove(0)))
 }
 
 fn verdict_class(r: &CycleResult) -> Option<ViolationClass> {

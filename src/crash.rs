@@ -20,11 +20,13 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::checkpoint::{AuxKind, AuxRecord, AuxState};
 use crate::history::History;
+use crate::keyspace::{MAX_CFS, MAX_WRITERS};
 use crate::model::value_hash;
 use crate::op::Op;
 use crate::oracle::Progress;
-use crate::store::{Store, StoreFactory, StoreOptions};
+use crate::store::{Store, StoreFactory, StoreOptions, StoreStats};
 use crate::verify::Recovered;
 
 static ROCKSDB_USED: AtomicBool = AtomicBool::new(false);
@@ -88,6 +90,8 @@ pub enum Phase {
     Done = 8,
     /// Applying a WriteBatch.
     WritingBatch = 9,
+    /// Taking a checkpoint, backup or copy.
+    Maintaining = 10,
 }
 
 impl Phase {
@@ -102,6 +106,7 @@ impl Phase {
             7 => Phase::Reopening,
             8 => Phase::Done,
             9 => Phase::WritingBatch,
+            10 => Phase::Maintaining,
             _ => Phase::Idle,
         }
     }
@@ -143,9 +148,12 @@ mod code {
 
 const MSG_CAP: usize = 512;
 
-/// Memory shared between the parent and its writer child.
+/// Most checkpoints, backups and copies one cycle records.
+pub const MAX_AUX: usize = 64;
+
+/// Progress counters of one writer (lane).
 #[repr(C)]
-struct Shared {
+struct LaneLog {
     ops_done: AtomicU64,
     started: AtomicU64,
     acked: AtomicU64,
@@ -153,10 +161,37 @@ struct Shared {
     wal_flushed: AtomicU64,
     wal_synced: AtomicU64,
     closed: AtomicU64,
+    cf_flushed: [AtomicU64; MAX_CFS],
+}
+
+/// One checkpoint, backup or copy taken during the cycle.
+#[repr(C)]
+struct AuxLog {
+    /// 0 unused, 1 started, 2 done, 3 failed.
+    state: AtomicU32,
+    kind: AtomicU32,
+    lane: AtomicU32,
+    id: AtomicU32,
+    /// Per writer: units acknowledged when the call started.
+    lo: [AtomicU64; MAX_WRITERS],
+    /// Per writer: units started when the call returned.
+    hi: [AtomicU64; MAX_WRITERS],
+}
+
+/// Memory shared between the parent and its writer child.
+#[repr(C)]
+struct Shared {
+    lanes: [LaneLog; MAX_WRITERS],
+    partial_flush: AtomicU32,
     phase: AtomicU32,
+    failed_lane: AtomicU32,
     failed_op: AtomicU64,
     msg_len: AtomicU32,
     msg: [AtomicU32; MSG_CAP / 4],
+    stats_set: AtomicU32,
+    stats: [AtomicU64; 6],
+    aux_next: AtomicU32,
+    aux: [AuxLog; MAX_AUX],
 }
 
 /// A shared anonymous mapping holding a [`Shared`], made before fork.
@@ -193,32 +228,28 @@ impl SharedLog {
     }
 
     fn reset(&self) {
-        let s = self.get();
-        for a in [
-            &s.ops_done,
-            &s.started,
-            &s.acked,
-            &s.flushed,
-            &s.wal_flushed,
-            &s.wal_synced,
-            &s.closed,
-            &s.failed_op,
-        ] {
-            a.store(0, Ordering::SeqCst);
-        }
-        s.phase.store(0, Ordering::SeqCst);
-        s.msg_len.store(0, Ordering::SeqCst);
+        // SAFETY: called between cycles, when no child is alive to touch the
+        // mapping; all-zero is a valid Shared.
+        unsafe { std::ptr::write_bytes(self.ptr.as_ptr(), 0, 1) };
+    }
+
+    fn lane(&self, i: usize) -> &LaneLog {
+        &self.get().lanes[i.min(MAX_WRITERS - 1)]
     }
 
     /// Publishes an acknowledged write-unit count (for simple writers such
     /// as the benchmark's bare loop).
     pub fn publish_ack(&self, n: u64) {
-        self.get().acked.store(n, Ordering::SeqCst);
+        self.lane(0).acked.store(n, Ordering::SeqCst);
     }
 
-    /// Durability progress as the child left it.
-    pub fn progress(&self) -> Progress {
-        let s = self.get();
+    /// Durability progress of writer `lane` as the child left it.
+    pub fn progress_of(&self, lane: usize) -> Progress {
+        let s = self.lane(lane);
+        let mut cf_flushed = [0u64; MAX_CFS];
+        for (o, a) in cf_flushed.iter_mut().zip(&s.cf_flushed) {
+            *o = a.load(Ordering::SeqCst);
+        }
         Progress {
             started: s.started.load(Ordering::SeqCst),
             acked: s.acked.load(Ordering::SeqCst),
@@ -226,12 +257,19 @@ impl SharedLog {
             wal_flushed: s.wal_flushed.load(Ordering::SeqCst),
             wal_synced: s.wal_synced.load(Ordering::SeqCst),
             closed: s.closed.load(Ordering::SeqCst),
+            cf_flushed,
+            partial_flush: self.get().partial_flush.load(Ordering::SeqCst) != 0,
         }
     }
 
-    /// Ops completed when the child died.
+    /// Durability progress of the first (or only) writer.
+    pub fn progress(&self) -> Progress {
+        self.progress_of(0)
+    }
+
+    /// Ops the first writer completed when the child died.
     pub fn ops_done(&self) -> usize {
-        self.get().ops_done.load(Ordering::SeqCst) as usize
+        self.lane(0).ops_done.load(Ordering::SeqCst) as usize
     }
 
     /// Phase the child was in when it died.
@@ -239,9 +277,87 @@ impl SharedLog {
         Phase::from_u32(self.get().phase.load(Ordering::SeqCst))
     }
 
-    fn set_msg(&self, op: usize, msg: &str) {
+    /// The last RocksDB figures the writer published, if any.
+    pub fn stats(&self) -> Option<StoreStats> {
         let s = self.get();
-        s.failed_op.store(op as u64 + 1, Ordering::SeqCst);
+        if s.stats_set.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
+        let v = |i: usize| s.stats[i].load(Ordering::SeqCst);
+        Some(StoreStats {
+            estimated_keys: v(0),
+            total_sst_bytes: v(1),
+            block_cache_hit: v(2),
+            block_cache_miss: v(3),
+            compaction_cpu_micros: v(4),
+            write_stall_micros: v(5),
+        })
+    }
+
+    fn publish_stats(&self, st: &StoreStats) {
+        let s = self.get();
+        for (i, v) in [
+            st.estimated_keys,
+            st.total_sst_bytes,
+            st.block_cache_hit,
+            st.block_cache_miss,
+            st.compaction_cpu_micros,
+            st.write_stall_micros,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            s.stats[i].store(v, Ordering::SeqCst);
+        }
+        s.stats_set.store(1, Ordering::SeqCst);
+    }
+
+    /// The checkpoints, backups and copies the child recorded.
+    pub fn aux_records(&self, lanes: usize) -> Vec<AuxRecord> {
+        let s = self.get();
+        let n = (s.aux_next.load(Ordering::SeqCst) as usize).min(MAX_AUX);
+        s.aux[..n]
+            .iter()
+            .filter_map(|a| {
+                let state = match a.state.load(Ordering::SeqCst) {
+                    1 => AuxState::Started,
+                    2 => AuxState::Done,
+                    3 => AuxState::Failed,
+                    _ => return None,
+                };
+                Some(AuxRecord {
+                    kind: AuxKind::from_u32(a.kind.load(Ordering::SeqCst)),
+                    lane: a.lane.load(Ordering::SeqCst) as usize,
+                    id: a.id.load(Ordering::SeqCst),
+                    state,
+                    lo: a.lo[..lanes]
+                        .iter()
+                        .map(|x| x.load(Ordering::SeqCst))
+                        .collect(),
+                    hi: a.hi[..lanes]
+                        .iter()
+                        .map(|x| x.load(Ordering::SeqCst))
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
+    fn set_msg(&self, lane: usize, op: usize, msg: &str) {
+        let s = self.get();
+        // First failure wins (several writers may fail at once).
+        if s.failed_op
+            .compare_exchange(0, op as u64 + 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return;
+        }
+        s.failed_lane.store(lane as u32, Ordering::SeqCst);
+        let msg = if lane > 0 {
+            format!("writer {lane}: {msg}")
+        } else {
+            msg.to_string()
+        };
         let b = msg.as_bytes();
         let n = b.len().min(MSG_CAP);
         for (i, chunk) in b[..n].chunks(4).enumerate() {
@@ -490,8 +606,14 @@ pub fn isolate(f: impl FnOnce() -> i32, timeout: Duration) -> Result<ChildEnd, C
 pub struct WriterRun {
     /// How the child ended.
     pub end: ChildEnd,
-    /// Durability progress it reached.
+    /// Durability progress the first writer reached.
     pub progress: Progress,
+    /// Durability progress of every writer (one entry per history).
+    pub lanes: Vec<Progress>,
+    /// The last RocksDB figures the writer published.
+    pub stats: Option<crate::store::StoreStats>,
+    /// Checkpoints, backups and copies taken during the cycle.
+    pub aux: Vec<AuxRecord>,
     /// Ops completed.
     pub ops_done: usize,
     /// Phase at death.
@@ -500,15 +622,261 @@ pub struct WriterRun {
     pub failure: Option<(usize, String)>,
 }
 
+/// Everything the writer child's threads share.
+struct WriterCtx<'a> {
+    shared: &'a SharedLog,
+    plan: KillPlan,
+    lanes: usize,
+    cfs: usize,
+    db: &'a Path,
+    aux_root: &'a Path,
+    statistics: bool,
+    entries: std::sync::Arc<AtomicU32>,
+    watcher: Option<std::thread::Thread>,
+    killer: Option<Killer>,
+    seen: [AtomicU32; PHASES],
+}
+
+const PHASES: usize = 11;
+
+impl WriterCtx<'_> {
+    fn enter(&self, p: Phase) {
+        self.shared.get().phase.store(p as u32, Ordering::SeqCst);
+        let seen = self.seen[p as usize].fetch_add(1, Ordering::SeqCst) + 1;
+        if let KillPlan::DuringPhase { phase, nth, micros } = self.plan {
+            if phase == p {
+                let e = self.entries.fetch_add(1, Ordering::Relaxed) + 1;
+                if let Some(w) = &self.watcher {
+                    if e + 1 == nth {
+                        w.unpark();
+                    }
+                }
+                if let (Some(k), true) = (&self.killer, seen == nth) {
+                    k.arm(micros);
+                }
+            }
+        }
+    }
+
+    /// Every writer's acknowledged count, read when a durability call
+    /// starts: what the call is bound to cover.
+    fn acked_now(&self) -> [u64; MAX_WRITERS] {
+        let mut a = [0u64; MAX_WRITERS];
+        for (i, x) in a.iter_mut().enumerate().take(self.lanes) {
+            *x = self.shared.lane(i).acked.load(Ordering::SeqCst);
+        }
+        a
+    }
+
+    /// After a durability call returned: raise counter `f` of every writer
+    /// to what was acknowledged when the call started.
+    fn publish(&self, at_start: &[u64; MAX_WRITERS], f: impl Fn(&LaneLog) -> &AtomicU64) {
+        for (i, v) in at_start.iter().enumerate().take(self.lanes) {
+            f(self.shared.lane(i)).fetch_max(*v, Ordering::SeqCst);
+        }
+    }
+
+    /// Column families a flush op covers (all = `None`).
+    fn covered(&self, op: &Op) -> Option<Vec<usize>> {
+        let list: Vec<usize> = match op {
+            Op::Flush => vec![0],
+            Op::FlushCfs { cfs: None } => return None,
+            Op::FlushCfs { cfs: Some(l) } => l
+                .iter()
+                .map(|&c| c as usize)
+                .filter(|&c| c < self.cfs)
+                .collect(),
+            _ => return None,
+        };
+        if (0..self.cfs).all(|c| list.contains(&c)) {
+            None
+        } else {
+            Some(list)
+        }
+    }
+
+    fn flush(&self, store: &mut dyn Store, op: &Op) -> crate::store::StoreResult<()> {
+        let covered = self.covered(op);
+        if covered.is_some() {
+            // Even a flush that never returns may persist its column families.
+            self.shared.get().partial_flush.store(1, Ordering::SeqCst);
+        }
+        let at = self.acked_now();
+        let r = match op {
+            Op::FlushCfs { cfs } => store.flush_cfs(cfs.as_deref()),
+            _ => store.flush(),
+        };
+        if r.is_ok() {
+            match &covered {
+                None => {
+                    self.publish(&at, |l| &l.flushed);
+                    for c in 0..self.cfs {
+                        self.publish(&at, |l| &l.cf_flushed[c]);
+                    }
+                }
+                Some(list) => {
+                    for &c in list {
+                        self.publish(&at, |l| &l.cf_flushed[c]);
+                    }
+                }
+            }
+        }
+        r
+    }
+
+    /// Runs a checkpoint, backup or copy and records its window.
+    fn aux(
+        &self,
+        lane: usize,
+        kind: AuxKind,
+        id: u32,
+        f: impl FnOnce(&Path) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let dir = self.aux_root.join(kind.dir_name(lane, id));
+        let s = self.shared.get();
+        let slot = s.aux_next.fetch_add(1, Ordering::SeqCst) as usize;
+        let Some(rec) = s.aux.get(slot) else {
+            return f(&dir); // beyond the record table: run, do not judge
+        };
+        rec.kind.store(kind as u32, Ordering::SeqCst);
+        rec.lane.store(lane as u32, Ordering::SeqCst);
+        rec.id.store(id, Ordering::SeqCst);
+        for (i, a) in self.acked_now().iter().enumerate().take(self.lanes) {
+            rec.lo[i].store(*a, Ordering::SeqCst);
+        }
+        rec.state.store(1, Ordering::SeqCst);
+        let r = f(&dir);
+        for i in 0..self.lanes {
+            let l = self.shared.lane(i);
+            let hi = l
+                .started
+                .load(Ordering::SeqCst)
+                .max(l.acked.load(Ordering::SeqCst));
+            rec.hi[i].store(hi, Ordering::SeqCst);
+        }
+        rec.state
+            .store(if r.is_ok() { 2 } else { 3 }, Ordering::SeqCst);
+        r
+    }
+
+    fn fail(&self, lane: usize, op: usize, msg: &str, code: i32) -> ! {
+        self.shared.set_msg(lane, op, msg);
+        // SAFETY: leaves the whole child at once (other writer threads
+        // included), without unwinding or running destructors.
+        unsafe { libc::_exit(code) }
+    }
+}
+
+/// Runs writer `lane`'s ops against `store`, publishing progress.
+fn lane_loop(ctx: &WriterCtx<'_>, lane: usize, store: &mut dyn Store, h: &History) {
+    let l = ctx.shared.lane(lane);
+    for (i, op) in h.ops.iter().enumerate() {
+        let r = match op {
+            Op::Write(_) | Op::Batch(_) => {
+                let batch = matches!(op, Op::Batch(_));
+                ctx.enter(if batch {
+                    Phase::WritingBatch
+                } else {
+                    Phase::Writing
+                });
+                let unit = h.unit_of_op[i].unwrap_or(0);
+                l.started.store(unit, Ordering::SeqCst);
+                let r = store.write(op.write_ops(), batch);
+                if r.is_ok() {
+                    l.acked.store(unit, Ordering::SeqCst);
+                }
+                r
+            }
+            Op::Flush | Op::FlushCfs { .. } => {
+                ctx.enter(Phase::Flushing);
+                ctx.flush(store, op)
+            }
+            Op::FlushWal { sync } => {
+                ctx.enter(Phase::FlushingWal);
+                let at = ctx.acked_now();
+                let r = store.flush_wal(*sync);
+                if r.is_ok() {
+                    ctx.publish(&at, |l| &l.wal_flushed);
+                    if *sync {
+                        ctx.publish(&at, |l| &l.wal_synced);
+                    }
+                }
+                r
+            }
+            Op::Compact { lo, hi } => {
+                ctx.enter(Phase::Compacting);
+                store.compact(lo.as_deref(), hi.as_deref())
+            }
+            Op::Reopen => {
+                ctx.enter(Phase::Reopening);
+                let r = store.reopen();
+                if r.is_ok() {
+                    // The close completed before the open: everything acked
+                    // so far went through a clean close.
+                    l.closed
+                        .store(l.acked.load(Ordering::SeqCst), Ordering::SeqCst);
+                }
+                r
+            }
+            Op::Snapshot { id } => store.snapshot(*id),
+            Op::Release { id } => store.release(*id),
+            Op::Checkpoint { id } | Op::Backup { id } | Op::CopyDir { id } => {
+                ctx.enter(Phase::Maintaining);
+                let kind = AuxKind::of(op);
+                let r = ctx.aux(lane, kind, *id, |dir| match kind {
+                    AuxKind::Checkpoint => store.checkpoint(dir).map_err(|e| e.to_string()),
+                    AuxKind::Backup => store.backup(dir).map_err(|e| e.to_string()),
+                    AuxKind::Copy => {
+                        crate::campaign::copy_tree(ctx.db, dir).map_err(|e| e.to_string())
+                    }
+                });
+                match r {
+                    // A plain copy of a live directory may fail (files
+                    // vanish under it): an outcome, recorded, not an error.
+                    Err(msg) if kind != AuxKind::Copy => {
+                        ctx.fail(lane, i, &format!("{op} failed: {msg}"), code::STORE_ERROR)
+                    }
+                    _ => Ok(()),
+                }
+            }
+            read => {
+                ctx.enter(Phase::Reading);
+                if let Err(msg) = check_read(store, read, h.reads.get(&i)) {
+                    ctx.fail(lane, i, &msg, code::READ_MISMATCH);
+                }
+                Ok(())
+            }
+        };
+        if let Err(e) = r {
+            ctx.fail(lane, i, &e.to_string(), code::STORE_ERROR);
+        }
+        l.ops_done.store(i as u64 + 1, Ordering::SeqCst);
+        if lane == 0 {
+            if ctx.plan == (KillPlan::AfterOp { n: i + 1 }) {
+                die_now();
+            }
+            if ctx.statistics
+                && (i % 32 == 31
+                    || matches!(op, Op::Flush | Op::FlushCfs { .. } | Op::Compact { .. }))
+            {
+                if let Some(st) = store.stats() {
+                    ctx.shared.publish_stats(&st);
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn writer_body(
     shared: &SharedLog,
     factory: &dyn StoreFactory,
     path: &Path,
     opts: &StoreOptions,
-    h: &History,
+    lanes: &[History],
     plan: KillPlan,
+    aux_root: &Path,
 ) -> i32 {
-    let s = shared.get();
     let entries = std::sync::Arc::new(AtomicU32::new(0));
     let mut watcher = None;
     let killer = match plan {
@@ -526,114 +894,65 @@ fn writer_body(
     if let (KillPlan::AfterDelay { micros }, Some(k)) = (plan, &killer) {
         k.arm(micros);
     }
-    let mut seen = [0u32; 10];
-    let enter = |p: Phase, seen: &mut [u32; 10]| {
-        s.phase.store(p as u32, Ordering::SeqCst);
-        seen[p as usize] += 1;
-        if let KillPlan::DuringPhase { phase, nth, micros } = plan {
-            if phase == p {
-                let e = entries.fetch_add(1, Ordering::Relaxed) + 1;
-                if let Some(w) = &watcher {
-                    if e + 1 == nth {
-                        w.unpark();
-                    }
-                }
-                if let (Some(k), true) = (&killer, seen[p as usize] == nth) {
-                    k.arm(micros);
-                }
-            }
-        }
+    let ctx = WriterCtx {
+        shared,
+        plan,
+        lanes: lanes.len().clamp(1, MAX_WRITERS),
+        cfs: opts.column_families.max(1) as usize,
+        db: path,
+        aux_root,
+        statistics: opts.statistics,
+        entries,
+        watcher,
+        killer,
+        seen: Default::default(),
     };
-    enter(Phase::Opening, &mut seen);
+    ctx.enter(Phase::Opening);
     let mut store: Box<dyn Store> = match factory.open(path, opts) {
         Ok(st) => st,
         Err(e) => {
-            shared.set_msg(0, &format!("open failed: {e}"));
+            shared.set_msg(0, 0, &format!("open failed: {e}"));
             return code::OPEN_FAILED;
         }
     };
     if plan == (KillPlan::AfterOp { n: 0 }) {
         die_now();
     }
-    for (i, op) in h.ops.iter().enumerate() {
-        let r = match op {
-            Op::Write(_) | Op::Batch(_) => {
-                let batch = matches!(op, Op::Batch(_));
-                enter(
-                    if batch {
-                        Phase::WritingBatch
-                    } else {
-                        Phase::Writing
-                    },
-                    &mut seen,
-                );
-                let unit = h.unit_of_op[i].unwrap_or(0);
-                s.started.store(unit, Ordering::SeqCst);
-                let r = store.write(op.write_ops(), batch);
-                if r.is_ok() {
-                    s.acked.store(unit, Ordering::SeqCst);
-                }
-                r
-            }
-            Op::Flush => {
-                enter(Phase::Flushing, &mut seen);
-                let r = store.flush();
-                if r.is_ok() {
-                    s.flushed
-                        .store(s.acked.load(Ordering::SeqCst), Ordering::SeqCst);
-                }
-                r
-            }
-            Op::FlushWal { sync } => {
-                enter(Phase::FlushingWal, &mut seen);
-                let r = store.flush_wal(*sync);
-                if r.is_ok() {
-                    let a = s.acked.load(Ordering::SeqCst);
-                    s.wal_flushed.store(a, Ordering::SeqCst);
-                    if *sync {
-                        s.wal_synced.store(a, Ordering::SeqCst);
-                    }
-                }
-                r
-            }
-            Op::Compact { lo, hi } => {
-                enter(Phase::Compacting, &mut seen);
-                store.compact(lo.as_deref(), hi.as_deref())
-            }
-            Op::Reopen => {
-                enter(Phase::Reopening, &mut seen);
-                let r = store.reopen();
-                if r.is_ok() {
-                    // The close completed before the open: everything acked
-                    // so far went through a clean close.
-                    s.closed
-                        .store(s.acked.load(Ordering::SeqCst), Ordering::SeqCst);
-                }
-                r
-            }
-            Op::Snapshot { id } => store.snapshot(*id),
-            Op::Release { id } => store.release(*id),
-            read => {
-                enter(Phase::Reading, &mut seen);
-                match check_read(store.as_mut(), read, h.reads.get(&i)) {
-                    Ok(()) => Ok(()),
-                    Err(msg) => {
-                        shared.set_msg(i, &msg);
-                        return code::READ_MISMATCH;
-                    }
-                }
-            }
-        };
-        if let Err(e) = r {
-            shared.set_msg(i, &e.to_string());
-            return code::STORE_ERROR;
+    if lanes.len() <= 1 {
+        if let Some(h) = lanes.first() {
+            lane_loop(&ctx, 0, store.as_mut(), h);
         }
-        s.ops_done.store(i as u64 + 1, Ordering::SeqCst);
-        if plan == (KillPlan::AfterOp { n: i + 1 }) {
-            die_now();
+    } else {
+        let mut others = Vec::with_capacity(lanes.len() - 1);
+        for _ in 1..ctx.lanes {
+            match store.share() {
+                Ok(s) => others.push(s),
+                Err(e) => ctx.fail(
+                    0,
+                    0,
+                    &format!("cannot share the store: {e}"),
+                    code::STORE_ERROR,
+                ),
+            }
+        }
+        let ctx = &ctx;
+        std::thread::scope(|sc| {
+            for (t, mut st) in others.into_iter().enumerate() {
+                let h = &lanes[t + 1];
+                sc.spawn(move || lane_loop(ctx, t + 1, st.as_mut(), h));
+            }
+            lane_loop(ctx, 0, store.as_mut(), &lanes[0]);
+        });
+    }
+    if ctx.statistics {
+        if let Some(st) = store.stats() {
+            shared.publish_stats(&st);
         }
     }
-    s.phase.store(Phase::Done as u32, Ordering::SeqCst);
+    shared
+        .get()
+        .phase
+        .store(Phase::Done as u32, Ordering::SeqCst);
     // Past the last op: die without a clean close.
     die_now()
 }
@@ -696,28 +1015,38 @@ fn scan_hashes(
     }
 }
 
-/// Forks the writer child and waits for it to die.
+/// Forks the writer child and waits for it to die. With several
+/// histories, writer `i` runs `lanes[i]` on its own thread over a shared
+/// handle ([`Store::share`]); checkpoints, backups and copies go under
+/// `aux_root`.
+#[allow(clippy::too_many_arguments)]
 pub fn run_writer(
     shared: &SharedLog,
     factory: &dyn StoreFactory,
     path: &Path,
     opts: &StoreOptions,
-    h: &History,
+    lanes: &[History],
     plan: KillPlan,
     timeout: Duration,
+    aux_root: &Path,
 ) -> Result<WriterRun, CrashError> {
     assert_fork_safe()?;
     shared.reset();
     // SAFETY: checked fork-safe above; the body only uses the store, the
-    // history (copied by fork) and the shared mapping.
-    let pid = unsafe { fork_child(|| writer_body(shared, factory, path, opts, h, plan))? };
+    // histories (copied by fork) and the shared mapping.
+    let pid =
+        unsafe { fork_child(|| writer_body(shared, factory, path, opts, lanes, plan, aux_root))? };
     let end = wait_child(pid, timeout);
+    let n = lanes.len().clamp(1, MAX_WRITERS);
     Ok(WriterRun {
         end,
         progress: shared.progress(),
+        lanes: (0..n).map(|i| shared.progress_of(i)).collect(),
         ops_done: shared.ops_done(),
         phase: shared.phase(),
         failure: shared.failure(),
+        stats: shared.stats(),
+        aux: shared.aux_records(n),
     })
 }
 

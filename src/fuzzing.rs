@@ -520,6 +520,7 @@ pub fn to_case(target: &str, data: &[u8]) -> Result<Case, String> {
             "converted from a cargo-fuzz artifact of target '{target}'"
         )],
         ops: Vec::new(),
+        writers: Vec::new(),
     };
     match target {
         "ops" => {

@@ -13,17 +13,19 @@
 //! [`crash`] (fork, kill, shared progress log), [`verify`] (prefix matching
 //! and violation classes), [`campaign`] and [`report`], [`repro`]
 //! (repro files and shrinking), [`keyspace`] (column family and writer of
-//! a key), [`aux`] (checkpoints, backups and copies taken during a cycle),
+//! a key), [`checkpoint`] (checkpoints, backups and copies taken during a cycle),
 //! [`metrics`] (Prometheus endpoint).
 
 pub mod bench;
 pub mod campaign;
 pub mod check;
+pub mod checkpoint;
 pub mod crash;
 pub mod fuzzing;
 pub mod harness;
 pub mod history;
 pub mod keyspace;
+pub mod metrics;
 pub mod model;
 pub mod mutants;
 pub mod op;

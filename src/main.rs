@@ -244,6 +244,35 @@ struct CrashArgs {
     /// style... drawn per cycle and recorded in artifacts).
     #[arg(long, default_value = "defaults")]
     option_profile: String,
+    /// Column families (1-8). Keys route to them by a `c<N>/` prefix;
+    /// WriteBatches span them. Without the WAL and without
+    /// --atomic-flush each column family may recover to its own prefix:
+    /// counted as a hazard (cf-divergence), not a violation.
+    #[arg(long, default_value_t = 1)]
+    cfs: u8,
+    /// Turn on RocksDB's atomic_flush: flushes of several column families
+    /// commit as one unit, so a WAL-less database keeps one common prefix.
+    #[arg(long)]
+    atomic_flush: bool,
+    /// Which flush the workload uses with several column families: all
+    /// (`flush all`), mixed (all, single column families and `flush`) or
+    /// default (`flush`: db.flush(), the default column family only).
+    /// Default: all with --atomic-flush, mixed without.
+    #[arg(long)]
+    cf_flush: Option<String>,
+    /// Concurrent writer threads per cycle (1-16), each over its own key
+    /// partition, plus batches that cross into other partitions; each
+    /// writer must recover to a prefix of its own writes.
+    #[arg(long, default_value_t = 1)]
+    writers: usize,
+    /// Do not collect RocksDB statistics for the report (slightly faster).
+    #[arg(long)]
+    no_stats: bool,
+    /// Serve Prometheus metrics (cycles, violations, cycles/s, RocksDB
+    /// figures) at http://ADDR/metrics while the campaign runs, e.g.
+    /// 127.0.0.1:9464.
+    #[arg(long)]
+    metrics_addr: Option<String>,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -586,6 +615,7 @@ fn cmd_run(a: RunArgs) -> Res<u8> {
         kill_after_op: None,
         comments: vec![v.to_string()],
         ops: case_ops,
+        writers: Vec::new(),
     };
     let want = a
         .repro_out
@@ -723,7 +753,35 @@ fn progress_printer(total: Option<u64>, quiet: bool) -> Option<Arc<campaign::Pro
 fn cmd_crash(a: CrashArgs) -> Res<u8> {
     let prof = profile(a.common.profile.as_deref(), "crash")?;
     let user = options(&a.common)?;
-    let opts = user.opts.clone();
+    let mut opts = user.opts.clone();
+    if !(1..=crashcheck::keyspace::MAX_CFS as u8).contains(&a.cfs) {
+        return fail(format!(
+            "--cfs {}: expected 1 to {}",
+            a.cfs,
+            crashcheck::keyspace::MAX_CFS
+        ));
+    }
+    if !(1..=crashcheck::keyspace::MAX_WRITERS).contains(&a.writers) {
+        return fail(format!(
+            "--writers {}: expected 1 to {}",
+            a.writers,
+            crashcheck::keyspace::MAX_WRITERS
+        ));
+    }
+    if a.chain && a.writers > 1 {
+        return fail("--chain works with one writer only (each writer's history starts empty)");
+    }
+    if a.cfs > 1 {
+        opts.column_families = a.cfs;
+    }
+    opts.atomic_flush |= a.atomic_flush;
+    opts.statistics = !a.no_stats;
+    let cf_flush = a
+        .cf_flush
+        .as_deref()
+        .map(|s| s.parse::<crashcheck::workload::FlushStyle>())
+        .transpose()
+        .map_err(EnvError)?;
     if !crashcheck::option_matrix::PROFILES.contains(&a.option_profile.as_str()) {
         return fail(format!(
             "unknown option profile '{}' (known: {})",
@@ -780,8 +838,19 @@ fn cmd_crash(a: CrashArgs) -> Res<u8> {
         stop_on_violation: a.stop_on_violation,
         shard,
         ack_kills_only: false,
+        writers: a.writers,
+        cf_flush,
     };
-    let mut r = campaign::run_campaign(cfg, Arc::from(factory), progress_printer(cycles, a.quiet))?;
+    let metrics = match &a.metrics_addr {
+        Some(addr) => Some(crashcheck::metrics::serve(addr).map_err(EnvError)?),
+        None => None,
+    };
+    let mut r = campaign::run_campaign_with(
+        cfg,
+        Arc::from(factory),
+        progress_printer(cycles, a.quiet),
+        metrics.as_ref().map(|m| m.sink()),
+    )?;
     r.options_source = user.source;
     r.options_overridden = user.overrides;
     print_crash_summary(&r);

@@ -105,6 +105,16 @@ pub enum WriteOp {
     Merge { key: Vec<u8>, operand: Value },
 }
 
+impl WriteOp {
+    /// The key the mutation is routed by (a range's start key).
+    pub fn key(&self) -> &[u8] {
+        match self {
+            WriteOp::Put { key, .. } | WriteOp::Delete { key } | WriteOp::Merge { key, .. } => key,
+            WriteOp::DeleteRange { start, .. } => start,
+        }
+    }
+}
+
 /// Bounds and direction of a range read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scan {

@@ -83,8 +83,15 @@ pub struct Progress {
     pub started: u64,
     /// Last unit acknowledged.
     pub acked: u64,
-    /// Units acknowledged when the last `Flush` (wait = true) returned.
+    /// Units acknowledged when the last flush covering every column
+    /// family (wait = true) started; it returned before the crash.
     pub flushed: u64,
+    /// Per column family: units acknowledged when the last completed
+    /// flush covering that column family started.
+    pub cf_flushed: [u64; crate::keyspace::MAX_CFS],
+    /// A flush of only some column families started in this cycle
+    /// (`flush` = default only, or `flush cfs=..`).
+    pub partial_flush: bool,
     /// Units acknowledged when the last `FlushWAL` (either kind) returned.
     pub wal_flushed: u64,
     /// Units acknowledged when the last `FlushWAL(sync = true)` returned.
@@ -102,6 +109,84 @@ pub struct Admissible {
     pub hi: u64,
     /// Which rule set L, for reports and diffs.
     pub rule: &'static str,
+}
+
+/// The admissible range of column family `cf` on its own, for stores
+/// whose column families may recover to different prefixes (see
+/// [`cross_cf_promise`]). With the WAL the whole database recovers to one
+/// prefix, so this is [`admissible`]; without it only flushes persist data,
+/// and each column family is durable up to its own last completed flush
+/// (or a clean close's shutdown flush, which covers all of them).
+pub fn admissible_cf(
+    mode: WalMode,
+    fault: Fault,
+    opts: &StoreOptions,
+    p: &Progress,
+    cf: usize,
+) -> Admissible {
+    let mut a = admissible(mode, fault, opts, p);
+    if mode == WalMode::NoWal {
+        let closed = if opts.avoid_flush_during_shutdown {
+            0
+        } else {
+            p.closed
+        };
+        let lo = p.cf_flushed.get(cf).copied().unwrap_or(0).max(closed);
+        a.lo = a.lo.max(lo).min(a.hi);
+        a.rule = "WAL disabled, per column family: writes before that column family's last completed flush or a clean close survive (options.h disableWAL; db.h DB::Flush)";
+    }
+    a
+}
+
+/// Whether the configuration promises that all column families recover to
+/// one common prefix: `Ok(rule)` if it does, `Err(reason)` when each column
+/// family may recover to its own prefix (a hazard of the configuration,
+/// counted but not a violation).
+///
+/// - With the WAL, every write is one WAL record whatever column families
+///   it spans, and recovery replays the one shared log (db.h `DB::Write`:
+///   "Apply the specified updates to the database"; a WriteBatch is
+///   written as a single record, db/db_impl/db_impl_write.cc
+///   `WriteGroupToWAL`). A flush of some column families syncs the older
+///   WALs first when there are several column families
+///   (db/db_impl/db_impl_compaction_flush.cc:188, `FlushMemTableToOutputFile`:
+///   "If there are more than one column families, we need to make sure that
+///   all the log files except the most recent one are synced. Otherwise if
+///   the host crashes after flushing and before WAL is persistent, the
+///   flushed SST may contain data from write batches whose updates to other
+///   (unflushed) column families are missing."), so even a power cut cannot
+///   leave a flushed column family ahead of the others' log.
+/// - Without the WAL, each column family's data is what its own flushes
+///   wrote. With atomic_flush off, flushes of different column families are
+///   independent (db.h `DB::Flush(options, column_families)`: "If atomic
+///   flush is not enabled, it is equivalent to calling Flush(options,
+///   column_family) multiple times"; wiki "Atomic flush": without it "the
+///   column families can be in inconsistent states after a crash").
+/// - With atomic_flush on, automatic flushes and `Flush` of all column
+///   families commit together (options.h `atomic_flush`: "flushing multiple
+///   column families and committing their results atomically to MANIFEST"),
+///   but a flush that names only some column families persists only those:
+///   the cut holds only if every flush in the cycle covered all of them.
+pub fn cross_cf_promise(
+    mode: WalMode,
+    opts: &StoreOptions,
+    p: &Progress,
+) -> Result<&'static str, &'static str> {
+    if opts.column_families <= 1 {
+        return Ok("one column family");
+    }
+    if mode != WalMode::NoWal {
+        return Ok("WAL: one shared log orders every column family");
+    }
+    if !opts.atomic_flush {
+        return Err(
+            "WAL disabled and atomic_flush off: each column family recovers to its own last flush",
+        );
+    }
+    if p.partial_flush {
+        return Err("WAL disabled: a flush of only some column families (db.flush() covers only the default one) breaks atomic_flush's common cut");
+    }
+    Ok("WAL disabled with atomic_flush: every flush covered all column families")
 }
 
 /// The oracle's verdict range for a crash.
@@ -199,7 +284,39 @@ mod tests {
             wal_flushed: 5,
             wal_synced: 4,
             closed: 2,
+            ..Progress::default()
         }
+    }
+
+    #[test]
+    fn column_families_recover_together_only_where_promised() {
+        let cf = |atomic| StoreOptions {
+            column_families: 4,
+            atomic_flush: atomic,
+            ..StoreOptions::default()
+        };
+        let p = prog();
+        assert!(cross_cf_promise(WalMode::Wal, &cf(false), &p).is_ok());
+        assert!(cross_cf_promise(WalMode::NoWal, &cf(false), &p).is_err());
+        assert!(cross_cf_promise(WalMode::NoWal, &cf(true), &p).is_ok());
+        let partial = Progress {
+            partial_flush: true,
+            ..p
+        };
+        assert!(cross_cf_promise(WalMode::NoWal, &cf(true), &partial).is_err());
+        // Per column family: its own last flush, not the all-CF one.
+        let mut q = prog();
+        q.cf_flushed[2] = 7;
+        let a = admissible_cf(WalMode::NoWal, Fault::Kill, &cf(false), &q, 2);
+        assert_eq!(a.lo, 7);
+        assert_eq!(
+            admissible_cf(WalMode::NoWal, Fault::Kill, &cf(false), &q, 1).lo,
+            3
+        );
+        assert_eq!(
+            admissible_cf(WalMode::Wal, Fault::Kill, &cf(false), &q, 2).lo,
+            9
+        );
     }
 
     fn adm(mode: WalMode, opts: &StoreOptions) -> Admissible {

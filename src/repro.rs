@@ -54,8 +54,12 @@ pub struct Case {
     pub kill_after_op: Option<usize>,
     /// Free-form comment lines (without `# `).
     pub comments: Vec<String>,
-    /// The op sequence.
+    /// The op sequence (of the first writer).
     pub ops: Vec<Op>,
+    /// Concurrent-writer cases: the op sequences of writers 1, 2, ...
+    /// (written after `writer N:` lines). Their interleaving is up to the
+    /// threads, so such a replay may not reproduce the same state.
+    pub writers: Vec<Vec<Op>>,
 }
 
 /// A repro file that cannot be read.
@@ -110,6 +114,12 @@ impl Case {
         for op in &self.ops {
             let _ = writeln!(s, "{op}");
         }
+        for (i, w) in self.writers.iter().enumerate() {
+            let _ = writeln!(s, "writer {}:", i + 1);
+            for op in w {
+                let _ = writeln!(s, "{op}");
+            }
+        }
         s
     }
 
@@ -131,6 +141,7 @@ impl Case {
             kill_after_op: None,
             comments: Vec::new(),
             ops: Vec::new(),
+            writers: Vec::new(),
         };
         let mut lines = text.lines().enumerate();
         let mut saw_magic = false;
@@ -199,8 +210,32 @@ impl Case {
         }
         let first = ops_at
             .ok_or_else(|| perr(text.lines().count().max(1), "missing 'ops:' section".into()))?;
-        let rest: Vec<&str> = lines.map(|(_, l)| l).collect();
-        case.ops = parse_ops(&rest.join("\n"), first).map_err(|(line, e)| perr(line, e.0))?;
+        // `writer N:` lines split the ops into the writers' sequences.
+        let mut sections: Vec<(usize, Vec<&str>)> = vec![(first, Vec::new())];
+        for (i, l) in lines {
+            let t = l.trim();
+            if let Some(n) = t.strip_prefix("writer ").and_then(|x| x.strip_suffix(':')) {
+                if n.trim().parse::<usize>().ok() != Some(sections.len()) {
+                    return Err(perr(
+                        i + 1,
+                        format!("expected 'writer {}:', got '{t}'", sections.len()),
+                    ));
+                }
+                sections.push((i + 2, Vec::new()));
+                continue;
+            }
+            if let Some(last) = sections.last_mut() {
+                last.1.push(l);
+            }
+        }
+        for (k, (at, body)) in sections.into_iter().enumerate() {
+            let ops = parse_ops(&body.join("\n"), at).map_err(|(line, e)| perr(line, e.0))?;
+            if k == 0 {
+                case.ops = ops;
+            } else {
+                case.writers.push(ops);
+            }
+        }
         if case.check == CheckKind::Crash && case.kill_after_op.is_none() {
             return Err(perr(
                 1,
@@ -275,9 +310,36 @@ mod tests {
             kill_after_op: Some(17),
             comments: vec!["a comment".into()],
             ops,
+            writers: Vec::new(),
         };
         let back = Case::parse(&case.to_text(), "x").unwrap();
         assert_eq!(back, case);
+        // Several writers, column families and checkpoints.
+        let layout = |w| crate::keyspace::Layout {
+            cfs: 3,
+            writer: w,
+            writers: 3,
+        };
+        let gen = |w: u8| {
+            Generator::new(w as u64, Profile::by_name("checkpoint").unwrap())
+                .with_layout(layout(w), crate::workload::FlushStyle::Mixed)
+                .ops(120)
+        };
+        let multi = Case {
+            options: StoreOptions {
+                column_families: 3,
+                atomic_flush: true,
+                ..StoreOptions::default()
+            },
+            ops: gen(0),
+            writers: vec![gen(1), gen(2)],
+            ..case
+        };
+        let text = multi.to_text();
+        assert!(text.contains("\nwriter 2:\n"), "{text}");
+        assert_eq!(Case::parse(&text, "x").unwrap(), multi);
+        let bad = text.replace("writer 2:", "writer 5:");
+        assert!(Case::parse(&bad, "x").is_err());
     }
 
     #[test]

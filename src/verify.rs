@@ -9,7 +9,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::history::History;
+use crate::keyspace::{cf_of, owner_of};
 use crate::model::{fingerprint_of, Model};
+use crate::op::Op;
 use crate::oracle::Admissible;
 
 /// What a recovered database holds: every entry as `(key, value hash)` in
@@ -74,6 +76,12 @@ pub enum ViolationClass {
     ReadMismatch,
     /// The store returned an error for an op that must succeed.
     StoreError,
+    /// A checkpoint (or whatever sits at its final path after a crash) does
+    /// not open, or holds no state between its call's start and return.
+    CheckpointMismatch,
+    /// A backup is listed but does not restore, restores to no state of its
+    /// window, a completed backup is missing, or a half-made one is listed.
+    BackupMismatch,
 }
 
 impl ViolationClass {
@@ -88,6 +96,8 @@ impl ViolationClass {
             ViolationClass::LostAckedWrite => "lost-acked-write",
             ViolationClass::ReadMismatch => "read-mismatch",
             ViolationClass::StoreError => "store-error",
+            ViolationClass::CheckpointMismatch => "checkpoint-mismatch",
+            ViolationClass::BackupMismatch => "backup-mismatch",
         }
     }
 }
@@ -212,6 +222,161 @@ pub fn verify(h: &History, adm: &Admissible, rec: &Recovered) -> Verdict {
         }
     }
     classify(h, adm, &recmap, fp)
+}
+
+/// Outcome of verifying a whole cycle: every writer, every column family.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CycleVerdict {
+    /// The first violation, or `Ok` with the first writer's prefix.
+    pub verdict: Verdict,
+    /// Per writer: the prefix recovered (the smallest over column families
+    /// when they diverged); empty on a violation.
+    pub prefixes: Vec<u64>,
+    /// Set when column families recovered to different prefixes where the
+    /// configuration does not promise one common prefix (a hazard).
+    pub divergence: Option<String>,
+}
+
+/// The history of column family `cf` alone: writes to other column
+/// families are dropped, write units keep their numbers (a unit with
+/// nothing left is an empty batch).
+pub fn project_cf(h: &History, cf: usize, cfs: usize) -> History {
+    let ops = h
+        .ops
+        .iter()
+        .map(|op| match op {
+            Op::Write(w) if cf_of(w.key(), cfs) == cf => op.clone(),
+            Op::Write(_) => Op::Batch(Vec::new()),
+            Op::Batch(ws) => Op::Batch(
+                ws.iter()
+                    .filter(|w| cf_of(w.key(), cfs) == cf)
+                    .cloned()
+                    .collect(),
+            ),
+            other => other.clone(),
+        })
+        .collect();
+    let base = h
+        .base
+        .iter()
+        .filter(|(k, _)| cf_of(k, cfs) == cf)
+        .map(|(k, e)| (k.clone(), e.clone()))
+        .collect();
+    History::new(ops, base)
+}
+
+fn only(rec: &Recovered, keep: impl Fn(&[u8]) -> bool) -> Recovered {
+    Recovered {
+        entries: rec
+            .entries
+            .iter()
+            .filter(|(k, _)| keep(k))
+            .cloned()
+            .collect(),
+        point_reads: rec
+            .point_reads
+            .iter()
+            .filter(|(k, _)| keep(k))
+            .cloned()
+            .collect(),
+    }
+}
+
+fn tagged(v: Verdict, tag: &str) -> Verdict {
+    match v {
+        Verdict::Violation {
+            class,
+            detail,
+            diff,
+        } if !tag.is_empty() => Verdict::Violation {
+            class,
+            detail: format!("{tag}: {detail}"),
+            diff,
+        },
+        v => v,
+    }
+}
+
+/// Verifies a database written by `hs.len()` writers over `cfs` column
+/// families. Each writer owns its keys (see [`crate::keyspace`]), so each
+/// is checked against its own history and range `adm(writer, None)`. When
+/// `promise` says the column families may recover to different prefixes
+/// and the whole does not match, each column family is checked on its own
+/// against `adm(writer, Some(cf))`: passing that is a divergence (hazard),
+/// failing it a violation.
+pub fn verify_all(
+    hs: &[History],
+    adm: &dyn Fn(usize, Option<usize>) -> Admissible,
+    rec: &Recovered,
+    cfs: usize,
+    promise: Result<&'static str, &'static str>,
+) -> CycleVerdict {
+    let mut prefixes = Vec::with_capacity(hs.len());
+    let mut diverged = Vec::new();
+    let fail = |verdict| CycleVerdict {
+        verdict,
+        prefixes: Vec::new(),
+        divergence: None,
+    };
+    for (t, h) in hs.iter().enumerate() {
+        let mine = |k: &[u8]| {
+            let o = owner_of(k);
+            o == t || (t == 0 && o >= hs.len())
+        };
+        let rec_t = if hs.len() > 1 {
+            only(rec, mine)
+        } else {
+            rec.clone()
+        };
+        let tag = if hs.len() > 1 {
+            format!("writer {t}")
+        } else {
+            String::new()
+        };
+        match verify(h, &adm(t, None), &rec_t) {
+            Verdict::Ok { prefix } => prefixes.push(prefix),
+            v => {
+                let Err(reason) = promise else {
+                    return fail(tagged(v, &tag));
+                };
+                if cfs <= 1 {
+                    return fail(tagged(v, &tag));
+                }
+                let mut per_cf = Vec::with_capacity(cfs);
+                for c in 0..cfs {
+                    let hc = project_cf(h, c, cfs);
+                    let rc = only(&rec_t, |k| cf_of(k, cfs) == c);
+                    match verify(&hc, &adm(t, Some(c)), &rc) {
+                        Verdict::Ok { prefix } => per_cf.push(prefix),
+                        v => {
+                            let tag = if tag.is_empty() {
+                                format!("column family {}", crate::keyspace::cf_name(c))
+                            } else {
+                                format!("{tag}, column family {}", crate::keyspace::cf_name(c))
+                            };
+                            return fail(tagged(v, &tag));
+                        }
+                    }
+                }
+                prefixes.push(per_cf.iter().copied().min().unwrap_or(0));
+                let who = if tag.is_empty() {
+                    String::new()
+                } else {
+                    format!("{tag}: ")
+                };
+                diverged.push(format!(
+                    "{who}column families recovered to prefixes {per_cf:?} ({reason})"
+                ));
+            }
+        }
+    }
+    CycleVerdict {
+        verdict: Verdict::Ok {
+            prefix: prefixes.first().copied().unwrap_or(0),
+        },
+        prefixes,
+        divergence: (!diverged.is_empty()).then(|| diverged.join("; ")),
+    }
 }
 
 fn nearest_diff(

@@ -117,6 +117,27 @@ const BASE: Weights = Weights {
     copy: 0,
 };
 
+/// Weights of the `crash` profile: write-heavy, with flushes, WAL flushes
+/// and batches often enough that kills land inside them.
+const CRASH_WEIGHTS: Weights = Weights {
+    put: 80,
+    delete: 16,
+    delete_range: 4,
+    merge: 16,
+    batch: 30,
+    get: 6,
+    multi_get: 2,
+    scan: 2,
+    snapshot: 2,
+    flush: 2,
+    flush_wal: 6,
+    compact: 1,
+    reopen: 1,
+    checkpoint: 0,
+    backup: 0,
+    copy: 0,
+};
+
 impl Profile {
     /// Every built-in profile.
     pub fn all() -> Vec<Profile> {
@@ -204,23 +225,20 @@ impl Profile {
             },
             Profile {
                 name: "crash",
+                weights: CRASH_WEIGHTS,
+                keys: 400,
+                small_pct: 80,
+                medium_pct: 18,
+                ..d.clone()
+            },
+            Profile {
+                name: "checkpoint",
                 weights: Weights {
-                    put: 80,
-                    delete: 16,
-                    delete_range: 4,
-                    merge: 16,
-                    batch: 30,
-                    get: 6,
-                    multi_get: 2,
-                    scan: 2,
-                    snapshot: 2,
-                    flush: 2,
-                    flush_wal: 6,
-                    compact: 1,
-                    reopen: 1,
-                    checkpoint: 0,
-                    backup: 0,
-                    copy: 0,
+                    checkpoint: 2,
+                    backup: 1,
+                    copy: 2,
+                    reopen: 0,
+                    ..CRASH_WEIGHTS
                 },
                 keys: 400,
                 small_pct: 80,

@@ -189,10 +189,8 @@ fn handle(db: &DB, cf: usize) -> StoreResult<&ColumnFamily> {
 /// missing), each with the same options.
 pub fn open_db(rocks_opts: &Options, path: &Path, cfs: u8) -> StoreResult<DB> {
     crate::crash::mark_rocksdb_used();
-    if cfs <= 1 {
-        return DB::open(rocks_opts, path).map_err(map_err);
-    }
-    let descs = (0..cfs as usize)
+    // Always through descriptors, so `cf_handle("default")` exists too.
+    let descs = (0..cfs.max(1) as usize)
         .map(|c| ColumnFamilyDescriptor::new(cf_name(c), rocks_opts.clone()))
         .collect::<Vec<_>>();
     DB::open_cf_descriptors(rocks_opts, path, descs).map_err(map_err)

@@ -1,0 +1,394 @@
+//! Checkpoints, backups and plain copies taken while writes run, and how
+//! each is judged after the cycle.
+//!
+//! The writer records, for every `checkpoint`, `backup` and `copy` op, each
+//! writer's acknowledged count when the call started (`lo`) and started
+//! count when it returned (`hi`). A checkpoint or backup must then hold,
+//! per writer, a prefix in `[lo, hi]`:
+//! - Checkpoint (rust-rocksdb passes `log_size_for_flush = 0`): memtables
+//!   are flushed first and live WALs copied, so every write acknowledged
+//!   before the call is in it (utilities/checkpoint/checkpoint_impl.cc,
+//!   db/db_filesnapshot.cc `GetLiveFilesStorageInfo`). It is built in
+//!   `<dir>.tmp` and renamed at the end (checkpoint_impl.cc
+//!   `CreateCheckpoint`): a crash never leaves a half checkpoint at the
+//!   final path, and whatever sits there must be whole.
+//! - Backup (`create_new_backup_flush(db, true)`): the same file set; the
+//!   backup's meta file is written last, as `meta/.N.tmp` renamed to
+//!   `meta/N`, and only `meta/N` files are listed
+//!   (utilities/backup/backup_engine.cc `CreateNewBackupWithMetadata`,
+//!   `BackupMeta::StoreToFile`, `Initialize`): a backup a crash interrupted
+//!   must never be listed, and a listed one must restore whole.
+//! - A plain recursive copy of the live directory (what `cp -r` does) has
+//!   no such promise: RocksDB documents Checkpoint and BackupEngine for
+//!   this (db.h `GetLiveFilesStorageInfo`: files must be copied with file
+//!   deletions disabled). Its outcomes are counted, never violations.
+//!
+//! Without the WAL and with atomic_flush off, the flush before a
+//! checkpoint cuts each column family at its own moment, so the same
+//! per-column-family rule as for crashes applies (`oracle::cross_cf_promise`).
+//! Checkpoint and backup files bypass the power-loss filesystem only for
+//! the backup directory, so they are judged after process kills only.
+
+use serde::Serialize;
+
+use crate::op::Op;
+
+/// What an aux op made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[repr(u32)]
+pub enum AuxKind {
+    /// `Checkpoint::create_checkpoint`.
+    Checkpoint = 0,
+    /// `BackupEngine::create_new_backup_flush`.
+    Backup = 1,
+    /// Recursive copy of the live directory.
+    Copy = 2,
+}
+
+impl AuxKind {
+    /// From the shared-memory code.
+    pub fn from_u32(v: u32) -> AuxKind {
+        match v {
+            1 => AuxKind::Backup,
+            2 => AuxKind::Copy,
+            _ => AuxKind::Checkpoint,
+        }
+    }
+
+    /// The kind an op makes (checkpoint for non-aux ops).
+    pub fn of(op: &Op) -> AuxKind {
+        match op {
+            Op::Backup { .. } => AuxKind::Backup,
+            Op::CopyDir { .. } => AuxKind::Copy,
+            _ => AuxKind::Checkpoint,
+        }
+    }
+
+    /// Directory (under the cycle's aux root) the op writes to. Backups of
+    /// one writer share one BackupEngine directory.
+    pub fn dir_name(self, lane: usize, id: u32) -> String {
+        match self {
+            AuxKind::Checkpoint => format!("checkpoint-{lane}-{id}"),
+            AuxKind::Backup => format!("backup-{lane}"),
+            AuxKind::Copy => format!("copy-{lane}-{id}"),
+        }
+    }
+}
+
+/// How far an aux op got before the crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuxState {
+    /// Started, did not return (the kill landed inside it).
+    Started,
+    /// Returned Ok.
+    Done,
+    /// Returned an error.
+    Failed,
+}
+
+/// One checkpoint, backup or copy as the writer recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuxRecord {
+    /// What it made.
+    pub kind: AuxKind,
+    /// The writer that ran it.
+    pub lane: usize,
+    /// Its id in the op (`checkpoint 2`).
+    pub id: u32,
+    /// How far it got.
+    pub state: AuxState,
+    /// Per writer: units acknowledged when the call started.
+    pub lo: Vec<u64>,
+    /// Per writer: units started when the call returned (or at the kill).
+    pub hi: Vec<u64>,
+}
+
+/// How the checkpoints, backups and copies of one cycle (or many) fared.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AuxOutcome {
+    /// Checkpoints that opened and held a prefix inside their window.
+    pub checkpoints_ok: u64,
+    /// Checkpoints a kill interrupted, with nothing at the final path.
+    pub checkpoints_interrupted: u64,
+    /// Listed backups that restored to a prefix inside their window.
+    pub backups_ok: u64,
+    /// Backups a kill interrupted that were (rightly) not listed.
+    pub backups_interrupted: u64,
+    /// Plain copies that opened and held a prefix inside their window.
+    pub copies_consistent: u64,
+    /// Plain copies that opened but held no admissible state.
+    pub copies_inconsistent: u64,
+    /// Plain copies RocksDB refused to open.
+    pub copies_unopenable: u64,
+    /// Plain copies that failed while copying (a file vanished under them).
+    pub copies_failed: u64,
+    /// Items not judged: taken in a power-loss cycle (the backup directory
+    /// is outside the simulated power cut), or past the record table.
+    pub not_judged: u64,
+    /// The first violation found, if any.
+    #[serde(skip)]
+    pub violation: Option<(crate::verify::ViolationClass, String)>,
+}
+
+impl AuxOutcome {
+    /// Adds `o`'s counts into `self`.
+    pub fn add(&mut self, o: &AuxOutcome) {
+        self.checkpoints_ok += o.checkpoints_ok;
+        self.checkpoints_interrupted += o.checkpoints_interrupted;
+        self.backups_ok += o.backups_ok;
+        self.backups_interrupted += o.backups_interrupted;
+        self.copies_consistent += o.copies_consistent;
+        self.copies_inconsistent += o.copies_inconsistent;
+        self.copies_unopenable += o.copies_unopenable;
+        self.copies_failed += o.copies_failed;
+        self.not_judged += o.not_judged;
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        *self == AuxOutcome::default()
+    }
+}
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::crash::{CrashError, Reopened, WriterRun};
+use crate::history::History;
+use crate::oracle::{Admissible, Fault};
+use crate::store::{StoreFactory, StoreOptions};
+use crate::verify::{verify_all, Recovered, Verdict, ViolationClass};
+
+/// Opens `dir` in a forked verifier and checks it holds, per writer, a
+/// prefix inside `rec`'s window. `Ok(None)` = consistent, `Ok(Some(..))` =
+/// the violation, `Err(msg)` = it did not open.
+#[allow(clippy::too_many_arguments)]
+fn check_dir(
+    factory: &dyn StoreFactory,
+    opts: &StoreOptions,
+    dir: &Path,
+    lanes: &[History],
+    writer: &WriterRun,
+    rec: &AuxRecord,
+    promise: Result<&'static str, &'static str>,
+    timeout: Duration,
+) -> Result<Result<Option<(ViolationClass, String)>, String>, CrashError> {
+    let rec_hi = |t: usize| {
+        // A call the kill interrupted may have seen every write started
+        // until the kill.
+        let at_kill = writer.lanes.get(t).map_or(0, |p| p.started.max(p.acked));
+        match rec.state {
+            AuxState::Started => at_kill,
+            _ => rec.hi.get(t).copied().unwrap_or(at_kill),
+        }
+    };
+    let adm = |t: usize, _cf: Option<usize>| {
+        let hi = rec_hi(t);
+        Admissible {
+            lo: rec.lo.get(t).copied().unwrap_or(0).min(hi),
+            hi,
+            rule: "checkpoint/backup: every write acknowledged before the call, none started after it returned (checkpoint_impl.cc flushes first; backup_engine.cc flush_before_backup)",
+        }
+    };
+    let got: Recovered = match crate::crash::reopen_and_read(factory, dir, opts, &[], timeout)? {
+        Reopened::Opened(r) => r,
+        Reopened::Failed(msg) => return Ok(Err(msg)),
+        Reopened::Died(end) => return Ok(Err(format!("the verifier ended abnormally: {end:?}"))),
+    };
+    let cfs = opts.column_families.max(1) as usize;
+    Ok(Ok(
+        match verify_all(lanes, &adm, &got, cfs, promise).verdict {
+            Verdict::Ok { .. } => None,
+            Verdict::Violation { class, detail, .. } => Some((class, detail)),
+        },
+    ))
+}
+
+/// The backups a BackupEngine at `dir` lists, restored (each verified
+/// first) into `restore-<lane>-<k>` under `root`: per listed backup, the
+/// restore error if any. Runs in a forked child (it uses RocksDB).
+fn list_and_restore(
+    dir: &Path,
+    root: &Path,
+    lane: usize,
+    timeout: Duration,
+) -> Result<Result<Vec<(u32, Option<String>)>, String>, CrashError> {
+    let (end, data) = crate::crash::isolate_output(
+        || {
+            let mut out = String::new();
+            match crate::store::rocks::list_backups(dir) {
+                Err(e) => out = format!("E {e}\n"),
+                Ok(ids) => {
+                    for (k, id) in ids.iter().enumerate() {
+                        let to = root.join(format!("restore-{lane}-{k}"));
+                        match crate::store::rocks::restore_backup(dir, *id, &to) {
+                            Ok(()) => out.push_str(&format!("{id} ok\n")),
+                            Err(e) => out
+                                .push_str(&format!("{id} {}\n", e.to_string().replace('\n', " "))),
+                        }
+                    }
+                }
+            }
+            out.into_bytes()
+        },
+        timeout,
+    )?;
+    if end != (crate::crash::ChildEnd::Exited { code: 0 }) {
+        return Ok(Err(format!("listing backups ended abnormally: {end:?}")));
+    }
+    let text = String::from_utf8_lossy(&data);
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if let Some(e) = line.strip_prefix("E ") {
+            return Ok(Err(e.to_string()));
+        }
+        let (id, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let id = id.parse().unwrap_or(0);
+        out.push((id, (rest != "ok").then(|| rest.to_string())));
+    }
+    Ok(Ok(out))
+}
+
+/// Judges every checkpoint, backup and copy `writer` recorded under
+/// `root` (see the module docs).
+#[allow(clippy::too_many_arguments)]
+pub fn judge(
+    factory: &dyn StoreFactory,
+    opts: &StoreOptions,
+    fault: Fault,
+    lanes: &[History],
+    writer: &WriterRun,
+    root: &Path,
+    promise: Result<&'static str, &'static str>,
+    timeout: Duration,
+) -> Result<AuxOutcome, CrashError> {
+    let mut out = AuxOutcome::default();
+    let judged = fault == Fault::Kill;
+    let flag = |out: &mut AuxOutcome, class, detail: String| {
+        if !judged {
+            out.not_judged += 1;
+        } else if out.violation.is_none() {
+            out.violation = Some((class, detail));
+        }
+    };
+    for rec in writer.aux.iter().filter(|r| r.kind != AuxKind::Backup) {
+        let dir = root.join(rec.kind.dir_name(rec.lane, rec.id));
+        let what = format!(
+            "{} {} of writer {}",
+            if rec.kind == AuxKind::Checkpoint {
+                "checkpoint"
+            } else {
+                "copy"
+            },
+            rec.id,
+            rec.lane
+        );
+        // A checkpoint is renamed into place whole; whatever sits at the
+        // final path must open (checkpoint_impl.cc CreateCheckpoint).
+        let present = dir.join("CURRENT").exists();
+        match (rec.kind, rec.state) {
+            (AuxKind::Copy, AuxState::Failed) => {
+                out.copies_failed += 1;
+                continue;
+            }
+            (_, AuxState::Failed) => continue, // the writer reported it
+            (AuxKind::Copy, AuxState::Started) => continue,
+            (AuxKind::Checkpoint, AuxState::Started) if !present => {
+                out.checkpoints_interrupted += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let r = check_dir(factory, opts, &dir, lanes, writer, rec, promise, timeout)?;
+        match (rec.kind, r) {
+            (AuxKind::Copy, Ok(None)) => out.copies_consistent += 1,
+            (AuxKind::Copy, Ok(Some(_))) => out.copies_inconsistent += 1,
+            (AuxKind::Copy, Err(_)) => out.copies_unopenable += 1,
+            (_, Ok(None)) => out.checkpoints_ok += 1,
+            (_, Ok(Some((class, detail)))) => flag(
+                &mut out,
+                ViolationClass::CheckpointMismatch,
+                format!(
+                    "{what} ({:?}) holds no state of its window: {class}: {detail}",
+                    rec.state
+                ),
+            ),
+            (_, Err(msg)) => flag(
+                &mut out,
+                ViolationClass::CheckpointMismatch,
+                format!("{what} ({:?}) does not open: {msg}", rec.state),
+            ),
+        }
+    }
+    let backup_lanes: std::collections::BTreeSet<usize> = writer
+        .aux
+        .iter()
+        .filter(|r| r.kind == AuxKind::Backup)
+        .map(|r| r.lane)
+        .collect();
+    for lane in backup_lanes {
+        let recs: Vec<&AuxRecord> = writer
+            .aux
+            .iter()
+            .filter(|r| r.kind == AuxKind::Backup && r.lane == lane)
+            .collect();
+        let done = recs.iter().filter(|r| r.state == AuxState::Done).count();
+        let dir = root.join(AuxKind::Backup.dir_name(lane, 0));
+        let listed = match list_and_restore(&dir, root, lane, timeout)? {
+            Ok(l) => l,
+            Err(msg) => {
+                flag(
+                    &mut out,
+                    ViolationClass::BackupMismatch,
+                    format!("the backup directory of writer {lane} does not open after the crash: {msg}"),
+                );
+                continue;
+            }
+        };
+        // BackupEngine lists only backups whose meta file was renamed into
+        // place (backup_engine.cc Initialize): every completed one, and at
+        // most the one a kill interrupted after that rename.
+        if listed.len() < done || listed.len() > recs.len() {
+            flag(
+                &mut out,
+                ViolationClass::BackupMismatch,
+                format!(
+                    "writer {lane}: {} backups completed, {} started, but {} listed after the crash",
+                    done,
+                    recs.len(),
+                    listed.len()
+                ),
+            );
+            continue;
+        }
+        out.backups_interrupted += (recs.len() - listed.len()) as u64;
+        for (k, (id, err)) in listed.iter().enumerate() {
+            let rec = recs[k];
+            if let Some(e) = err {
+                flag(
+                    &mut out,
+                    ViolationClass::BackupMismatch,
+                    format!("backup {id} of writer {lane} is listed but does not restore: {e}"),
+                );
+                continue;
+            }
+            let to = root.join(format!("restore-{lane}-{k}"));
+            match check_dir(factory, opts, &to, lanes, writer, rec, promise, timeout)? {
+                Ok(None) => out.backups_ok += 1,
+                Ok(Some((class, detail))) => flag(
+                    &mut out,
+                    ViolationClass::BackupMismatch,
+                    format!("backup {id} of writer {lane} ({:?}) restores to no state of its window: {class}: {detail}", rec.state),
+                ),
+                Err(msg) => flag(
+                    &mut out,
+                    ViolationClass::BackupMismatch,
+                    format!("restored backup {id} of writer {lane} does not open: {msg}"),
+                ),
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,269 @@
+//! A Prometheus endpoint for long campaigns: `--metrics-addr ADDR` serves
+//! `http://ADDR/metrics` (OpenMetrics text, via `prometheus-client`) with
+//! cycle, violation and hazard counters, cycles/s and the RocksDB figures
+//! the writers publish, so a dashboard can watch a nightly run live.
+//!
+//! The server is a thread of the campaign process. That process forks
+//! crash children; a child never touches the server's state (it runs only
+//! its own closure and leaves with `_exit`).
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::campaign::ModeStats;
+
+/// Labels of per-cycle counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CycleLabels {
+    /// Durability mode.
+    pub mode: String,
+    /// Fault.
+    pub fault: String,
+}
+
+/// The campaign's metrics; updated after every cycle.
+pub struct Metrics {
+    registry: Registry,
+    started: Instant,
+    cycles: Family<CycleLabels, Counter>,
+    violations: Family<CycleLabels, Counter>,
+    anomalies: Family<CycleLabels, Counter>,
+    divergence: Family<CycleLabels, Counter>,
+    acked: Family<CycleLabels, Counter>,
+    cycles_per_s: Gauge<f64, AtomicU64>,
+    estimated_keys: Gauge,
+    sst_bytes: Gauge,
+    cache_hit: Counter,
+    cache_miss: Counter,
+    compaction_cpu: Counter,
+    stall: Counter,
+    total: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Fresh metrics, registered under the `crashcheck_` prefix.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("crashcheck");
+        let m = Metrics {
+            registry: Registry::default(),
+            started: Instant::now(),
+            cycles: Family::default(),
+            violations: Family::default(),
+            anomalies: Family::default(),
+            divergence: Family::default(),
+            acked: Family::default(),
+            cycles_per_s: Gauge::default(),
+            estimated_keys: Gauge::default(),
+            sst_bytes: Gauge::default(),
+            cache_hit: Counter::default(),
+            cache_miss: Counter::default(),
+            compaction_cpu: Counter::default(),
+            stall: Counter::default(),
+            total: AtomicU64::new(0),
+        };
+        registry.register("cycles", "Crash cycles run", m.cycles.clone());
+        registry.register(
+            "violations",
+            "Cycles with a violation",
+            m.violations.clone(),
+        );
+        registry.register(
+            "anomalies",
+            "Hangs and abnormal child exits",
+            m.anomalies.clone(),
+        );
+        registry.register(
+            "cf_divergence",
+            "Cycles whose column families recovered to different prefixes (hazard)",
+            m.divergence.clone(),
+        );
+        registry.register("acked_writes", "Write units acknowledged", m.acked.clone());
+        registry.register(
+            "cycles_per_second",
+            "Crash cycles per second so far",
+            m.cycles_per_s.clone(),
+        );
+        registry.register(
+            "rocksdb_estimated_keys",
+            "rocksdb.estimate-num-keys at the end of the last cycle",
+            m.estimated_keys.clone(),
+        );
+        registry.register(
+            "rocksdb_total_sst_bytes",
+            "rocksdb.total-sst-files-size at the end of the last cycle",
+            m.sst_bytes.clone(),
+        );
+        registry.register(
+            "rocksdb_block_cache_hit",
+            "Ticker rocksdb.block.cache.hit",
+            m.cache_hit.clone(),
+        );
+        registry.register(
+            "rocksdb_block_cache_miss",
+            "Ticker rocksdb.block.cache.miss",
+            m.cache_miss.clone(),
+        );
+        registry.register(
+            "rocksdb_compaction_cpu_micros",
+            "Ticker rocksdb.compaction.total.time.cpu_micros",
+            m.compaction_cpu.clone(),
+        );
+        registry.register(
+            "rocksdb_write_stall_micros",
+            "Ticker rocksdb.stall.micros",
+            m.stall.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Records one finished cycle.
+    pub fn record(&self, mode: &str, fault: &str, s: &ModeStats) {
+        let l = CycleLabels {
+            mode: mode.into(),
+            fault: fault.into(),
+        };
+        self.cycles.get_or_create(&l).inc_by(s.cycles);
+        self.violations.get_or_create(&l).inc_by(s.violations);
+        self.anomalies.get_or_create(&l).inc_by(s.anomalies);
+        self.divergence.get_or_create(&l).inc_by(s.cf_divergence);
+        self.acked.get_or_create(&l).inc_by(s.acked_writes);
+        let n = self
+            .total
+            .fetch_add(s.cycles, std::sync::atomic::Ordering::SeqCst)
+            + s.cycles;
+        self.cycles_per_s
+            .set(n as f64 / self.started.elapsed().as_secs_f64().max(1e-9));
+        if s.rocksdb_samples > 0 {
+            let r = &s.rocksdb;
+            self.estimated_keys.set(r.estimated_keys as i64);
+            self.sst_bytes.set(r.total_sst_bytes as i64);
+            self.cache_hit.inc_by(r.block_cache_hit);
+            self.cache_miss.inc_by(r.block_cache_miss);
+            self.compaction_cpu.inc_by(r.compaction_cpu_micros);
+            self.stall.inc_by(r.write_stall_micros);
+        }
+    }
+
+    /// The exposition text.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// A running metrics endpoint; stops when dropped.
+pub struct MetricsServer {
+    metrics: Arc<Metrics>,
+    server: Arc<tiny_http::Server>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// The address it listens on.
+    pub addr: String,
+}
+
+impl MetricsServer {
+    /// The metrics the campaign updates.
+    pub fn sink(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts serving `/metrics` at `addr` (e.g. `127.0.0.1:9464`).
+pub fn serve(addr: &str) -> Result<MetricsServer, String> {
+    let server = tiny_http::Server::http(addr)
+        .map_err(|e| format!("--metrics-addr {addr}: cannot listen: {e}"))?;
+    let addr = server
+        .server_addr()
+        .to_ip()
+        .map_or_else(|| addr.to_string(), |a| a.to_string());
+    let server = Arc::new(server);
+    let metrics = Arc::new(Metrics::new());
+    let (s, m) = (server.clone(), metrics.clone());
+    let thread = std::thread::Builder::new()
+        .name("crashcheck-metrics".into())
+        .spawn(move || {
+            for req in s.incoming_requests() {
+                let resp = if req.url() == "/metrics" {
+                    let ct = tiny_http::Header::from_bytes(
+                        &b"Content-Type"[..],
+                        &b"application/openmetrics-text; version=1.0.0; charset=utf-8"[..],
+                    );
+                    let r = tiny_http::Response::from_string(m.encode());
+                    match ct {
+                        Ok(h) => r.with_header(h),
+                        Err(()) => r,
+                    }
+                } else {
+                    tiny_http::Response::from_string("crashcheck: see /metrics\n")
+                        .with_status_code(404)
+                };
+                let _ = req.respond(resp);
+            }
+        })
+        .map_err(|e| format!("cannot start the metrics thread: {e}"))?;
+    Ok(MetricsServer {
+        metrics,
+        server,
+        thread: Some(thread),
+        addr,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_carries_the_recorded_counters() {
+        let m = Metrics::new();
+        let s = ModeStats {
+            cycles: 3,
+            violations: 1,
+            rocksdb_samples: 1,
+            rocksdb: crate::store::StoreStats {
+                estimated_keys: 42,
+                block_cache_hit: 7,
+                ..Default::default()
+            },
+            ..ModeStats::default()
+        };
+        m.record("wal", "kill", &s);
+        let t = m.encode();
+        assert!(
+            t.contains("crashcheck_cycles_total{mode=\"wal\",fault=\"kill\"} 3"),
+            "{t}"
+        );
+        assert!(
+            t.contains("crashcheck_violations_total{mode=\"wal\",fault=\"kill\"} 1"),
+            "{t}"
+        );
+        assert!(t.contains("crashcheck_rocksdb_estimated_keys 42"), "{t}");
+        assert!(
+            t.contains("crashcheck_rocksdb_block_cache_hit_total 7"),
+            "{t}"
+        );
+    }
+}
