@@ -154,6 +154,8 @@ fn anomaly_kind(a: &str) -> &'static str {
         "hang"
     } else if a.starts_with("configuration rejected") {
         "configuration-rejected"
+    } else if a.starts_with("known RocksDB bug") {
+        "known-rocksdb-bug"
     } else if a.starts_with("open refused") {
         "open-refused"
     } else {
@@ -588,6 +590,19 @@ pub fn run_cycle(
                             detail,
                             diff: Vec::new(),
                         },
+                        (Verdict::Ok { .. }, None) if aux_outcome.known_bug.is_some() => {
+                            let d = aux_outcome.known_bug.clone().unwrap_or_default();
+                            return Ok(CycleResult {
+                                verdict: Err(format!(
+                                    "known RocksDB bug (docs/findings.md, checkpoint/backup under atomic_flush without the WAL): {d}"
+                                )),
+                                prefixes,
+                                divergence,
+                                aux: aux_outcome,
+                                recovered: Some(rec),
+                                ..empty(writer, Err(String::new()), None)
+                            });
+                        }
                         (v, _) => v,
                     }
                 }

@@ -25,7 +25,30 @@ pub struct MutantInfo {
     pub fault: Option<Fault>,
     /// Durability modes in which the bug matters.
     pub modes: &'static [WalMode],
+    /// The campaign setting that exposes it.
+    pub setup: Setup,
 }
+
+/// Campaign settings a mutant needs beyond mode and fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Setup {
+    /// Column families.
+    pub cfs: u8,
+    /// `atomic_flush`.
+    pub atomic_flush: bool,
+    /// Concurrent writers.
+    pub writers: usize,
+    /// Workload profile.
+    pub profile: &'static str,
+}
+
+/// One column family, one writer, the `crash` profile.
+pub const PLAIN: Setup = Setup {
+    cfs: 1,
+    atomic_flush: false,
+    writers: 1,
+    profile: "crash",
+};
 
 const WAL_MODES: &[WalMode] = &[WalMode::WalSync, WalMode::Wal];
 
@@ -36,60 +59,112 @@ pub const MUTANTS: &[MutantInfo] = &[
         bug: "applies a WriteBatch as separate writes",
         fault: Some(Fault::Kill),
         modes: WAL_MODES,
+        setup: PLAIN,
     },
     MutantInfo {
         name: "early-ack",
         bug: "acknowledges a write before handing it to RocksDB (queue drained later)",
         fault: Some(Fault::Kill),
         modes: WAL_MODES,
+        setup: PLAIN,
     },
     MutantInfo {
         name: "reordered-writes",
         bug: "applies two consecutive write units in swapped order",
         fault: Some(Fault::Kill),
         modes: WAL_MODES,
+        setup: PLAIN,
     },
     MutantInfo {
         name: "dropped-delete",
         bug: "writes deletes without the WAL although the mode says WAL",
         fault: Some(Fault::Kill),
         modes: WAL_MODES,
+        setup: PLAIN,
     },
     MutantInfo {
         name: "stale-read",
         bug: "serves reads from a cache that overwrites do not invalidate",
         fault: None,
         modes: &[WalMode::Wal],
+        setup: PLAIN,
     },
     MutantInfo {
         name: "flush-noop",
         bug: "flush returns Ok without flushing (WAL disabled)",
         fault: Some(Fault::Kill),
         modes: &[WalMode::NoWal],
+        setup: PLAIN,
     },
     MutantInfo {
         name: "fast-shutdown",
         bug: "close skips the memtable flush (avoid_flush_during_shutdown) while the WAL is off",
         fault: Some(Fault::Kill),
         modes: &[WalMode::NoWal],
+        setup: PLAIN,
     },
     MutantInfo {
         name: "flush-wal-noop",
         bug: "flush_wal returns Ok without flushing the WAL buffer (manual_wal_flush)",
         fault: Some(Fault::Kill),
         modes: &[WalMode::WalManualFlush],
+        setup: PLAIN,
     },
     MutantInfo {
         name: "merge-as-put",
         bug: "implements merge as a plain put of the operand",
         fault: None,
         modes: &[WalMode::Wal],
+        setup: PLAIN,
     },
     MutantInfo {
         name: "lying-sync",
         bug: "claims sync=true but writes without sync (only power loss shows it)",
         fault: Some(Fault::PowerLoss),
         modes: &[WalMode::WalSync],
+        setup: PLAIN,
+    },
+    MutantInfo {
+        name: "cf-split-batch",
+        bug: "writes a WriteBatch that spans column families as one batch per column family",
+        fault: Some(Fault::Kill),
+        modes: WAL_MODES,
+        setup: Setup {
+            cfs: 4,
+            ..PLAIN
+        },
+    },
+    MutantInfo {
+        name: "flush-default-only",
+        bug: "flushes only the default column family when asked to flush them all (db.flush())",
+        fault: Some(Fault::Kill),
+        modes: &[WalMode::NoWal],
+        setup: Setup {
+            cfs: 4,
+            atomic_flush: true,
+            ..PLAIN
+        },
+    },
+    MutantInfo {
+        name: "shared-early-ack",
+        bug: "early-ack with 8 concurrent writers: each handle acknowledges before writing",
+        fault: Some(Fault::Kill),
+        modes: WAL_MODES,
+        setup: Setup {
+            writers: 8,
+            cfs: 2,
+            ..PLAIN
+        },
+    },
+    MutantInfo {
+        name: "backup-no-flush",
+        bug: "takes backups without flushing first (flush_before_backup = false) while the WAL is off",
+        fault: Some(Fault::Kill),
+        modes: &[WalMode::NoWal],
+        setup: Setup {
+            profile: "checkpoint",
+            ..PLAIN
+        },
     },
 ];
 
@@ -176,7 +251,7 @@ impl Store for Mutant {
                 }
                 Ok(())
             }
-            "early-ack" => {
+            "early-ack" | "shared-early-ack" => {
                 self.queue.push((ops.to_vec(), batch));
                 if self.queue.len() >= 8 {
                     self.drain()?;
@@ -218,6 +293,21 @@ impl Store for Mutant {
                 ),
                 _ => self.inner.write(ops, batch),
             },
+            "cf-split-batch" if batch => {
+                // Group by column family, keeping order inside each group.
+                let cfs = self.inner.options().column_families.max(1) as usize;
+                for cf in 0..cfs {
+                    let part: Vec<WriteOp> = ops
+                        .iter()
+                        .filter(|w| crate::keyspace::cf_of(w.key(), cfs) == cf)
+                        .cloned()
+                        .collect();
+                    if !part.is_empty() {
+                        self.inner.write(&part, true)?;
+                    }
+                }
+                Ok(())
+            }
             _ => self.inner.write(ops, batch),
         }
     }
@@ -284,5 +374,40 @@ impl Store for Mutant {
 
     fn scan_all(&mut self) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
         self.inner.scan_all()
+    }
+
+    fn flush_cfs(&mut self, cfs: Option<&[u8]>) -> StoreResult<()> {
+        match self.name {
+            "flush-noop" => Ok(()),
+            "flush-default-only" => self.inner.flush(),
+            _ => {
+                self.drain()?;
+                self.inner.flush_cfs(cfs)
+            }
+        }
+    }
+
+    fn share(&mut self) -> StoreResult<Box<dyn Store + Send>> {
+        Ok(Box::new(Mutant {
+            name: self.name,
+            inner: self.inner.share_rocks()?,
+            queue: Vec::new(),
+            held: None,
+            cache: HashMap::new(),
+        }))
+    }
+
+    fn checkpoint(&mut self, dir: &Path) -> StoreResult<()> {
+        self.drain()?;
+        self.inner.checkpoint(dir)
+    }
+
+    fn backup(&mut self, dir: &Path) -> StoreResult<()> {
+        self.drain()?;
+        self.inner.backup_with(dir, self.name != "backup-no-flush")
+    }
+
+    fn stats(&mut self) -> Option<crate::store::StoreStats> {
+        self.inner.stats()
     }
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::campaign::{run_campaign, CrashConfig};
 use crate::check::run_ops;
 use crate::crash::{isolate, ChildEnd};
-use crate::mutants::{MutantFactory, MutantInfo, MUTANTS};
+use crate::mutants::{MutantFactory, MutantInfo, Setup, MUTANTS, PLAIN};
 use crate::oracle::Fault;
 use crate::store::{RocksFactory, StoreFactory, StoreOptions, WalMode};
 use crate::workload::{Generator, Profile};
@@ -75,8 +75,10 @@ fn crash_until_caught(
     jobs: usize,
     share: Duration,
     stop: bool,
+    setup: &Setup,
 ) -> Result<crate::campaign::CrashReport, String> {
     let name = factory.name();
+    let base = CrashConfig::new(work);
     let cfg = CrashConfig {
         modes: modes.to_vec(),
         faults: vec![fault],
@@ -86,7 +88,14 @@ fn crash_until_caught(
         jobs,
         store_name: name,
         stop_on_violation: stop,
-        ..CrashConfig::new(work)
+        writers: setup.writers,
+        profile: Profile::by_name(setup.profile).unwrap_or(base.profile.clone()),
+        options: StoreOptions {
+            column_families: setup.cfs,
+            atomic_flush: setup.atomic_flush,
+            ..base.options.clone()
+        },
+        ..base
     };
     run_campaign(cfg, factory, None).map_err(|e| e.to_string())
 }
@@ -157,7 +166,17 @@ fn one(
     };
     let f = MutantFactory::new(m.name).ok_or("unknown mutant")?;
     if let Some(fault) = m.fault {
-        let rep = crash_until_caught(work, Arc::new(f), fault, m.modes, seed, jobs, share, true)?;
+        let rep = crash_until_caught(
+            work,
+            Arc::new(f),
+            fault,
+            m.modes,
+            seed,
+            jobs,
+            share,
+            true,
+            &m.setup,
+        )?;
         r.cycles = rep.cycles;
         if let Some(v) = rep.violations.first() {
             r.caught = true;
@@ -214,6 +233,7 @@ pub fn run(
         jobs,
         share.mul_f64(0.5),
         false,
+        &PLAIN,
     )?;
     let rep_pl = crash_until_caught(
         work,
@@ -224,12 +244,32 @@ pub fn run(
         jobs,
         share.mul_f64(0.35),
         false,
+        &PLAIN,
+    )?;
+    // Column families with atomic flush, concurrent writers, checkpoints,
+    // backups and copies: the setting the newer mutants use.
+    let rep_multi = crash_until_caught(
+        work,
+        Arc::new(RocksFactory),
+        Fault::Kill,
+        &WalMode::ALL,
+        seed,
+        jobs,
+        share.mul_f64(0.35),
+        false,
+        &Setup {
+            cfs: 4,
+            atomic_flush: true,
+            writers: 4,
+            profile: "checkpoint",
+        },
     )?;
     let (runs, failed) = run_until_caught(work, &RocksFactory, seed, share.mul_f64(0.15), true)?;
     let control = ControlResult {
-        crash_cycles: rep.cycles + rep_pl.cycles,
+        crash_cycles: rep.cycles + rep_pl.cycles + rep_multi.cycles,
         run_checks: runs,
-        violations: (rep.violations.len() + rep_pl.violations.len()) as u64
+        violations: (rep.violations.len() + rep_pl.violations.len() + rep_multi.violations.len())
+            as u64
             + u64::from(failed.is_some()),
     };
     let passed = control.violations == 0 && mutants.iter().all(|m| m.caught);

@@ -271,6 +271,32 @@ impl RocksStore {
         Ok(r)
     }
 
+    /// Another handle on this open database (see [`Store::share`]).
+    pub fn share_rocks(&self) -> StoreResult<RocksStore> {
+        let db = self
+            .db
+            .clone()
+            .ok_or_else(|| StoreError::Other("database is closed".into()))?;
+        Ok(RocksStore {
+            snaps: BTreeMap::new(),
+            db: Some(db),
+            path: self.path.clone(),
+            opts: self.opts.clone(),
+            rocks_opts: self.rocks_opts.clone(),
+            wopts: write_options(self.opts.wal_mode),
+        })
+    }
+
+    /// Adds a backup to the BackupEngine directory `dir`, flushing the
+    /// memtables first when `flush`.
+    pub fn backup_with(&self, dir: &Path, flush: bool) -> StoreResult<()> {
+        let db = self.db()?;
+        let env = Env::new().map_err(map_err)?;
+        let bopts = BackupEngineOptions::new(dir).map_err(map_err)?;
+        let mut engine = BackupEngine::open(&bopts, &env).map_err(map_err)?;
+        engine.create_new_backup_flush(db, flush).map_err(map_err)
+    }
+
     fn close_db(&mut self) -> StoreResult<()> {
         self.snaps.clear();
         // Dropping the DB runs rocksdb_close (DBImpl::Close).
@@ -476,18 +502,7 @@ impl Store for RocksStore {
     }
 
     fn share(&mut self) -> StoreResult<Box<dyn Store + Send>> {
-        let db = self
-            .db
-            .clone()
-            .ok_or_else(|| StoreError::Other("database is closed".into()))?;
-        Ok(Box::new(RocksStore {
-            snaps: BTreeMap::new(),
-            db: Some(db),
-            path: self.path.clone(),
-            opts: self.opts.clone(),
-            rocks_opts: self.rocks_opts.clone(),
-            wopts: write_options(self.opts.wal_mode),
-        }))
+        Ok(Box::new(self.share_rocks()?))
     }
 
     fn checkpoint(&mut self, dir: &Path) -> StoreResult<()> {
@@ -502,13 +517,10 @@ impl Store for RocksStore {
     }
 
     fn backup(&mut self, dir: &Path) -> StoreResult<()> {
-        let db = self.db()?;
-        let env = Env::new().map_err(map_err)?;
-        let bopts = BackupEngineOptions::new(dir).map_err(map_err)?;
-        let mut engine = BackupEngine::open(&bopts, &env).map_err(map_err)?;
         // flush_before_backup = true: WAL-less writes are in the memtables
-        // only and would otherwise be missing from the backup.
-        engine.create_new_backup_flush(db, true).map_err(map_err)
+        // only and would otherwise be missing from the backup
+        // (backup_engine.h CreateNewBackup `flush_before_backup`).
+        self.backup_with(dir, true)
     }
 
     fn stats(&mut self) -> Option<StoreStats> {
