@@ -57,7 +57,7 @@ fn main() {
                 let cf = db.cf_handle(&cf_name((i as usize) % CFS)).expect("cf");
                 db.put_cf_opt(cf, format!("w{t}-{}", i % 500), vec![t as u8; 4000], &wo)
                     .expect("put");
-                if flushers && i % 50 == 0 {
+                if flushers && i.is_multiple_of(50) {
                     let hs: Vec<_> = (0..CFS)
                         .map(|c| db.cf_handle(&cf_name(c)).expect("cf"))
                         .collect();

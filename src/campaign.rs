@@ -256,6 +256,9 @@ pub struct CrashReport {
     pub option_profile: String,
     /// Store name.
     pub store: String,
+    /// Concurrent writers per cycle.
+    #[serde(default)]
+    pub writers: usize,
     /// Options (mode set per cycle), in `key=value;...` form.
     pub options: String,
     /// Where the user's options came from (`--options-file PATH`, `--options`).
@@ -847,6 +850,7 @@ pub fn run_campaign_with(
         profile: cfg.profile.name.into(),
         option_profile: cfg.option_profile.clone(),
         store: cfg.store_name.clone(),
+        writers: cfg.writers.max(1),
         options: cfg.options.to_options_string(),
         by_mode: cfg
             .modes

@@ -223,6 +223,9 @@ fn check_dir(
     ))
 }
 
+/// A listed backup: its id, and the restore error if it did not restore.
+type Listed = (u32, Option<String>);
+
 /// The backups a BackupEngine at `dir` lists, restored (each verified
 /// first) into `restore-<lane>-<k>` under `root`: per listed backup, the
 /// restore error if any. Runs in a forked child (it uses RocksDB).
@@ -231,7 +234,7 @@ fn list_and_restore(
     root: &Path,
     lane: usize,
     timeout: Duration,
-) -> Result<Result<Vec<(u32, Option<String>)>, String>, CrashError> {
+) -> Result<Result<Vec<Listed>, String>, CrashError> {
     let (end, data) = crate::crash::isolate_output(
         || {
             let mut out = String::new();

@@ -54,7 +54,7 @@ enum Cmd {
     /// Run N ops against RocksDB and the model in-process, checking every read.
     Run(RunArgs),
     /// Crash campaign: fork, SIGKILL at random points, reopen, verify.
-    Crash(CrashArgs),
+    Crash(Box<CrashArgs>),
     /// Rerun a saved repro file and reach the same verdict.
     Replay(ReplayArgs),
     /// Prove the checkers can fail: run broken stores (mutants) until caught.
@@ -680,6 +680,23 @@ fn print_crash_summary(r: &CrashReport) {
             println!("  replay: {c}");
         }
     }
+    for n in crashcheck::report::hazard_notes(r) {
+        println!("hazard (not a violation): {}", n.replace('`', ""));
+    }
+    let aux = crashcheck::report::aux_rows(r);
+    if !aux.is_empty() {
+        println!("checkpoints/backups/copies per mode: ckpt-ok ckpt-interrupted backup-ok backup-interrupted copy-consistent copy-inconsistent copy-unopenable copy-failed not-judged");
+        for row in aux {
+            println!("  {}", row.join(" ").replace('`', ""));
+        }
+    }
+    let stats = crashcheck::report::stats_rows(r);
+    if !stats.is_empty() {
+        println!("RocksDB per mode: cycles-sampled avg-keys avg-sst cache-hit compaction-cpu write-stall");
+        for row in stats {
+            println!("  {}", row.join(" | ").replace('`', ""));
+        }
+    }
     for a in &r.anomalies {
         println!(
             "anomaly {} ({} x {}, cycle {}): {}",
@@ -842,7 +859,14 @@ fn cmd_crash(a: CrashArgs) -> Res<u8> {
         cf_flush,
     };
     let metrics = match &a.metrics_addr {
-        Some(addr) => Some(crashcheck::metrics::serve(addr).map_err(EnvError)?),
+        Some(addr) => {
+            let m = crashcheck::metrics::serve(addr).map_err(EnvError)?;
+            eprintln!(
+                "crashcheck: Prometheus metrics at http://{}/metrics",
+                m.addr
+            );
+            Some(m)
+        }
         None => None,
     };
     let mut r = campaign::run_campaign_with(
@@ -1112,7 +1136,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Run(a) => cmd_run(a),
-        Cmd::Crash(a) => cmd_crash(a),
+        Cmd::Crash(a) => cmd_crash(*a),
         Cmd::Replay(a) => cmd_replay(a),
         Cmd::Selftest(a) => cmd_selftest(a),
         Cmd::RecoveryModes(a) => cmd_recovery(a),

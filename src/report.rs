@@ -151,6 +151,32 @@ pub fn markdown(r: &CrashReport) -> String {
             }
         }
     }
+    let notes = hazard_notes(r);
+    if !notes.is_empty() {
+        let _ = writeln!(s, "\n## Hazards of the configuration (not violations)\n");
+        for n in notes {
+            let _ = writeln!(s, "- {n}");
+        }
+    }
+    let aux = aux_rows(r);
+    if !aux.is_empty() {
+        let _ = writeln!(s, "\n## Checkpoints, backups and plain copies\n");
+        let _ = writeln!(s, "| mode | checkpoints ok | interrupted (nothing left) | backups ok | interrupted (not listed) | copies consistent | copies inconsistent | copies unopenable | copy failed | not judged |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for row in aux {
+            let _ = writeln!(s, "| {} |", row.join(" | "));
+        }
+        let _ = writeln!(s, "\nA checkpoint or backup must hold a state between the write before its call and the write after it; a plain recursive copy of the live directory has no such promise (its outcomes are what `cp -r` would give you).");
+    }
+    let stats = stats_rows(r);
+    if !stats.is_empty() {
+        let _ = writeln!(s, "\n## RocksDB statistics (writer, per cycle)\n");
+        let _ = writeln!(s, "| mode | cycles sampled | avg estimated keys | avg SST size | block cache hit rate | compaction CPU total | write stall total |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+        for row in stats {
+            let _ = writeln!(s, "| {} |", row.join(" | "));
+        }
+    }
     if !r.anomalies.is_empty() {
         let _ = writeln!(s, "\n## Anomalies (not violations)\n");
         for a in &r.anomalies {
@@ -167,6 +193,90 @@ pub fn markdown(r: &CrashReport) -> String {
         r.options
     );
     s
+}
+
+/// Hazards the configuration allowed, one line each: column families that
+/// recovered to different prefixes, and flushes that covered only some
+/// column families (`db.flush()` covers only the default one).
+pub fn hazard_notes(r: &CrashReport) -> Vec<String> {
+    let mut out = Vec::new();
+    for (mode, m) in &r.by_mode {
+        if m.cf_divergence > 0 {
+            out.push(format!(
+                "`{mode}`: in {} of {} cycles the column families recovered to different prefixes (per-CF divergence). \
+                 Each was a prefix of its own writes, which is all RocksDB promises with the WAL off and atomic_flush off \
+                 (or with a flush of only some column families); a WriteBatch spanning column families came back half-applied. \
+                 Use atomic_flush and flush all column families together, or keep the WAL.",
+                m.cf_divergence, m.cycles
+            ));
+        }
+        // With the WAL the log makes them durable anyway.
+        if m.partial_flush_cycles > 0 && mode == "no-wal" {
+            out.push(format!(
+                "`{mode}`: {} of {} cycles relied on `db.flush()` (default column family only) or flushed only some column families: \
+                 without the WAL, writes to the other column families were not made durable by it.",
+                m.partial_flush_cycles, m.cycles
+            ));
+        }
+    }
+    out
+}
+
+/// Per mode with checkpoints, backups or copies: the outcome counts.
+pub fn aux_rows(r: &CrashReport) -> Vec<Vec<String>> {
+    r.by_mode
+        .iter()
+        .filter(|(_, m)| !m.aux.is_empty())
+        .map(|(mode, m)| {
+            let a = &m.aux;
+            let mut row = vec![format!("`{mode}`")];
+            row.extend(
+                [
+                    a.checkpoints_ok,
+                    a.checkpoints_interrupted,
+                    a.backups_ok,
+                    a.backups_interrupted,
+                    a.copies_consistent,
+                    a.copies_inconsistent,
+                    a.copies_unopenable,
+                    a.copies_failed,
+                    a.not_judged,
+                ]
+                .map(|v| v.to_string()),
+            );
+            row
+        })
+        .collect()
+}
+
+/// Per mode with RocksDB figures: averages of the properties, totals of
+/// the tickers.
+pub fn stats_rows(r: &CrashReport) -> Vec<Vec<String>> {
+    r.by_mode
+        .iter()
+        .filter(|(_, m)| m.rocksdb_samples > 0)
+        .map(|(mode, m)| {
+            let n = m.rocksdb_samples as f64;
+            let st = &m.rocksdb;
+            let lookups = st.block_cache_hit + st.block_cache_miss;
+            vec![
+                format!("`{mode}`"),
+                m.rocksdb_samples.to_string(),
+                format!("{:.0}", st.estimated_keys as f64 / n),
+                format!("{:.1} KiB", st.total_sst_bytes as f64 / n / 1024.0),
+                if lookups == 0 {
+                    "-".into()
+                } else {
+                    format!(
+                        "{:.1}% of {lookups}",
+                        100.0 * st.block_cache_hit as f64 / lookups as f64
+                    )
+                },
+                format!("{:.1} ms", st.compaction_cpu_micros as f64 / 1000.0),
+                format!("{:.1} ms", st.write_stall_micros as f64 / 1000.0),
+            ]
+        })
+        .collect()
 }
 
 /// Writes `text` to `path`, creating parent directories.

@@ -13,8 +13,17 @@ use crashcheck::model::Model;
 use crashcheck::op::{Op, Scan, Value, WriteOp};
 use crashcheck::store::{RocksStore, Store, StoreOptions};
 
+/// Keys over three column families (`c0/`..`c2/`; unprefixed keys go to
+/// the default one, as `c0/` does): with one column family they all share
+/// `default`.
 fn key() -> impl Strategy<Value = Vec<u8>> {
-    (0u8..8).prop_map(|i| format!("k{i}").into_bytes())
+    (0u8..8, 0u8..4).prop_map(|(i, c)| {
+        if c == 3 {
+            format!("k{i}").into_bytes()
+        } else {
+            format!("c{c}/k{i}").into_bytes()
+        }
+    })
 }
 
 fn value() -> impl Strategy<Value = Value> {
@@ -83,6 +92,8 @@ impl<const BUGGY: bool> ReferenceStateMachine for Ref<BUGGY> {
             2 => scan().prop_map(Op::Scan),
             1 => Just(Op::Snapshot { id: next }),
             1 => Just(Op::Flush),
+            1 => prop_oneof![Just(None), (0u8..3).prop_map(|c| Some(vec![c]))]
+                .prop_map(|cfs| Op::FlushCfs { cfs }),
             1 => any::<bool>().prop_map(|sync| Op::FlushWal { sync }),
             1 => Just(Op::Compact { lo: None, hi: None }),
             1 => Just(Op::Reopen),
@@ -143,9 +154,9 @@ struct Sut {
     store: RocksStore,
 }
 
-struct RocksTest<const BUGGY: bool>(PhantomData<()>);
+struct RocksTest<const BUGGY: bool, const CFS: u8>(PhantomData<()>);
 
-impl<const BUGGY: bool> StateMachineTest for RocksTest<BUGGY> {
+impl<const BUGGY: bool, const CFS: u8> StateMachineTest for RocksTest<BUGGY, CFS> {
     type SystemUnderTest = Sut;
     type Reference = Ref<BUGGY>;
 
@@ -153,6 +164,7 @@ impl<const BUGGY: bool> StateMachineTest for RocksTest<BUGGY> {
         let dir = tempfile::tempdir().expect("tempdir");
         let opts = StoreOptions {
             write_buffer_size: 64 << 10,
+            column_families: CFS,
             ..StoreOptions::default()
         };
         let store = RocksStore::open(&dir.path().join("db"), &opts).expect("open");
@@ -237,7 +249,10 @@ impl<const BUGGY: bool> StateMachineTest for RocksTest<BUGGY> {
 proptest_state_machine::prop_state_machine! {
     #![proptest_config(Config { cases: 48, failure_persistence: None, .. Config::default() })]
     #[test]
-    fn rocksdb_matches_the_model(sequential 1..60 => RocksTest<false>);
+    fn rocksdb_matches_the_model(sequential 1..60 => RocksTest<false, 1>);
+
+    #[test]
+    fn rocksdb_with_column_families_matches_the_model(sequential 1..60 => RocksTest<false, 3>);
 }
 
 #[test]
@@ -250,7 +265,7 @@ fn a_wrong_model_rule_is_caught_and_shrunk() {
     let result = runner.run(
         &Ref::<true>::sequential_strategy(1..60),
         |(init, transitions, seen)| {
-            RocksTest::<true>::test_sequential(Config::default(), init, transitions, seen);
+            RocksTest::<true, 1>::test_sequential(Config::default(), init, transitions, seen);
             Ok(())
         },
     );

@@ -165,16 +165,21 @@ pub fn to_batch(ops: &[WriteOp]) -> WriteBatch {
 pub fn to_batch_cf(db: &DB, cfs: usize, ops: &[WriteOp]) -> StoreResult<WriteBatch> {
     let mut b = WriteBatch::default();
     for w in ops {
-        let key = match w {
-            WriteOp::Put { key, .. } | WriteOp::Delete { key } | WriteOp::Merge { key, .. } => key,
-            WriteOp::DeleteRange { start, .. } => start,
-        };
-        let cf = handle(db, cf_of(key, cfs))?;
+        if let WriteOp::DeleteRange { start, end } = w {
+            // Each column family holds only its own keys, so removing the
+            // range from every one of them is exactly "remove every key in
+            // [start, end)", whichever column families the range spans.
+            for c in 0..cfs {
+                b.delete_range_cf(handle(db, c)?, start, end);
+            }
+            continue;
+        }
+        let cf = handle(db, cf_of(w.key(), cfs))?;
         match w {
             WriteOp::Put { key, value } => b.put_cf(cf, key, value.bytes()),
             WriteOp::Delete { key } => b.delete_cf(cf, key),
-            WriteOp::DeleteRange { start, end } => b.delete_range_cf(cf, start, end),
             WriteOp::Merge { key, operand } => b.merge_cf(cf, key, operand.bytes()),
+            WriteOp::DeleteRange { .. } => {}
         }
     }
     Ok(b)
@@ -464,6 +469,9 @@ impl Store for RocksStore {
                 .filter(|&c| c < self.cfs())
                 .collect(),
         };
+        if list.is_empty() {
+            return Ok(());
+        }
         let handles = list
             .iter()
             .map(|&c| handle(db, c))
