@@ -28,12 +28,16 @@ share() { awk -v b="$budget" -v f="$1" 'BEGIN { s = int(b * f); if (s < 5) s = 5
 shard_args=()
 [ -n "$shard" ] && shard_args=(--shard "$shard")
 
-# 1. Crash campaigns: 65% of the budget, split over four profiles.
-per=$(share 0.1625)
+# 1. Crash campaigns: 65% of the budget, split over six profiles (the last
+#    two: column families with atomic flush and 8 writers; checkpoints,
+#    backups and plain copies with 4 writers over 3 column families).
+per=$(share 0.108)
 reports=()
-for profile in defaults tiny randomized chained; do
+for profile in defaults tiny randomized chained cfs-writers checkpoints; do
   args=(--option-profile "$profile")
   [ "$profile" = chained ] && args=(--option-profile defaults --chain)
+  [ "$profile" = cfs-writers ] && args=(--cfs 4 --atomic-flush --writers 8)
+  [ "$profile" = checkpoints ] && args=(--profile checkpoint --cfs 3 --writers 4)
   note "crash campaign '$profile' for ${per}s"
   "$bin" crash --mode all --fault all --duration "${per}s" --seed "$seed" "${args[@]}" "${shard_args[@]}" \
     --report "$out/crash-$profile.json" --junit "$out/crash-$profile.xml" --markdown "$out/crash-$profile.md" \

@@ -32,7 +32,36 @@ pub fn junit_many(rs: &[CrashReport]) -> String {
     s
 }
 
+/// A short name for a campaign's setting: the option profile, plus the
+/// workload profile, column families and writers when not the defaults
+/// (`defaults+checkpoint+cfs3+writers4`), so merged runs stay apart.
+pub fn run_label(r: &CrashReport) -> String {
+    let mut l = r.option_profile.clone();
+    if r.chain {
+        l.push_str("+chain");
+    }
+    if r.profile != "crash" {
+        l.push_str(&format!("+{}", r.profile));
+    }
+    let cfs = r
+        .options
+        .split(';')
+        .find_map(|kv| kv.strip_prefix("column_families="))
+        .unwrap_or("1");
+    if cfs != "1" {
+        l.push_str(&format!("+cfs{cfs}"));
+    }
+    if r.options.contains("atomic_flush=true") {
+        l.push_str("+atomic");
+    }
+    if r.writers > 1 {
+        l.push_str(&format!("+writers{}", r.writers));
+    }
+    l
+}
+
 fn junit_suite(r: &CrashReport) -> String {
+    let label = run_label(r);
     let cells: Vec<(&String, &String, &ModeStats)> = r
         .by_fault
         .iter()
@@ -43,7 +72,7 @@ fn junit_suite(r: &CrashReport) -> String {
     let _ = writeln!(
         s,
         "<testsuite name=\"crashcheck.crash.{}\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
-        xml_escape(&r.option_profile),
+        xml_escape(&label),
         cells.len(),
         r.duration_s
     );
@@ -52,7 +81,7 @@ fn junit_suite(r: &CrashReport) -> String {
             s,
             "  <testcase classname=\"crashcheck.crash.{}\" name=\"{mode} x {fault} x {} ({} cycles)\"",
             xml_escape(&r.profile),
-            xml_escape(&r.option_profile),
+            xml_escape(&label),
             m.cycles
         );
         let vs: Vec<_> = r
