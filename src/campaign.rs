@@ -291,6 +291,7 @@ impl CrashReport {
             } else {
                 out.duration_s + r.duration_s
             };
+            out.writers = out.writers.max(r.writers);
             out.violations.extend(r.violations.iter().cloned());
             out.anomalies.extend(r.anomalies.iter().cloned());
             for (m, st) in &r.by_mode {

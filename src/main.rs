@@ -917,6 +917,12 @@ fn cmd_replay(a: ReplayArgs) -> Res<u8> {
                 .unwrap_or("kill")
                 .parse()
                 .map_err(EnvError)?;
+            if !case.writers.is_empty() {
+                println!(
+                    "note: {} concurrent writers; their interleaving is up to the threads, so a replay may not reach the saved state (rerun it a few times)",
+                    case.writers.len() + 1
+                );
+            }
             let (r, _) = campaign::replay_crash(
                 factory.as_ref(),
                 &wd.path().join("db"),
