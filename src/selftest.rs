@@ -223,54 +223,41 @@ pub fn run(
     for m in chosen {
         mutants.push(one(work, m, seed, jobs, share)?);
     }
-    // Control: the same crash check over every mode, and run checks.
-    let rep = crash_until_caught(
-        work,
-        Arc::new(RocksFactory),
-        Fault::Kill,
-        &WalMode::ALL,
-        seed,
-        jobs,
-        share.mul_f64(0.5),
-        false,
-        &PLAIN,
-    )?;
-    let rep_pl = crash_until_caught(
-        work,
-        Arc::new(RocksFactory),
-        Fault::PowerLoss,
-        &WalMode::ALL,
-        seed,
-        jobs,
-        share.mul_f64(0.35),
-        false,
-        &PLAIN,
-    )?;
-    // Column families with atomic flush, concurrent writers, checkpoints,
-    // backups and copies: the setting the newer mutants use.
-    let rep_multi = crash_until_caught(
-        work,
-        Arc::new(RocksFactory),
-        Fault::Kill,
-        &WalMode::ALL,
-        seed,
-        jobs,
-        share.mul_f64(0.35),
-        false,
-        &Setup {
-            cfs: 4,
-            atomic_flush: true,
-            writers: 4,
-            profile: "checkpoint",
-        },
-    )?;
+    // Control: the same crash checks over every mode (kill; power loss;
+    // column families with atomic flush, concurrent writers, checkpoints,
+    // backups and copies, the setting the newer mutants use), and run
+    // checks.
+    let multi = Setup {
+        cfs: 4,
+        atomic_flush: true,
+        writers: 4,
+        profile: "checkpoint",
+    };
+    let (mut crash_cycles, mut violations) = (0, 0);
+    for (fault, frac, setup) in [
+        (Fault::Kill, 0.5, &PLAIN),
+        (Fault::PowerLoss, 0.35, &PLAIN),
+        (Fault::Kill, 0.35, &multi),
+    ] {
+        let rep = crash_until_caught(
+            work,
+            Arc::new(RocksFactory),
+            fault,
+            &WalMode::ALL,
+            seed,
+            jobs,
+            share.mul_f64(frac),
+            false,
+            setup,
+        )?;
+        crash_cycles += rep.cycles;
+        violations += rep.violations.len() as u64;
+    }
     let (runs, failed) = run_until_caught(work, &RocksFactory, seed, share.mul_f64(0.15), true)?;
     let control = ControlResult {
-        crash_cycles: rep.cycles + rep_pl.cycles + rep_multi.cycles,
+        crash_cycles,
         run_checks: runs,
-        violations: (rep.violations.len() + rep_pl.violations.len() + rep_multi.violations.len())
-            as u64
-            + u64::from(failed.is_some()),
+        violations: violations + u64::from(failed.is_some()),
     };
     let passed = control.violations == 0 && mutants.iter().all(|m| m.caught);
     Ok(SelftestReport {
