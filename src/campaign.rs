@@ -510,9 +510,19 @@ pub fn run_cycle(
             )
         })
     });
+    // Ours alone (made by a previous cycle on this path, if any): start
+    // empty, and remove it whatever happens below.
+    let _ = std::fs::remove_dir_all(&aux);
     if uses_aux {
         std::fs::create_dir_all(&aux).map_err(|e| crash::CrashError::Sys("create aux dir", e))?;
     }
+    struct RemoveOnDrop(PathBuf);
+    impl Drop for RemoveOnDrop {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _aux_guard = RemoveOnDrop(aux.clone());
     let writer = crash::run_writer(shared, factory, db, &wopts, lanes, plan, timeout, &aux)?;
     let adm = admissible(opts.wal_mode, fault, opts, &writer.progress);
     // WAL crash images index WAL records by the single writer's units;
@@ -535,7 +545,6 @@ pub fn run_cycle(
         image: image.clone(),
     };
     if writer.end == ChildEnd::Hung {
-        let _ = std::fs::remove_dir_all(&aux);
         return Ok(empty(
             writer,
             Err("hang: the writer did not finish within the timeout".into()),
@@ -552,10 +561,7 @@ pub fn run_cycle(
     let promise = crate::oracle::cross_cf_promise(opts.wal_mode, opts, &writer.progress);
     let cfs = opts.column_families.max(1) as usize;
     let aux_outcome = if uses_aux {
-        let o =
-            crate::checkpoint::judge(factory, opts, fault, lanes, &writer, &aux, promise, timeout)?;
-        let _ = std::fs::remove_dir_all(&aux);
-        o
+        crate::checkpoint::judge(factory, opts, fault, lanes, &writer, &aux, promise, timeout)?
     } else {
         Default::default()
     };
@@ -835,6 +841,20 @@ pub fn run_campaign_with(
     progress: Option<Arc<ProgressFn>>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
 ) -> Result<CrashReport, crash::CrashError> {
+    if let Some(f) = cfg
+        .faults
+        .iter()
+        .find(|f| !f.works_with_writers(cfg.writers))
+    {
+        return Err(crash::CrashError::Sys(
+            "config",
+            std::io::Error::other(format!(
+                "fault {} edits the WAL of a single writer; with {} writers use kill or power-loss",
+                f.name(),
+                cfg.writers
+            )),
+        ));
+    }
     crash::assert_fork_safe()?;
     let report = CrashReport {
         seed: cfg.seed,

@@ -29,9 +29,17 @@
 //! Checkpoint and backup files bypass the power-loss filesystem only for
 //! the backup directory, so they are judged after process kills only.
 
+use std::path::Path;
+use std::time::Duration;
+
 use serde::Serialize;
 
+use crate::crash::{CrashError, Reopened, WriterRun};
+use crate::history::History;
 use crate::op::Op;
+use crate::oracle::{Admissible, Fault};
+use crate::store::{StoreFactory, StoreOptions};
+use crate::verify::{verify_all, Recovered, Verdict, ViolationClass};
 
 /// What an aux op made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -103,6 +111,8 @@ pub struct AuxRecord {
     pub lo: Vec<u64>,
     /// Per writer: units started when the call returned (or at the kill).
     pub hi: Vec<u64>,
+    /// A flush by another writer overlapped the call.
+    pub flush_overlap: bool,
 }
 
 /// How the checkpoints, backups and copies of one cycle (or many) fared.
@@ -129,7 +139,7 @@ pub struct AuxOutcome {
     pub not_judged: u64,
     /// The first violation found, if any.
     #[serde(skip)]
-    pub violation: Option<(crate::verify::ViolationClass, String)>,
+    pub violation: Option<(ViolationClass, String)>,
     /// A mismatch matching a known RocksDB bug (see [`known_bug`]),
     /// reported as an anomaly instead of a violation.
     #[serde(skip)]
@@ -137,15 +147,15 @@ pub struct AuxOutcome {
 }
 
 /// True when a checkpoint or backup that lost acknowledged writes matches
-/// docs/findings.md "A checkpoint or backup misses acknowledged writes":
-/// WAL disabled, atomic_flush on and concurrent writers that flush (the
-/// live-file flush returns before covering a write acknowledged before the
-/// call; `examples/checkpoint_race.rs` reproduces it without crashcheck).
+/// docs/findings.md finding 4: WAL disabled, atomic_flush on and a flush by
+/// another writer overlapping the call (the live-file flush then returns
+/// before covering a write acknowledged before the call;
+/// `examples/checkpoint_race.rs` reproduces it without crashcheck).
 /// `CRASHCHECK_REPRODUCE_KNOWN_BUGS=1` reports it as a violation again.
-pub fn known_bug(opts: &StoreOptions, lanes: usize) -> bool {
+pub fn known_bug(opts: &StoreOptions, rec: &AuxRecord) -> bool {
     opts.wal_mode == crate::store::WalMode::NoWal
         && opts.atomic_flush
-        && lanes > 1
+        && rec.flush_overlap
         && std::env::var_os("CRASHCHECK_REPRODUCE_KNOWN_BUGS").is_none()
 }
 
@@ -169,18 +179,20 @@ impl AuxOutcome {
     }
 }
 
-use std::path::Path;
-use std::time::Duration;
-
-use crate::crash::{CrashError, Reopened, WriterRun};
-use crate::history::History;
-use crate::oracle::{Admissible, Fault};
-use crate::store::{StoreFactory, StoreOptions};
-use crate::verify::{verify_all, Recovered, Verdict, ViolationClass};
+/// How opening a checkpoint, restored backup or copy went.
+enum DirCheck {
+    /// A prefix inside the window, for every writer.
+    Consistent,
+    /// Opened, but no admissible state: the violation class and detail.
+    Mismatch(ViolationClass, String),
+    /// RocksDB refused to open it.
+    Unopenable(String),
+    /// The verifier child hung or died: nothing can be concluded.
+    VerifierDied,
+}
 
 /// Opens `dir` in a forked verifier and checks it holds, per writer, a
-/// prefix inside `rec`'s window. `Ok(None)` = consistent, `Ok(Some(..))` =
-/// the violation, `Err(msg)` = it did not open.
+/// prefix inside `rec`'s window.
 #[allow(clippy::too_many_arguments)]
 fn check_dir(
     factory: &dyn StoreFactory,
@@ -191,7 +203,7 @@ fn check_dir(
     rec: &AuxRecord,
     promise: Result<&'static str, &'static str>,
     timeout: Duration,
-) -> Result<Result<Option<(ViolationClass, String)>, String>, CrashError> {
+) -> Result<DirCheck, CrashError> {
     let rec_hi = |t: usize| {
         // A call the kill interrupted may have seen every write started
         // until the kill.
@@ -211,35 +223,44 @@ fn check_dir(
     };
     let got: Recovered = match crate::crash::reopen_and_read(factory, dir, opts, &[], timeout)? {
         Reopened::Opened(r) => r,
-        Reopened::Failed(msg) => return Ok(Err(msg)),
-        Reopened::Died(end) => return Ok(Err(format!("the verifier ended abnormally: {end:?}"))),
+        Reopened::Failed(msg) => return Ok(DirCheck::Unopenable(msg)),
+        Reopened::Died(_) => return Ok(DirCheck::VerifierDied),
     };
     let cfs = opts.column_families.max(1) as usize;
-    Ok(Ok(
-        match verify_all(lanes, &adm, &got, cfs, promise).verdict {
-            Verdict::Ok { .. } => None,
-            Verdict::Violation { class, detail, .. } => Some((class, detail)),
-        },
-    ))
+    Ok(match verify_all(lanes, &adm, &got, cfs, promise).verdict {
+        Verdict::Ok { .. } => DirCheck::Consistent,
+        Verdict::Violation { class, detail, .. } => DirCheck::Mismatch(class, detail),
+    })
 }
 
 /// A listed backup: its id, and the restore error if it did not restore.
 type Listed = (u32, Option<String>);
 
+/// What became of listing a writer's backups.
+enum Listing {
+    /// The listed backups, each restored (or its restore error).
+    Listed(Vec<Listed>),
+    /// BackupEngine could not open the directory.
+    Unopenable(String),
+    /// The child hung or died: nothing can be concluded.
+    VerifierDied,
+}
+
 /// The backups a BackupEngine at `dir` lists, restored (each verified
-/// first) into `restore-<lane>-<k>` under `root`: per listed backup, the
-/// restore error if any. Runs in a forked child (it uses RocksDB).
+/// first) into `restore-<lane>-<k>` under `root`. Runs in a forked child
+/// (it uses RocksDB), with `timeout` per backup taken.
 fn list_and_restore(
     dir: &Path,
     root: &Path,
     lane: usize,
+    backups: usize,
     timeout: Duration,
-) -> Result<Result<Vec<Listed>, String>, CrashError> {
+) -> Result<Listing, CrashError> {
     let (end, data) = crate::crash::isolate_output(
         || {
             let mut out = String::new();
             match crate::store::rocks::list_backups(dir) {
-                Err(e) => out = format!("E {e}\n"),
+                Err(e) => out = format!("E {}\n", e.to_string().replace('\n', " ")),
                 Ok(ids) => {
                     for (k, id) in ids.iter().enumerate() {
                         let to = root.join(format!("restore-{lane}-{k}"));
@@ -253,26 +274,27 @@ fn list_and_restore(
             }
             out.into_bytes()
         },
-        timeout,
+        timeout * (backups as u32 + 1),
     )?;
     if end != (crate::crash::ChildEnd::Exited { code: 0 }) {
-        return Ok(Err(format!("listing backups ended abnormally: {end:?}")));
+        return Ok(Listing::VerifierDied);
     }
     let text = String::from_utf8_lossy(&data);
     let mut out = Vec::new();
     for line in text.lines() {
         if let Some(e) = line.strip_prefix("E ") {
-            return Ok(Err(e.to_string()));
+            return Ok(Listing::Unopenable(e.to_string()));
         }
         let (id, rest) = line.split_once(' ').unwrap_or((line, ""));
         let id = id.parse().unwrap_or(0);
         out.push((id, (rest != "ok").then(|| rest.to_string())));
     }
-    Ok(Ok(out))
+    Ok(Listing::Listed(out))
 }
 
 /// Judges every checkpoint, backup and copy `writer` recorded under
-/// `root` (see the module docs).
+/// `root` (see the module docs). Only process kills are judged: in a
+/// power-loss cycle every item counts as not judged.
 #[allow(clippy::too_many_arguments)]
 pub fn judge(
     factory: &dyn StoreFactory,
@@ -284,13 +306,25 @@ pub fn judge(
     promise: Result<&'static str, &'static str>,
     timeout: Duration,
 ) -> Result<AuxOutcome, CrashError> {
-    let mut out = AuxOutcome::default();
-    let judged = fault == Fault::Kill;
-    let known = known_bug(opts, lanes.len());
-    let flag = |out: &mut AuxOutcome, class, detail: String| {
-        if !judged {
-            out.not_judged += 1;
-        } else if known && detail.contains(ViolationClass::LostAckedWrite.name()) {
+    let mut out = AuxOutcome {
+        not_judged: writer.aux_skipped,
+        ..AuxOutcome::default()
+    };
+    if fault != Fault::Kill {
+        out.not_judged += writer.aux.len() as u64;
+        return Ok(out);
+    }
+    let flag = |out: &mut AuxOutcome, rec: &AuxRecord, class, detail: String| {
+        // The bug loses acknowledged data in some column families: seen as
+        // lost acknowledged writes, or a cross-CF batch half there.
+        let missing = [
+            ViolationClass::LostAckedWrite,
+            ViolationClass::TornBatch,
+            ViolationClass::Hole,
+        ]
+        .iter()
+        .any(|c| detail.contains(&format!(": {}: ", c.name())));
+        if known_bug(opts, rec) && missing {
             out.known_bug.get_or_insert(detail);
         } else if out.violation.is_none() {
             out.violation = Some((class, detail));
@@ -298,16 +332,6 @@ pub fn judge(
     };
     for rec in writer.aux.iter().filter(|r| r.kind != AuxKind::Backup) {
         let dir = root.join(rec.kind.dir_name(rec.lane, rec.id));
-        let what = format!(
-            "{} {} of writer {}",
-            if rec.kind == AuxKind::Checkpoint {
-                "checkpoint"
-            } else {
-                "copy"
-            },
-            rec.id,
-            rec.lane
-        );
         // A checkpoint is renamed into place whole; whatever sits at the
         // final path must open (checkpoint_impl.cc CreateCheckpoint).
         let present = dir.join("CURRENT").exists();
@@ -324,24 +348,28 @@ pub fn judge(
             }
             _ => {}
         }
+        let what = format!(
+            "checkpoint {} of writer {} ({:?})",
+            rec.id, rec.lane, rec.state
+        );
         let r = check_dir(factory, opts, &dir, lanes, writer, rec, promise, timeout)?;
         match (rec.kind, r) {
-            (AuxKind::Copy, Ok(None)) => out.copies_consistent += 1,
-            (AuxKind::Copy, Ok(Some(_))) => out.copies_inconsistent += 1,
-            (AuxKind::Copy, Err(_)) => out.copies_unopenable += 1,
-            (_, Ok(None)) => out.checkpoints_ok += 1,
-            (_, Ok(Some((class, detail)))) => flag(
+            (_, DirCheck::VerifierDied) => out.not_judged += 1,
+            (AuxKind::Copy, DirCheck::Consistent) => out.copies_consistent += 1,
+            (AuxKind::Copy, DirCheck::Mismatch(..)) => out.copies_inconsistent += 1,
+            (AuxKind::Copy, DirCheck::Unopenable(_)) => out.copies_unopenable += 1,
+            (_, DirCheck::Consistent) => out.checkpoints_ok += 1,
+            (_, DirCheck::Mismatch(class, detail)) => flag(
                 &mut out,
+                rec,
                 ViolationClass::CheckpointMismatch,
-                format!(
-                    "{what} ({:?}) holds no state of its window: {class}: {detail}",
-                    rec.state
-                ),
+                format!("{what} holds no state of its window: {class}: {detail}"),
             ),
-            (_, Err(msg)) => flag(
+            (_, DirCheck::Unopenable(msg)) => flag(
                 &mut out,
+                rec,
                 ViolationClass::CheckpointMismatch,
-                format!("{what} ({:?}) does not open: {msg}", rec.state),
+                format!("{what} does not open: {msg}"),
             ),
         }
     }
@@ -357,13 +385,21 @@ pub fn judge(
             .iter()
             .filter(|r| r.kind == AuxKind::Backup && r.lane == lane)
             .collect();
+        let Some(&first) = recs.first() else {
+            continue;
+        };
         let done = recs.iter().filter(|r| r.state == AuxState::Done).count();
         let dir = root.join(AuxKind::Backup.dir_name(lane, 0));
-        let listed = match list_and_restore(&dir, root, lane, timeout)? {
-            Ok(l) => l,
-            Err(msg) => {
+        let listed = match list_and_restore(&dir, root, lane, recs.len(), timeout)? {
+            Listing::Listed(l) => l,
+            Listing::VerifierDied => {
+                out.not_judged += recs.len() as u64;
+                continue;
+            }
+            Listing::Unopenable(msg) => {
                 flag(
                     &mut out,
+                    first,
                     ViolationClass::BackupMismatch,
                     format!("the backup directory of writer {lane} does not open after the crash: {msg}"),
                 );
@@ -376,10 +412,10 @@ pub fn judge(
         if listed.len() < done || listed.len() > recs.len() {
             flag(
                 &mut out,
+                first,
                 ViolationClass::BackupMismatch,
                 format!(
-                    "writer {lane}: {} backups completed, {} started, but {} listed after the crash",
-                    done,
+                    "writer {lane}: {done} backups completed, {} started, but {} listed after the crash",
                     recs.len(),
                     listed.len()
                 ),
@@ -392,23 +428,28 @@ pub fn judge(
             if let Some(e) = err {
                 flag(
                     &mut out,
+                    rec,
                     ViolationClass::BackupMismatch,
                     format!("backup {id} of writer {lane} is listed but does not restore: {e}"),
                 );
                 continue;
             }
             let to = root.join(format!("restore-{lane}-{k}"));
+            let what = format!("backup {id} of writer {lane} ({:?})", rec.state);
             match check_dir(factory, opts, &to, lanes, writer, rec, promise, timeout)? {
-                Ok(None) => out.backups_ok += 1,
-                Ok(Some((class, detail))) => flag(
+                DirCheck::Consistent => out.backups_ok += 1,
+                DirCheck::VerifierDied => out.not_judged += 1,
+                DirCheck::Mismatch(class, detail) => flag(
                     &mut out,
+                    rec,
                     ViolationClass::BackupMismatch,
-                    format!("backup {id} of writer {lane} ({:?}) restores to no state of its window: {class}: {detail}", rec.state),
+                    format!("{what} restores to no state of its window: {class}: {detail}"),
                 ),
-                Err(msg) => flag(
+                DirCheck::Unopenable(msg) => flag(
                     &mut out,
+                    rec,
                     ViolationClass::BackupMismatch,
-                    format!("restored backup {id} of writer {lane} does not open: {msg}"),
+                    format!("restored {what} does not open: {msg}"),
                 ),
             }
         }

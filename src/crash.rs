@@ -176,6 +176,8 @@ struct AuxLog {
     lo: [AtomicU64; MAX_WRITERS],
     /// Per writer: units started when the call returned.
     hi: [AtomicU64; MAX_WRITERS],
+    /// 1 if a flush (by another writer) overlapped the call.
+    flush_overlap: AtomicU32,
 }
 
 /// Memory shared between the parent and its writer child.
@@ -192,6 +194,11 @@ struct Shared {
     stats: [AtomicU64; 6],
     aux_next: AtomicU32,
     aux: [AuxLog; MAX_AUX],
+    /// Aux ops skipped because the record table was full.
+    aux_skipped: AtomicU32,
+    /// Flush calls started and finished (any writer).
+    flush_starts: AtomicU64,
+    flush_ends: AtomicU64,
 }
 
 /// A shared anonymous mapping holding a [`Shared`], made before fork.
@@ -338,19 +345,26 @@ impl SharedLog {
                         .iter()
                         .map(|x| x.load(Ordering::SeqCst))
                         .collect(),
+                    flush_overlap: a.flush_overlap.load(Ordering::SeqCst) != 0,
                 })
             })
             .collect()
     }
 
-    fn set_msg(&self, lane: usize, op: usize, msg: &str) {
+    /// Aux ops the child skipped because the record table was full.
+    pub fn aux_skipped(&self) -> u64 {
+        u64::from(self.get().aux_skipped.load(Ordering::SeqCst))
+    }
+
+    /// Records a failure; false if another writer's failure came first.
+    fn set_msg(&self, lane: usize, op: usize, msg: &str) -> bool {
         let s = self.get();
         // First failure wins (several writers may fail at once).
         if s.failed_op
             .compare_exchange(0, op as u64 + 1, Ordering::SeqCst, Ordering::SeqCst)
             .is_err()
         {
-            return;
+            return false;
         }
         s.failed_lane.store(lane as u32, Ordering::SeqCst);
         let msg = if lane > 0 {
@@ -366,6 +380,7 @@ impl SharedLog {
             s.msg[i].store(u32::from_le_bytes(w), Ordering::SeqCst);
         }
         s.msg_len.store(n as u32, Ordering::SeqCst);
+        true
     }
 
     /// The failing op index and message a child left, if any.
@@ -470,6 +485,16 @@ impl Killer {
             .set(Instant::now() + Duration::from_micros(micros));
         self.thread.unpark();
     }
+}
+
+/// Serialises forks with the creation of result pipes: a child forked by
+/// another campaign job between `pipe()` and the parent closing its write
+/// end would keep that pipe open, and its reader would wait for the other
+/// child's exit instead of EOF.
+static FORK_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn fork_lock() -> std::sync::MutexGuard<'static, ()> {
+    FORK_LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Runs `f` in a forked child that leaves with `_exit(f())`. A panic in
@@ -596,8 +621,10 @@ fn wait_child(pid: libc::pid_t, timeout: Duration) -> ChildEnd {
 /// process that must stay fork-safe for later crash cycles.
 pub fn isolate(f: impl FnOnce() -> i32, timeout: Duration) -> Result<ChildEnd, CrashError> {
     assert_fork_safe()?;
+    let guard = fork_lock();
     // SAFETY: fork-safe checked above.
     let pid = unsafe { fork_child(f)? };
+    drop(guard);
     Ok(wait_child(pid, timeout))
 }
 
@@ -614,6 +641,8 @@ pub struct WriterRun {
     pub stats: Option<crate::store::StoreStats>,
     /// Checkpoints, backups and copies taken during the cycle.
     pub aux: Vec<AuxRecord>,
+    /// Checkpoint, backup and copy ops skipped (record table full).
+    pub aux_skipped: u64,
     /// Ops completed.
     pub ops_done: usize,
     /// Phase at death.
@@ -697,15 +726,18 @@ impl WriterCtx<'_> {
 
     fn flush(&self, store: &mut dyn Store, op: &Op) -> crate::store::StoreResult<()> {
         let covered = self.covered(op);
+        let s = self.shared.get();
         if covered.is_some() {
             // Even a flush that never returns may persist its column families.
-            self.shared.get().partial_flush.store(1, Ordering::SeqCst);
+            s.partial_flush.store(1, Ordering::SeqCst);
         }
+        s.flush_starts.fetch_add(1, Ordering::SeqCst);
         let at = self.acked_now();
         let r = match op {
             Op::FlushCfs { cfs } => store.flush_cfs(cfs.as_deref()),
             _ => store.flush(),
         };
+        s.flush_ends.fetch_add(1, Ordering::SeqCst);
         if r.is_ok() {
             match &covered {
                 None => {
@@ -736,8 +768,12 @@ impl WriterCtx<'_> {
         let s = self.shared.get();
         let slot = s.aux_next.fetch_add(1, Ordering::SeqCst) as usize;
         let Some(rec) = s.aux.get(slot) else {
-            return f(&dir); // beyond the record table: run, do not judge
+            // Beyond the record table: skipped (and counted), since an
+            // unrecorded backup would upset the listing check.
+            s.aux_skipped.fetch_add(1, Ordering::SeqCst);
+            return Ok(());
         };
+        let ends_at_start = s.flush_ends.load(Ordering::SeqCst);
         rec.kind.store(kind as u32, Ordering::SeqCst);
         rec.lane.store(lane as u32, Ordering::SeqCst);
         rec.id.store(id, Ordering::SeqCst);
@@ -746,6 +782,11 @@ impl WriterCtx<'_> {
         }
         rec.state.store(1, Ordering::SeqCst);
         let r = f(&dir);
+        // A flush overlapped the call if it started before the call ended
+        // and had not ended when the call started.
+        if s.flush_starts.load(Ordering::SeqCst) > ends_at_start {
+            rec.flush_overlap.store(1, Ordering::SeqCst);
+        }
         for i in 0..self.lanes {
             let l = self.shared.lane(i);
             let hi = l
@@ -760,7 +801,12 @@ impl WriterCtx<'_> {
     }
 
     fn fail(&self, lane: usize, op: usize, msg: &str, code: i32) -> ! {
-        self.shared.set_msg(lane, op, msg);
+        if !self.shared.set_msg(lane, op, msg) {
+            // Another writer failed first: it reports and ends the child.
+            loop {
+                std::thread::park();
+            }
+        }
         // SAFETY: leaves the whole child at once (other writer threads
         // included), without unwinding or running destructors.
         unsafe { libc::_exit(code) }
@@ -1034,8 +1080,10 @@ pub fn run_writer(
     shared.reset();
     // SAFETY: checked fork-safe above; the body only uses the store, the
     // histories (copied by fork) and the shared mapping.
+    let guard = fork_lock();
     let pid =
         unsafe { fork_child(|| writer_body(shared, factory, path, opts, lanes, plan, aux_root))? };
+    drop(guard);
     let end = wait_child(pid, timeout);
     let n = lanes.len().clamp(1, MAX_WRITERS);
     Ok(WriterRun {
@@ -1047,6 +1095,7 @@ pub fn run_writer(
         failure: shared.failure(),
         stats: shared.stats(),
         aux: shared.aux_records(n),
+        aux_skipped: shared.aux_skipped(),
     })
 }
 
@@ -1196,10 +1245,12 @@ pub fn isolate_output(
     timeout: Duration,
 ) -> Result<(ChildEnd, Vec<u8>), CrashError> {
     assert_fork_safe()?;
+    let guard = fork_lock();
     let (r, w) = nix::unistd::pipe().map_err(|e| CrashError::Sys("pipe", e.into()))?;
     // SAFETY: fork-safe checked; the child writes to `w` only.
     let pid = unsafe { fork_child(|| write_all_raw(&w, &f()))? };
     drop(w);
+    drop(guard);
     let deadline = Instant::now() + timeout;
     let mut file = std::fs::File::from(r);
     let mut data = Vec::new();

@@ -807,13 +807,24 @@ fn cmd_crash(a: CrashArgs) -> Res<u8> {
         ));
     }
     let faults: Vec<Fault> = if a.fault == "all" {
-        Fault::ALL.to_vec()
+        // With several writers, "all" means the faults that work with them.
+        Fault::ALL
+            .into_iter()
+            .filter(|f| f.works_with_writers(a.writers))
+            .collect()
     } else {
         a.fault
             .split(',')
             .map(|f| f.trim().parse().map_err(EnvError))
             .collect::<Res<_>>()?
     };
+    if let Some(f) = faults.iter().find(|f| !f.works_with_writers(a.writers)) {
+        return fail(format!(
+            "--fault {}: it rewrites the WAL of a single writer; with --writers {} use kill or power-loss",
+            f.name(),
+            a.writers
+        ));
+    }
     let modes = modes(&a.mode)?;
     let duration = a.duration.as_deref().map(parse_duration).transpose()?;
     let shard = match &a.shard {

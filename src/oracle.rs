@@ -47,6 +47,14 @@ impl Fault {
     pub fn is_power_loss(self) -> bool {
         self != Fault::Kill
     }
+
+    /// False for the faults that rewrite the newest WAL after the crash
+    /// (partial writeback, zeroed or torn tail): they index WAL records by
+    /// the units of a single writer, and with concurrent writers one record
+    /// may hold a whole write group.
+    pub fn works_with_writers(self, writers: usize) -> bool {
+        writers <= 1 || matches!(self, Fault::Kill | Fault::PowerLoss)
+    }
 }
 
 impl Fault {

@@ -148,6 +148,7 @@ fn bad_column_family_and_writer_counts_exit_2() {
         vec!["crash", "--cfs", "9"],
         vec!["crash", "--writers", "0"],
         vec!["crash", "--writers", "2", "--chain"],
+        vec!["crash", "--writers", "2", "--fault", "power-loss-zeros"],
         vec!["crash", "--cf-flush", "sometimes"],
         vec!["crash", "--metrics-addr", "not-an-address"],
     ] {

@@ -67,19 +67,21 @@ pub fn rocksdb_options(o: &StoreOptions) -> StoreResult<Options> {
     opts.set_max_bytes_for_level_base(o.max_bytes_for_level_base);
     opts.set_max_background_jobs(o.max_background_jobs);
     opts.set_keep_log_file_num(2);
-    // db_options.h / options.h DBOptions::atomic_flush: "If true, RocksDB
-    // supports flushing multiple column families and committing their
-    // results atomically to MANIFEST."
-    opts.set_atomic_flush(o.atomic_flush);
-    if o.statistics {
-        opts.enable_statistics();
-    }
     if !o.rocksdb.is_empty() {
         opts = opts
             .get_options_from_string(&o.rocksdb)
             .map_err(|e| StoreError::Other(format!("bad RocksDB options: {}", e.into_string())))?;
     }
     // What crashcheck controls, whatever the user's options say.
+    // options.h DBOptions::atomic_flush: "If true, RocksDB supports flushing
+    // multiple column families and committing their results atomically to
+    // MANIFEST." The oracle must know it: a user's value was absorbed into
+    // `o.atomic_flush` (store::user_options::absorb), `--atomic-flush` may
+    // have raised it since.
+    opts.set_atomic_flush(o.atomic_flush);
+    if o.statistics {
+        opts.enable_statistics();
+    }
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
     opts.set_wal_dir("");

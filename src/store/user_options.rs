@@ -200,6 +200,14 @@ pub fn absorb(opts: &mut StoreOptions, raw: &str) -> Result<Vec<Override>, Optio
                     _ => return Err(OptionsError(format!("bad value '{v}' for option '{k}'"))),
                 }
             }
+            // The oracle's cross-CF rule depends on it (oracle::cross_cf_promise).
+            "atomic_flush" => {
+                opts.atomic_flush = match v {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(OptionsError(format!("bad value '{v}' for option '{k}'"))),
+                }
+            }
             "wal_recovery_mode" => {
                 opts.wal_recovery_mode = recovery_mode(v)
                     .ok_or_else(|| OptionsError(format!("bad value '{v}' for option '{k}'")))?
@@ -227,12 +235,16 @@ mod tests {
 
     #[test]
     fn options_file_becomes_an_options_string() {
-        let text = "[Version]\n  rocksdb_version=11.8.1\n[DBOptions]\n  max_open_files=100\n  wal_dir=/prod/wal\n  avoid_flush_during_shutdown=true\n[CFOptions \"default\"]\n  write_buffer_size=1048576\n  merge_operator=nullptr\n[TableOptions/BlockBasedTable \"default\"]\n  block_size=8192\n[CFOptions \"hot\"]\n  write_buffer_size=1\n";
+        let text = "[Version]\n  rocksdb_version=11.8.1\n[DBOptions]\n  max_open_files=100\n  atomic_flush=true\n  wal_dir=/prod/wal\n  avoid_flush_during_shutdown=true\n[CFOptions \"default\"]\n  write_buffer_size=1048576\n  merge_operator=nullptr\n[TableOptions/BlockBasedTable \"default\"]\n  block_size=8192\n[CFOptions \"hot\"]\n  write_buffer_size=1\n";
         let (raw, ignored) = parse_options_file(text).unwrap();
         assert_eq!(ignored, vec!["CFOptions \"hot\""]);
         let mut o = StoreOptions::default();
         let ov = absorb(&mut o, &raw).unwrap();
         assert!(o.avoid_flush_during_shutdown);
+        assert!(
+            o.atomic_flush,
+            "the oracle must know the user's atomic_flush"
+        );
         assert!(o.rocksdb.contains("max_open_files=100"));
         assert!(o
             .rocksdb
