@@ -402,6 +402,19 @@ pub fn choose_kill(rng: &mut ChaCha8Rng, h: &History, ack_only: bool) -> KillPla
         55..=64 => Some(KillPlan::AfterDelay {
             micros: rng.random_range(0..30_000),
         }),
+        // Inside a checkpoint, backup or copy (none in most profiles: then
+        // this falls through to an acknowledgement count, as before).
+        65..=79 => phase(
+            rng,
+            Phase::Maintaining,
+            count(&|o| {
+                matches!(
+                    o,
+                    Op::Checkpoint { .. } | Op::Backup { .. } | Op::CopyDir { .. }
+                )
+            }),
+            20_000,
+        ),
         _ => None,
     };
     plan.unwrap_or_else(|| {

@@ -449,8 +449,44 @@ fn classify(h: &History, adm: &Admissible, rec: &BTreeMap<Vec<u8>, u128>, fp: u1
         }
         m.apply_op(op);
     }
-    // 2. An exact prefix outside [L, U].
+    // 1b. The same, in any order: every key holds its value either before
+    // or after batch unit u, some before and some after (a batch applied
+    // out of order, e.g. split per column family).
     let keys = all_keys(h, rec);
+    for (ui, &oi) in h.op_of_unit.iter().enumerate() {
+        let unit = ui as u64 + 1;
+        if unit > adm.hi {
+            break;
+        }
+        if h.ops[oi].write_ops().len() < 2 {
+            continue;
+        }
+        let (mut before, mut after, mut fits) = (0usize, 0usize, true);
+        for k in &keys {
+            let got = rec.get(*k).copied();
+            let (a, b) = (h.value_at(k, unit - 1), h.value_at(k, unit));
+            if got == a && got == b {
+                continue;
+            } else if got == a {
+                before += 1;
+            } else if got == b {
+                after += 1;
+            } else {
+                fits = false;
+                break;
+            }
+        }
+        if fits && before > 0 && after > 0 {
+            return v(
+                ViolationClass::TornBatch,
+                format!(
+                    "state is prefix {} plus part of batch unit {unit} (op #{oi}): {after} of its keys changed, {before} not",
+                    unit - 1
+                ),
+            );
+        }
+    }
+    // 2. An exact prefix outside [L, U].
     let mut inter = vec![true; n as usize + 1];
     for k in &keys {
         let m = mask(h, k, rec.get(*k).copied());
@@ -725,6 +761,12 @@ mod tests {
         let mut r = rec_of(&h, 1);
         let b = h.state_at(2)[&b"b".to_vec()].hash;
         r.entries.push((b"b".to_vec(), b));
+        r.entries.sort();
+        assert_eq!(class(verify(&h, &adm(0, 4), &r)), ViolationClass::TornBatch);
+        // torn batch, out of order: a + c but not b
+        let mut r = rec_of(&h, 1);
+        let c = h.state_at(2)[&b"c".to_vec()].hash;
+        r.entries.push((b"c".to_vec(), c));
         r.entries.sort();
         assert_eq!(class(verify(&h, &adm(0, 4), &r)), ViolationClass::TornBatch);
         // resurrected delete: state 4 but with a's old value back
