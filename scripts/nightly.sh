@@ -30,14 +30,14 @@ shard_args=()
 
 # 1. Crash campaigns: 65% of the budget, split over six profiles (the last
 #    two: column families with atomic flush and 8 writers; checkpoints,
-#    backups and plain copies with 4 writers over 3 column families).
+#    backups and plain copies with 16 writers over 3 column families).
 per=$(share 0.108)
 reports=()
 for profile in defaults tiny randomized chained cfs-writers checkpoints; do
   args=(--option-profile "$profile")
   [ "$profile" = chained ] && args=(--option-profile defaults --chain)
   [ "$profile" = cfs-writers ] && args=(--cfs 4 --atomic-flush --writers 8)
-  [ "$profile" = checkpoints ] && args=(--profile checkpoint --cfs 3 --writers 4)
+  [ "$profile" = checkpoints ] && args=(--profile checkpoint --cfs 3 --writers 16)
   note "crash campaign '$profile' for ${per}s"
   "$bin" crash --mode all --fault all --duration "${per}s" --seed "$seed" "${args[@]}" "${shard_args[@]}" \
     --report "$out/crash-$profile.json" --junit "$out/crash-$profile.xml" --markdown "$out/crash-$profile.md" \
