@@ -3,8 +3,13 @@
 //! and concurrent writers, a checkpoint taken right after a write returned
 //! may not contain that write.
 //!
-//! `cargo run --example checkpoint_race -- [ROUNDS] [--no-atomic] [--no-flushers]`
+//! `cargo run --example checkpoint_race -- [ROUNDS] [--no-atomic] [--no-flushers] [--flush-probe]`
 //! exits 1 and names the round when a checkpoint misses the probe write.
+//!
+//! `--flush-probe` tests the manual flush instead: the probe thread writes,
+//! calls `flush_cfs_opt` on every column family (which returned Ok), then
+//! takes a checkpoint that does not flush (`log_size_for_flush = u64::MAX`:
+//! only what is already in SST files); the probe must be in it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -40,6 +45,7 @@ fn main() {
     let rounds: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(300);
     let atomic = !args.iter().any(|a| a == "--no-atomic");
     let flushers = !args.iter().any(|a| a == "--no-flushers");
+    let flush_probe = args.iter().any(|a| a == "--flush-probe");
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Arc::new(open(&dir.path().join("db"), atomic));
     let stop = Arc::new(AtomicBool::new(false));
@@ -75,9 +81,21 @@ fn main() {
         db.put_cf_opt(db.cf_handle(&cf_name(cf)).expect("cf"), &key, b"v", &wo)
             .expect("put probe");
         let ck = dir.path().join(format!("ck-{r}"));
-        Checkpoint::new(&db)
-            .and_then(|c| c.create_checkpoint(&ck))
-            .expect("checkpoint");
+        if flush_probe {
+            let hs: Vec<_> = (0..CFS)
+                .map(|c| db.cf_handle(&cf_name(c)).expect("cf"))
+                .collect();
+            let mut f = FlushOptions::default();
+            f.set_wait(true);
+            db.flush_cfs_opt(&hs, &f).expect("flush");
+            Checkpoint::new(&db)
+                .and_then(|c| c.create_checkpoint_with_log_size(&ck, u64::MAX))
+                .expect("checkpoint");
+        } else {
+            Checkpoint::new(&db)
+                .and_then(|c| c.create_checkpoint(&ck))
+                .expect("checkpoint");
+        }
         let c = open(&ck, atomic);
         let got = c
             .get_cf(c.cf_handle(&cf_name(cf)).expect("cf"), &key)
@@ -95,7 +113,12 @@ fn main() {
     }
     match missed {
         Some((r, cf)) => {
-            println!("round {r}: the checkpoint lacks probe-{r} (column family {}), written and acknowledged before Checkpoint::create_checkpoint was called (atomic_flush={atomic}, flushers={flushers})", cf_name(cf));
+            let what = if flush_probe {
+                "before flush_cfs_opt(all column families) was called and returned Ok"
+            } else {
+                "before Checkpoint::create_checkpoint was called"
+            };
+            println!("round {r}: the checkpoint lacks probe-{r} (column family {}), written and acknowledged {what} (atomic_flush={atomic}, flushers={flushers})", cf_name(cf));
             std::process::exit(1);
         }
         None => println!("{rounds} rounds: every checkpoint held its probe (atomic_flush={atomic}, flushers={flushers})"),

@@ -626,6 +626,45 @@ pub fn run_cycle(
                                 ..empty(writer, Err(String::new()), None)
                             });
                         }
+                        (Verdict::Violation { class, detail, .. }, _)
+                            if crate::checkpoint::known_flush_bug(opts, lanes.len(), class) =>
+                        {
+                            // Would the state pass if flushes that overlapped
+                            // another had persisted nothing? Then it is
+                            // finding 4, not something new.
+                            let solo = |t: usize, cf: Option<usize>| {
+                                let p = writer
+                                    .lanes
+                                    .get(t)
+                                    .copied()
+                                    .unwrap_or_default()
+                                    .without_overlapping_flushes();
+                                match cf {
+                                    None => admissible(opts.wal_mode, fault, opts, &p),
+                                    Some(c) => crate::oracle::admissible_cf(
+                                        opts.wal_mode, fault, opts, &p, c,
+                                    ),
+                                }
+                            };
+                            let again = verify_all(lanes, &solo, &rec, cfs, promise);
+                            if matches!(again.verdict, Verdict::Ok { .. }) {
+                                return Ok(CycleResult {
+                                    verdict: Err(format!(
+                                        "known RocksDB bug (docs/findings.md finding 4: an atomic flush that overlapped another returned before persisting what was acknowledged before it): {class}: {detail}"
+                                    )),
+                                    prefixes: again.prefixes,
+                                    divergence: again.divergence,
+                                    aux: aux_outcome,
+                                    recovered: Some(rec),
+                                    ..empty(writer, Err(String::new()), None)
+                                });
+                            }
+                            Verdict::Violation {
+                                class,
+                                detail,
+                                diff: Vec::new(),
+                            }
+                        }
                         (v, _) => v,
                     }
                 }
@@ -1392,6 +1431,8 @@ fn write_artifact(
             "progress": res.writer.progress,
             "admissible": res.adm,
             "crash_image": res.image,
+            "writers": res.writer.lanes,
+            "checkpoints_backups_copies": res.writer.aux,
         }))
         .unwrap_or_default(),
     )?;

@@ -179,6 +179,26 @@ impl AuxOutcome {
     }
 }
 
+/// True when a live-database violation of `class` may be docs/findings.md
+/// finding 4 in its flush form: atomic flush, concurrent writers whose
+/// flushes overlap, acknowledged data missing. The caller then re-checks
+/// with only non-overlapping flushes as durability points
+/// (`oracle::Progress::without_overlapping_flushes`).
+/// `CRASHCHECK_REPRODUCE_KNOWN_BUGS=1` turns this off.
+pub fn known_flush_bug(opts: &StoreOptions, writers: usize, class: ViolationClass) -> bool {
+    opts.atomic_flush
+        && writers > 1
+        && MISSING_DATA.contains(&class)
+        && std::env::var_os("CRASHCHECK_REPRODUCE_KNOWN_BUGS").is_none()
+}
+
+/// Violation classes that mean "acknowledged data is missing".
+const MISSING_DATA: [ViolationClass; 3] = [
+    ViolationClass::LostAckedWrite,
+    ViolationClass::TornBatch,
+    ViolationClass::Hole,
+];
+
 /// How opening a checkpoint, restored backup or copy went.
 enum DirCheck {
     /// A prefix inside the window, for every writer.
@@ -317,13 +337,9 @@ pub fn judge(
     let flag = |out: &mut AuxOutcome, rec: &AuxRecord, class, detail: String| {
         // The bug loses acknowledged data in some column families: seen as
         // lost acknowledged writes, or a cross-CF batch half there.
-        let missing = [
-            ViolationClass::LostAckedWrite,
-            ViolationClass::TornBatch,
-            ViolationClass::Hole,
-        ]
-        .iter()
-        .any(|c| detail.contains(&format!(": {}: ", c.name())));
+        let missing = MISSING_DATA
+            .iter()
+            .any(|c| detail.contains(&format!(": {}: ", c.name())));
         if known_bug(opts, rec) && missing {
             out.known_bug.get_or_insert(detail);
         } else if out.violation.is_none() {

@@ -162,6 +162,10 @@ struct LaneLog {
     wal_synced: AtomicU64,
     closed: AtomicU64,
     cf_flushed: [AtomicU64; MAX_CFS],
+    /// `flushed` / `cf_flushed` counting only flushes that no other flush
+    /// overlapped (see `oracle::Progress::flushed_solo`).
+    flushed_solo: AtomicU64,
+    cf_flushed_solo: [AtomicU64; MAX_CFS],
 }
 
 /// One checkpoint, backup or copy taken during the cycle.
@@ -257,6 +261,10 @@ impl SharedLog {
         for (o, a) in cf_flushed.iter_mut().zip(&s.cf_flushed) {
             *o = a.load(Ordering::SeqCst);
         }
+        let mut cf_flushed_solo = [0u64; MAX_CFS];
+        for (o, a) in cf_flushed_solo.iter_mut().zip(&s.cf_flushed_solo) {
+            *o = a.load(Ordering::SeqCst);
+        }
         Progress {
             started: s.started.load(Ordering::SeqCst),
             acked: s.acked.load(Ordering::SeqCst),
@@ -266,6 +274,8 @@ impl SharedLog {
             closed: s.closed.load(Ordering::SeqCst),
             cf_flushed,
             partial_flush: self.get().partial_flush.load(Ordering::SeqCst) != 0,
+            flushed_solo: s.flushed_solo.load(Ordering::SeqCst),
+            cf_flushed_solo,
         }
     }
 
@@ -731,25 +741,31 @@ impl WriterCtx<'_> {
             // Even a flush that never returns may persist its column families.
             s.partial_flush.store(1, Ordering::SeqCst);
         }
-        s.flush_starts.fetch_add(1, Ordering::SeqCst);
+        let started_before = s.flush_starts.fetch_add(1, Ordering::SeqCst);
+        let ended_before = s.flush_ends.load(Ordering::SeqCst);
         let at = self.acked_now();
         let r = match op {
             Op::FlushCfs { cfs } => store.flush_cfs(cfs.as_deref()),
             _ => store.flush(),
         };
+        // No other flush in progress when this one started, none started
+        // while it ran.
+        let solo = started_before == ended_before
+            && s.flush_starts.load(Ordering::SeqCst) == started_before + 1;
         s.flush_ends.fetch_add(1, Ordering::SeqCst);
         if r.is_ok() {
-            match &covered {
-                None => {
-                    self.publish(&at, |l| &l.flushed);
-                    for c in 0..self.cfs {
-                        self.publish(&at, |l| &l.cf_flushed[c]);
-                    }
+            let all: Vec<usize> = (0..self.cfs).collect();
+            let list = covered.as_deref().unwrap_or(&all);
+            if covered.is_none() {
+                self.publish(&at, |l| &l.flushed);
+                if solo {
+                    self.publish(&at, |l| &l.flushed_solo);
                 }
-                Some(list) => {
-                    for &c in list {
-                        self.publish(&at, |l| &l.cf_flushed[c]);
-                    }
+            }
+            for &c in list {
+                self.publish(&at, |l| &l.cf_flushed[c]);
+                if solo {
+                    self.publish(&at, |l| &l.cf_flushed_solo[c]);
                 }
             }
         }
