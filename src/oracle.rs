@@ -318,6 +318,21 @@ mod tests {
     }
 
     #[test]
+    fn overlapping_flushes_can_be_discounted_for_the_known_bug() {
+        let mut p = prog();
+        p.flushed = 6;
+        p.flushed_solo = 2;
+        p.cf_flushed[1] = 6;
+        p.cf_flushed_solo[1] = 1;
+        let o = StoreOptions::default();
+        assert_eq!(admissible(WalMode::NoWal, Fault::Kill, &o, &p).lo, 6);
+        let q = p.without_overlapping_flushes();
+        assert_eq!(admissible(WalMode::NoWal, Fault::Kill, &o, &q).lo, 2);
+        assert_eq!(admissible_cf(WalMode::NoWal, Fault::Kill, &o, &q, 1).lo, 2);
+        assert_eq!(q.acked, p.acked, "only flush points change");
+    }
+
+    #[test]
     fn column_families_recover_together_only_where_promised() {
         let cf = |atomic| StoreOptions {
             column_families: 4,
