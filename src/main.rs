@@ -144,7 +144,8 @@ struct Common {
     #[arg(long, env = "CRASHCHECK_DIR")]
     dir: Option<PathBuf>,
     /// Workload profile: default, write-heavy, read-heavy, batch-heavy,
-    /// large-values, small-keyspace, kv, crash (default of `crash`).
+    /// large-values, small-keyspace, kv, crash (default of `crash`),
+    /// checkpoint (crash plus checkpoints, backups and plain copies).
     #[arg(long)]
     profile: Option<String>,
     /// Options as `key=value;...`: crashcheck's own keys (see README, e.g.
@@ -262,7 +263,8 @@ struct CrashArgs {
     cf_flush: Option<String>,
     /// Concurrent writer threads per cycle (1-16), each over its own key
     /// partition, plus batches that cross into other partitions; each
-    /// writer must recover to a prefix of its own writes.
+    /// writer must recover to a prefix of its own writes. Faults: kill and
+    /// power-loss.
     #[arg(long, default_value_t = 1)]
     writers: usize,
     /// Do not collect RocksDB statistics for the report (slightly faster).
