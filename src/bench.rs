@@ -14,10 +14,18 @@ use serde::Serialize;
 use crate::campaign::{run_campaign, CrashConfig};
 use crate::check::run_ops;
 use crate::crash::{isolate, ChildEnd, SharedLog};
+use crate::keyspace::{cf_name, Layout};
 use crate::op::Op;
-use crate::store::rocks::{rocksdb_options, to_batch, write_options};
+use crate::store::rocks::{open_db, rocksdb_options, to_batch, to_batch_cf, write_options};
 use crate::store::{RocksFactory, StoreOptions, WalMode};
-use crate::workload::{Generator, Profile};
+use crate::workload::{FlushStyle, Generator, Profile};
+
+fn layout(cfs: u8) -> Layout {
+    Layout {
+        cfs: cfs.max(1),
+        ..Layout::default()
+    }
+}
 
 /// Crash-cycle throughput.
 #[derive(Clone, Debug, Serialize)]
@@ -26,6 +34,8 @@ pub struct CrashBench {
     pub jobs: usize,
     /// Ops per cycle.
     pub ops_per_cycle: usize,
+    /// Column families (keys spread over them, batches spanning them).
+    pub column_families: u8,
     /// Bare loop: cycles/s.
     pub bare_cycles_per_s: f64,
     /// crashcheck, fresh DB per cycle: cycles/s.
@@ -42,7 +52,7 @@ pub struct CrashBench {
 /// the same sequence with acks in shared memory and dies by SIGKILL at a
 /// random ack count; fork a verifier that reopens and counts keys; remove
 /// the directory. No model, no oracle, no verification beyond the count.
-fn bare_loop(work: &Path, seconds: f64, jobs: usize, ops: usize) -> Result<f64, String> {
+fn bare_loop(work: &Path, seconds: f64, jobs: usize, ops: usize, cfs: u8) -> Result<f64, String> {
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let limit = Duration::from_secs_f64(seconds);
@@ -52,7 +62,10 @@ fn bare_loop(work: &Path, seconds: f64, jobs: usize, ops: usize) -> Result<f64, 
         let dir = work.join(format!("bare-{j}"));
         hs.push(std::thread::spawn(move || -> Result<(), String> {
             let log = SharedLog::new().map_err(|e| e.to_string())?;
-            let opts = StoreOptions::default();
+            let opts = StoreOptions {
+                column_families: cfs,
+                ..StoreOptions::default()
+            };
             let mut cycle = 0u64;
             while start.elapsed() < limit {
                 cycle += 1;
@@ -60,7 +73,9 @@ fn bare_loop(work: &Path, seconds: f64, jobs: usize, ops: usize) -> Result<f64, 
                 // The same op mix as crashcheck's cycles (writes, reads,
                 // flushes, compactions, reopens), without any checking.
                 let writes: Vec<Op> =
-                    Generator::new(seed, Profile::by_name("crash").ok_or("profile")?).ops(ops);
+                    Generator::new(seed, Profile::by_name("crash").ok_or("profile")?)
+                        .with_layout(layout(cfs), FlushStyle::Mixed)
+                        .ops(ops);
                 let kill_at = ChaCha8Rng::seed_from_u64(seed).random_range(0..=writes.len());
                 let log = &log;
                 let d = dir.clone();
@@ -71,7 +86,7 @@ fn bare_loop(work: &Path, seconds: f64, jobs: usize, ops: usize) -> Result<f64, 
                         let Ok(ro) = rocksdb_options(&o) else {
                             return 2;
                         };
-                        let Ok(mut db) = rocksdb::DB::open(&ro, &d) else {
+                        let Ok(mut db) = open_db(&ro, &d, cfs) else {
                             return 2;
                         };
                         for (i, op) in w.iter().enumerate() {
@@ -80,12 +95,12 @@ fn bare_loop(work: &Path, seconds: f64, jobs: usize, ops: usize) -> Result<f64, 
                             }
                             if matches!(op, Op::Reopen) {
                                 drop(db);
-                                let Ok(again) = rocksdb::DB::open(&ro, &d) else {
+                                let Ok(again) = open_db(&ro, &d, cfs) else {
                                     return 3;
                                 };
                                 db = again;
                             } else {
-                                raw_apply(&db, std::slice::from_ref(op));
+                                raw_apply(&db, std::slice::from_ref(op), cfs);
                             }
                             log.publish_ack(i as u64 + 1);
                         }
@@ -99,9 +114,15 @@ fn bare_loop(work: &Path, seconds: f64, jobs: usize, ops: usize) -> Result<f64, 
                 let d = dir.clone();
                 let o = opts.clone();
                 let end = isolate(
-                    move || match rocksdb_options(&o).map(|ro| rocksdb::DB::open(&ro, &d)) {
+                    move || match rocksdb_options(&o).map(|ro| open_db(&ro, &d, cfs)) {
                         Ok(Ok(db)) => {
-                            std::hint::black_box(db.iterator(rocksdb::IteratorMode::Start).count());
+                            let mut n = 0;
+                            for c in 0..cfs.max(1) as usize {
+                                if let Some(h) = db.cf_handle(&cf_name(c)) {
+                                    n += db.iterator_cf(h, rocksdb::IteratorMode::Start).count();
+                                }
+                            }
+                            std::hint::black_box(n);
                             0
                         }
                         _ => 1,
@@ -130,8 +151,14 @@ fn crashcheck_loop(
     jobs: usize,
     ops: usize,
     chain: bool,
+    cfs: u8,
 ) -> Result<f64, String> {
+    let base = CrashConfig::new(work);
     let cfg = CrashConfig {
+        options: StoreOptions {
+            column_families: cfs,
+            ..base.options.clone()
+        },
         modes: vec![WalMode::Wal],
         cycles: None,
         duration: Some(Duration::from_secs_f64(seconds)),
@@ -140,7 +167,7 @@ fn crashcheck_loop(
         ops_per_cycle: ops,
         timeout: Duration::from_secs(60),
         ack_kills_only: true,
-        ..CrashConfig::new(work)
+        ..base
     };
     let r = run_campaign(cfg, Arc::new(RocksFactory), None).map_err(|e| e.to_string())?;
     if !r.violations.is_empty() {
@@ -152,14 +179,22 @@ fn crashcheck_loop(
     Ok(r.cycles_per_s)
 }
 
-/// Crash cycles/s: bare loop vs crashcheck fresh and chained, same run.
-pub fn crash(work: &Path, seconds: f64, jobs: usize, ops: usize) -> Result<CrashBench, String> {
-    let bare = bare_loop(work, seconds, jobs, ops)?;
-    let fresh = crashcheck_loop(work, seconds, jobs, ops, false)?;
-    let chained = crashcheck_loop(work, seconds, jobs, ops, true)?;
+/// Crash cycles/s: bare loop vs crashcheck fresh and chained, same run,
+/// over `cfs` column families.
+pub fn crash(
+    work: &Path,
+    seconds: f64,
+    jobs: usize,
+    ops: usize,
+    cfs: u8,
+) -> Result<CrashBench, String> {
+    let bare = bare_loop(work, seconds, jobs, ops, cfs)?;
+    let fresh = crashcheck_loop(work, seconds, jobs, ops, false, cfs)?;
+    let chained = crashcheck_loop(work, seconds, jobs, ops, true, cfs)?;
     Ok(CrashBench {
         jobs,
         ops_per_cycle: ops,
+        column_families: cfs,
         bare_cycles_per_s: bare,
         fresh_cycles_per_s: fresh,
         chained_cycles_per_s: chained,
@@ -183,18 +218,33 @@ pub struct RunBench {
     pub ratio: f64,
 }
 
-fn raw_apply(db: &rocksdb::DB, ops: &[Op]) -> usize {
+/// The same ops on a raw `DB`, unchecked; keys route to their column
+/// family as the adapter routes them.
+fn raw_apply(db: &rocksdb::DB, ops: &[Op], cfs: u8) -> usize {
+    let cfs = cfs.max(1) as usize;
     let wo = write_options(WalMode::Wal);
+    let cf = |key: &[u8]| db.cf_handle(&cf_name(crate::keyspace::cf_of(key, cfs)));
+    let all: Vec<_> = (0..cfs).filter_map(|c| db.cf_handle(&cf_name(c))).collect();
     let mut sink = 0usize;
     for op in ops {
         match op {
-            Op::Write(_) | Op::Batch(_) => {
+            Op::Write(_) | Op::Batch(_) if cfs == 1 => {
                 let _ = db.write_opt(to_batch(op.write_ops()), &wo);
             }
-            Op::Get { key } | Op::GetAt { key, .. } => {
-                sink += db.get(key).ok().flatten().map_or(0, |v| v.len());
+            Op::Write(_) | Op::Batch(_) => {
+                if let Ok(b) = to_batch_cf(db, cfs, op.write_ops()) {
+                    let _ = db.write_opt(b, &wo);
+                }
             }
-            Op::MultiGet { keys } => sink += db.multi_get(keys).len(),
+            Op::Get { key } | Op::GetAt { key, .. } => {
+                if let Some(h) = cf(key) {
+                    sink += db.get_cf(h, key).ok().flatten().map_or(0, |v| v.len());
+                }
+            }
+            Op::MultiGet { keys } => {
+                let pairs: Vec<_> = keys.iter().filter_map(|k| Some((cf(k)?, k))).collect();
+                sink += db.multi_get_cf(pairs).len();
+            }
             Op::Scan(s) | Op::ScanAt { scan: s, .. } => {
                 let mut r = rocksdb::ReadOptions::default();
                 if let Some(l) = &s.lo {
@@ -208,7 +258,12 @@ fn raw_apply(db: &rocksdb::DB, ops: &[Op]) -> usize {
                 } else {
                     rocksdb::IteratorMode::Start
                 };
-                sink += db.iterator_opt(mode, r).take(s.limit as usize).count();
+                if let Some(h) = cf(s.lo.as_deref().unwrap_or_default()) {
+                    sink += db
+                        .iterator_cf_opt(h, r, mode)
+                        .take(s.limit as usize)
+                        .count();
+                }
             }
             Op::Flush => {
                 let _ = db.flush();
@@ -216,9 +271,20 @@ fn raw_apply(db: &rocksdb::DB, ops: &[Op]) -> usize {
             Op::FlushWal { sync } => {
                 let _ = db.flush_wal(*sync);
             }
-            Op::Compact { lo, hi } => db.compact_range(lo.as_deref(), hi.as_deref()),
-            Op::FlushCfs { .. } => {
-                let _ = db.flush();
+            Op::Compact { lo, hi } => {
+                for h in &all {
+                    db.compact_range_cf(h, lo.as_deref(), hi.as_deref());
+                }
+            }
+            Op::FlushCfs { cfs: list } => {
+                let hs: Vec<_> = match list {
+                    None => all.clone(),
+                    Some(l) => l
+                        .iter()
+                        .filter_map(|&c| db.cf_handle(&cf_name(c as usize)))
+                        .collect(),
+                };
+                let _ = db.flush_cfs_opt(&hs, &rocksdb::FlushOptions::default());
             }
             Op::Snapshot { .. }
             | Op::Release { .. }
@@ -248,7 +314,7 @@ pub fn run(work: &Path, seconds: f64, ops: usize) -> Result<RunBench, String> {
         let ro = rocksdb_options(&opts).map_err(|e| e.to_string())?;
         let db = rocksdb::DB::open(&ro, &d).map_err(|e| e.to_string())?;
         let t = Instant::now();
-        std::hint::black_box(raw_apply(&db, &seq));
+        std::hint::black_box(raw_apply(&db, &seq, 1));
         raw_t += t.elapsed().as_secs_f64();
         drop(db);
         std::fs::remove_dir_all(&d).map_err(|e| e.to_string())?;

@@ -341,6 +341,9 @@ struct BenchArgs {
     /// Ops per cycle (crash) or in total (run).
     #[arg(long)]
     ops: Option<usize>,
+    /// Column families (crash): keys spread over them on both sides.
+    #[arg(long, default_value_t = 1)]
+    cfs: u8,
     /// Directory in which crashcheck creates its working directory.
     #[arg(long, env = "CRASHCHECK_DIR")]
     dir: Option<PathBuf>,
@@ -1131,7 +1134,8 @@ fn cmd_bench(a: BenchArgs) -> Res<u8> {
     let wd = work_dir(a.dir.as_deref())?;
     let out = match a.what.as_str() {
         "crash" => serde_json::to_value(
-            bench::crash(wd.path(), a.seconds, a.jobs, a.ops.unwrap_or(300)).map_err(EnvError)?,
+            bench::crash(wd.path(), a.seconds, a.jobs, a.ops.unwrap_or(300), a.cfs)
+                .map_err(EnvError)?,
         )?,
         "run" => serde_json::to_value(
             bench::run(wd.path(), a.seconds, a.ops.unwrap_or(20_000)).map_err(EnvError)?,
