@@ -371,7 +371,7 @@ pub fn choose_kill(rng: &mut ChaCha8Rng, h: &History, ack_only: bool) -> KillPla
         0..=9 => phase(
             rng,
             Phase::Flushing,
-            count(&|o| matches!(o, Op::Flush)),
+            count(&|o| matches!(o, Op::Flush | Op::FlushCfs { .. })),
             3000,
         ),
         10..=19 => phase(
@@ -564,12 +564,9 @@ pub fn run_cycle(
             None,
         ));
     }
+    let lane = |t: usize| writer.lanes.get(t).copied().unwrap_or_default();
     let adm_of = |t: usize, cf: Option<usize>| {
-        let p = writer.lanes.get(t).copied().unwrap_or_default();
-        match cf {
-            None => admissible(opts.wal_mode, fault, opts, &p),
-            Some(c) => crate::oracle::admissible_cf(opts.wal_mode, fault, opts, &p, c),
-        }
+        crate::oracle::admissible_in(opts.wal_mode, fault, opts, &lane(t), cf)
     };
     let promise = crate::oracle::cross_cf_promise(opts.wal_mode, opts, &writer.progress);
     let cfs = opts.column_families.max(1) as usize;
@@ -633,18 +630,8 @@ pub fn run_cycle(
                             // another had persisted nothing? Then it is
                             // finding 4, not something new.
                             let solo = |t: usize, cf: Option<usize>| {
-                                let p = writer
-                                    .lanes
-                                    .get(t)
-                                    .copied()
-                                    .unwrap_or_default()
-                                    .without_overlapping_flushes();
-                                match cf {
-                                    None => admissible(opts.wal_mode, fault, opts, &p),
-                                    Some(c) => crate::oracle::admissible_cf(
-                                        opts.wal_mode, fault, opts, &p, c,
-                                    ),
-                                }
+                                let p = lane(t).without_overlapping_flushes();
+                                crate::oracle::admissible_in(opts.wal_mode, fault, opts, &p, cf)
                             };
                             let again = verify_all(lanes, &solo, &rec, cfs, promise);
                             if matches!(again.verdict, Verdict::Ok { .. }) {

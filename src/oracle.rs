@@ -167,6 +167,21 @@ pub fn admissible_cf(
     a
 }
 
+/// [`admissible`] for the whole database (`cf = None`) or
+/// [`admissible_cf`] for one column family.
+pub fn admissible_in(
+    mode: WalMode,
+    fault: Fault,
+    opts: &StoreOptions,
+    p: &Progress,
+    cf: Option<usize>,
+) -> Admissible {
+    match cf {
+        None => admissible(mode, fault, opts, p),
+        Some(c) => admissible_cf(mode, fault, opts, p, c),
+    }
+}
+
 /// Whether the configuration promises that all column families recover to
 /// one common prefix: `Ok(rule)` if it does, `Err(reason)` when each column
 /// family may recover to its own prefix (a hazard of the configuration,
