@@ -182,6 +182,8 @@ struct AuxLog {
     hi: [AtomicU64; MAX_WRITERS],
     /// 1 if a flush (by another writer) overlapped the call.
     flush_overlap: AtomicU32,
+    /// Flush calls that had ended when the call started.
+    flush_ends_at_start: AtomicU64,
 }
 
 /// Memory shared between the parent and its writer child.
@@ -355,7 +357,13 @@ impl SharedLog {
                         .iter()
                         .map(|x| x.load(Ordering::SeqCst))
                         .collect(),
-                    flush_overlap: a.flush_overlap.load(Ordering::SeqCst) != 0,
+                    // A call the kill interrupted overlapped every flush
+                    // that started before the kill and had not ended when
+                    // it started.
+                    flush_overlap: a.flush_overlap.load(Ordering::SeqCst) != 0
+                        || (state == AuxState::Started
+                            && s.flush_starts.load(Ordering::SeqCst)
+                                > a.flush_ends_at_start.load(Ordering::SeqCst)),
                 })
             })
             .collect()
@@ -790,6 +798,8 @@ impl WriterCtx<'_> {
             return Ok(());
         };
         let ends_at_start = s.flush_ends.load(Ordering::SeqCst);
+        rec.flush_ends_at_start
+            .store(ends_at_start, Ordering::SeqCst);
         rec.kind.store(kind as u32, Ordering::SeqCst);
         rec.lane.store(lane as u32, Ordering::SeqCst);
         rec.id.store(id, Ordering::SeqCst);
