@@ -184,6 +184,9 @@ struct AuxLog {
     flush_overlap: AtomicU32,
     /// Flush calls that had ended when the call started.
     flush_ends_at_start: AtomicU64,
+    /// Flush calls started when the call started, itself included when it
+    /// flushes (checkpoint, backup).
+    flush_starts_at_start: AtomicU64,
 }
 
 /// Memory shared between the parent and its writer child.
@@ -358,12 +361,13 @@ impl SharedLog {
                         .map(|x| x.load(Ordering::SeqCst))
                         .collect(),
                     // A call the kill interrupted overlapped every flush
-                    // that started before the kill and had not ended when
-                    // it started.
+                    // in progress when it started or started before the
+                    // kill.
                     flush_overlap: a.flush_overlap.load(Ordering::SeqCst) != 0
                         || (state == AuxState::Started
                             && s.flush_starts.load(Ordering::SeqCst)
-                                > a.flush_ends_at_start.load(Ordering::SeqCst)),
+                                > a.flush_ends_at_start.load(Ordering::SeqCst)
+                                    + u64::from(kind_flushes(a.kind.load(Ordering::SeqCst)))),
                 })
             })
             .collect()
@@ -669,6 +673,11 @@ pub struct WriterRun {
     pub failure: Option<(usize, String)>,
 }
 
+/// 1 if an aux op of this kind flushes (checkpoint, backup), else 0.
+fn kind_flushes(kind: u32) -> u8 {
+    u8::from(AuxKind::from_u32(kind) != AuxKind::Copy)
+}
+
 /// Everything the writer child's threads share.
 struct WriterCtx<'a> {
     shared: &'a SharedLog,
@@ -797,9 +806,18 @@ impl WriterCtx<'_> {
             s.aux_skipped.fetch_add(1, Ordering::SeqCst);
             return Ok(());
         };
+        // Checkpoints and backups flush every column family first, so they
+        // take part in the overlap accounting as flushes.
+        let flushes = kind != AuxKind::Copy;
         let ends_at_start = s.flush_ends.load(Ordering::SeqCst);
+        let starts_at_start = s
+            .flush_starts
+            .fetch_add(u64::from(flushes), Ordering::SeqCst)
+            + u64::from(flushes);
         rec.flush_ends_at_start
             .store(ends_at_start, Ordering::SeqCst);
+        rec.flush_starts_at_start
+            .store(starts_at_start, Ordering::SeqCst);
         rec.kind.store(kind as u32, Ordering::SeqCst);
         rec.lane.store(lane as u32, Ordering::SeqCst);
         rec.id.store(id, Ordering::SeqCst);
@@ -808,10 +826,14 @@ impl WriterCtx<'_> {
         }
         rec.state.store(1, Ordering::SeqCst);
         let r = f(&dir);
-        // A flush overlapped the call if it started before the call ended
-        // and had not ended when the call started.
-        if s.flush_starts.load(Ordering::SeqCst) > ends_at_start {
+        // Another flush overlapped the call if one was in progress when it
+        // started, or one started while it ran.
+        let others_running = starts_at_start - u64::from(flushes) > ends_at_start;
+        if others_running || s.flush_starts.load(Ordering::SeqCst) > starts_at_start {
             rec.flush_overlap.store(1, Ordering::SeqCst);
+        }
+        if flushes {
+            s.flush_ends.fetch_add(1, Ordering::SeqCst);
         }
         for i in 0..self.lanes {
             let l = self.shared.lane(i);
