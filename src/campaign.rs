@@ -523,19 +523,20 @@ pub fn run_cycle(
             )
         })
     });
-    // Ours alone (made by a previous cycle on this path, if any): start
-    // empty, and remove it whatever happens below.
-    let _ = std::fs::remove_dir_all(&aux);
-    if uses_aux {
-        std::fs::create_dir_all(&aux).map_err(|e| crash::CrashError::Sys("create aux dir", e))?;
-    }
     struct RemoveOnDrop(PathBuf);
     impl Drop for RemoveOnDrop {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
-    let _aux_guard = RemoveOnDrop(aux.clone());
+    let mut _aux_guard = None;
+    if uses_aux {
+        // Ours alone (a previous cycle on this path made it): start empty,
+        // and remove it whatever happens below.
+        let _ = std::fs::remove_dir_all(&aux);
+        std::fs::create_dir_all(&aux).map_err(|e| crash::CrashError::Sys("create aux dir", e))?;
+        _aux_guard = Some(RemoveOnDrop(aux.clone()));
+    }
     let writer = crash::run_writer(shared, factory, db, &wopts, lanes, plan, timeout, &aux)?;
     let adm = admissible(opts.wal_mode, fault, opts, &writer.progress);
     // WAL crash images index WAL records by the single writer's units;

@@ -328,10 +328,12 @@ pub fn verify_all(
             let o = owner_of(k);
             o == t || (t == 0 && o >= hs.len())
         };
+        // One writer owns everything: no copy of the recovered state on
+        // the crash cycle's hot path.
         let rec_t = if hs.len() > 1 {
-            only(rec, mine)
+            std::borrow::Cow::Owned(only(rec, mine))
         } else {
-            rec.clone()
+            std::borrow::Cow::Borrowed(rec)
         };
         let tag = if hs.len() > 1 {
             format!("writer {t}")
