@@ -157,6 +157,16 @@ pub const MUTANTS: &[MutantInfo] = &[
         },
     },
     MutantInfo {
+        name: "checkpoint-no-flush",
+        bug: "takes checkpoints without flushing first (log_size_for_flush = u64::MAX) while the WAL is off",
+        fault: Some(Fault::Kill),
+        modes: &[WalMode::NoWal],
+        setup: Setup {
+            profile: "checkpoint",
+            ..PLAIN
+        },
+    },
+    MutantInfo {
         name: "backup-no-flush",
         bug: "takes backups without flushing first (flush_before_backup = false) while the WAL is off",
         fault: Some(Fault::Kill),
@@ -399,7 +409,8 @@ impl Store for Mutant {
 
     fn checkpoint(&mut self, dir: &Path) -> StoreResult<()> {
         self.drain()?;
-        self.inner.checkpoint(dir)
+        self.inner
+            .checkpoint_with(dir, self.name != "checkpoint-no-flush")
     }
 
     fn backup(&mut self, dir: &Path) -> StoreResult<()> {

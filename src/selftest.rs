@@ -273,13 +273,13 @@ pub fn table(r: &SelftestReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<18} {:<11} {:<6} {:<24} {:>7} {:>9}  class",
+        "{:<20} {:<11} {:<6} {:<24} {:>7} {:>9}  class",
         "mutant", "fault", "check", "status", "cycles", "detect s"
     );
     for m in &r.mutants {
         let _ = writeln!(
             s,
-            "{:<18} {:<11} {:<6} {:<24} {:>7} {:>9}  {}",
+            "{:<20} {:<11} {:<6} {:<24} {:>7} {:>9}  {}",
             m.name,
             m.fault_needed,
             m.checker,

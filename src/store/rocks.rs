@@ -294,6 +294,19 @@ impl RocksStore {
         })
     }
 
+    /// Writes a checkpoint to `dir`; without `flush`, `log_size_for_flush =
+    /// u64::MAX`: no flush, only what is already in SST files (and the
+    /// WALs), which loses WAL-less writes still in the memtables.
+    pub fn checkpoint_with(&self, dir: &Path, flush: bool) -> StoreResult<()> {
+        let c = Checkpoint::new(self.db()?).map_err(map_err)?;
+        if flush {
+            c.create_checkpoint(dir)
+        } else {
+            c.create_checkpoint_with_log_size(dir, u64::MAX)
+        }
+        .map_err(map_err)
+    }
+
     /// Adds a backup to the BackupEngine directory `dir`, flushing the
     /// memtables first when `flush`.
     pub fn backup_with(&self, dir: &Path, flush: bool) -> StoreResult<()> {
@@ -520,10 +533,7 @@ impl Store for RocksStore {
         // log_size_for_flush = 0: memtables are flushed first, so the
         // checkpoint holds every write acknowledged before the call, WAL or
         // not (utilities/checkpoint/checkpoint_impl.cc).
-        let db = self.db()?;
-        Checkpoint::new(db)
-            .and_then(|c| c.create_checkpoint(dir))
-            .map_err(map_err)
+        self.checkpoint_with(dir, true)
     }
 
     fn backup(&mut self, dir: &Path) -> StoreResult<()> {
