@@ -690,16 +690,22 @@ fn print_crash_summary(r: &CrashReport) {
     }
     let aux = crashcheck::report::aux_rows(r);
     if !aux.is_empty() {
-        println!("checkpoints/backups/copies per mode: ckpt-ok ckpt-interrupted backup-ok backup-interrupted copy-consistent copy-inconsistent copy-unopenable copy-failed not-judged");
+        println!("checkpoints, backups and plain copies:");
         for row in aux {
-            println!("  {}", row.join(" ").replace('`', ""));
+            println!(
+                "  {}",
+                crashcheck::report::labelled(&row, &crashcheck::report::AUX_COLUMNS)
+            );
         }
     }
     let stats = crashcheck::report::stats_rows(r);
     if !stats.is_empty() {
-        println!("RocksDB per mode: cycles-sampled avg-keys avg-sst cache-hit compaction-cpu write-stall");
+        println!("RocksDB statistics (writer, per cycle):");
         for row in stats {
-            println!("  {}", row.join(" | ").replace('`', ""));
+            println!(
+                "  {}",
+                crashcheck::report::labelled(&row, &crashcheck::report::STATS_COLUMNS)
+            );
         }
     }
     for a in &r.anomalies {

@@ -190,8 +190,8 @@ pub fn markdown(r: &CrashReport) -> String {
     let aux = aux_rows(r);
     if !aux.is_empty() {
         let _ = writeln!(s, "\n## Checkpoints, backups and plain copies\n");
-        let _ = writeln!(s, "| mode | checkpoints ok | interrupted (nothing left) | backups ok | interrupted (not listed) | copies consistent | copies inconsistent | copies unopenable | copy failed | not judged |");
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "| mode | {} |", AUX_COLUMNS.join(" | "));
+        let _ = writeln!(s, "|---|{}", "---:|".repeat(AUX_COLUMNS.len()));
         for row in aux {
             let _ = writeln!(s, "| {} |", row.join(" | "));
         }
@@ -200,8 +200,8 @@ pub fn markdown(r: &CrashReport) -> String {
     let stats = stats_rows(r);
     if !stats.is_empty() {
         let _ = writeln!(s, "\n## RocksDB statistics (writer, per cycle)\n");
-        let _ = writeln!(s, "| mode | cycles sampled | avg estimated keys | avg SST size | block cache hit rate | compaction CPU total | write stall total |");
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "| mode | {} |", STATS_COLUMNS.join(" | "));
+        let _ = writeln!(s, "|---|{}", "---:|".repeat(STATS_COLUMNS.len()));
         for row in stats {
             let _ = writeln!(s, "| {} |", row.join(" | "));
         }
@@ -249,6 +249,40 @@ pub fn hazard_notes(r: &CrashReport) -> Vec<String> {
         }
     }
     out
+}
+
+/// Names of the [`aux_rows`] columns after the mode.
+pub const AUX_COLUMNS: [&str; 9] = [
+    "checkpoints ok",
+    "interrupted (nothing left)",
+    "backups ok",
+    "interrupted (not listed)",
+    "copies consistent",
+    "copies inconsistent",
+    "copies unopenable",
+    "copy failed",
+    "not judged",
+];
+
+/// Names of the [`stats_rows`] columns after the mode.
+pub const STATS_COLUMNS: [&str; 6] = [
+    "cycles sampled",
+    "avg estimated keys",
+    "avg SST size",
+    "block cache hit rate",
+    "compaction CPU total",
+    "write stall total",
+];
+
+/// One row as `mode: name value, name value, ...` (for terminals).
+pub fn labelled(row: &[String], columns: &[&str]) -> String {
+    let mode = row.first().map_or("", |m| m.trim_matches('`'));
+    let cells: Vec<String> = columns
+        .iter()
+        .zip(row.iter().skip(1))
+        .map(|(c, v)| format!("{c} {v}"))
+        .collect();
+    format!("{mode}: {}", cells.join(", "))
 }
 
 /// Per mode with checkpoints, backups or copies: the outcome counts.
