@@ -40,6 +40,17 @@ fn open(path: &std::path::Path, atomic: bool) -> DB {
     DB::open_cf_descriptors(&o, path, descs).expect("open")
 }
 
+/// `Flush(options, every column family)`, waiting: one atomic flush when
+/// atomic_flush is on.
+fn flush_all(db: &DB) {
+    let hs: Vec<_> = (0..CFS)
+        .map(|c| db.cf_handle(&cf_name(c)).expect("cf"))
+        .collect();
+    let mut f = FlushOptions::default();
+    f.set_wait(true);
+    db.flush_cfs_opt(&hs, &f).expect("flush");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rounds: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(300);
@@ -64,12 +75,7 @@ fn main() {
                 db.put_cf_opt(cf, format!("w{t}-{}", i % 500), vec![t as u8; 4000], &wo)
                     .expect("put");
                 if flushers && i.is_multiple_of(50) {
-                    let hs: Vec<_> = (0..CFS)
-                        .map(|c| db.cf_handle(&cf_name(c)).expect("cf"))
-                        .collect();
-                    let mut f = FlushOptions::default();
-                    f.set_wait(true);
-                    db.flush_cfs_opt(&hs, &f).expect("flush");
+                    flush_all(&db);
                 }
             }
         }));
@@ -82,12 +88,7 @@ fn main() {
             .expect("put probe");
         let ck = dir.path().join(format!("ck-{r}"));
         if flush_probe {
-            let hs: Vec<_> = (0..CFS)
-                .map(|c| db.cf_handle(&cf_name(c)).expect("cf"))
-                .collect();
-            let mut f = FlushOptions::default();
-            f.set_wait(true);
-            db.flush_cfs_opt(&hs, &f).expect("flush");
+            flush_all(&db);
             Checkpoint::new(&db)
                 .and_then(|c| c.create_checkpoint_with_log_size(&ck, u64::MAX))
                 .expect("checkpoint");
