@@ -7,7 +7,9 @@ use serde::Serialize;
 
 use crate::model::{scan_state, Entry, Model};
 use crate::op::Op;
-use crate::store::{Store, StoreError};
+use crate::store::drive::{drive, Answer, Go, Hooks};
+use crate::store::{Store, StoreFactory, StoreOptions};
+use crate::verify::ViolationClass;
 
 /// What the in-process checker found wrong.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -18,7 +20,7 @@ pub struct RunViolation {
     /// The op's text form.
     pub op: String,
     /// `read-mismatch`, `final-state-mismatch` or `store-error`.
-    pub class: String,
+    pub class: ViolationClass,
     /// What differed.
     pub detail: String,
 }
@@ -87,91 +89,89 @@ fn cmp_entries(got: &[(Vec<u8>, Vec<u8>)], want: &[(&[u8], &Entry)]) -> Option<S
         .then(|| format!("store returned {} entries, model {}", got.len(), want.len()))
 }
 
+/// The in-process checker's hooks: a read at a snapshot the model does
+/// not have is not run.
+struct RunHooks<'a> {
+    model: &'a Model,
+}
+
+impl Hooks for RunHooks<'_> {
+    fn before(&mut self, op: &Op) -> Go {
+        match op {
+            Op::GetAt { id, .. } | Op::ScanAt { id, .. } if !self.model.has_snapshot(*id) => {
+                Go::Skip
+            }
+            _ => Go::Run,
+        }
+    }
+}
+
 /// Runs one op against store and model; `Ok(n)` is the number of read
-/// results compared, `Err` a description of a mismatch.
-pub fn step(store: &mut dyn Store, model: &mut Model, op: &Op) -> Result<u64, (String, String)> {
-    let serr = |e: StoreError| ("store-error".to_string(), e.to_string());
-    let mismatch = |d: String| ("read-mismatch".to_string(), d);
-    let mut checked = 0;
-    match op {
-        Op::Write(_) | Op::Batch(_) => {
-            store
-                .write(op.write_ops(), matches!(op, Op::Batch(_)))
-                .map_err(serr)?;
+/// results compared, `Err` the class and description of a mismatch.
+pub fn step(
+    store: &mut dyn Store,
+    model: &mut Model,
+    op: &Op,
+) -> Result<u64, (ViolationClass, String)> {
+    let answer = drive(store, op, &mut RunHooks { model: &*model })
+        .map_err(|e| (ViolationClass::StoreError, e.to_string()))?;
+    let mismatch = |d: String| Err((ViolationClass::ReadMismatch, d));
+    let checked = match (op, &answer) {
+        (Op::Get { key }, Answer::Value(got)) => {
+            if let Some(d) = cmp_value(key, got.as_deref(), model.get(key, None).flatten()) {
+                return mismatch(d);
+            }
+            1
         }
-        Op::Get { key } => {
-            let got = store.get(key, None).map_err(serr)?;
-            let want = model.get(key, None).flatten();
+        (Op::GetAt { id, key }, Answer::Value(got)) => {
+            let want = model.get(key, Some(*id)).flatten();
             if let Some(d) = cmp_value(key, got.as_deref(), want) {
-                return Err(mismatch(d));
+                return mismatch(format!("at snapshot {id}: {d}"));
             }
-            checked = 1;
+            1
         }
-        Op::GetAt { id, key } => {
-            if let Some(want) = model.get(key, Some(*id)) {
-                let got = store.get(key, Some(*id)).map_err(serr)?;
-                if let Some(d) = cmp_value(key, got.as_deref(), want) {
-                    return Err(mismatch(format!("at snapshot {id}: {d}")));
-                }
-                checked = 1;
-            }
-        }
-        Op::MultiGet { keys } => {
-            let got = store.multi_get(keys).map_err(serr)?;
+        (Op::MultiGet { keys }, Answer::Values(got)) => {
             if got.len() != keys.len() {
-                return Err(mismatch(format!(
+                return mismatch(format!(
                     "multi_get returned {} results for {} keys",
                     got.len(),
                     keys.len()
-                )));
+                ));
             }
-            for (k, g) in keys.iter().zip(&got) {
+            for (k, g) in keys.iter().zip(got) {
                 if let Some(d) = cmp_value(k, g.as_deref(), model.get(k, None).flatten()) {
-                    return Err(mismatch(d));
+                    return mismatch(d);
                 }
             }
-            checked = keys.len() as u64;
+            keys.len() as u64
         }
-        Op::Scan(scan) => {
-            let got = store.scan(scan, None).map_err(serr)?;
-            let want = scan_state(model.state(), scan);
-            if let Some(d) = cmp_entries(&got, &want) {
-                return Err(mismatch(d));
+        (Op::Scan(scan), Answer::Entries(got)) => {
+            if let Some(d) = cmp_entries(got, &scan_state(model.state(), scan)) {
+                return mismatch(d);
             }
-            checked = 1;
+            1
         }
-        Op::ScanAt { id, scan } => {
-            if let Some(want) = model.scan(scan, Some(*id)) {
-                let got = store.scan(scan, Some(*id)).map_err(serr)?;
-                if let Some(d) = cmp_entries(&got, &want) {
-                    return Err(mismatch(format!("at snapshot {id}: {d}")));
-                }
-                checked = 1;
+        (Op::ScanAt { id, scan }, Answer::Entries(got)) => {
+            let want = model.scan(scan, Some(*id)).unwrap_or_default();
+            if let Some(d) = cmp_entries(got, &want) {
+                return mismatch(format!("at snapshot {id}: {d}"));
             }
+            1
         }
-        Op::Snapshot { id } => store.snapshot(*id).map_err(serr)?,
-        Op::Release { id } => store.release(*id).map_err(serr)?,
-        Op::Flush => store.flush().map_err(serr)?,
-        Op::FlushCfs { cfs } => store.flush_cfs(cfs.as_deref()).map_err(serr)?,
-        // Checkpoints, backups and copies are judged in crash cycles (see
-        // `crate::checkpoint`), where their directories are managed.
-        Op::Checkpoint { .. } | Op::Backup { .. } | Op::CopyDir { .. } => {}
-        Op::FlushWal { sync } => store.flush_wal(*sync).map_err(serr)?,
-        Op::Compact { lo, hi } => store.compact(lo.as_deref(), hi.as_deref()).map_err(serr)?,
-        Op::Reopen => store.reopen().map_err(serr)?,
-    }
+        _ => 0,
+    };
     model.apply_op(op);
     Ok(checked)
 }
 
 /// Compares the store's whole state with the model.
-pub fn compare_full(store: &mut dyn Store, model: &Model) -> Result<(), (String, String)> {
+pub fn compare_full(store: &mut dyn Store, model: &Model) -> Result<(), (ViolationClass, String)> {
     let got = store
         .scan_all()
-        .map_err(|e| ("store-error".to_string(), e.to_string()))?;
+        .map_err(|e| (ViolationClass::StoreError, e.to_string()))?;
     let want: Vec<(&[u8], &Entry)> = model.state().iter().map(|(k, e)| (&k[..], e)).collect();
     match cmp_entries(&got, &want) {
-        Some(d) => Err(("final-state-mismatch".into(), d)),
+        Some(d) => Err((ViolationClass::FinalStateMismatch, d)),
         None => Ok(()),
     }
 }
@@ -210,4 +210,29 @@ pub fn run_ops(store: &mut dyn Store, ops: &[Op]) -> RunOutcome {
         out.reads_checked += 1;
     }
     out
+}
+
+/// Shrinks a failing run: drops ops while a fresh store (opened by
+/// `factory` under `work`) still fails with `class`. Returns the shrunk
+/// sequence and the number of runs it took.
+pub fn shrink_run(
+    factory: &dyn StoreFactory,
+    opts: &StoreOptions,
+    work: &std::path::Path,
+    ops: Vec<Op>,
+    class: ViolationClass,
+) -> (Vec<Op>, usize) {
+    let mut n = 0;
+    let out = crate::repro::shrink(ops, 400, |cand| {
+        n += 1;
+        let d = work.join(format!("shrink-{n}"));
+        let Ok(mut s) = factory.open(&d, opts) else {
+            return false;
+        };
+        let r = run_ops(s.as_mut(), cand);
+        let _ = s.close();
+        let _ = crate::fsutil::remove_tree(&d);
+        r.violation.is_some_and(|x| x.class == class)
+    });
+    (out, n)
 }

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use crate::campaign::{run_campaign, CrashConfig, CrashReport};
-use crate::crash::rocksdb_used;
+use crate::store::rocks::rocksdb_used;
 use crate::store::StoreFactory;
 
 /// Environment variable that marks the re-executed test process and names

@@ -1,35 +1,44 @@
 //! crashcheck: a persistence-consistency test and fuzz suite for RocksDB.
 //!
 //! Seeded random op sequences run against a store and an in-memory
-//! reference model ([`check`]); forked children are killed with SIGKILL at
-//! random points and the reopened database is checked against the model and
-//! the durability oracle ([`crash`], [`oracle`], [`verify`], [`campaign`]).
+//! reference model; forked children are killed with SIGKILL at random
+//! points and the reopened database is checked against the model and the
+//! durability oracle. `docs/architecture.md` is the map; the modules are
+//! listed here in pipeline order, each importing only from those above it:
 //!
-//! Layout, one concept per module: [`op`] (the op language and its text
-//! form), [`workload`] (seeded generator and profiles), [`model`] (reference
-//! state and fingerprint), [`history`] (per-prefix fingerprints and key
-//! timelines of a planned sequence), [`store`] (the `Store` trait and the
-//! RocksDB adapter), [`oracle`] (what each mode and fault admits),
-//! [`crash`] (fork, kill, shared progress log), [`verify`] (prefix matching
-//! and violation classes), [`campaign`] and [`report`], [`repro`]
-//! (repro files and shrinking), [`keyspace`] (column family and writer of
-//! a key), [`checkpoint`] (checkpoints, backups and copies taken during a cycle),
-//! [`metrics`] (Prometheus endpoint).
+//! - the language: [`keyspace`], [`op`] (ops and their text form),
+//!   [`model`] (reference state, fingerprints, per-prefix history),
+//!   [`workload`] (the seeded generator);
+//! - the system: [`store`] (the `Store` trait, the RocksDB adapter, the
+//!   one op driver [`store::drive`]), [`wal`] (the WAL file format),
+//!   [`fault`] (one file per fault), [`known_bugs`];
+//! - a crash cycle: [`crash`] (fork, kill, the writer child),
+//!   [`observe`] (the verifier child), [`oracle`] (what survives),
+//!   [`verify`] (prefix matching, violation classes, checkpoints and
+//!   backups), [`cycle`] (plan, run, adjudicate);
+//! - the checks built on them: [`check`] (the in-process run check),
+//!   [`recovery`] (the WAL recovery-mode matrix), [`repro`] (repro files
+//!   and shrinking), [`fuzzing`] (the fuzz targets' bodies), [`campaign`]
+//!   (many cycles, reports, artifacts, replay), [`report`] and [`metrics`];
+//! - proving the checker: [`mutants`], [`selftest`], [`bench`],
+//!   [`harness`] (crash checks from `cargo test`).
 
 pub mod bench;
 pub mod campaign;
 pub mod check;
-pub mod checkpoint;
 pub mod crash;
+pub mod cycle;
+pub mod fault;
+pub mod fsutil;
 pub mod fuzzing;
 pub mod harness;
-pub mod history;
 pub mod keyspace;
+pub mod known_bugs;
 pub mod metrics;
 pub mod model;
 pub mod mutants;
+pub mod observe;
 pub mod op;
-pub mod option_matrix;
 pub mod oracle;
 pub mod recovery;
 pub mod report;
@@ -37,4 +46,5 @@ pub mod repro;
 pub mod selftest;
 pub mod store;
 pub mod verify;
+pub mod wal;
 pub mod workload;

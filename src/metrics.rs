@@ -17,7 +17,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::campaign::ModeStats;
+use crate::campaign::{CycleSink, ModeStats};
+use crate::fault::Fault;
+use crate::store::WalMode;
 
 /// Labels of per-cycle counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -163,6 +165,12 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+impl CycleSink for Metrics {
+    fn record(&self, mode: WalMode, fault: Fault, stats: &ModeStats) {
+        Metrics::record(self, mode.name(), fault.name(), stats);
     }
 }
 

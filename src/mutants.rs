@@ -8,8 +8,8 @@ use std::path::Path;
 
 use rocksdb::WriteOptions;
 
+use crate::fault::Fault;
 use crate::op::{Scan, WriteOp};
-use crate::oracle::Fault;
 use crate::store::{
     RocksStore, Store, StoreError, StoreFactory, StoreOptions, StoreResult, WalMode,
 };
@@ -57,28 +57,28 @@ pub const MUTANTS: &[MutantInfo] = &[
     MutantInfo {
         name: "non-atomic-batch",
         bug: "applies a WriteBatch as separate writes",
-        fault: Some(Fault::Kill),
+        fault: Some(Fault::KILL),
         modes: WAL_MODES,
         setup: PLAIN,
     },
     MutantInfo {
         name: "early-ack",
         bug: "acknowledges a write before handing it to RocksDB (queue drained later)",
-        fault: Some(Fault::Kill),
+        fault: Some(Fault::KILL),
         modes: WAL_MODES,
         setup: PLAIN,
     },
     MutantInfo {
         name: "reordered-writes",
         bug: "applies two consecutive write units in swapped order",
-        fault: Some(Fault::Kill),
+        fault: Some(Fault::KILL),
         modes: WAL_MODES,
         setup: PLAIN,
     },
     MutantInfo {
         name: "dropped-delete",
         bug: "writes deletes without the WAL although the mode says WAL",
-        fault: Some(Fault::Kill),
+        fault: Some(Fault::KILL),
         modes: WAL_MODES,
         setup: PLAIN,
     },
@@ -92,21 +92,21 @@ pub const MUTANTS: &[MutantInfo] = &[
     MutantInfo {
         name: "flush-noop",
         bug: "flush returns Ok without flushing (WAL disabled)",
-        fault: Some(Fault::Kill),
+        fault: Some(Fault::KILL),
         modes: &[WalMode::NoWal],
         setup: PLAIN,
     },
     MutantInfo {
         name: "fast-shutdown",
         bug: "close skips the memtable flush (avoid_flush_during_shutdown) while the WAL is off",
-        fault: Some(Fault::Kill),
+        fault: Some(Fault::KILL),
         modes: &[WalMode::NoWal],
         setup: PLAIN,
     },
     MutantInfo {
         name: "flush-wal-noop",
         bug: "flush_wal returns Ok without flushing the WAL buffer (manual_wal_flush)",
-        fault: Some(Fault::Kill),
+        fault: Some(Fault::KILL),
         modes: &[WalMode::WalManualFlush],
         setup: PLAIN,
     },
@@ -120,14 +120,14 @@ pub const MUTANTS: &[MutantInfo] = &[
     MutantInfo {
         name: "lying-sync",
         bug: "claims sync=true but writes without sync (only power loss shows it)",
-        fault: Some(Fault::PowerLoss),
+        fault: Some(Fault::POWER_LOSS),
         modes: &[WalMode::WalSync],
         setup: PLAIN,
     },
     MutantInfo {
         name: "cf-split-batch",
         bug: "writes a WriteBatch that spans column families as one batch per column family",
-        fault: Some(Fault::Kill),
+        fault: Some(Fault::KILL),
         modes: WAL_MODES,
         setup: Setup {
             cfs: 4,
@@ -137,7 +137,7 @@ pub const MUTANTS: &[MutantInfo] = &[
     MutantInfo {
         name: "flush-default-only",
         bug: "flushes only the default column family when asked to flush them all (db.flush())",
-        fault: Some(Fault::Kill),
+        fault: Some(Fault::KILL),
         modes: &[WalMode::NoWal],
         setup: Setup {
             cfs: 4,
@@ -148,7 +148,7 @@ pub const MUTANTS: &[MutantInfo] = &[
     MutantInfo {
         name: "shared-early-ack",
         bug: "early-ack with 8 concurrent writers: each handle acknowledges before writing",
-        fault: Some(Fault::Kill),
+        fault: Some(Fault::KILL),
         modes: WAL_MODES,
         setup: Setup {
             writers: 8,
@@ -159,7 +159,7 @@ pub const MUTANTS: &[MutantInfo] = &[
     MutantInfo {
         name: "checkpoint-no-flush",
         bug: "takes checkpoints without flushing first (log_size_for_flush = u64::MAX) while the WAL is off",
-        fault: Some(Fault::Kill),
+        fault: Some(Fault::KILL),
         modes: &[WalMode::NoWal],
         setup: Setup {
             profile: "checkpoint",
@@ -169,7 +169,7 @@ pub const MUTANTS: &[MutantInfo] = &[
     MutantInfo {
         name: "backup-no-flush",
         bug: "takes backups without flushing first (flush_before_backup = false) while the WAL is off",
-        fault: Some(Fault::Kill),
+        fault: Some(Fault::KILL),
         modes: &[WalMode::NoWal],
         setup: Setup {
             profile: "checkpoint",
@@ -177,6 +177,31 @@ pub const MUTANTS: &[MutantInfo] = &[
         },
     },
 ];
+
+/// Resolves a store name: `rocksdb`, or `mutant:<name>` (see
+/// [`MUTANTS`]).
+pub fn factory_by_name(name: &str) -> Result<Box<dyn StoreFactory>, String> {
+    if name == "rocksdb" {
+        return Ok(Box::new(crate::store::RocksFactory));
+    }
+    if let Some(m) = name.strip_prefix("mutant:") {
+        return MutantFactory::new(m)
+            .map(|f| Box::new(f) as Box<dyn StoreFactory>)
+            .ok_or_else(|| {
+                format!(
+                    "unknown mutant '{m}' (known: {})",
+                    MUTANTS
+                        .iter()
+                        .map(|m| m.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            });
+    }
+    Err(format!(
+        "unknown store '{name}' (rocksdb, or mutant:<name>)"
+    ))
+}
 
 /// Looks a mutant up by name.
 pub fn info(name: &str) -> Option<&'static MutantInfo> {
@@ -411,6 +436,10 @@ impl Store for Mutant {
         self.drain()?;
         self.inner
             .checkpoint_with(dir, self.name != "checkpoint-no-flush")
+    }
+
+    fn copy_files(&mut self, dir: &Path) -> StoreResult<()> {
+        self.inner.copy_files(dir)
     }
 
     fn backup(&mut self, dir: &Path) -> StoreResult<()> {

@@ -1,4 +1,4 @@
-//! The durability oracle: for each WAL mode and fault, the range `[L, U]`
+//! The durability oracle: for each WAL mode and loss class, the range `[L, U]`
 //! of write-unit prefixes a recovered database may hold.
 //!
 //! Write units are numbered from 1 in the order they were issued; prefix
@@ -9,122 +9,36 @@
 //! doubt, `L` is lower (more states admitted) and the report counts what
 //! survived beyond `L` separately.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use crate::crash::Progress;
+use crate::fault::Loss;
 use crate::store::{StoreOptions, WalMode};
 
-/// What happened to the process (and its unsynced data).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Fault {
-    /// SIGKILL: the process dies, the OS page cache survives.
-    Kill,
-    /// SIGKILL on a filesystem that keeps unsynced appends in process
-    /// memory: everything not made durable by a sync is lost.
-    PowerLoss,
-    /// Power loss where writeback of the WAL's unsynced tail happened
-    /// partly: the newest WAL keeps a random prefix of its unsynced tail.
-    PowerLossPartial,
-    /// Power loss, then the newest WAL ends in zeros (preallocated space).
-    PowerLossZeros,
-    /// Power loss, then the newest WAL ends in garbage (a torn sector).
-    PowerLossGarbage,
+/// What the oracle needs to know about a configuration: the durability
+/// mode and the few options that change what survives. Built from the
+/// store's options by [`Durability::of`]; the rules below see nothing else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Durability {
+    /// WAL mode of the writes.
+    pub mode: WalMode,
+    /// A clean close flushes the memtables (not
+    /// `avoid_flush_during_shutdown`).
+    pub close_flushes: bool,
+    /// Column families.
+    pub column_families: u8,
+    /// `atomic_flush`.
+    pub atomic_flush: bool,
 }
 
-impl Fault {
-    /// CLI / report name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Fault::Kill => "kill",
-            Fault::PowerLoss => "power-loss",
-            Fault::PowerLossPartial => "power-loss-partial",
-            Fault::PowerLossZeros => "power-loss-zeros",
-            Fault::PowerLossGarbage => "power-loss-garbage",
-        }
-    }
-
-    /// True for the power-loss faults (unsynced data may be lost).
-    pub fn is_power_loss(self) -> bool {
-        self != Fault::Kill
-    }
-
-    /// False for the faults that rewrite the newest WAL after the crash
-    /// (partial writeback, zeroed or torn tail): they index WAL records by
-    /// the units of a single writer, and with concurrent writers one record
-    /// may hold a whole write group.
-    pub fn works_with_writers(self, writers: usize) -> bool {
-        writers <= 1 || matches!(self, Fault::Kill | Fault::PowerLoss)
-    }
-}
-
-impl Fault {
-    /// Every fault, in report order.
-    pub const ALL: [Fault; 5] = [
-        Fault::Kill,
-        Fault::PowerLoss,
-        Fault::PowerLossPartial,
-        Fault::PowerLossZeros,
-        Fault::PowerLossGarbage,
-    ];
-}
-
-impl std::str::FromStr for Fault {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Fault::ALL
-            .into_iter()
-            .find(|f| f.name() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown fault '{s}' ({}, all)",
-                    Fault::ALL.map(Fault::name).join(", ")
-                )
-            })
-    }
-}
-
-/// Durability events the child reached before it died, as write-unit
-/// counts (all counts are "units acknowledged when the event completed").
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Progress {
-    /// Last unit started (handed to the store).
-    pub started: u64,
-    /// Last unit acknowledged.
-    pub acked: u64,
-    /// Units acknowledged when the last flush covering every column
-    /// family (wait = true) started; it returned before the crash.
-    pub flushed: u64,
-    /// Per column family: units acknowledged when the last completed
-    /// flush covering that column family started.
-    pub cf_flushed: [u64; crate::keyspace::MAX_CFS],
-    /// A flush of only some column families started in this cycle
-    /// (`flush` = default only, or `flush cfs=..`).
-    pub partial_flush: bool,
-    /// `flushed`, counting only flushes no other flush overlapped (with
-    /// concurrent writers); see [`Progress::without_overlapping_flushes`].
-    pub flushed_solo: u64,
-    /// `cf_flushed`, counting only flushes no other flush overlapped.
-    pub cf_flushed_solo: [u64; crate::keyspace::MAX_CFS],
-    /// Units acknowledged when the last `FlushWAL` (either kind) returned.
-    pub wal_flushed: u64,
-    /// Units acknowledged when the last `FlushWAL(sync = true)` returned.
-    pub wal_synced: u64,
-    /// Units acknowledged when the last clean close returned.
-    pub closed: u64,
-}
-
-impl Progress {
-    /// This progress as if flushes that overlapped another flush had not
-    /// persisted anything. Used only to recognise docs/findings.md finding
-    /// 4 (an atomic flush that overlaps another may return before
-    /// persisting writes acknowledged before it): a state that passes with
-    /// these bounds but not with the real ones is reported as that known
-    /// bug, not as a new violation.
-    pub fn without_overlapping_flushes(&self) -> Progress {
-        Progress {
-            flushed: self.flushed_solo,
-            cf_flushed: self.cf_flushed_solo,
-            ..*self
+impl Durability {
+    /// The durability description of a store configured with `opts`.
+    pub fn of(opts: &StoreOptions) -> Durability {
+        Durability {
+            mode: opts.wal_mode,
+            close_flushes: !opts.avoid_flush_during_shutdown,
+            column_families: opts.column_families,
+            atomic_flush: opts.atomic_flush,
         }
     }
 }
@@ -146,20 +60,10 @@ pub struct Admissible {
 /// prefix, so this is [`admissible`]; without it only flushes persist data,
 /// and each column family is durable up to its own last completed flush
 /// (or a clean close's shutdown flush, which covers all of them).
-pub fn admissible_cf(
-    mode: WalMode,
-    fault: Fault,
-    opts: &StoreOptions,
-    p: &Progress,
-    cf: usize,
-) -> Admissible {
-    let mut a = admissible(mode, fault, opts, p);
-    if mode == WalMode::NoWal {
-        let closed = if opts.avoid_flush_during_shutdown {
-            0
-        } else {
-            p.closed
-        };
+pub fn admissible_cf(d: &Durability, loss: Loss, p: &Progress, cf: usize) -> Admissible {
+    let mut a = admissible(d, loss, p);
+    if d.mode == WalMode::NoWal {
+        let closed = if d.close_flushes { p.closed } else { 0 };
         let lo = p.cf_flushed.get(cf).copied().unwrap_or(0).max(closed);
         a.lo = a.lo.max(lo).min(a.hi);
         a.rule = "WAL disabled, per column family: writes before that column family's last completed flush or a clean close survive (options.h disableWAL; db.h DB::Flush)";
@@ -169,16 +73,10 @@ pub fn admissible_cf(
 
 /// [`admissible`] for the whole database (`cf = None`) or
 /// [`admissible_cf`] for one column family.
-pub fn admissible_in(
-    mode: WalMode,
-    fault: Fault,
-    opts: &StoreOptions,
-    p: &Progress,
-    cf: Option<usize>,
-) -> Admissible {
+pub fn admissible_in(d: &Durability, loss: Loss, p: &Progress, cf: Option<usize>) -> Admissible {
     match cf {
-        None => admissible(mode, fault, opts, p),
-        Some(c) => admissible_cf(mode, fault, opts, p, c),
+        None => admissible(d, loss, p),
+        Some(c) => admissible_cf(d, loss, p, c),
     }
 }
 
@@ -211,18 +109,14 @@ pub fn admissible_in(
 ///   column families and committing their results atomically to MANIFEST"),
 ///   but a flush that names only some column families persists only those:
 ///   the cut holds only if every flush in the cycle covered all of them.
-pub fn cross_cf_promise(
-    mode: WalMode,
-    opts: &StoreOptions,
-    p: &Progress,
-) -> Result<&'static str, &'static str> {
-    if opts.column_families <= 1 {
+pub fn cross_cf_promise(d: &Durability, p: &Progress) -> Result<&'static str, &'static str> {
+    if d.column_families <= 1 {
         return Ok("one column family");
     }
-    if mode != WalMode::NoWal {
+    if d.mode != WalMode::NoWal {
         return Ok("WAL: one shared log orders every column family");
     }
-    if !opts.atomic_flush {
+    if !d.atomic_flush {
         return Err(
             "WAL disabled and atomic_flush off: each column family recovers to its own last flush",
         );
@@ -234,7 +128,7 @@ pub fn cross_cf_promise(
 }
 
 /// The oracle's verdict range for a crash.
-pub fn admissible(mode: WalMode, fault: Fault, opts: &StoreOptions, p: &Progress) -> Admissible {
+pub fn admissible(d: &Durability, loss: Loss, p: &Progress) -> Admissible {
     // U: a write that was in flight may or may not have reached the WAL or
     // memtable; nothing that was never started can be there.
     let hi = p.started.max(p.acked);
@@ -244,18 +138,14 @@ pub fn admissible(mode: WalMode, fault: Fault, opts: &StoreOptions, p: &Progress
     // include/rocksdb/options.h, avoid_flush_during_shutdown: "By default
     // RocksDB will flush all memtables on DB close if there are unpersisted
     // data (i.e. with WAL disabled)".
-    let closed = if opts.avoid_flush_during_shutdown {
-        0
-    } else {
-        p.closed
-    };
-    let (lo, rule) = match (mode, fault) {
+    let closed = if d.close_flushes { p.closed } else { 0 };
+    let (lo, rule) = match (d.mode, loss) {
         // include/rocksdb/options.h, WriteOptions::sync: "If this flag is
         // false, and the machine crashes, some recent writes may be lost.
         // Note that if it is just the process that crashes (i.e., the
         // machine does not reboot), no writes will be lost even if
         // sync==false." -- true a fortiori for sync == true.
-        (WalMode::WalSync, Fault::Kill) | (WalMode::Wal, Fault::Kill) => {
+        (WalMode::WalSync, Loss::ProcessCrash) | (WalMode::Wal, Loss::ProcessCrash) => {
             (p.acked, "WAL: every acknowledged write survives a process crash (options.h WriteOptions::sync)")
         }
         // include/rocksdb/options.h, DBOptions::manual_wal_flush: "If true
@@ -269,7 +159,7 @@ pub fn admissible(mode: WalMode, fault: Fault, opts: &StoreOptions, p: &Progress
         // last log before switching to a new one"), and a clean close writes
         // the buffer out (db_impl.h LogWriterNumber::ClearWriter:
         // "writer->WriteBuffer", called from CloseHelper).
-        (WalMode::WalManualFlush, Fault::Kill) => (
+        (WalMode::WalManualFlush, Loss::ProcessCrash) => (
             p.wal_flushed.max(p.flushed).max(p.closed),
             "manual_wal_flush: writes before the last FlushWAL / Flush / close survive (options.h manual_wal_flush)",
         ),
@@ -278,7 +168,7 @@ pub fn admissible(mode: WalMode, fault: Fault, opts: &StoreOptions, p: &Progress
         // may get lost after a crash." Only a completed Flush (db.h
         // DB::Flush, FlushOptions::wait) or a clean close makes them
         // durable.
-        (WalMode::NoWal, Fault::Kill) => (
+        (WalMode::NoWal, Loss::ProcessCrash) => (
             p.flushed.max(closed),
             "WAL disabled: writes before the last completed Flush or clean close survive (options.h disableWAL)",
         ),
@@ -320,6 +210,13 @@ pub fn admissible(mode: WalMode, fault: Fault, opts: &StoreOptions, p: &Progress
 mod tests {
     use super::*;
 
+    fn d(mode: WalMode, o: &StoreOptions) -> Durability {
+        Durability {
+            mode,
+            ..Durability::of(o)
+        }
+    }
+
     fn prog() -> Progress {
         Progress {
             started: 10,
@@ -340,10 +237,19 @@ mod tests {
         p.cf_flushed[1] = 6;
         p.cf_flushed_solo[1] = 1;
         let o = StoreOptions::default();
-        assert_eq!(admissible(WalMode::NoWal, Fault::Kill, &o, &p).lo, 6);
+        assert_eq!(
+            admissible(&d(WalMode::NoWal, &o), Loss::ProcessCrash, &p).lo,
+            6
+        );
         let q = p.without_overlapping_flushes();
-        assert_eq!(admissible(WalMode::NoWal, Fault::Kill, &o, &q).lo, 2);
-        assert_eq!(admissible_cf(WalMode::NoWal, Fault::Kill, &o, &q, 1).lo, 2);
+        assert_eq!(
+            admissible(&d(WalMode::NoWal, &o), Loss::ProcessCrash, &q).lo,
+            2
+        );
+        assert_eq!(
+            admissible_cf(&d(WalMode::NoWal, &o), Loss::ProcessCrash, &q, 1).lo,
+            2
+        );
         assert_eq!(q.acked, p.acked, "only flush points change");
     }
 
@@ -355,31 +261,31 @@ mod tests {
             ..StoreOptions::default()
         };
         let p = prog();
-        assert!(cross_cf_promise(WalMode::Wal, &cf(false), &p).is_ok());
-        assert!(cross_cf_promise(WalMode::NoWal, &cf(false), &p).is_err());
-        assert!(cross_cf_promise(WalMode::NoWal, &cf(true), &p).is_ok());
+        assert!(cross_cf_promise(&d(WalMode::Wal, &cf(false)), &p).is_ok());
+        assert!(cross_cf_promise(&d(WalMode::NoWal, &cf(false)), &p).is_err());
+        assert!(cross_cf_promise(&d(WalMode::NoWal, &cf(true)), &p).is_ok());
         let partial = Progress {
             partial_flush: true,
             ..p
         };
-        assert!(cross_cf_promise(WalMode::NoWal, &cf(true), &partial).is_err());
+        assert!(cross_cf_promise(&d(WalMode::NoWal, &cf(true)), &partial).is_err());
         // Per column family: its own last flush, not the all-CF one.
         let mut q = prog();
         q.cf_flushed[2] = 7;
-        let a = admissible_cf(WalMode::NoWal, Fault::Kill, &cf(false), &q, 2);
+        let a = admissible_cf(&d(WalMode::NoWal, &cf(false)), Loss::ProcessCrash, &q, 2);
         assert_eq!(a.lo, 7);
         assert_eq!(
-            admissible_cf(WalMode::NoWal, Fault::Kill, &cf(false), &q, 1).lo,
+            admissible_cf(&d(WalMode::NoWal, &cf(false)), Loss::ProcessCrash, &q, 1).lo,
             3
         );
         assert_eq!(
-            admissible_cf(WalMode::Wal, Fault::Kill, &cf(false), &q, 2).lo,
+            admissible_cf(&d(WalMode::Wal, &cf(false)), Loss::ProcessCrash, &q, 2).lo,
             9
         );
     }
 
     fn adm(mode: WalMode, opts: &StoreOptions) -> Admissible {
-        admissible(mode, Fault::Kill, opts, &prog())
+        admissible(&d(mode, opts), Loss::ProcessCrash, &prog())
     }
 
     #[test]
@@ -393,7 +299,12 @@ mod tests {
             ..Progress::default()
         };
         assert_eq!(
-            admissible(WalMode::Wal, Fault::Kill, &StoreOptions::default(), &p).hi,
+            admissible(
+                &d(WalMode::Wal, &StoreOptions::default()),
+                Loss::ProcessCrash,
+                &p
+            )
+            .hi,
             4
         );
     }
@@ -412,9 +323,8 @@ mod tests {
             ..prog()
         };
         let a = admissible(
-            WalMode::WalManualFlush,
-            Fault::Kill,
-            &StoreOptions::default(),
+            &d(WalMode::WalManualFlush, &StoreOptions::default()),
+            Loss::ProcessCrash,
             &p,
         );
         assert_eq!(a.lo, 7);
@@ -423,7 +333,7 @@ mod tests {
     #[test]
     fn power_loss_keeps_only_synced_writes() {
         let o = StoreOptions::default();
-        let pl = |m| admissible(m, Fault::PowerLoss, &o, &prog()).lo;
+        let pl = |m| admissible(&d(m, &o), Loss::Unsynced, &prog()).lo;
         assert_eq!(pl(WalMode::WalSync), 9, "sync writes survive power loss");
         assert_eq!(pl(WalMode::Wal), 4, "last FlushWAL(true)");
         assert_eq!(
@@ -437,7 +347,7 @@ mod tests {
             ..prog()
         };
         assert_eq!(
-            admissible(WalMode::Wal, Fault::PowerLoss, &o, &p).lo,
+            admissible(&d(WalMode::Wal, &o), Loss::Unsynced, &p).lo,
             8,
             "a flush syncs an SST"
         );
@@ -446,7 +356,7 @@ mod tests {
             ..prog()
         };
         assert_eq!(
-            admissible(WalMode::Wal, Fault::PowerLoss, &o, &p).lo,
+            admissible(&d(WalMode::Wal, &o), Loss::Unsynced, &p).lo,
             4,
             "close is no sync"
         );
@@ -460,13 +370,16 @@ mod tests {
             ..prog()
         };
         let o = StoreOptions::default();
-        assert_eq!(admissible(WalMode::NoWal, Fault::Kill, &o, &p).lo, 6);
+        assert_eq!(
+            admissible(&d(WalMode::NoWal, &o), Loss::ProcessCrash, &p).lo,
+            6
+        );
         let o = StoreOptions {
             avoid_flush_during_shutdown: true,
             ..o
         };
         assert_eq!(
-            admissible(WalMode::NoWal, Fault::Kill, &o, &p).lo,
+            admissible(&d(WalMode::NoWal, &o), Loss::ProcessCrash, &p).lo,
             3,
             "avoid_flush_during_shutdown: close is no durability point"
         );

@@ -21,8 +21,55 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::fault::Fault;
 use crate::op::{parse_ops, Op};
 use crate::store::StoreOptions;
+use crate::verify::ViolationClass;
+
+/// The verdict a case produced when it was saved (its `expect:` line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Consistent with the model and the oracle (`ok`).
+    Ok,
+    /// A violation of this class; `None` (`violation`) for any class, as
+    /// converted fuzz artifacts say.
+    Violation(Option<ViolationClass>),
+    /// An anomaly: a hang or an abnormal exit (`anomaly`).
+    Anomaly,
+}
+
+impl Expect {
+    /// True when a replay that came to `got` reproduces this verdict.
+    pub fn matches(self, got: Expect) -> bool {
+        self == got || (self == Expect::Violation(None) && matches!(got, Expect::Violation(_)))
+    }
+}
+
+impl std::fmt::Display for Expect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expect::Ok => f.write_str("ok"),
+            Expect::Violation(None) => f.write_str("violation"),
+            Expect::Violation(Some(c)) => f.write_str(c.name()),
+            Expect::Anomaly => f.write_str("anomaly"),
+        }
+    }
+}
+
+impl std::str::FromStr for Expect {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Expect, String> {
+        match s {
+            "ok" => Ok(Expect::Ok),
+            "violation" => Ok(Expect::Violation(None)),
+            "anomaly" => Ok(Expect::Anomaly),
+            c => c
+                .parse::<ViolationClass>()
+                .map(|c| Expect::Violation(Some(c)))
+                .map_err(|e| format!("{e} (or ok, violation, anomaly)")),
+        }
+    }
+}
 
 /// Which checker a case is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,10 +93,10 @@ pub struct Case {
     pub store: String,
     /// Store options.
     pub options: StoreOptions,
-    /// The verdict the case produced when saved (`ok` or a violation class).
-    pub expect: String,
+    /// The verdict the case produced when saved.
+    pub expect: Expect,
     /// Crash cases: the fault (`kill`).
-    pub fault: Option<String>,
+    pub fault: Option<Fault>,
     /// Crash cases: kill after this many ops completed (`kill: after-op N`).
     pub kill_after_op: Option<usize>,
     /// Free-form comment lines (without `# `).
@@ -136,7 +183,7 @@ impl Case {
             profile: "default".into(),
             store: "rocksdb".into(),
             options: StoreOptions::default(),
-            expect: "ok".into(),
+            expect: Expect::Ok,
             fault: None,
             kill_after_op: None,
             comments: Vec::new(),
@@ -190,8 +237,8 @@ impl Case {
                     o.apply_options_string(v).map_err(|e| perr(n, e.0))?;
                     case.options = o;
                 }
-                "expect" => case.expect = v.to_string(),
-                "fault" => case.fault = Some(v.to_string()),
+                "expect" => case.expect = v.parse().map_err(|e| perr(n, e))?,
+                "fault" => case.fault = Some(v.parse().map_err(|e| perr(n, e))?),
                 "kill" => {
                     let k = v
                         .strip_prefix("after-op ")
@@ -305,8 +352,8 @@ mod tests {
             profile: "default".into(),
             store: "mutant:early-ack".into(),
             options: StoreOptions::default(),
-            expect: "lost-acked-write".into(),
-            fault: Some("kill".into()),
+            expect: Expect::Violation(Some(ViolationClass::LostAckedWrite)),
+            fault: Some(Fault::KILL),
             kill_after_op: Some(17),
             comments: vec!["a comment".into()],
             ops,

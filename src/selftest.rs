@@ -13,8 +13,8 @@ use serde::Serialize;
 use crate::campaign::{run_campaign, CrashConfig};
 use crate::check::run_ops;
 use crate::crash::{isolate, ChildEnd};
+use crate::fault::Fault;
 use crate::mutants::{MutantFactory, MutantInfo, Setup, MUTANTS, PLAIN};
-use crate::oracle::Fault;
 use crate::store::{RocksFactory, StoreFactory, StoreOptions, WalMode};
 use crate::workload::{Generator, Profile};
 
@@ -235,9 +235,9 @@ pub fn run(
     };
     let (mut crash_cycles, mut violations) = (0, 0);
     for (fault, frac, setup) in [
-        (Fault::Kill, 0.5, &PLAIN),
-        (Fault::PowerLoss, 0.35, &PLAIN),
-        (Fault::Kill, 0.35, &multi),
+        (Fault::KILL, 0.5, &PLAIN),
+        (Fault::POWER_LOSS, 0.35, &PLAIN),
+        (Fault::KILL, 0.35, &multi),
     ] {
         let rep = crash_until_caught(
             work,

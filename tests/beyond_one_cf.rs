@@ -126,7 +126,7 @@ fn checkpoints_backups_and_copies_are_judged() {
     assert_eq!(r["violations"].as_array().unwrap().len(), 0);
     let (mut ck, mut bk, mut cp) = (0, 0, 0);
     for m in ["wal", "no-wal"] {
-        let a = &r["by_mode"][m]["aux"];
+        let a = &r["by_mode"][m]["copies"];
         ck += a["checkpoints_ok"].as_u64().unwrap();
         bk += a["backups_ok"].as_u64().unwrap();
         cp += a["copies_consistent"].as_u64().unwrap() + a["copies_inconsistent"].as_u64().unwrap();
@@ -134,7 +134,7 @@ fn checkpoints_backups_and_copies_are_judged() {
     assert!(ck > 0 && bk > 0 && cp > 0, "{ck} {bk} {cp}");
     // Without the WAL a live copy misses the memtables: shown, not a violation.
     assert!(
-        r["by_mode"]["no-wal"]["aux"]["copies_inconsistent"]
+        r["by_mode"]["no-wal"]["copies"]["copies_inconsistent"]
             .as_u64()
             .unwrap()
             > 0
@@ -183,10 +183,13 @@ fn metrics_endpoint_serves_counters_during_a_run() {
         .local_addr()
         .unwrap()
         .port();
+    let work = t.path().join("work");
     let mut child = bin()
         .current_dir(t.path())
         .args(["crash", "--duration", "20s", "-q", "--cfs", "2"])
         .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .arg("--dir")
+        .arg(&work)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -201,9 +204,14 @@ fn metrics_endpoint_serves_counters_during_a_run() {
             }
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    // SIGTERM, as a user's Ctrl-C: the campaign stops and cleans up (a
+    // SIGKILL here once leaked its working directory into /tmp).
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
     let body = seen.expect("no cycle counter served within 15 s");
+    assert_eq!(status.code(), Some(130));
+    assert!(!work.exists(), "the working directory was left behind");
     assert!(
         body.starts_with("HTTP/1.") && body.contains(" 200 "),
         "{body}"

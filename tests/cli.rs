@@ -3,31 +3,9 @@
 //! in this multi-threaded test process.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_crashcheck"));
-    c.env_remove("CRASHCHECK_DIR")
-        .env_remove("CRASHCHECK_SEED")
-        .env("CI", "true");
-    c
-}
-
-fn run(args: &[&str], cwd: &Path) -> Output {
-    bin()
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("spawn crashcheck")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+mod common;
+use common::{bin, run, text};
 
 #[test]
 fn run_is_consistent_on_stock_rocksdb() {

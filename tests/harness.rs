@@ -31,7 +31,7 @@ fn this_process_uses_rocksdb_in_process() {
     )
     .unwrap();
     s.flush().unwrap();
-    assert!(crashcheck::crash::rocksdb_used());
+    assert!(crashcheck::store::rocks::rocksdb_used());
 }
 
 #[test]

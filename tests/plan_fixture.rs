@@ -87,66 +87,47 @@ fn plan_lines() -> Vec<String> {
     out
 }
 
-/// The campaign worker's per-cycle planning, as `campaign::worker` does
-/// it on the commit that wrote the fixture.
+/// The hash of cycle `cycle`'s plan as the campaign makes it
+/// (`crashcheck::cycle::plan`), for a campaign with these settings.
 fn plan_digest(option_profile: &str, cfs: u8, writers: usize, profile: &str, cycle: u64) -> u64 {
-    use crashcheck::campaign::{choose_kill, cycle_seed, reopen_loses_data, sample_keys};
-    use crashcheck::history::History;
+    use crashcheck::cycle::plan::{plan, PlanInputs};
+    use crashcheck::fault::Fault;
     use crashcheck::model::State;
-    use crashcheck::oracle::Fault;
     use crashcheck::store::{StoreOptions, WalMode};
-    use rand::SeedableRng;
-    let modes = WalMode::ALL;
-    let faults: Vec<Fault> = Fault::ALL
-        .into_iter()
+    let faults: Vec<Fault> = Fault::all()
+        .iter()
+        .copied()
         .filter(|f| f.works_with_writers(writers))
         .collect();
-    let combo = (cycle as usize) % (modes.len() * faults.len());
-    let mode = modes[combo % modes.len()];
-    let fault = faults[combo / modes.len()];
-    let campaign_seed = 1;
-    let seed = cycle_seed(campaign_seed, cycle);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let base = StoreOptions {
-        wal_mode: mode,
+    let options = StoreOptions {
         column_families: cfs,
         atomic_flush: cfs > 3,
         ..StoreOptions::default()
     };
-    let opts = crashcheck::option_matrix::apply_profile(option_profile, &base, &mut rng).unwrap();
-    let flush_style = if opts.atomic_flush {
-        FlushStyle::All
-    } else {
-        FlushStyle::Mixed
+    let profile = Profile::by_name(profile).unwrap();
+    let inputs = PlanInputs {
+        modes: &WalMode::ALL,
+        faults: &faults,
+        seed: 1,
+        options: &options,
+        option_profile,
+        writers,
+        ops_per_cycle: 300,
+        profile: &profile,
+        cf_flush: None,
+        ack_kills_only: false,
     };
-    let per_writer = if writers > 1 { (300 / writers).max(60) } else { 300 };
-    let lanes: Vec<History> = (0..writers)
-        .map(|w| {
-            let s = if w == 0 { seed } else { cycle_seed(seed, w as u64) };
-            let mut g = Generator::new(s, Profile::by_name(profile).unwrap());
-            if reopen_loses_data(fault, &opts) {
-                g = g.without_reopen();
-            }
-            let layout = Layout {
-                cfs: opts.column_families.max(1),
-                writer: w as u8,
-                writers: writers as u8,
-            };
-            History::new(g.with_layout(layout, flush_style).ops(per_writer), State::new())
-        })
-        .collect();
-    let plan = choose_kill(&mut rng, &lanes[0], false);
-    let mut sample = Vec::new();
-    for h in &lanes {
-        sample.extend(sample_keys(&mut rng, h));
-    }
-    sample.sort();
-    sample.dedup();
-    let mut s = format!("{} {} {}\n", mode.name(), fault.name(), opts.to_options_string());
-    for h in &lanes {
+    let p = plan(&inputs, cycle, |_| State::new()).unwrap();
+    let mut s = format!(
+        "{} {} {}\n",
+        p.mode.name(),
+        p.fault.name(),
+        p.opts.to_options_string()
+    );
+    for h in &p.histories {
         let _ = writeln!(s, "{:016x}", hash_ops(&h.ops));
     }
-    let _ = write!(s, "{plan:?}\n{sample:?}");
+    let _ = write!(s, "{:?}\n{:?}", p.kill, p.sample);
     xxhash_rust::xxh3::xxh3_64(s.as_bytes())
 }
 
@@ -173,7 +154,11 @@ fn generated_sequences_and_cycle_plans_match_the_fixture() {
     assert!(
         differ.is_empty(),
         "{} of {} plans differ from the fixture:\n{}",
-        lines.iter().zip(&want).filter(|(a, b)| a.as_str() != **b).count(),
+        lines
+            .iter()
+            .zip(&want)
+            .filter(|(a, b)| a.as_str() != **b)
+            .count(),
         lines.len(),
         differ.join("\n")
     );

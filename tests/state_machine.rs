@@ -11,6 +11,7 @@ use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 
 use crashcheck::model::Model;
 use crashcheck::op::{Op, Scan, Value, WriteOp};
+use crashcheck::store::drive::{drive, Answer, Plain};
 use crashcheck::store::{RocksStore, Store, StoreOptions};
 
 /// Keys over three column families (`c0/`..`c2/`; unprefixed keys go to
@@ -173,63 +174,45 @@ impl<const BUGGY: bool, const CFS: u8> StateMachineTest for RocksTest<BUGGY, CFS
 
     fn apply(mut sut: Sut, after: &RefState, op: Op) -> Sut {
         let m = &after.model;
-        let s = &mut sut.store;
-        match &op {
-            Op::Write(_) | Op::Batch(_) => {
-                s.write(op.write_ops(), matches!(op, Op::Batch(_)))
-                    .expect("write");
+        let owned = |e: Option<&crashcheck::model::Entry>| e.map(|e| e.value.to_vec());
+        let entries = |v: Vec<(&[u8], &crashcheck::model::Entry)>| -> Vec<(Vec<u8>, Vec<u8>)> {
+            v.into_iter()
+                .map(|(k, e)| (k.to_vec(), e.value.to_vec()))
+                .collect()
+        };
+        // The one op driver the checker uses everywhere; `Plain` runs every
+        // op but checkpoints, backups and copies (not generated here).
+        let answer = drive(&mut sut.store, &op, &mut Plain).expect("store call");
+        match (&op, answer) {
+            (Op::Get { key }, Answer::Value(got)) => {
+                assert_eq!(got, owned(m.get(key, None).flatten()), "{op}");
             }
-            Op::Get { key } => {
-                let got = s.get(key, None).expect("get");
-                let want = m.get(key, None).flatten().map(|e| e.value.to_vec());
-                assert_eq!(got, want, "{op}");
+            (Op::GetAt { id, key }, Answer::Value(got)) => {
+                let want = m.get(key, Some(*id)).expect("model snapshot");
+                assert_eq!(got, owned(want), "{op}");
             }
-            Op::GetAt { id, key } => {
-                let got = s.get(key, Some(*id)).expect("get at");
-                let want = m
-                    .get(key, Some(*id))
-                    .expect("model snapshot")
-                    .map(|e| e.value.to_vec());
-                assert_eq!(got, want, "{op}");
-            }
-            Op::MultiGet { keys } => {
-                let got = s.multi_get(keys).expect("multi_get");
+            (Op::MultiGet { keys }, Answer::Values(got)) => {
                 let want: Vec<_> = keys
                     .iter()
-                    .map(|k| m.get(k, None).flatten().map(|e| e.value.to_vec()))
+                    .map(|k| owned(m.get(k, None).flatten()))
                     .collect();
                 assert_eq!(got, want, "{op}");
             }
-            Op::Scan(sc) => {
-                let got = s.scan(sc, None).expect("scan");
-                let want: Vec<_> = m
-                    .scan(sc, None)
-                    .expect("scan")
-                    .into_iter()
-                    .map(|(k, e)| (k.to_vec(), e.value.to_vec()))
-                    .collect();
-                assert_eq!(got, want, "{op}");
+            (Op::Scan(sc), Answer::Entries(got)) => {
+                assert_eq!(got, entries(m.scan(sc, None).expect("scan")), "{op}");
             }
-            Op::ScanAt { id, scan } => {
-                let got = s.scan(scan, Some(*id)).expect("scan at");
-                let want: Vec<_> = m
-                    .scan(scan, Some(*id))
-                    .expect("snapshot")
-                    .into_iter()
-                    .map(|(k, e)| (k.to_vec(), e.value.to_vec()))
-                    .collect();
-                assert_eq!(got, want, "{op}");
+            (Op::ScanAt { id, scan }, Answer::Entries(got)) => {
+                assert_eq!(
+                    got,
+                    entries(m.scan(scan, Some(*id)).expect("snapshot")),
+                    "{op}"
+                );
             }
-            Op::Snapshot { id } => s.snapshot(*id).expect("snapshot"),
-            Op::Release { id } => s.release(*id).expect("release"),
-            Op::Flush => s.flush().expect("flush"),
-            Op::FlushWal { sync } => s.flush_wal(*sync).expect("flush_wal"),
-            Op::Compact { lo, hi } => s.compact(lo.as_deref(), hi.as_deref()).expect("compact"),
-            Op::Reopen => s.reopen().expect("reopen"),
-            Op::FlushCfs { cfs } => s.flush_cfs(cfs.as_deref()).expect("flush cfs"),
-            Op::Checkpoint { .. } | Op::Backup { .. } | Op::CopyDir { .. } => {
+            (Op::Checkpoint { .. } | Op::Backup { .. } | Op::CopyDir { .. }, _) => {
                 unreachable!("not generated here: {op}")
             }
+            (_, Answer::Done) => {}
+            (_, other) => panic!("`{op}` answered {other:?}"),
         }
         sut
     }

@@ -5,7 +5,9 @@
 //! crashcheck's checks against it: the checker then tests the wrapper's
 //! promises as well as RocksDB's. See `examples/app_store.rs`.
 
+pub mod drive;
 pub mod fault_fs;
+pub mod option_profiles;
 mod options;
 pub mod rocks;
 pub mod user_options;
@@ -93,6 +95,13 @@ pub trait Store {
         Err(unsupported("backups"))
     }
 
+    /// Copies the live database files to `dir` as `cp -r` would, while
+    /// the store stays open: no promise of consistency (see
+    /// [`crate::verify::copies`]), which is what the `copy` op measures.
+    fn copy_files(&mut self, _dir: &Path) -> StoreResult<()> {
+        Err(unsupported("plain copies"))
+    }
+
     /// Statistics and properties of the store, for reports.
     fn stats(&mut self) -> Option<StoreStats> {
         None
@@ -146,31 +155,6 @@ pub trait StoreFactory: Send + Sync {
     fn uses_rocksdb(&self) -> bool {
         true
     }
-}
-
-/// Resolves a store name: `rocksdb`, or `mutant:<name>` (see
-/// [`crate::mutants`]).
-pub fn factory_by_name(name: &str) -> Result<Box<dyn StoreFactory>, String> {
-    if name == "rocksdb" {
-        return Ok(Box::new(RocksFactory));
-    }
-    if let Some(m) = name.strip_prefix("mutant:") {
-        return crate::mutants::MutantFactory::new(m)
-            .map(|f| Box::new(f) as Box<dyn StoreFactory>)
-            .ok_or_else(|| {
-                format!(
-                    "unknown mutant '{m}' (known: {})",
-                    crate::mutants::MUTANTS
-                        .iter()
-                        .map(|m| m.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            });
-    }
-    Err(format!(
-        "unknown store '{name}' (rocksdb, or mutant:<name>)"
-    ))
 }
 
 /// The pid of another process holding RocksDB's POSIX lock on `lock_file`

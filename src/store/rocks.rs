@@ -21,6 +21,16 @@ use crate::keyspace::{cf_name, cf_of};
 use crate::model::{merge_values, MERGE_OPERATOR_NAME};
 use crate::op::{Scan, WriteOp};
 
+static ROCKSDB_USED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True once this process has opened a RocksDB database. Such a process
+/// must not fork children that use RocksDB again: its default Env's
+/// background threads do not exist in the child, which then hangs in
+/// `flush` (see [`crate::crash`]).
+pub fn rocksdb_used() -> bool {
+    ROCKSDB_USED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 fn map_err(e: rocksdb::Error) -> StoreError {
     let msg = e.into_string();
     if msg.contains("lock") && (msg.contains("temporarily unavailable") || msg.contains("LOCK")) {
@@ -195,7 +205,7 @@ fn handle(db: &DB, cf: usize) -> StoreResult<&ColumnFamily> {
 /// Opens the database at `path` with `cfs` column families (created when
 /// missing), each with the same options.
 pub fn open_db(rocks_opts: &Options, path: &Path, cfs: u8) -> StoreResult<DB> {
-    crate::crash::mark_rocksdb_used();
+    ROCKSDB_USED.store(true, std::sync::atomic::Ordering::SeqCst);
     // Always through descriptors, so `cf_handle("default")` exists too.
     let descs = (0..cfs.max(1) as usize)
         .map(|c| ColumnFamilyDescriptor::new(cf_name(c), rocks_opts.clone()))
@@ -534,6 +544,10 @@ impl Store for RocksStore {
         // checkpoint holds every write acknowledged before the call, WAL or
         // not (utilities/checkpoint/checkpoint_impl.cc).
         self.checkpoint_with(dir, true)
+    }
+
+    fn copy_files(&mut self, dir: &Path) -> StoreResult<()> {
+        crate::fsutil::copy_tree(&self.path, dir).map_err(|e| StoreError::Other(e.to_string()))
     }
 
     fn backup(&mut self, dir: &Path) -> StoreResult<()> {

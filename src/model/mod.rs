@@ -6,6 +6,9 @@
 //! states have equal fingerprints whatever path led to them. The crash
 //! checker records it after every write unit and can then name the prefix a
 //! recovered database equals without replaying anything.
+//!
+//! [`history`] holds what the model says about a planned sequence: the
+//! fingerprint after every prefix and each key's timeline.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -14,6 +17,10 @@ use std::sync::Arc;
 use xxhash_rust::xxh3::{xxh3_128, xxh3_128_with_seed};
 
 use crate::op::{Op, Scan, WriteOp};
+
+pub mod history;
+
+pub use history::History;
 
 /// Name under which the merge operator is registered in RocksDB. Changing
 /// it (or [`merge_values`]) makes existing databases unreadable on purpose.

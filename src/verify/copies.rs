@@ -34,90 +34,17 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::crash::{CrashError, Reopened, WriterRun};
-use crate::history::History;
-use crate::op::Op;
-use crate::oracle::{Admissible, Fault};
+use crate::crash::{CopyKind, CopyRecord, CopyState, CrashError, WriterRun};
+use crate::fault::Loss;
+use crate::model::history::History;
+use crate::observe::{Recovered, Reopened};
+use crate::oracle::Admissible;
 use crate::store::{StoreFactory, StoreOptions};
-use crate::verify::{verify_all, Recovered, Verdict, ViolationClass};
-
-/// What an aux op made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-#[repr(u32)]
-pub enum AuxKind {
-    /// `Checkpoint::create_checkpoint`.
-    Checkpoint = 0,
-    /// `BackupEngine::create_new_backup_flush`.
-    Backup = 1,
-    /// Recursive copy of the live directory.
-    Copy = 2,
-}
-
-impl AuxKind {
-    /// From the shared-memory code.
-    pub fn from_u32(v: u32) -> AuxKind {
-        match v {
-            1 => AuxKind::Backup,
-            2 => AuxKind::Copy,
-            _ => AuxKind::Checkpoint,
-        }
-    }
-
-    /// The kind an op makes (checkpoint for non-aux ops).
-    pub fn of(op: &Op) -> AuxKind {
-        match op {
-            Op::Backup { .. } => AuxKind::Backup,
-            Op::CopyDir { .. } => AuxKind::Copy,
-            _ => AuxKind::Checkpoint,
-        }
-    }
-
-    /// Directory (under the cycle's aux root) the op writes to. Backups of
-    /// one writer share one BackupEngine directory.
-    pub fn dir_name(self, lane: usize, id: u32) -> String {
-        match self {
-            AuxKind::Checkpoint => format!("checkpoint-{lane}-{id}"),
-            AuxKind::Backup => format!("backup-{lane}"),
-            AuxKind::Copy => format!("copy-{lane}-{id}"),
-        }
-    }
-}
-
-/// How far an aux op got before the crash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AuxState {
-    /// Started, did not return (the kill landed inside it).
-    Started,
-    /// Returned Ok.
-    Done,
-    /// Returned an error.
-    Failed,
-}
-
-/// One checkpoint, backup or copy as the writer recorded it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct AuxRecord {
-    /// What it made.
-    pub kind: AuxKind,
-    /// The writer that ran it.
-    pub lane: usize,
-    /// Its id in the op (`checkpoint 2`).
-    pub id: u32,
-    /// How far it got.
-    pub state: AuxState,
-    /// Per writer: units acknowledged when the call started.
-    pub lo: Vec<u64>,
-    /// Per writer: units started when the call returned (or at the kill).
-    pub hi: Vec<u64>,
-    /// A flush by another writer overlapped the call.
-    pub flush_overlap: bool,
-}
+use crate::verify::{verify_all, Verdict, ViolationClass};
 
 /// How the checkpoints, backups and copies of one cycle (or many) fared.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct AuxOutcome {
+pub struct CopyOutcome {
     /// Checkpoints that opened and held a prefix inside their window.
     pub checkpoints_ok: u64,
     /// Checkpoints a kill interrupted, with nothing at the final path.
@@ -137,31 +64,31 @@ pub struct AuxOutcome {
     /// Items not judged: taken in a power-loss cycle (the backup directory
     /// is outside the simulated power cut), or past the record table.
     pub not_judged: u64,
-    /// The first violation found, if any.
+    /// Checkpoints and backups that broke their promise, in the order
+    /// found (the cycle's adjudication decides what each one is).
     #[serde(skip)]
-    pub violation: Option<(ViolationClass, String)>,
-    /// A mismatch matching a known RocksDB bug (see [`known_bug`]),
-    /// reported as an anomaly instead of a violation.
-    #[serde(skip)]
-    pub known_bug: Option<String>,
+    pub findings: Vec<CopyFinding>,
 }
 
-/// True when a checkpoint or backup that lost acknowledged writes matches
-/// docs/findings.md finding 4: WAL disabled, atomic_flush on and a flush by
-/// another writer overlapping the call (the live-file flush then returns
-/// before covering a write acknowledged before the call;
-/// `examples/checkpoint_race.rs` reproduces it without crashcheck).
-/// `CRASHCHECK_REPRODUCE_KNOWN_BUGS=1` reports it as a violation again.
-pub fn known_bug(opts: &StoreOptions, rec: &AuxRecord) -> bool {
-    opts.wal_mode == crate::store::WalMode::NoWal
-        && opts.atomic_flush
-        && rec.flush_overlap
-        && std::env::var_os("CRASHCHECK_REPRODUCE_KNOWN_BUGS").is_none()
+/// A checkpoint or backup that holds no state of its window, does not
+/// open, or is listed wrongly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopyFinding {
+    /// [`ViolationClass::CheckpointMismatch`] or
+    /// [`ViolationClass::BackupMismatch`].
+    pub class: ViolationClass,
+    /// What is wrong, for reports.
+    pub detail: String,
+    /// When the copy opened: the class of its mismatch with its window
+    /// (lost acknowledged writes, a torn batch, ...).
+    pub inner: Option<ViolationClass>,
+    /// A flush by another writer overlapped the call.
+    pub flush_overlap: bool,
 }
 
-impl AuxOutcome {
+impl CopyOutcome {
     /// Adds `o`'s counts into `self`.
-    pub fn add(&mut self, o: &AuxOutcome) {
+    pub fn add(&mut self, o: &CopyOutcome) {
         self.checkpoints_ok += o.checkpoints_ok;
         self.checkpoints_interrupted += o.checkpoints_interrupted;
         self.backups_ok += o.backups_ok;
@@ -175,29 +102,9 @@ impl AuxOutcome {
 
     /// True when nothing was recorded.
     pub fn is_empty(&self) -> bool {
-        *self == AuxOutcome::default()
+        *self == CopyOutcome::default()
     }
 }
-
-/// True when a live-database violation of `class` may be docs/findings.md
-/// finding 4 in its flush form: atomic flush, concurrent writers whose
-/// flushes overlap, acknowledged data missing. The caller then re-checks
-/// with only non-overlapping flushes as durability points
-/// (`oracle::Progress::without_overlapping_flushes`).
-/// `CRASHCHECK_REPRODUCE_KNOWN_BUGS=1` turns this off.
-pub fn known_flush_bug(opts: &StoreOptions, writers: usize, class: ViolationClass) -> bool {
-    opts.atomic_flush
-        && writers > 1
-        && MISSING_DATA.contains(&class)
-        && std::env::var_os("CRASHCHECK_REPRODUCE_KNOWN_BUGS").is_none()
-}
-
-/// Violation classes that mean "acknowledged data is missing".
-const MISSING_DATA: [ViolationClass; 3] = [
-    ViolationClass::LostAckedWrite,
-    ViolationClass::TornBatch,
-    ViolationClass::Hole,
-];
 
 /// How opening a checkpoint, restored backup or copy went.
 enum DirCheck {
@@ -220,16 +127,16 @@ fn check_dir(
     dir: &Path,
     lanes: &[History],
     writer: &WriterRun,
-    rec: &AuxRecord,
+    rec: &CopyRecord,
     promise: Result<&'static str, &'static str>,
     timeout: Duration,
 ) -> Result<DirCheck, CrashError> {
     let rec_hi = |t: usize| {
         // A call the kill interrupted may have seen every write started
         // until the kill.
-        let at_kill = writer.lanes.get(t).map_or(0, |p| p.started.max(p.acked));
+        let at_kill = writer.writers.get(t).map_or(0, |p| p.started.max(p.acked));
         match rec.state {
-            AuxState::Started => at_kill,
+            CopyState::Started => at_kill,
             _ => rec.hi.get(t).copied().unwrap_or(at_kill),
         }
     };
@@ -241,7 +148,7 @@ fn check_dir(
             rule: "checkpoint/backup: every write acknowledged before the call, none started after it returned (checkpoint_impl.cc flushes first; backup_engine.cc flush_before_backup)",
         }
     };
-    let got: Recovered = match crate::crash::reopen_and_read(factory, dir, opts, &[], timeout)? {
+    let got: Recovered = match crate::observe::reopen_and_read(factory, dir, opts, &[], timeout)? {
         Reopened::Opened(r) => r,
         Reopened::Failed(msg) => return Ok(DirCheck::Unopenable(msg)),
         Reopened::Died(_) => return Ok(DirCheck::VerifierDied),
@@ -319,46 +226,46 @@ fn list_and_restore(
 pub fn judge(
     factory: &dyn StoreFactory,
     opts: &StoreOptions,
-    fault: Fault,
+    loss: Loss,
     lanes: &[History],
     writer: &WriterRun,
     root: &Path,
     promise: Result<&'static str, &'static str>,
     timeout: Duration,
-) -> Result<AuxOutcome, CrashError> {
-    let mut out = AuxOutcome {
-        not_judged: writer.aux_skipped,
-        ..AuxOutcome::default()
+) -> Result<CopyOutcome, CrashError> {
+    let mut out = CopyOutcome {
+        not_judged: writer.copies_skipped,
+        ..CopyOutcome::default()
     };
-    if fault != Fault::Kill {
-        out.not_judged += writer.aux.len() as u64;
+    if loss != Loss::ProcessCrash {
+        out.not_judged += writer.copies.len() as u64;
         return Ok(out);
     }
-    let flag = |out: &mut AuxOutcome, rec: &AuxRecord, class, detail: String| {
-        // The bug loses acknowledged data in some column families: seen as
-        // lost acknowledged writes, or a cross-CF batch half there.
-        let missing = MISSING_DATA
-            .iter()
-            .any(|c| detail.contains(&format!(": {}: ", c.name())));
-        if known_bug(opts, rec) && missing {
-            out.known_bug.get_or_insert(detail);
-        } else if out.violation.is_none() {
-            out.violation = Some((class, detail));
-        }
+    let flag = |out: &mut CopyOutcome,
+                rec: &CopyRecord,
+                class,
+                inner: Option<ViolationClass>,
+                detail: String| {
+        out.findings.push(CopyFinding {
+            class,
+            detail,
+            inner,
+            flush_overlap: rec.flush_overlap,
+        });
     };
-    for rec in writer.aux.iter().filter(|r| r.kind != AuxKind::Backup) {
-        let dir = root.join(rec.kind.dir_name(rec.lane, rec.id));
+    for rec in writer.copies.iter().filter(|r| r.kind != CopyKind::Backup) {
+        let dir = root.join(rec.kind.dir_name(rec.writer, rec.id));
         // A checkpoint is renamed into place whole; whatever sits at the
         // final path must open (checkpoint_impl.cc CreateCheckpoint).
         let present = dir.join("CURRENT").exists();
         match (rec.kind, rec.state) {
-            (AuxKind::Copy, AuxState::Failed) => {
+            (CopyKind::Copy, CopyState::Failed) => {
                 out.copies_failed += 1;
                 continue;
             }
-            (_, AuxState::Failed) => continue, // the writer reported it
-            (AuxKind::Copy, AuxState::Started) => continue,
-            (AuxKind::Checkpoint, AuxState::Started) if !present => {
+            (_, CopyState::Failed) => continue, // the writer reported it
+            (CopyKind::Copy, CopyState::Started) => continue,
+            (CopyKind::Checkpoint, CopyState::Started) if !present => {
                 out.checkpoints_interrupted += 1;
                 continue;
             }
@@ -366,46 +273,48 @@ pub fn judge(
         }
         let what = format!(
             "checkpoint {} of writer {} ({:?})",
-            rec.id, rec.lane, rec.state
+            rec.id, rec.writer, rec.state
         );
         let r = check_dir(factory, opts, &dir, lanes, writer, rec, promise, timeout)?;
         match (rec.kind, r) {
             (_, DirCheck::VerifierDied) => out.not_judged += 1,
-            (AuxKind::Copy, DirCheck::Consistent) => out.copies_consistent += 1,
-            (AuxKind::Copy, DirCheck::Mismatch(..)) => out.copies_inconsistent += 1,
-            (AuxKind::Copy, DirCheck::Unopenable(_)) => out.copies_unopenable += 1,
+            (CopyKind::Copy, DirCheck::Consistent) => out.copies_consistent += 1,
+            (CopyKind::Copy, DirCheck::Mismatch(..)) => out.copies_inconsistent += 1,
+            (CopyKind::Copy, DirCheck::Unopenable(_)) => out.copies_unopenable += 1,
             (_, DirCheck::Consistent) => out.checkpoints_ok += 1,
             (_, DirCheck::Mismatch(class, detail)) => flag(
                 &mut out,
                 rec,
                 ViolationClass::CheckpointMismatch,
+                Some(class),
                 format!("{what} holds no state of its window: {class}: {detail}"),
             ),
             (_, DirCheck::Unopenable(msg)) => flag(
                 &mut out,
                 rec,
                 ViolationClass::CheckpointMismatch,
+                None,
                 format!("{what} does not open: {msg}"),
             ),
         }
     }
     let backup_lanes: std::collections::BTreeSet<usize> = writer
-        .aux
+        .copies
         .iter()
-        .filter(|r| r.kind == AuxKind::Backup)
-        .map(|r| r.lane)
+        .filter(|r| r.kind == CopyKind::Backup)
+        .map(|r| r.writer)
         .collect();
     for lane in backup_lanes {
-        let recs: Vec<&AuxRecord> = writer
-            .aux
+        let recs: Vec<&CopyRecord> = writer
+            .copies
             .iter()
-            .filter(|r| r.kind == AuxKind::Backup && r.lane == lane)
+            .filter(|r| r.kind == CopyKind::Backup && r.writer == lane)
             .collect();
         let Some(&first) = recs.first() else {
             continue;
         };
-        let done = recs.iter().filter(|r| r.state == AuxState::Done).count();
-        let dir = root.join(AuxKind::Backup.dir_name(lane, 0));
+        let done = recs.iter().filter(|r| r.state == CopyState::Done).count();
+        let dir = root.join(CopyKind::Backup.dir_name(lane, 0));
         let listed = match list_and_restore(&dir, root, lane, recs.len(), timeout)? {
             Listing::Listed(l) => l,
             Listing::VerifierDied => {
@@ -417,6 +326,7 @@ pub fn judge(
                     &mut out,
                     first,
                     ViolationClass::BackupMismatch,
+                    None,
                     format!("the backup directory of writer {lane} does not open after the crash: {msg}"),
                 );
                 continue;
@@ -430,6 +340,7 @@ pub fn judge(
                 &mut out,
                 first,
                 ViolationClass::BackupMismatch,
+                None,
                 format!(
                     "writer {lane}: {done} backups completed, {} started, but {} listed after the crash",
                     recs.len(),
@@ -446,6 +357,7 @@ pub fn judge(
                     &mut out,
                     rec,
                     ViolationClass::BackupMismatch,
+                    None,
                     format!("backup {id} of writer {lane} is listed but does not restore: {e}"),
                 );
                 continue;
@@ -459,12 +371,14 @@ pub fn judge(
                     &mut out,
                     rec,
                     ViolationClass::BackupMismatch,
+                    Some(class),
                     format!("{what} restores to no state of its window: {class}: {detail}"),
                 ),
                 DirCheck::Unopenable(msg) => flag(
                     &mut out,
                     rec,
                     ViolationClass::BackupMismatch,
+                    None,
                     format!("restored {what} does not open: {msg}"),
                 ),
             }

@@ -1,123 +1,9 @@
-//! Reports: JSON, JUnit XML and Markdown renderings of a crash campaign.
+//! The Markdown summary, and the rows and hazard notes the terminal
+//! summary shares with it.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
-use crate::campaign::{CrashReport, ModeStats};
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// JUnit XML: one testcase per mode × fault, failed when that cell had a
-/// violation.
-pub fn junit(r: &CrashReport) -> String {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}",
-        junit_suite(r)
-    )
-}
-
-/// Several campaigns (e.g. one per option profile, or shards) as one JUnit
-/// document: a `<testsuite>` each.
-pub fn junit_many(rs: &[CrashReport]) -> String {
-    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
-    for r in rs {
-        s.push_str(&junit_suite(r));
-    }
-    s.push_str("</testsuites>\n");
-    s
-}
-
-/// A short name for a campaign's setting: the option profile, plus the
-/// workload profile, column families and writers when not the defaults
-/// (`defaults+checkpoint+cfs3+writers4`), so merged runs stay apart.
-pub fn run_label(r: &CrashReport) -> String {
-    let mut l = r.option_profile.clone();
-    if r.chain {
-        l.push_str("+chain");
-    }
-    if r.profile != "crash" {
-        l.push_str(&format!("+{}", r.profile));
-    }
-    let cfs = r
-        .options
-        .split(';')
-        .find_map(|kv| kv.strip_prefix("column_families="))
-        .unwrap_or("1");
-    if cfs != "1" {
-        l.push_str(&format!("+cfs{cfs}"));
-    }
-    if r.options.contains("atomic_flush=true") {
-        l.push_str("+atomic");
-    }
-    if r.writers > 1 {
-        l.push_str(&format!("+writers{}", r.writers));
-    }
-    l
-}
-
-fn junit_suite(r: &CrashReport) -> String {
-    let label = run_label(r);
-    let cells: Vec<(&String, &String, &ModeStats)> = r
-        .by_fault
-        .iter()
-        .flat_map(|(f, modes)| modes.iter().map(move |(m, st)| (f, m, st)))
-        .collect();
-    let failures = cells.iter().filter(|c| c.2.violations > 0).count();
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "<testsuite name=\"crashcheck.crash.{}\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
-        xml_escape(&label),
-        cells.len(),
-        r.duration_s
-    );
-    for (fault, mode, m) in cells {
-        let _ = write!(
-            s,
-            "  <testcase classname=\"crashcheck.crash.{}\" name=\"{mode} x {fault} x {} ({} cycles)\"",
-            xml_escape(&r.profile),
-            xml_escape(&label),
-            m.cycles
-        );
-        let vs: Vec<_> = r
-            .violations
-            .iter()
-            .filter(|v| v.mode.name() == mode && v.fault.name() == fault)
-            .collect();
-        if vs.is_empty() {
-            s.push_str("/>\n");
-        } else {
-            s.push_str(">\n");
-            let mut body = String::new();
-            for v in &vs {
-                let _ = writeln!(
-                    body,
-                    "cycle {} ({}): {}{}",
-                    v.cycle,
-                    v.class,
-                    v.detail,
-                    v.replay
-                        .as_ref()
-                        .map(|c| format!("\nreplay: {c}"))
-                        .unwrap_or_default()
-                );
-            }
-            let _ = writeln!(
-                s,
-                "    <failure message=\"{} violation(s)\">{}</failure>\n  </testcase>",
-                vs.len(),
-                xml_escape(&body)
-            );
-        }
-    }
-    s.push_str("</testsuite>\n");
-    s
-}
+use crate::campaign::CrashReport;
 
 /// A Markdown summary a person reads in a minute.
 pub fn markdown(r: &CrashReport) -> String {
@@ -187,11 +73,11 @@ pub fn markdown(r: &CrashReport) -> String {
             let _ = writeln!(s, "- {n}");
         }
     }
-    let aux = aux_rows(r);
+    let aux = copy_rows(r);
     if !aux.is_empty() {
         let _ = writeln!(s, "\n## Checkpoints, backups and plain copies\n");
-        let _ = writeln!(s, "| mode | {} |", AUX_COLUMNS.join(" | "));
-        let _ = writeln!(s, "|---|{}", "---:|".repeat(AUX_COLUMNS.len()));
+        let _ = writeln!(s, "| mode | {} |", COPY_COLUMNS.join(" | "));
+        let _ = writeln!(s, "|---|{}", "---:|".repeat(COPY_COLUMNS.len()));
         for row in aux {
             let _ = writeln!(s, "| {} |", row.join(" | "));
         }
@@ -251,8 +137,8 @@ pub fn hazard_notes(r: &CrashReport) -> Vec<String> {
     out
 }
 
-/// Names of the [`aux_rows`] columns after the mode.
-pub const AUX_COLUMNS: [&str; 9] = [
+/// Names of the [`copy_rows`] columns after the mode.
+pub const COPY_COLUMNS: [&str; 9] = [
     "checkpoints ok",
     "interrupted (nothing left)",
     "backups ok",
@@ -286,12 +172,12 @@ pub fn labelled(row: &[String], columns: &[&str]) -> String {
 }
 
 /// Per mode with checkpoints, backups or copies: the outcome counts.
-pub fn aux_rows(r: &CrashReport) -> Vec<Vec<String>> {
+pub fn copy_rows(r: &CrashReport) -> Vec<Vec<String>> {
     r.by_mode
         .iter()
-        .filter(|(_, m)| !m.aux.is_empty())
+        .filter(|(_, m)| !m.copies.is_empty())
         .map(|(mode, m)| {
-            let a = &m.aux;
+            let a = &m.copies;
             let mut row = vec![format!("`{mode}`")];
             row.extend(
                 [
@@ -340,72 +226,4 @@ pub fn stats_rows(r: &CrashReport) -> Vec<Vec<String>> {
             ]
         })
         .collect()
-}
-
-/// Writes `text` to `path`, creating parent directories.
-pub fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
-    if let Some(p) = path.parent() {
-        if !p.as_os_str().is_empty() {
-            std::fs::create_dir_all(p)?;
-        }
-    }
-    std::fs::write(path, text)
-}
-
-/// An SVG bar chart of cycles, acknowledged writes lost within the
-/// guarantee and violations per mode × fault, for the Markdown summary.
-pub fn svg_chart(r: &CrashReport) -> String {
-    let cells: Vec<(String, &ModeStats)> = r
-        .by_fault
-        .iter()
-        .flat_map(|(f, ms)| ms.iter().map(move |(m, st)| (format!("{m} / {f}"), st)))
-        .collect();
-    let row = 34.0;
-    let left = 190.0;
-    let width = 420.0;
-    let h = 50.0 + row * cells.len() as f64;
-    let max = cells
-        .iter()
-        .map(|(_, st)| st.cycles.max(st.lost_within_guarantee))
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n",
-        left + width + 120.0
-    );
-    let _ = writeln!(s, "<text x=\"10\" y=\"18\" font-weight=\"bold\">cycles (blue), acked writes lost within the guarantee (orange), violations (red)</text>");
-    for (i, (name, st)) in cells.iter().enumerate() {
-        let y = 34.0 + row * i as f64;
-        let bar = |v: u64| (v as f64 / max * width).max(if v > 0 { 1.0 } else { 0.0 });
-        let _ = writeln!(
-            s,
-            "<text x=\"10\" y=\"{}\">{}</text>",
-            y + 14.0,
-            xml_escape(name)
-        );
-        let _ = writeln!(
-            s,
-            "<rect x=\"{left}\" y=\"{y}\" width=\"{:.1}\" height=\"10\" fill=\"#4a7bd0\"/>",
-            bar(st.cycles)
-        );
-        let _ = writeln!(
-            s,
-            "<rect x=\"{left}\" y=\"{}\" width=\"{:.1}\" height=\"10\" fill=\"#e8912d\"/>",
-            y + 12.0,
-            bar(st.lost_within_guarantee)
-        );
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{}\" fill=\"{}\">{} cycles, {} lost, {} violations</text>",
-            left + width + 6.0 - 0.0,
-            y + 14.0,
-            if st.violations > 0 { "#c0392b" } else { "#333" },
-            st.cycles,
-            st.lost_within_guarantee,
-            st.violations
-        );
-    }
-    s.push_str("</svg>\n");
-    s
 }

@@ -1,0 +1,65 @@
+//! Failure artifacts: everything needed to look at and replay a failing
+//! cycle, in one directory.
+
+use std::path::Path;
+
+use crate::crash::KillPlan;
+use crate::cycle::CycleResult;
+use crate::repro::Case;
+
+/// Writes the artifact of a failing cycle into `dir` and returns the
+/// command that replays it.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn write_artifact(
+    dir: &Path,
+    case: &Case,
+    shrunk: Option<&Case>,
+    image: &Path,
+    res: &CycleResult,
+    diff: &[String],
+    detail: &str,
+    plan: KillPlan,
+) -> std::io::Result<String> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("case.repro"), case.to_text())?;
+    let mut cmd = format!("crashcheck replay {}", dir.join("case.repro").display());
+    if let Some(s) = shrunk {
+        std::fs::write(dir.join("shrunk.repro"), s.to_text())?;
+        cmd = format!("crashcheck replay {}", dir.join("shrunk.repro").display());
+    }
+    if image.exists() {
+        crate::fsutil::copy_tree(image, &dir.join("db"))?;
+    }
+    std::fs::write(
+        dir.join("options.txt"),
+        case.options.to_options_string().replace(';', "\n") + "\n",
+    )?;
+    std::fs::write(
+        dir.join("kill.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "plan": plan,
+            "ops_done": res.writer.ops_done,
+            "phase": res.writer.phase,
+            "child_end": res.writer.end,
+            "progress": res.writer.progress,
+            "admissible": res.adm,
+            "crash_image": res.image,
+            "writers": res.writer.writers,
+            "checkpoints_backups_copies": res.writer.copies,
+        }))
+        .unwrap_or_default(),
+    )?;
+    let mut d = format!("{detail}\n\n");
+    for l in diff {
+        d.push_str(l);
+        d.push('\n');
+    }
+    std::fs::write(dir.join("diff.txt"), d)?;
+    std::fs::write(
+        dir.join("README.txt"),
+        format!(
+            "crashcheck violation artifact\n\n{detail}\n\nfiles:\n  case.repro    the op sequence, options, seed and kill point\n  shrunk.repro  a minimal sequence that still fails (if shrinking succeeded)\n  db/           the database as the killed child left it\n  kill.json     kill plan, progress and admissible prefixes\n  diff.txt      recovered state vs nearest admissible prefix\n\nreplay:\n  {cmd}\n"
+        ),
+    )?;
+    Ok(cmd)
+}

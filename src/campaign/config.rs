@@ -1,0 +1,207 @@
+//! A campaign's settings, and the one place that checks them: the CLI,
+//! `selftest` and the test harness all call [`CrashConfig::validate`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::crash::CrashError;
+use crate::cycle::PlanInputs;
+use crate::fault::Fault;
+use crate::keyspace::{MAX_CFS, MAX_WRITERS};
+use crate::store::{StoreOptions, WalMode};
+use crate::workload::Profile;
+
+/// Settings that cannot run, with the reason (a usage error).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Settings of a crash campaign.
+#[derive(Clone, Debug)]
+pub struct CrashConfig {
+    /// Durability modes, cycled through.
+    pub modes: Vec<WalMode>,
+    /// Faults injected, cycled through together with the modes.
+    pub faults: Vec<Fault>,
+    /// Stop after this many cycles (if set).
+    pub cycles: Option<u64>,
+    /// Stop after this long (if set).
+    pub duration: Option<Duration>,
+    /// Campaign seed; each cycle derives its own.
+    pub seed: u64,
+    /// Carry the recovered DB into the next cycle.
+    pub chain: bool,
+    /// Parallel cycle streams.
+    pub jobs: usize,
+    /// Ops per cycle.
+    pub ops_per_cycle: usize,
+    /// Workload profile.
+    pub profile: Profile,
+    /// Options (the mode is set per cycle).
+    pub options: StoreOptions,
+    /// Option profile applied per cycle (see `store::option_profiles`): `defaults`,
+    /// `tiny` or `randomized`.
+    pub option_profile: String,
+    /// Where databases are created (a directory crashcheck made).
+    pub work_dir: PathBuf,
+    /// Where failure artifacts go.
+    pub artifacts: PathBuf,
+    /// A child still running after this long is a hang.
+    pub timeout: Duration,
+    /// Shrink the first violation to a minimal sequence.
+    pub shrink: bool,
+    /// Store name for repro files (`rocksdb` or `mutant:<name>`).
+    pub store_name: String,
+    /// Stop at the first violation.
+    pub stop_on_violation: bool,
+    /// `(i, n)`: run only global cycles `c` with `c % n == i`, so `n`
+    /// runners share one campaign (`(0, 1)`: all of it).
+    pub shard: (u64, u64),
+    /// Kill only after a random number of acknowledgements (no delay or
+    /// phase kills): the benchmark's like-for-like setting.
+    pub ack_kills_only: bool,
+    /// Concurrent writer threads per cycle, each over its own key
+    /// partition (1 = the classic single writer).
+    pub writers: usize,
+    /// Flushes the generator emits over several column families; `None`:
+    /// `flush all` with atomic_flush, a mix otherwise.
+    pub cf_flush: Option<crate::workload::FlushStyle>,
+}
+
+impl CrashConfig {
+    /// A campaign with crashcheck's defaults, working in `work_dir`: every
+    /// mode, process kills, 100 fresh cycles of 300 ops of the `crash`
+    /// profile, default options, two jobs, artifacts under
+    /// `work_dir/artifacts`. Callers change what they need with struct
+    /// update syntax.
+    pub fn new(work_dir: &Path) -> CrashConfig {
+        CrashConfig {
+            modes: WalMode::ALL.to_vec(),
+            faults: vec![Fault::KILL],
+            cycles: Some(100),
+            duration: None,
+            seed: 1,
+            chain: false,
+            jobs: 2,
+            ops_per_cycle: 300,
+            profile: Profile::by_name("crash").unwrap_or_else(|| Profile::all().remove(0)),
+            options: StoreOptions::default(),
+            option_profile: "defaults".into(),
+            work_dir: work_dir.to_path_buf(),
+            artifacts: work_dir.join("artifacts"),
+            timeout: Duration::from_secs(30),
+            shrink: false,
+            store_name: "rocksdb".into(),
+            stop_on_violation: false,
+            shard: (0, 1),
+            ack_kills_only: false,
+            writers: 1,
+            cf_flush: None,
+        }
+    }
+}
+
+impl CrashConfig {
+    /// Checks the settings before anything runs. A campaign that would
+    /// check nothing (no cycles, no time, no jobs, no ops) is refused, as
+    /// are settings that do not fit together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |m: String| Err(ConfigError(m));
+        if self.modes.is_empty() {
+            return err("no durability mode to run".into());
+        }
+        if self.faults.is_empty() {
+            return err("no fault to inject".into());
+        }
+        match (self.cycles, self.duration) {
+            (Some(0), _) => return err("--cycles 0: a campaign of no cycles checks nothing".into()),
+            (None, None) => return err("give --cycles N or --duration D".into()),
+            (None, Some(d)) if d.is_zero() => {
+                return err("--duration 0: a campaign of no time checks nothing".into())
+            }
+            _ => {}
+        }
+        if self.jobs == 0 {
+            return err("--jobs 0: at least one job must run".into());
+        }
+        if self.ops_per_cycle == 0 {
+            return err("--ops 0: a cycle of no ops checks nothing".into());
+        }
+        if !(1..=MAX_WRITERS).contains(&self.writers) {
+            return err(format!(
+                "--writers {}: expected 1 to {MAX_WRITERS}",
+                self.writers
+            ));
+        }
+        let cfs = self.options.column_families;
+        if !(1..=MAX_CFS as u8).contains(&cfs) {
+            return err(format!("--cfs {cfs}: expected 1 to {MAX_CFS}"));
+        }
+        if self.chain && self.writers > 1 {
+            return err(
+                "--chain works with one writer only (each writer's history starts empty)".into(),
+            );
+        }
+        if let Some(f) = self
+            .faults
+            .iter()
+            .find(|f| !f.works_with_writers(self.writers))
+        {
+            return err(format!(
+                "--fault {}: it rewrites the WAL of a single writer; with --writers {} use kill or power-loss",
+                f.name(),
+                self.writers
+            ));
+        }
+        if !crate::store::option_profiles::PROFILES.contains(&self.option_profile.as_str()) {
+            return err(format!(
+                "unknown option profile '{}' (known: {})",
+                self.option_profile,
+                crate::store::option_profiles::PROFILES.join(", ")
+            ));
+        }
+        let (i, n) = self.shard;
+        if n == 0 || i >= n {
+            return err(format!("--shard {i}/{n}: expected I/N with 0 <= I < N"));
+        }
+        if self.timeout.is_zero() {
+            return err("--timeout 0: every child would count as hung".into());
+        }
+        Ok(())
+    }
+
+    /// What the cycle planner needs of these settings.
+    pub fn plan_inputs(&self) -> PlanInputs<'_> {
+        PlanInputs {
+            modes: &self.modes,
+            faults: &self.faults,
+            seed: self.seed,
+            options: &self.options,
+            option_profile: &self.option_profile,
+            writers: self.writers,
+            ops_per_cycle: self.ops_per_cycle,
+            profile: &self.profile,
+            cf_flush: self.cf_flush,
+            ack_kills_only: self.ack_kills_only,
+        }
+    }
+}
+
+/// Checks in a forked child that RocksDB accepts `opts` (a user's options
+/// string may name unknown keys or bad values). The message is RocksDB's.
+pub fn rocksdb_accepts(opts: &StoreOptions) -> Result<Result<(), String>, CrashError> {
+    let (end, data) = crate::crash::isolate_output(
+        || match crate::store::rocks::rocksdb_options(opts) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.to_string().into_bytes(),
+        },
+        Duration::from_secs(30),
+    )?;
+    Ok(match end {
+        crate::crash::ChildEnd::Exited { code: 0 } if data.is_empty() => Ok(()),
+        crate::crash::ChildEnd::Exited { code: 0 } => {
+            Err(String::from_utf8_lossy(&data).into_owned())
+        }
+        other => Err(format!("checking the options failed: {other:?}")),
+    })
+}

@@ -1,0 +1,210 @@
+//! Replaying saved cases and shrinking failing crash cases.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::crash::{self, KillPlan, SharedLog};
+use crate::cycle::plan::sample_keys;
+use crate::cycle::{copies_root, run_cycle, CycleOutcome, CycleResult};
+use crate::fault::Fault;
+use crate::model::history::History;
+use crate::model::State;
+use crate::op::Op;
+use crate::repro::{self, Case, CheckKind, Expect};
+use crate::store::StoreFactory;
+
+/// Replays a crash case once (fresh database at `dir`): the verdict.
+pub fn replay_crash(
+    factory: &dyn StoreFactory,
+    dir: &Path,
+    case: &Case,
+    fault: Fault,
+    timeout: Duration,
+) -> Result<(CycleResult, History), crash::CrashError> {
+    let log = SharedLog::new()?;
+    let mut histories = vec![History::new(case.ops.clone(), State::new())];
+    histories.extend(
+        case.writers
+            .iter()
+            .map(|o| History::new(o.clone(), State::new())),
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(case.seed);
+    let sample = sample_keys(&mut rng, &histories[0]);
+    let _ = crate::fsutil::remove_tree(dir);
+    let plan = KillPlan::AfterOp {
+        n: case.kill_after_op.unwrap_or(case.ops.len()),
+    };
+    let r = run_cycle(
+        &log,
+        factory,
+        dir,
+        &case.options,
+        fault,
+        &histories,
+        plan,
+        &sample,
+        timeout,
+        None,
+    );
+    let _ = crate::fsutil::remove_tree(dir);
+    let _ = crate::fsutil::remove_tree(&copies_root(dir));
+    Ok((r?, histories.swap_remove(0)))
+}
+
+/// Shrinks a violating crash case: ops are dropped while the replay (kill
+/// after the same op, renumbered) still shows a violation of the same
+/// class. `None` when the case does not reproduce deterministically.
+pub fn shrink_crash(
+    factory: &dyn StoreFactory,
+    dir: &Path,
+    case: &Case,
+    fault: Fault,
+    timeout: Duration,
+) -> Option<Case> {
+    let want = case.expect;
+    let still_fails = |c: &Case| -> bool {
+        match replay_crash(factory, dir, c, fault, timeout) {
+            Ok((r, _)) => r
+                .outcome
+                .class()
+                .is_some_and(|cl| want == Expect::Violation(Some(cl))),
+            Err(_) => false,
+        }
+    };
+    // Ops after the kill point never ran: cut them first.
+    let kill = case
+        .kill_after_op
+        .unwrap_or(case.ops.len())
+        .min(case.ops.len());
+    let mut base = case.clone();
+    base.ops.truncate(kill);
+    base.kill_after_op = Some(kill);
+    if !still_fails(&base) {
+        return None;
+    }
+    let ops: Vec<Op> = base.ops.clone();
+    let min = repro::shrink(ops, 300, |cand| {
+        let c = Case {
+            kill_after_op: Some(cand.len()),
+            ops: cand.to_vec(),
+            ..base.clone()
+        };
+        still_fails(&c)
+    });
+    Some(Case {
+        kill_after_op: Some(min.len()),
+        ops: min,
+        comments: {
+            let mut c = case.comments.clone();
+            c.push(format!("shrunk from {} ops", case.ops.len()));
+            c
+        },
+        ..base
+    })
+}
+
+/// What a replay came to.
+#[derive(Clone, Debug)]
+pub struct Replayed {
+    /// The verdict, comparable with the case's `expect:` line.
+    pub verdict: Expect,
+    /// What to print about it, line by line.
+    pub lines: Vec<String>,
+}
+
+/// Replays `case` once in the fresh directory `dir` (a run check, or a
+/// crash cycle killed after the saved op) and says what it came to.
+pub fn replay_case(
+    factory: &dyn StoreFactory,
+    dir: &Path,
+    case: &Case,
+    timeout: Duration,
+) -> Result<Replayed, crash::CrashError> {
+    let mut lines = Vec::new();
+    let verdict = match case.check {
+        CheckKind::Run => {
+            // The run check uses RocksDB in this process: fork it, so the
+            // caller stays fork-safe.
+            let (end, out) = crash::isolate_output(
+                || {
+                    let v = match factory.open(&dir.join("db"), &case.options) {
+                        Err(e) => format!("E cannot open a database: {e}"),
+                        Ok(mut store) => {
+                            let out = crate::check::run_ops(store.as_mut(), &case.ops);
+                            let _ = store.close();
+                            match out.violation {
+                                None => format!("ok {}", out.ops_run),
+                                Some(v) => format!("V {} {v}", v.class),
+                            }
+                        }
+                    };
+                    v.into_bytes()
+                },
+                timeout,
+            )?;
+            let text = String::from_utf8_lossy(&out).into_owned();
+            match (end, text.split_once(' ')) {
+                (crash::ChildEnd::Exited { code: 0 }, Some(("ok", n))) => {
+                    lines.push(format!("ok: {n} ops consistent with the model"));
+                    Expect::Ok
+                }
+                (crash::ChildEnd::Exited { code: 0 }, Some(("V", rest))) => {
+                    let (class, msg) = rest.split_once(' ').unwrap_or((rest, ""));
+                    lines.push(format!("VIOLATION: {msg}"));
+                    Expect::Violation(class.parse().ok())
+                }
+                (crash::ChildEnd::Exited { code: 0 }, Some(("E", msg))) => {
+                    return Err(crash::CrashError::Sys(
+                        "replay",
+                        std::io::Error::other(msg.to_string()),
+                    ))
+                }
+                (end, _) => {
+                    lines.push(format!(
+                        "anomaly: the replay child ended abnormally: {end:?}"
+                    ));
+                    Expect::Anomaly
+                }
+            }
+        }
+        CheckKind::Crash => {
+            let fault = case.fault.unwrap_or(Fault::KILL);
+            if !case.writers.is_empty() {
+                lines.push(format!(
+                    "note: {} concurrent writers; their interleaving is up to the threads, so a replay may not reach the saved state (rerun it a few times)",
+                    case.writers.len() + 1
+                ));
+            }
+            let (r, _) = replay_crash(factory, &dir.join("db"), case, fault, timeout)?;
+            lines.push(format!(
+                "killed after op {} (acked writes {}, admissible prefixes [{}, {}])",
+                r.writer.ops_done, r.writer.progress.acked, r.adm.lo, r.adm.hi
+            ));
+            match r.outcome {
+                CycleOutcome::Consistent { prefix } => {
+                    lines.push(format!("ok: recovered state equals prefix {prefix}"));
+                    Expect::Ok
+                }
+                CycleOutcome::Violation {
+                    class,
+                    detail,
+                    diff,
+                } => {
+                    lines.push(format!("VIOLATION {class}: {detail}"));
+                    lines.extend(diff.into_iter().map(|l| format!("  {l}")));
+                    Expect::Violation(Some(class))
+                }
+                other => {
+                    if let Some((kind, detail)) = other.anomaly() {
+                        lines.push(format!("anomaly {kind}: {detail}"));
+                    }
+                    Expect::Anomaly
+                }
+            }
+        }
+    };
+    Ok(Replayed { verdict, lines })
+}

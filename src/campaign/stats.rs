@@ -1,0 +1,227 @@
+//! What a campaign reports: per-mode and per-fault counts, violations
+//! and anomalies, and merging reports of shards or runs.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cycle::AnomalyKind;
+use crate::fault::Fault;
+use crate::store::WalMode;
+use crate::verify::copies::CopyOutcome;
+use crate::verify::ViolationClass;
+
+/// One violation found by a campaign.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ViolationReport {
+    /// Class.
+    pub class: ViolationClass,
+    /// Mode.
+    pub mode: WalMode,
+    /// Fault.
+    pub fault: Fault,
+    /// Cycle number.
+    pub cycle: u64,
+    /// The cycle's seed.
+    pub cycle_seed: u64,
+    /// Explanation.
+    pub detail: String,
+    /// Artifact directory.
+    pub artifact: Option<PathBuf>,
+    /// Command that replays it.
+    pub replay: Option<String>,
+    /// Ops in the (shrunk, if shrinking ran) repro.
+    pub repro_ops: usize,
+}
+
+/// A cycle that ended abnormally without being a violation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Anomaly {
+    /// What kind of anomaly.
+    pub kind: AnomalyKind,
+    /// The known RocksDB bug it matched (`known-rocksdb-bug` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_bug: Option<String>,
+    /// Mode.
+    pub mode: WalMode,
+    /// Fault.
+    pub fault: Fault,
+    /// Cycle.
+    pub cycle: u64,
+    /// Cycle seed.
+    pub cycle_seed: u64,
+    /// Details (child status).
+    pub detail: String,
+    /// Artifact directory (for hangs and abnormal exits).
+    #[serde(default)]
+    pub artifact: Option<PathBuf>,
+}
+
+/// Per-mode counts.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ModeStats {
+    /// Cycles run.
+    pub cycles: u64,
+    /// Write units acknowledged before the kill.
+    pub acked_writes: u64,
+    /// Acknowledged writes that did not survive, where the mode allows it.
+    pub lost_within_guarantee: u64,
+    /// Writes that survived although the mode did not promise it.
+    pub survived_beyond_guarantee: u64,
+    /// In-flight (unacknowledged) writes that survived.
+    pub in_flight_survived: u64,
+    /// Cycles whose kill landed while the child was flushing, flushing the
+    /// WAL, compacting or (re)opening.
+    pub kills_in_background_phase: u64,
+    /// Violations.
+    pub violations: u64,
+    /// Hangs and abnormal child exits.
+    pub anomalies: u64,
+    /// Cycles whose column families recovered to different prefixes where
+    /// the configuration allows it (WAL off without atomic flush, or a
+    /// flush of only some column families): a hazard, not a violation.
+    #[serde(default)]
+    pub cf_divergence: u64,
+    /// Cycles (with several column families) that ran a flush of only some
+    /// of them, `db.flush()` (default column family only) included.
+    #[serde(default)]
+    pub partial_flush_cycles: u64,
+    /// Checkpoints, backups and plain copies, and how they were judged
+    /// (`aux` in reports written before the rename).
+    #[serde(default, alias = "aux")]
+    pub copies: CopyOutcome,
+    /// RocksDB figures summed over the cycles that published them (see
+    /// `rocksdb_samples`): tickers are per cycle, properties at its end.
+    #[serde(default)]
+    pub rocksdb: crate::store::StoreStats,
+    /// Cycles that published RocksDB figures.
+    #[serde(default)]
+    pub rocksdb_samples: u64,
+}
+
+impl ModeStats {
+    /// Adds `o` into `self`.
+    pub fn add(&mut self, o: &ModeStats) {
+        self.cycles += o.cycles;
+        self.acked_writes += o.acked_writes;
+        self.lost_within_guarantee += o.lost_within_guarantee;
+        self.survived_beyond_guarantee += o.survived_beyond_guarantee;
+        self.in_flight_survived += o.in_flight_survived;
+        self.kills_in_background_phase += o.kills_in_background_phase;
+        self.violations += o.violations;
+        self.anomalies += o.anomalies;
+        self.cf_divergence += o.cf_divergence;
+        self.partial_flush_cycles += o.partial_flush_cycles;
+        self.copies.add(&o.copies);
+        let (a, b) = (&mut self.rocksdb, &o.rocksdb);
+        a.estimated_keys += b.estimated_keys;
+        a.total_sst_bytes += b.total_sst_bytes;
+        a.block_cache_hit += b.block_cache_hit;
+        a.block_cache_miss += b.block_cache_miss;
+        a.compaction_cpu_micros += b.compaction_cpu_micros;
+        a.write_stall_micros += b.write_stall_micros;
+        self.rocksdb_samples += o.rocksdb_samples;
+    }
+}
+
+/// Result of a campaign.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CrashReport {
+    /// Campaign seed.
+    pub seed: u64,
+    /// Faults (comma-separated).
+    pub fault: String,
+    /// Cycles run.
+    pub cycles: u64,
+    /// Wall time.
+    pub duration_s: f64,
+    /// Throughput.
+    pub cycles_per_s: f64,
+    /// Chained cycles?
+    pub chain: bool,
+    /// The run was interrupted (SIGINT/SIGTERM) before it finished.
+    #[serde(default)]
+    pub interrupted: bool,
+    /// Shards merged into this report (1 for a single run).
+    pub shards: u64,
+    /// Parallel jobs.
+    pub jobs: usize,
+    /// Ops per cycle.
+    pub ops_per_cycle: usize,
+    /// Profile name.
+    pub profile: String,
+    /// Option profile.
+    pub option_profile: String,
+    /// Store name.
+    pub store: String,
+    /// Concurrent writers per cycle.
+    #[serde(default)]
+    pub writers: usize,
+    /// Options (mode set per cycle), in `key=value;...` form.
+    pub options: String,
+    /// Where the user's options came from (`--options-file PATH`, `--options`).
+    pub options_source: Option<String>,
+    /// User settings crashcheck replaced, and why.
+    pub options_overridden: Vec<crate::store::user_options::Override>,
+    /// Violations.
+    pub violations: Vec<ViolationReport>,
+    /// Anomalies (hangs, deaths).
+    pub anomalies: Vec<Anomaly>,
+    /// Per-mode statistics (all faults together).
+    pub by_mode: BTreeMap<String, ModeStats>,
+    /// Per fault, per mode statistics.
+    pub by_fault: BTreeMap<String, BTreeMap<String, ModeStats>>,
+}
+
+impl CrashReport {
+    /// Combines shard reports of one campaign (or reports of several
+    /// campaigns) into one: counts add up, violations and anomalies are
+    /// concatenated, wall time is the longest (shards run side by side).
+    /// `parallel`: the runs were side by side (shards: wall time is the
+    /// longest); otherwise one after another (wall times add up).
+    pub fn merge(reports: &[CrashReport], parallel: bool) -> CrashReport {
+        let mut out = reports.first().cloned().unwrap_or_default();
+        for r in reports.iter().skip(1) {
+            out.cycles += r.cycles;
+            out.shards += r.shards;
+            out.duration_s = if parallel {
+                out.duration_s.max(r.duration_s)
+            } else {
+                out.duration_s + r.duration_s
+            };
+            out.writers = out.writers.max(r.writers);
+            out.interrupted |= r.interrupted;
+            out.violations.extend(r.violations.iter().cloned());
+            out.anomalies.extend(r.anomalies.iter().cloned());
+            for (m, st) in &r.by_mode {
+                out.by_mode.entry(m.clone()).or_default().add(st);
+            }
+            for (f, ms) in &r.by_fault {
+                for (m, st) in ms {
+                    out.by_fault
+                        .entry(f.clone())
+                        .or_default()
+                        .entry(m.clone())
+                        .or_default()
+                        .add(st);
+                }
+            }
+            for (field, other) in [
+                (&mut out.fault, &r.fault),
+                (&mut out.profile, &r.profile),
+                (&mut out.option_profile, &r.option_profile),
+                (&mut out.store, &r.store),
+            ] {
+                for o in other.split(',') {
+                    if !field.split(',').any(|x| x == o) {
+                        field.push(',');
+                        field.push_str(o);
+                    }
+                }
+            }
+        }
+        out.cycles_per_s = out.cycles as f64 / out.duration_s.max(1e-9);
+        out
+    }
+}

@@ -1,0 +1,113 @@
+//! `run` and `replay`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::args::{ReplayArgs, RunArgs};
+use super::*;
+use crashcheck::mutants::factory_by_name;
+use crashcheck::repro::{Case, CheckKind, Expect};
+use crashcheck::workload::Generator;
+
+pub(super) fn cmd_run(a: RunArgs) -> Res<u8> {
+    let prof = profile(a.common.profile.as_deref(), "default")?;
+    let mut opts = options(&a.common)?.opts;
+    opts.wal_mode = a.mode.parse().map_err(EnvError)?;
+    if a.ops == 0 {
+        return fail("--ops 0: a run of no ops checks nothing");
+    }
+    let factory = factory_by_name(&a.common.store).map_err(EnvError)?;
+    let wd = work_dir(a.common.dir.as_deref())?;
+    let db = match &a.db {
+        Some(p) => {
+            check_db_path(p)?;
+            p.clone()
+        }
+        None => wd.path().join("db"),
+    };
+    let ops = Generator::new(a.seed, prof.clone()).ops(a.ops);
+    let start = std::time::Instant::now();
+    let mut store = factory.open(&db, &opts).map_err(|e| match e {
+        crashcheck::store::StoreError::Locked(m) => EnvError(format!(
+            "{}: database is locked by another process ({m})",
+            db.display()
+        )),
+        e => EnvError(format!("cannot open {}: {e}", db.display())),
+    })?;
+    let out = crashcheck::check::run_ops(store.as_mut(), &ops);
+    let _ = store.close();
+    let secs = start.elapsed().as_secs_f64();
+    let Some(v) = out.violation else {
+        println!(
+            "ok: {} ops ({} writes, {} reads checked) consistent with the model in {:.2} s ({:.0} ops/s); seed {}, profile {}, mode {}, store {}",
+            out.ops_run,
+            out.writes,
+            out.reads_checked,
+            secs,
+            out.ops_run as f64 / secs.max(1e-9),
+            a.seed,
+            prof.name,
+            opts.wal_mode,
+            factory.name()
+        );
+        return Ok(0);
+    };
+    println!("VIOLATION: {v}");
+    let mut case_ops = ops[..(v.op_index + 1).min(ops.len())].to_vec();
+    if !a.no_shrink {
+        let before = case_ops.len();
+        let (shrunk, n) =
+            crashcheck::check::shrink_run(factory.as_ref(), &opts, wd.path(), case_ops, v.class);
+        case_ops = shrunk;
+        println!("shrunk {before} ops to {} in {n} runs", case_ops.len());
+    }
+    let case = Case {
+        check: CheckKind::Run,
+        seed: a.seed,
+        profile: prof.name.into(),
+        store: a.common.store.clone(),
+        options: opts,
+        expect: Expect::Violation(Some(v.class)),
+        fault: None,
+        kill_after_op: None,
+        comments: vec![v.to_string()],
+        ops: case_ops,
+        writers: Vec::new(),
+    };
+    let want = a
+        .repro_out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("crashcheck-artifacts/run-seed{}.repro", a.seed)));
+    let path = write_new(&want, &case.to_text())?;
+    println!(
+        "repro: {}\nreplay: crashcheck replay {}",
+        path.display(),
+        path.display()
+    );
+    Ok(1)
+}
+
+pub(super) fn cmd_replay(a: ReplayArgs) -> Res<u8> {
+    let case = Case::load(&a.file)?;
+    let factory =
+        factory_by_name(&case.store).map_err(|e| EnvError(format!("{}: {e}", a.file.display())))?;
+    let wd = work_dir(a.dir.as_deref())?;
+    let r = crashcheck::campaign::replay_case(
+        factory.as_ref(),
+        wd.path(),
+        &case,
+        Duration::from_secs(60),
+    )?;
+    for l in &r.lines {
+        println!("{l}");
+    }
+    if case.expect.matches(r.verdict) {
+        println!("verdict '{}' matches the saved verdict", r.verdict);
+    } else {
+        println!(
+            "verdict '{}' differs from the saved verdict '{}'",
+            r.verdict, case.expect
+        );
+    }
+    Ok(if r.verdict == Expect::Ok { 0 } else { 1 })
+}

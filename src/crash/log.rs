@@ -1,0 +1,303 @@
+//! The writer's progress log: a shared anonymous mapping, made before
+//! fork, that the writer child fills with atomics and the parent reads
+//! after the child died.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use super::copies::{CopyKind, CopyRecord, CopyState};
+use super::killer::Phase;
+use super::{CrashError, Progress};
+use crate::keyspace::{MAX_CFS, MAX_WRITERS};
+use crate::store::StoreStats;
+
+const MSG_CAP: usize = 512;
+
+/// Most checkpoints, backups and copies one cycle records.
+pub const MAX_COPIES: usize = 64;
+
+/// Progress counters of one writer.
+#[repr(C)]
+pub(super) struct WriterLog {
+    pub(super) ops_done: AtomicU64,
+    pub(super) started: AtomicU64,
+    pub(super) acked: AtomicU64,
+    pub(super) flushed: AtomicU64,
+    pub(super) wal_flushed: AtomicU64,
+    pub(super) wal_synced: AtomicU64,
+    pub(super) closed: AtomicU64,
+    pub(super) cf_flushed: [AtomicU64; MAX_CFS],
+    /// `flushed` / `cf_flushed` counting only flushes that no other flush
+    /// overlapped (see `oracle::Progress::flushed_solo`).
+    pub(super) flushed_solo: AtomicU64,
+    pub(super) cf_flushed_solo: [AtomicU64; MAX_CFS],
+}
+
+/// One checkpoint, backup or copy taken during the cycle.
+#[repr(C)]
+pub(super) struct CopyLog {
+    /// 0 unused, 1 started, 2 done, 3 failed.
+    pub(super) state: AtomicU32,
+    pub(super) kind: AtomicU32,
+    pub(super) writer: AtomicU32,
+    pub(super) id: AtomicU32,
+    /// Per writer: units acknowledged when the call started.
+    pub(super) lo: [AtomicU64; MAX_WRITERS],
+    /// Per writer: units started when the call returned.
+    pub(super) hi: [AtomicU64; MAX_WRITERS],
+    /// 1 if a flush (by another writer) overlapped the call.
+    pub(super) flush_overlap: AtomicU32,
+    /// Flush calls that had ended when the call started.
+    pub(super) flush_ends_at_start: AtomicU64,
+    /// Flush calls started when the call started, itself included when it
+    /// flushes (checkpoint, backup).
+    pub(super) flush_starts_at_start: AtomicU64,
+}
+
+/// Memory shared between the parent and its writer child.
+#[repr(C)]
+pub(super) struct LogPage {
+    pub(super) writers: [WriterLog; MAX_WRITERS],
+    pub(super) partial_flush: AtomicU32,
+    pub(super) phase: AtomicU32,
+    pub(super) failed_writer: AtomicU32,
+    pub(super) failed_op: AtomicU64,
+    pub(super) msg_len: AtomicU32,
+    pub(super) msg: [AtomicU32; MSG_CAP / 4],
+    pub(super) stats_set: AtomicU32,
+    pub(super) stats: [AtomicU64; 6],
+    pub(super) copies_next: AtomicU32,
+    pub(super) copies: [CopyLog; MAX_COPIES],
+    /// Copy ops skipped because the record table was full.
+    pub(super) copies_skipped: AtomicU32,
+    /// Flush calls started and finished (any writer).
+    pub(super) flush_starts: AtomicU64,
+    pub(super) flush_ends: AtomicU64,
+}
+
+/// A shared anonymous mapping holding the writer's progress log, made
+/// before fork.
+pub struct SharedLog {
+    ptr: NonNull<LogPage>,
+}
+
+// SAFETY: all fields are atomics.
+unsafe impl Send for SharedLog {}
+unsafe impl Sync for SharedLog {}
+
+impl SharedLog {
+    /// Maps a zeroed region shared with future children.
+    pub fn new() -> Result<SharedLog, CrashError> {
+        let len = std::num::NonZeroUsize::new(std::mem::size_of::<LogPage>())
+            .ok_or(CrashError::Sys("mmap", std::io::Error::other("zero size")))?;
+        // SAFETY: anonymous shared mapping, no fd; zero-filled by the kernel,
+        // and an all-zero LogPage is valid (atomics of 0).
+        let p = unsafe {
+            nix::sys::mman::mmap_anonymous(
+                None,
+                len,
+                nix::sys::mman::ProtFlags::PROT_READ | nix::sys::mman::ProtFlags::PROT_WRITE,
+                nix::sys::mman::MapFlags::MAP_SHARED,
+            )
+        }
+        .map_err(|e| CrashError::Sys("mmap", e.into()))?;
+        Ok(SharedLog { ptr: p.cast() })
+    }
+
+    pub(super) fn get(&self) -> &LogPage {
+        // SAFETY: mapped for our lifetime, properly aligned (page).
+        unsafe { self.ptr.as_ref() }
+    }
+
+    pub(super) fn reset(&self) {
+        // SAFETY: called between cycles, when no child is alive to touch the
+        // mapping; all-zero is a valid LogPage.
+        unsafe { std::ptr::write_bytes(self.ptr.as_ptr(), 0, 1) };
+    }
+
+    pub(super) fn writer(&self, i: usize) -> &WriterLog {
+        &self.get().writers[i.min(MAX_WRITERS - 1)]
+    }
+
+    /// Publishes an acknowledged write-unit count (for simple writers such
+    /// as the benchmark's bare loop).
+    pub fn publish_ack(&self, n: u64) {
+        self.writer(0).acked.store(n, Ordering::SeqCst);
+    }
+
+    /// Durability progress of writer `writer` as the child left it.
+    pub fn progress_of(&self, writer: usize) -> Progress {
+        let s = self.writer(writer);
+        let mut cf_flushed = [0u64; MAX_CFS];
+        for (o, a) in cf_flushed.iter_mut().zip(&s.cf_flushed) {
+            *o = a.load(Ordering::SeqCst);
+        }
+        let mut cf_flushed_solo = [0u64; MAX_CFS];
+        for (o, a) in cf_flushed_solo.iter_mut().zip(&s.cf_flushed_solo) {
+            *o = a.load(Ordering::SeqCst);
+        }
+        Progress {
+            started: s.started.load(Ordering::SeqCst),
+            acked: s.acked.load(Ordering::SeqCst),
+            flushed: s.flushed.load(Ordering::SeqCst),
+            wal_flushed: s.wal_flushed.load(Ordering::SeqCst),
+            wal_synced: s.wal_synced.load(Ordering::SeqCst),
+            closed: s.closed.load(Ordering::SeqCst),
+            cf_flushed,
+            partial_flush: self.get().partial_flush.load(Ordering::SeqCst) != 0,
+            flushed_solo: s.flushed_solo.load(Ordering::SeqCst),
+            cf_flushed_solo,
+        }
+    }
+
+    /// Durability progress of the first (or only) writer.
+    pub fn progress(&self) -> Progress {
+        self.progress_of(0)
+    }
+
+    /// Ops the first writer completed when the child died.
+    pub fn ops_done(&self) -> usize {
+        self.writer(0).ops_done.load(Ordering::SeqCst) as usize
+    }
+
+    /// Phase the child was in when it died.
+    pub fn phase(&self) -> Phase {
+        Phase::from_u32(self.get().phase.load(Ordering::SeqCst))
+    }
+
+    /// The last RocksDB figures the writer published, if any.
+    pub fn stats(&self) -> Option<StoreStats> {
+        let s = self.get();
+        if s.stats_set.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
+        let v = |i: usize| s.stats[i].load(Ordering::SeqCst);
+        Some(StoreStats {
+            estimated_keys: v(0),
+            total_sst_bytes: v(1),
+            block_cache_hit: v(2),
+            block_cache_miss: v(3),
+            compaction_cpu_micros: v(4),
+            write_stall_micros: v(5),
+        })
+    }
+
+    pub(super) fn publish_stats(&self, st: &StoreStats) {
+        let s = self.get();
+        for (i, v) in [
+            st.estimated_keys,
+            st.total_sst_bytes,
+            st.block_cache_hit,
+            st.block_cache_miss,
+            st.compaction_cpu_micros,
+            st.write_stall_micros,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            s.stats[i].store(v, Ordering::SeqCst);
+        }
+        s.stats_set.store(1, Ordering::SeqCst);
+    }
+
+    /// The checkpoints, backups and copies the child recorded.
+    pub fn copy_records(&self, writers: usize) -> Vec<CopyRecord> {
+        let s = self.get();
+        let n = (s.copies_next.load(Ordering::SeqCst) as usize).min(MAX_COPIES);
+        s.copies[..n]
+            .iter()
+            .filter_map(|a| {
+                let state = match a.state.load(Ordering::SeqCst) {
+                    1 => CopyState::Started,
+                    2 => CopyState::Done,
+                    3 => CopyState::Failed,
+                    _ => return None,
+                };
+                Some(CopyRecord {
+                    kind: CopyKind::from_u32(a.kind.load(Ordering::SeqCst)),
+                    writer: a.writer.load(Ordering::SeqCst) as usize,
+                    id: a.id.load(Ordering::SeqCst),
+                    state,
+                    lo: a.lo[..writers]
+                        .iter()
+                        .map(|x| x.load(Ordering::SeqCst))
+                        .collect(),
+                    hi: a.hi[..writers]
+                        .iter()
+                        .map(|x| x.load(Ordering::SeqCst))
+                        .collect(),
+                    // A call the kill interrupted overlapped every flush
+                    // in progress when it started or started before the
+                    // kill.
+                    flush_overlap: a.flush_overlap.load(Ordering::SeqCst) != 0
+                        || (state == CopyState::Started
+                            && s.flush_starts.load(Ordering::SeqCst)
+                                > a.flush_ends_at_start.load(Ordering::SeqCst)
+                                    + u64::from(kind_flushes(a.kind.load(Ordering::SeqCst)))),
+                })
+            })
+            .collect()
+    }
+
+    /// Copy ops the child skipped because the record table was full.
+    pub fn copies_skipped(&self) -> u64 {
+        u64::from(self.get().copies_skipped.load(Ordering::SeqCst))
+    }
+
+    /// Records a failure; false if another writer's failure came first.
+    pub(super) fn set_msg(&self, writer: usize, op: usize, msg: &str) -> bool {
+        let s = self.get();
+        // First failure wins (several writers may fail at once).
+        if s.failed_op
+            .compare_exchange(0, op as u64 + 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return false;
+        }
+        s.failed_writer.store(writer as u32, Ordering::SeqCst);
+        let msg = if writer > 0 {
+            format!("writer {writer}: {msg}")
+        } else {
+            msg.to_string()
+        };
+        let b = msg.as_bytes();
+        let n = b.len().min(MSG_CAP);
+        for (i, chunk) in b[..n].chunks(4).enumerate() {
+            let mut w = [0u8; 4];
+            w[..chunk.len()].copy_from_slice(chunk);
+            s.msg[i].store(u32::from_le_bytes(w), Ordering::SeqCst);
+        }
+        s.msg_len.store(n as u32, Ordering::SeqCst);
+        true
+    }
+
+    /// The failing op index and message a child left, if any.
+    pub fn failure(&self) -> Option<(usize, String)> {
+        let s = self.get();
+        let op = s.failed_op.load(Ordering::SeqCst);
+        if op == 0 {
+            return None;
+        }
+        let n = s.msg_len.load(Ordering::SeqCst) as usize;
+        let mut b = Vec::with_capacity(n);
+        for w in &s.msg[..n.div_ceil(4)] {
+            b.extend_from_slice(&w.load(Ordering::SeqCst).to_le_bytes());
+        }
+        b.truncate(n);
+        Some((op as usize - 1, String::from_utf8_lossy(&b).into_owned()))
+    }
+}
+
+impl Drop for SharedLog {
+    fn drop(&mut self) {
+        // SAFETY: mapped by us with this size.
+        unsafe {
+            let _ = nix::sys::mman::munmap(self.ptr.cast(), std::mem::size_of::<LogPage>());
+        }
+    }
+}
+
+/// 1 if a copy op of this kind flushes (checkpoint, backup), else 0.
+pub(super) fn kind_flushes(kind: u32) -> u8 {
+    u8::from(CopyKind::from_u32(kind) != CopyKind::Copy)
+}

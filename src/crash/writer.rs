@@ -1,0 +1,589 @@
+//! The writer child: runs each writer's ops through the op driver
+//! ([`crate::store::drive`]), publishing progress in the shared log, until
+//! the kill. Its [`Hooks`] are where kill phases are entered, units are
+//! marked started and acknowledged, and durability points are recorded.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::copies::{CopyKind, CopyRecord};
+use super::fork::{die_now, fork_child, fork_lock, wait_child, ChildEnd};
+use super::killer::{KillPlan, Killer, Phase};
+use super::log::{CopyLog, SharedLog, WriterLog};
+use super::{assert_fork_safe, CrashError, Progress};
+use crate::keyspace::MAX_WRITERS;
+use crate::model::history::History;
+use crate::op::Op;
+use crate::store::drive::{drive, Answer, Go, Hooks};
+use crate::store::{Store, StoreFactory, StoreOptions, StoreResult, StoreStats};
+
+/// Exit codes of the writer child when it stops on its own. Private: the
+/// parent sees them as a [`WriterStop`].
+mod code {
+    pub const OPEN_FAILED: i32 = 90;
+    pub const STORE_ERROR: i32 = 91;
+    pub const READ_MISMATCH: i32 = 92;
+}
+
+/// Why the writer child stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriterStop {
+    /// Killed by SIGKILL: the plan (or the end of its ops).
+    Killed,
+    /// Still running at the deadline; the watchdog killed it.
+    Hung,
+    /// It could not open the database.
+    OpenFailed(String),
+    /// A store call failed at op `op` (0-based).
+    StoreError {
+        /// Op index.
+        op: usize,
+        /// The store's message.
+        msg: String,
+    },
+    /// A read disagreed with the model at op `op` (0-based).
+    ReadMismatch {
+        /// Op index.
+        op: usize,
+        /// What differed.
+        msg: String,
+    },
+    /// Any other end: a panic, another signal, an unexpected exit code.
+    Abnormal(ChildEnd),
+}
+
+/// Result of running the writer child.
+#[derive(Clone, Debug)]
+pub struct WriterRun {
+    /// How the child process ended.
+    pub end: ChildEnd,
+    /// Why it stopped.
+    pub stop: WriterStop,
+    /// Durability progress the first writer reached.
+    pub progress: Progress,
+    /// Durability progress of every writer (one entry per history).
+    pub writers: Vec<Progress>,
+    /// The last RocksDB figures the writer published.
+    pub stats: Option<StoreStats>,
+    /// Checkpoints, backups and copies taken during the cycle.
+    pub copies: Vec<CopyRecord>,
+    /// Checkpoint, backup and copy ops skipped (record table full).
+    pub copies_skipped: u64,
+    /// Ops the first writer completed.
+    pub ops_done: usize,
+    /// Phase at death.
+    pub phase: Phase,
+}
+
+/// Everything the writer child's threads share.
+struct WriterCtx<'a> {
+    shared: &'a SharedLog,
+    plan: KillPlan,
+    writers: usize,
+    cfs: usize,
+    copies_root: &'a Path,
+    statistics: bool,
+    entries: std::sync::Arc<AtomicU32>,
+    watcher: Option<std::thread::Thread>,
+    killer: Option<Killer>,
+    seen: [AtomicU32; PHASES],
+}
+
+const PHASES: usize = 11;
+
+/// A flush in progress: what it must cover and the overlap counters when
+/// it started.
+struct FlushStart {
+    covered: Option<Vec<usize>>,
+    started_before: u64,
+    ended_before: u64,
+    at: [u64; MAX_WRITERS],
+}
+
+/// A checkpoint, backup or copy in progress.
+struct CopyStart {
+    slot: usize,
+    flushes: bool,
+    ends_at_start: u64,
+    starts_at_start: u64,
+}
+
+impl WriterCtx<'_> {
+    fn enter(&self, p: Phase) {
+        self.shared.get().phase.store(p as u32, Ordering::SeqCst);
+        let seen = self.seen[p as usize].fetch_add(1, Ordering::SeqCst) + 1;
+        if let KillPlan::DuringPhase { phase, nth, micros } = self.plan {
+            if phase == p {
+                let e = self.entries.fetch_add(1, Ordering::Relaxed) + 1;
+                if let Some(w) = &self.watcher {
+                    if e + 1 == nth {
+                        w.unpark();
+                    }
+                }
+                if let (Some(k), true) = (&self.killer, seen == nth) {
+                    k.arm(micros);
+                }
+            }
+        }
+    }
+
+    /// Every writer's acknowledged count, read when a durability call
+    /// starts: what the call is bound to cover.
+    fn acked_now(&self) -> [u64; MAX_WRITERS] {
+        let mut a = [0u64; MAX_WRITERS];
+        for (i, x) in a.iter_mut().enumerate().take(self.writers) {
+            *x = self.shared.writer(i).acked.load(Ordering::SeqCst);
+        }
+        a
+    }
+
+    /// After a durability call returned: raise counter `f` of every writer
+    /// to what was acknowledged when the call started.
+    fn publish(&self, at_start: &[u64; MAX_WRITERS], f: impl Fn(&WriterLog) -> &AtomicU64) {
+        for (i, v) in at_start.iter().enumerate().take(self.writers) {
+            f(self.shared.writer(i)).fetch_max(*v, Ordering::SeqCst);
+        }
+    }
+
+    /// Column families a flush op covers (all = `None`).
+    fn covered(&self, op: &Op) -> Option<Vec<usize>> {
+        let list: Vec<usize> = match op {
+            Op::Flush => vec![0],
+            Op::FlushCfs { cfs: Some(l) } => l
+                .iter()
+                .map(|&c| c as usize)
+                .filter(|&c| c < self.cfs)
+                .collect(),
+            _ => return None,
+        };
+        if (0..self.cfs).all(|c| list.contains(&c)) {
+            None
+        } else {
+            Some(list)
+        }
+    }
+
+    fn flush_start(&self, op: &Op) -> FlushStart {
+        let covered = self.covered(op);
+        let s = self.shared.get();
+        if covered.is_some() {
+            // Even a flush that never returns may persist its column families.
+            s.partial_flush.store(1, Ordering::SeqCst);
+        }
+        let started_before = s.flush_starts.fetch_add(1, Ordering::SeqCst);
+        let ended_before = s.flush_ends.load(Ordering::SeqCst);
+        FlushStart {
+            covered,
+            started_before,
+            ended_before,
+            at: self.acked_now(),
+        }
+    }
+
+    fn flush_end(&self, f: FlushStart, ok: bool) {
+        let s = self.shared.get();
+        // No other flush in progress when this one started, none started
+        // while it ran.
+        let solo = f.started_before == f.ended_before
+            && s.flush_starts.load(Ordering::SeqCst) == f.started_before + 1;
+        s.flush_ends.fetch_add(1, Ordering::SeqCst);
+        if !ok {
+            return;
+        }
+        let all: Vec<usize> = (0..self.cfs).collect();
+        let list = f.covered.as_deref().unwrap_or(&all);
+        if f.covered.is_none() {
+            self.publish(&f.at, |l| &l.flushed);
+            if solo {
+                self.publish(&f.at, |l| &l.flushed_solo);
+            }
+        }
+        for &c in list {
+            self.publish(&f.at, |l| &l.cf_flushed[c]);
+            if solo {
+                self.publish(&f.at, |l| &l.cf_flushed_solo[c]);
+            }
+        }
+    }
+
+    /// Records the start of a checkpoint, backup or copy; `None` when the
+    /// record table is full (the op is then skipped and counted, since an
+    /// unrecorded backup would upset the listing check).
+    fn copy_start(&self, writer: usize, kind: CopyKind, id: u32) -> Option<CopyStart> {
+        let s = self.shared.get();
+        let slot = s.copies_next.fetch_add(1, Ordering::SeqCst) as usize;
+        let Some(rec) = s.copies.get(slot) else {
+            s.copies_skipped.fetch_add(1, Ordering::SeqCst);
+            return None;
+        };
+        // Checkpoints and backups flush every column family first, so they
+        // take part in the overlap accounting as flushes.
+        let flushes = kind != CopyKind::Copy;
+        let ends_at_start = s.flush_ends.load(Ordering::SeqCst);
+        let starts_at_start = s
+            .flush_starts
+            .fetch_add(u64::from(flushes), Ordering::SeqCst)
+            + u64::from(flushes);
+        rec.flush_ends_at_start
+            .store(ends_at_start, Ordering::SeqCst);
+        rec.flush_starts_at_start
+            .store(starts_at_start, Ordering::SeqCst);
+        rec.kind.store(kind as u32, Ordering::SeqCst);
+        rec.writer.store(writer as u32, Ordering::SeqCst);
+        rec.id.store(id, Ordering::SeqCst);
+        for (i, a) in self.acked_now().iter().enumerate().take(self.writers) {
+            rec.lo[i].store(*a, Ordering::SeqCst);
+        }
+        rec.state.store(1, Ordering::SeqCst);
+        Some(CopyStart {
+            slot,
+            flushes,
+            ends_at_start,
+            starts_at_start,
+        })
+    }
+
+    fn copy_end(&self, c: CopyStart, ok: bool) {
+        let s = self.shared.get();
+        let rec: &CopyLog = &s.copies[c.slot];
+        // Another flush overlapped the call if one was in progress when it
+        // started, or one started while it ran.
+        let others_running = c.starts_at_start - u64::from(c.flushes) > c.ends_at_start;
+        if others_running || s.flush_starts.load(Ordering::SeqCst) > c.starts_at_start {
+            rec.flush_overlap.store(1, Ordering::SeqCst);
+        }
+        if c.flushes {
+            s.flush_ends.fetch_add(1, Ordering::SeqCst);
+        }
+        for i in 0..self.writers {
+            let l = self.shared.writer(i);
+            let hi = l
+                .started
+                .load(Ordering::SeqCst)
+                .max(l.acked.load(Ordering::SeqCst));
+            rec.hi[i].store(hi, Ordering::SeqCst);
+        }
+        rec.state.store(if ok { 2 } else { 3 }, Ordering::SeqCst);
+    }
+
+    fn fail(&self, writer: usize, op: usize, msg: &str, code: i32) -> ! {
+        if !self.shared.set_msg(writer, op, msg) {
+            // Another writer failed first: it reports and ends the child.
+            loop {
+                std::thread::park();
+            }
+        }
+        // SAFETY: leaves the whole child at once (other writer threads
+        // included), without unwinding or running destructors.
+        unsafe { libc::_exit(code) }
+    }
+}
+
+/// One writer's hooks around the op driver: phases, acknowledgements and
+/// durability points go to the shared log.
+struct WriterHooks<'a> {
+    ctx: &'a WriterCtx<'a>,
+    writer: usize,
+    log: &'a WriterLog,
+    h: &'a History,
+    /// Index of the op being run.
+    i: usize,
+    flush: Option<FlushStart>,
+    wal_at: [u64; MAX_WRITERS],
+    copy: Option<(CopyStart, PathBuf)>,
+}
+
+impl Hooks for WriterHooks<'_> {
+    fn before(&mut self, op: &Op) -> Go {
+        if let Some(p) = Phase::of(op) {
+            self.ctx.enter(p);
+        }
+        match op {
+            Op::Write(_) | Op::Batch(_) => {
+                let unit = self.h.unit_of_op[self.i].unwrap_or(0);
+                self.log.started.store(unit, Ordering::SeqCst);
+            }
+            Op::Flush | Op::FlushCfs { .. } => self.flush = Some(self.ctx.flush_start(op)),
+            Op::FlushWal { .. } => self.wal_at = self.ctx.acked_now(),
+            Op::Checkpoint { id } | Op::Backup { id } | Op::CopyDir { id } => {
+                let kind = CopyKind::of(op);
+                let Some(start) = self.ctx.copy_start(self.writer, kind, *id) else {
+                    return Go::Skip;
+                };
+                let dir = self.ctx.copies_root.join(kind.dir_name(self.writer, *id));
+                self.copy = Some((start, dir));
+            }
+            // A read is run only when the model knows its answer (not at a
+            // snapshot the model does not have).
+            Op::Get { .. }
+            | Op::GetAt { .. }
+            | Op::MultiGet { .. }
+            | Op::Scan(_)
+            | Op::ScanAt { .. }
+                if !self.h.reads.contains_key(&self.i) =>
+            {
+                return Go::Skip
+            }
+            _ => {}
+        }
+        Go::Run
+    }
+
+    fn copy_dir(&mut self, _op: &Op) -> Option<PathBuf> {
+        self.copy.as_ref().map(|(_, d)| d.clone())
+    }
+
+    fn after(&mut self, op: &Op, r: &StoreResult<Answer>) {
+        let ok = r.is_ok();
+        match op {
+            Op::Write(_) | Op::Batch(_) if ok => {
+                let unit = self.h.unit_of_op[self.i].unwrap_or(0);
+                self.log.acked.store(unit, Ordering::SeqCst);
+            }
+            Op::Flush | Op::FlushCfs { .. } => {
+                if let Some(f) = self.flush.take() {
+                    self.ctx.flush_end(f, ok);
+                }
+            }
+            Op::FlushWal { sync } if ok => {
+                self.ctx.publish(&self.wal_at, |l| &l.wal_flushed);
+                if *sync {
+                    self.ctx.publish(&self.wal_at, |l| &l.wal_synced);
+                }
+            }
+            // The close completed before the open: everything acked so far
+            // went through a clean close.
+            Op::Reopen if ok => self
+                .log
+                .closed
+                .store(self.log.acked.load(Ordering::SeqCst), Ordering::SeqCst),
+            Op::Checkpoint { .. } | Op::Backup { .. } | Op::CopyDir { .. } => {
+                if let Some((c, _)) = self.copy.take() {
+                    self.ctx.copy_end(c, ok);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Runs writer `writer`'s ops against `store`, publishing progress.
+fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &History) {
+    let log = ctx.shared.writer(writer);
+    let mut hooks = WriterHooks {
+        ctx,
+        writer,
+        log,
+        h,
+        i: 0,
+        flush: None,
+        wal_at: [0; MAX_WRITERS],
+        copy: None,
+    };
+    for (i, op) in h.ops.iter().enumerate() {
+        hooks.i = i;
+        match drive(store, op, &mut hooks) {
+            Ok(answer) => {
+                if let (Some(got), Some(want)) = (answer.hashes(op), h.reads.get(&i)) {
+                    if &got != want {
+                        let first = got
+                            .iter()
+                            .zip(want.iter())
+                            .position(|(a, b)| a != b)
+                            .unwrap_or(got.len().min(want.len()));
+                        let msg = format!(
+                            "`{op}` disagrees with the model at result {first} ({} results, model {})",
+                            got.len(),
+                            want.len()
+                        );
+                        ctx.fail(writer, i, &msg, code::READ_MISMATCH);
+                    }
+                }
+            }
+            Err(e) => match op {
+                Op::Get { .. }
+                | Op::GetAt { .. }
+                | Op::MultiGet { .. }
+                | Op::Scan(_)
+                | Op::ScanAt { .. } => ctx.fail(
+                    writer,
+                    i,
+                    &format!("`{op}` failed: {e}"),
+                    code::READ_MISMATCH,
+                ),
+                // A plain copy of a live directory may fail (files vanish
+                // under it): an outcome, recorded, not an error.
+                Op::CopyDir { .. } => {}
+                Op::Checkpoint { .. } | Op::Backup { .. } => {
+                    ctx.fail(writer, i, &format!("{op} failed: {e}"), code::STORE_ERROR)
+                }
+                _ => ctx.fail(writer, i, &e.to_string(), code::STORE_ERROR),
+            },
+        }
+        log.ops_done.store(i as u64 + 1, Ordering::SeqCst);
+        if writer == 0 {
+            if ctx.plan == (KillPlan::AfterOp { n: i + 1 }) {
+                die_now();
+            }
+            if ctx.statistics
+                && (i % 32 == 31
+                    || matches!(op, Op::Flush | Op::FlushCfs { .. } | Op::Compact { .. }))
+            {
+                if let Some(st) = store.stats() {
+                    ctx.shared.publish_stats(&st);
+                }
+            }
+        }
+    }
+}
+
+fn writer_body(
+    shared: &SharedLog,
+    factory: &dyn StoreFactory,
+    path: &Path,
+    opts: &StoreOptions,
+    histories: &[History],
+    plan: KillPlan,
+    copies_root: &Path,
+) -> i32 {
+    let entries = std::sync::Arc::new(AtomicU32::new(0));
+    let mut watcher = None;
+    let killer = match plan {
+        KillPlan::AfterOp { .. } => None,
+        KillPlan::DuringPhase {
+            phase: Phase::Writing | Phase::WritingBatch,
+            nth,
+            micros,
+        } => {
+            watcher = Killer::watch(entries.clone(), nth, micros);
+            None
+        }
+        _ => Killer::start(),
+    };
+    if let (KillPlan::AfterDelay { micros }, Some(k)) = (plan, &killer) {
+        k.arm(micros);
+    }
+    let ctx = WriterCtx {
+        shared,
+        plan,
+        writers: histories.len().clamp(1, MAX_WRITERS),
+        cfs: opts.column_families.max(1) as usize,
+        copies_root,
+        statistics: opts.statistics,
+        entries,
+        watcher,
+        killer,
+        seen: Default::default(),
+    };
+    ctx.enter(Phase::Opening);
+    let mut store: Box<dyn Store> = match factory.open(path, opts) {
+        Ok(st) => st,
+        Err(e) => {
+            shared.set_msg(0, 0, &format!("open failed: {e}"));
+            return code::OPEN_FAILED;
+        }
+    };
+    if plan == (KillPlan::AfterOp { n: 0 }) {
+        die_now();
+    }
+    if histories.len() <= 1 {
+        if let Some(h) = histories.first() {
+            writer_loop(&ctx, 0, store.as_mut(), h);
+        }
+    } else {
+        let mut others = Vec::with_capacity(histories.len() - 1);
+        for _ in 1..ctx.writers {
+            match store.share() {
+                Ok(s) => others.push(s),
+                Err(e) => ctx.fail(
+                    0,
+                    0,
+                    &format!("cannot share the store: {e}"),
+                    code::STORE_ERROR,
+                ),
+            }
+        }
+        let ctx = &ctx;
+        std::thread::scope(|sc| {
+            for (t, mut st) in others.into_iter().enumerate() {
+                let h = &histories[t + 1];
+                sc.spawn(move || writer_loop(ctx, t + 1, st.as_mut(), h));
+            }
+            writer_loop(ctx, 0, store.as_mut(), &histories[0]);
+        });
+    }
+    if ctx.statistics {
+        if let Some(st) = store.stats() {
+            shared.publish_stats(&st);
+        }
+    }
+    shared
+        .get()
+        .phase
+        .store(Phase::Done as u32, Ordering::SeqCst);
+    // Past the last op: die without a clean close.
+    die_now()
+}
+
+/// Forks the writer child and waits for it to die. With several
+/// histories, writer `i` runs `histories[i]` on its own thread over a
+/// shared handle ([`Store::share`]); checkpoints, backups and copies go
+/// under `copies_root`.
+#[allow(clippy::too_many_arguments)]
+pub fn run_writer(
+    shared: &SharedLog,
+    factory: &dyn StoreFactory,
+    path: &Path,
+    opts: &StoreOptions,
+    histories: &[History],
+    plan: KillPlan,
+    timeout: Duration,
+    copies_root: &Path,
+) -> Result<WriterRun, CrashError> {
+    assert_fork_safe()?;
+    shared.reset();
+    let guard = fork_lock();
+    // SAFETY: checked fork-safe above; the body only uses the store, the
+    // histories (copied by fork) and the shared mapping.
+    let pid = unsafe {
+        fork_child(|| writer_body(shared, factory, path, opts, histories, plan, copies_root))?
+    };
+    drop(guard);
+    let end = wait_child(pid, timeout);
+    let n = histories.len().clamp(1, MAX_WRITERS);
+    let stop = match (&end, shared.failure()) {
+        (ChildEnd::Killed, _) => WriterStop::Killed,
+        (ChildEnd::Hung, _) => WriterStop::Hung,
+        (
+            ChildEnd::Exited {
+                code: code::OPEN_FAILED,
+            },
+            Some((_, msg)),
+        ) => WriterStop::OpenFailed(msg),
+        (
+            ChildEnd::Exited {
+                code: code::STORE_ERROR,
+            },
+            Some((op, msg)),
+        ) => WriterStop::StoreError { op, msg },
+        (
+            ChildEnd::Exited {
+                code: code::READ_MISMATCH,
+            },
+            Some((op, msg)),
+        ) => WriterStop::ReadMismatch { op, msg },
+        (other, _) => WriterStop::Abnormal(other.clone()),
+    };
+    Ok(WriterRun {
+        end,
+        stop,
+        progress: shared.progress(),
+        writers: (0..n).map(|i| shared.progress_of(i)).collect(),
+        ops_done: shared.ops_done(),
+        phase: shared.phase(),
+        stats: shared.stats(),
+        copies: shared.copy_records(n),
+        copies_skipped: shared.copies_skipped(),
+    })
+}

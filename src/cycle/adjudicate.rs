@@ -1,0 +1,208 @@
+//! Adjudication: the typed findings of a cycle (how the writer stopped,
+//! what the verifier saw, the live database's verdict, the checkpoints'
+//! and backups' findings) become one [`CycleOutcome`], using the registry
+//! of known RocksDB bugs ([`crate::known_bugs`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::crash::{ChildEnd, WriterStop};
+use crate::known_bugs::{self, KnownBug};
+use crate::oracle::Durability;
+use crate::store::WalMode;
+use crate::verify::copies::CopyFinding;
+use crate::verify::ViolationClass;
+
+/// What a cycle came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CycleOutcome {
+    /// Every database (live, checkpoints, backups) holds an admissible
+    /// state; the live one equals prefix `prefix` (first writer).
+    Consistent {
+        /// The matched prefix.
+        prefix: u64,
+    },
+    /// A broken promise.
+    Violation {
+        /// Class.
+        class: ViolationClass,
+        /// One-line explanation.
+        detail: String,
+        /// Diff lines against the nearest admissible prefix.
+        diff: Vec<String>,
+    },
+    /// A failure explained by a known RocksDB bug.
+    KnownBug {
+        /// Which one.
+        bug: KnownBug,
+        /// What was seen.
+        detail: String,
+    },
+    /// The cycle could not be judged, or ended in a way that is no verdict.
+    Anomaly {
+        /// Kind.
+        kind: AnomalyKind,
+        /// What happened.
+        detail: String,
+    },
+}
+
+/// Kinds of anomaly: cycles that are neither consistent nor a violation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnomalyKind {
+    /// A child (writer or verifier) did not finish within the timeout.
+    Hang,
+    /// RocksDB rejected the configuration ("Invalid argument").
+    ConfigurationRejected,
+    /// A failure matched a known RocksDB bug (see docs/findings.md).
+    KnownRocksdbBug,
+    /// The database refused to open where that is admitted
+    /// (absolute-consistency recovery after a torn WAL tail).
+    OpenRefused,
+    /// A child died of a signal, panicked, or exited unexpectedly.
+    AbnormalExit,
+}
+
+impl AnomalyKind {
+    /// Report name.
+    pub fn name(self) -> &'static str {
+        match self {
+            AnomalyKind::Hang => "hang",
+            AnomalyKind::ConfigurationRejected => "configuration-rejected",
+            AnomalyKind::KnownRocksdbBug => "known-rocksdb-bug",
+            AnomalyKind::OpenRefused => "open-refused",
+            AnomalyKind::AbnormalExit => "abnormal-exit",
+        }
+    }
+
+    /// True for anomalies worth an artifact: they may be RocksDB bugs (a
+    /// configuration RocksDB rejected is not).
+    pub fn keeps_artifact(self) -> bool {
+        matches!(self, AnomalyKind::Hang | AnomalyKind::AbnormalExit)
+    }
+}
+
+impl std::fmt::Display for AnomalyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl CycleOutcome {
+    /// The violation class, if the outcome is a violation.
+    pub fn class(&self) -> Option<ViolationClass> {
+        match self {
+            CycleOutcome::Violation { class, .. } => Some(*class),
+            _ => None,
+        }
+    }
+
+    /// The outcome as an anomaly `(kind, detail)`, if it is one (a known
+    /// bug is reported as a `known-rocksdb-bug` anomaly).
+    pub fn anomaly(&self) -> Option<(AnomalyKind, String)> {
+        match self {
+            CycleOutcome::Anomaly { kind, detail } => Some((*kind, detail.clone())),
+            CycleOutcome::KnownBug { bug, detail } => {
+                Some((AnomalyKind::KnownRocksdbBug, format!("{bug}: {detail}")))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Violation classes that mean "acknowledged data is missing".
+const MISSING_DATA: [ViolationClass; 3] = [
+    ViolationClass::LostAckedWrite,
+    ViolationClass::TornBatch,
+    ViolationClass::Hole,
+];
+
+/// True when a checkpoint or backup finding matches
+/// [`known_bugs::ATOMIC_FLUSH_EARLY_RETURN`]: WAL disabled, atomic_flush
+/// on, a flush by another writer overlapping the call, and acknowledged
+/// data missing (lost acknowledged writes, or a cross-CF batch half there).
+/// `examples/checkpoint_race.rs` reproduces it without crashcheck.
+pub fn copy_finding_is_known_bug(d: &Durability, f: &CopyFinding) -> bool {
+    d.mode == WalMode::NoWal
+        && d.atomic_flush
+        && f.flush_overlap
+        && f.inner.is_some_and(|c| MISSING_DATA.contains(&c))
+        && !known_bugs::reproducing()
+}
+
+/// True when a live-database violation of `class` may be
+/// [`known_bugs::ATOMIC_FLUSH_EARLY_RETURN`] in its flush form: atomic
+/// flush, concurrent writers whose flushes overlap, acknowledged data
+/// missing. The caller then re-checks with only non-overlapping flushes as
+/// durability points (`Progress::without_overlapping_flushes`).
+pub fn live_violation_may_be_known_bug(
+    d: &Durability,
+    writers: usize,
+    class: ViolationClass,
+) -> bool {
+    d.atomic_flush && writers > 1 && MISSING_DATA.contains(&class) && !known_bugs::reproducing()
+}
+
+/// What the writer's stop says before the database is looked at: a
+/// violation or anomaly of its own, or nothing (`None`: judge the state).
+pub fn writer_verdict(stop: &WriterStop) -> Option<CycleOutcome> {
+    match stop {
+        WriterStop::ReadMismatch { op, msg } => Some(CycleOutcome::Violation {
+            class: ViolationClass::ReadMismatch,
+            detail: format!("writer read at op #{op}: {msg}"),
+            diff: Vec::new(),
+        }),
+        WriterStop::StoreError { op, msg } if msg.starts_with("Invalid argument") => {
+            Some(CycleOutcome::Anomaly {
+                kind: AnomalyKind::ConfigurationRejected,
+                detail: format!("configuration rejected by RocksDB at op #{op}: {msg}"),
+            })
+        }
+        WriterStop::StoreError { op, msg } => Some(CycleOutcome::Violation {
+            class: ViolationClass::StoreError,
+            detail: format!("op #{op} failed: {msg}"),
+            diff: Vec::new(),
+        }),
+        _ => None,
+    }
+}
+
+/// An anomaly of the writer that is reported whatever the verdict (a
+/// writer that died of a signal or could not open still leaves a
+/// database to judge).
+pub fn writer_anomaly(stop: &WriterStop) -> Option<(AnomalyKind, String)> {
+    match stop {
+        WriterStop::Abnormal(ChildEnd::Signaled { signal }) => Some((
+            AnomalyKind::AbnormalExit,
+            format!("writer died of signal {signal}"),
+        )),
+        WriterStop::OpenFailed(msg) => Some((
+            AnomalyKind::AbnormalExit,
+            format!("writer could not open the database: {msg}"),
+        )),
+        _ => None,
+    }
+}
+
+/// The live database was consistent: the first checkpoint or backup
+/// finding that no known bug explains is the cycle's violation; if every
+/// finding is explained, the cycle is that known bug.
+pub fn with_copy_findings(d: &Durability, prefix: u64, findings: &[CopyFinding]) -> CycleOutcome {
+    if let Some(f) = findings.iter().find(|f| !copy_finding_is_known_bug(d, f)) {
+        return CycleOutcome::Violation {
+            class: f.class,
+            detail: f.detail.clone(),
+            diff: Vec::new(),
+        };
+    }
+    match findings.first() {
+        Some(f) => CycleOutcome::KnownBug {
+            bug: known_bugs::ATOMIC_FLUSH_EARLY_RETURN,
+            detail: format!(
+                "checkpoint/backup under atomic_flush without the WAL: {}",
+                f.detail
+            ),
+        },
+        None => CycleOutcome::Consistent { prefix },
+    }
+}

@@ -1,0 +1,265 @@
+//! One crash cycle, as a pipeline:
+//!
+//! 1. **plan** ([`plan`]): mode, fault, options, ops per writer, kill
+//!    point, keys to read back;
+//! 2. **write and kill** ([`crate::crash::run_writer`]): a forked writer
+//!    runs the ops through the op driver until the SIGKILL;
+//! 3. **after the kill**: the fault's crash image ([`crate::fault`]);
+//! 4. **observe** ([`crate::observe`]): a forked verifier reopens the
+//!    database and reads it back;
+//! 5. **judge** ([`crate::oracle`], [`crate::verify`]): the admissible
+//!    range, the recovered state against it, checkpoints and backups
+//!    against their windows;
+//! 6. **adjudicate** ([`adjudicate`]): one typed [`CycleOutcome`].
+
+pub mod adjudicate;
+pub mod plan;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use adjudicate::{AnomalyKind, CycleOutcome};
+pub use plan::{CyclePlan, PlanInputs};
+
+use crate::crash::{self, CrashError, KillPlan, SharedLog, WriterRun, WriterStop};
+use crate::fault::{AfterKill, Fault};
+use crate::model::history::History;
+use crate::observe::{Recovered, Reopened};
+use crate::op::Op;
+use crate::oracle::{admissible, admissible_in, cross_cf_promise, Admissible, Durability};
+use crate::store::{RecoveryMode, StoreFactory, StoreOptions};
+use crate::verify::copies::CopyOutcome;
+use crate::verify::{verify_all, Verdict, ViolationClass};
+
+/// Everything about one finished cycle.
+#[derive(Clone, Debug)]
+pub struct CycleResult {
+    /// The writer's run.
+    pub writer: WriterRun,
+    /// Admissible range (of the first writer).
+    pub adm: Admissible,
+    /// What the cycle came to.
+    pub outcome: CycleOutcome,
+    /// An anomaly of the writer reported whatever the outcome (it died of
+    /// a signal, or could not open the database).
+    pub writer_anomaly: Option<(AnomalyKind, String)>,
+    /// Per writer: the recovered prefix, when consistent.
+    pub prefixes: Vec<u64>,
+    /// Column families recovered to different prefixes where the
+    /// configuration allows it (a hazard, not a violation).
+    pub divergence: Option<String>,
+    /// How the checkpoints, backups and copies of the cycle were judged.
+    pub copies: CopyOutcome,
+    /// What the verifier read back (when it opened).
+    pub recovered: Option<Recovered>,
+    /// The crash image applied after the kill, if any.
+    pub image: Option<String>,
+}
+
+/// The directory a cycle on `db` keeps its checkpoints, backups and
+/// copies in (created and removed by [`run_cycle`]).
+pub fn copies_root(db: &Path) -> PathBuf {
+    let mut s = db.as_os_str().to_owned();
+    s.push(".aux");
+    PathBuf::from(s)
+}
+
+/// Removes a directory when dropped (the copies root, whatever happens).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = crate::fsutil::remove_tree(&self.0);
+    }
+}
+
+/// Runs one crash cycle on `db` (which may hold the chain's base state):
+/// one writer per history (usually one). `keep_image`: where to keep a
+/// hard-linked image of the database as the kill left it.
+#[allow(clippy::too_many_arguments)]
+pub fn run_cycle(
+    shared: &SharedLog,
+    factory: &dyn StoreFactory,
+    db: &Path,
+    opts: &StoreOptions,
+    fault: Fault,
+    histories: &[History],
+    kill: KillPlan,
+    sample: &[Vec<u8>],
+    timeout: Duration,
+    keep_image: Option<&Path>,
+) -> Result<CycleResult, CrashError> {
+    let single = histories.len() <= 1;
+    let d = Durability::of(opts);
+    let loss = fault.loss();
+
+    // Write and kill.
+    let root = copies_root(db);
+    let uses_copies = histories.iter().any(|h| {
+        h.ops.iter().any(|o| {
+            matches!(
+                o,
+                Op::Checkpoint { .. } | Op::Backup { .. } | Op::CopyDir { .. }
+            )
+        })
+    });
+    let mut _root_guard = None;
+    if uses_copies {
+        // Ours alone (a previous cycle on this path made it): start empty,
+        // and remove it whatever happens below.
+        let _ = crate::fsutil::remove_tree(&root);
+        std::fs::create_dir_all(&root).map_err(|e| CrashError::Sys("create copies dir", e))?;
+        _root_guard = Some(RemoveOnDrop(root.clone()));
+    }
+    let wopts = StoreOptions {
+        lose_unsynced_data: fault.drops_unsynced(opts, single),
+        ..opts.clone()
+    };
+    let opts = &StoreOptions {
+        lose_unsynced_data: false,
+        ..opts.clone()
+    };
+    let writer = crash::run_writer(shared, factory, db, &wopts, histories, kill, timeout, &root)?;
+
+    // After the kill: the fault's crash image. Images index WAL records
+    // by the single writer's units; with several writers one record may
+    // hold a whole write group.
+    let adm = admissible(&d, loss, &writer.progress);
+    let image = match histories.first() {
+        Some(h) if single => fault.after_kill(
+            db,
+            &AfterKill {
+                opts,
+                acked: writer.progress.acked,
+                durable: adm.lo,
+                seed: h.fps.last().copied().unwrap_or(0) as u64 ^ writer.progress.acked,
+            },
+        ),
+        _ => None,
+    };
+    if let Some(img) = keep_image {
+        let _ = crate::fsutil::link_tree(db, img);
+    }
+    let mut res = CycleResult {
+        writer_anomaly: adjudicate::writer_anomaly(&writer.stop),
+        writer,
+        adm,
+        outcome: CycleOutcome::Consistent { prefix: 0 },
+        prefixes: Vec::new(),
+        divergence: None,
+        copies: CopyOutcome::default(),
+        recovered: None,
+        image,
+    };
+    if res.writer.stop == WriterStop::Hung {
+        res.outcome = CycleOutcome::Anomaly {
+            kind: AnomalyKind::Hang,
+            detail: "hang: the writer did not finish within the timeout".into(),
+        };
+        return Ok(res);
+    }
+
+    // Judge the checkpoints, backups and copies, then observe and judge
+    // the live database.
+    let promise = cross_cf_promise(&d, &res.writer.progress);
+    if uses_copies {
+        res.copies = crate::verify::copies::judge(
+            factory,
+            opts,
+            loss,
+            histories,
+            &res.writer,
+            &root,
+            promise,
+            timeout,
+        )?;
+    }
+    let reopened = crate::observe::reopen_and_read(factory, db, opts, sample, timeout)?;
+    res.outcome = match reopened {
+        Reopened::Opened(rec) => {
+            let outcome = match adjudicate::writer_verdict(&res.writer.stop) {
+                Some(o) => o,
+                None => judge_live(&d, loss, histories, &rec, &mut res),
+            };
+            res.recovered = Some(rec);
+            outcome
+        }
+        // absolute-consistency refuses any torn WAL tail (options.h
+        // kAbsoluteConsistency: "We don't expect to find any corruption in
+        // the WAL"); a crash may leave one, so a refusal is admitted.
+        Reopened::Failed(msg)
+            if opts.wal_recovery_mode == RecoveryMode::AbsoluteConsistency
+                && msg.contains("Corruption") =>
+        {
+            CycleOutcome::Anomaly {
+                kind: AnomalyKind::OpenRefused,
+                detail: format!(
+                    "open refused under absolute-consistency (admitted: a crash may tear the WAL tail): {msg}"
+                ),
+            }
+        }
+        Reopened::Failed(msg) => CycleOutcome::Violation {
+            class: ViolationClass::UnexpectedOpenFailure,
+            detail: format!("reopen after the crash failed: {msg}"),
+            diff: Vec::new(),
+        },
+        Reopened::Died(end) => CycleOutcome::Anomaly {
+            kind: if end == crash::ChildEnd::Hung {
+                AnomalyKind::Hang
+            } else {
+                AnomalyKind::AbnormalExit
+            },
+            detail: format!("verifier child ended abnormally: {end:?}"),
+        },
+    };
+    Ok(res)
+}
+
+/// Judges the recovered live database (every writer, every column
+/// family), then the copies' findings, and adjudicates known bugs.
+fn judge_live(
+    d: &Durability,
+    loss: crate::fault::Loss,
+    histories: &[History],
+    rec: &Recovered,
+    res: &mut CycleResult,
+) -> CycleOutcome {
+    let cfs = d.column_families.max(1) as usize;
+    let promise = cross_cf_promise(d, &res.writer.progress);
+    let progress = |t: usize| res.writer.writers.get(t).copied().unwrap_or_default();
+    let adm_of = |t: usize, cf: Option<usize>| admissible_in(d, loss, &progress(t), cf);
+    let cv = verify_all(histories, &adm_of, rec, cfs, promise);
+    res.prefixes = cv.prefixes;
+    res.divergence = cv.divergence;
+    match cv.verdict {
+        Verdict::Ok { prefix } => adjudicate::with_copy_findings(d, prefix, &res.copies.findings),
+        Verdict::Violation {
+            class,
+            detail,
+            diff,
+        } => {
+            if adjudicate::live_violation_may_be_known_bug(d, histories.len(), class) {
+                // Would the state pass if flushes that overlapped another
+                // had persisted nothing? Then it is the known bug, not
+                // something new.
+                let solo = |t: usize, cf: Option<usize>| {
+                    admissible_in(d, loss, &progress(t).without_overlapping_flushes(), cf)
+                };
+                let again = verify_all(histories, &solo, rec, cfs, promise);
+                if matches!(again.verdict, Verdict::Ok { .. }) {
+                    res.prefixes = again.prefixes;
+                    res.divergence = again.divergence;
+                    return CycleOutcome::KnownBug {
+                        bug: crate::known_bugs::ATOMIC_FLUSH_EARLY_RETURN,
+                        detail: format!("{class}: {detail}"),
+                    };
+                }
+            }
+            CycleOutcome::Violation {
+                class,
+                detail,
+                diff,
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The operation language and its one-line text form.
+//!
+//! Every op a workload can run has a readable line that parses back to the
+//! identical op, so a failing sequence is a file a person can read and edit.
+//!
+//! ```text
+//! put k000012 gen(7,128)          # value: 128 deterministic bytes from seed 7
+//! put k000013 "hello\x00world"    # literal value
+//! del k000012
+//! delrange k000010 k000020        # [start, end)
+//! merge k000014 gen(9,16)
+//! batch put k1 gen(1,8) | del k2 | merge k3 "x"
+//! get k000012
+//! multiget k1 k2 k3
+//! scan k000010 k000100 limit=20   # forward, bounds [lo, hi); '-' = unbounded
+//! rscan - k000100 limit=5         # reverse
+//! snap 1                          # take snapshot 1
+//! getat 1 k000012                 # read at snapshot 1
+//! scanat 1 - - limit=10
+//! release 1
+//! flush                           # default column family only (db.flush())
+//! flush all                       # every column family (one atomic unit with atomic_flush)
+//! flush cfs=1,3                   # some column families
+//! checkpoint 1                    # Checkpoint::create_checkpoint into checkpoint dir 1
+//! backup 1                        # BackupEngine::create_new_backup_flush (backup id 1)
+//! copy 1                          # plain recursive copy of the live directory
+//! flushwal sync | flushwal nosync
+//! compact - -
+//! reopen                          # clean close and reopen (releases snapshots)
+//! ```
+
+mod text;
+
+pub use text::{fmt_bytes, parse_bytes, parse_ops, ParseError};
+
+/// A value: either literal bytes or a deterministic generated value.
+///
+/// Generated values keep repro files short while values span bytes to tens
+/// of KiB; `gen(seed,len)` always expands to the same bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Value {
+    /// Literal bytes, written quoted when not a bare token.
+    Lit(Vec<u8>),
+    /// `len` bytes derived from `seed` (see [`Value::bytes`]).
+    Gen { seed: u64, len: u32 },
+}
+
+impl Value {
+    /// The value's bytes.
+    pub fn bytes(&self) -> Vec<u8> {
+        match self {
+            Value::Lit(b) => b.clone(),
+            Value::Gen { seed, len } => gen_bytes(*seed, *len as usize),
+        }
+    }
+
+    /// Length in bytes, without materialising a generated value.
+    pub fn len(&self) -> usize {
+        match self {
+            Value::Lit(b) => b.len(),
+            Value::Gen { len, .. } => *len as usize,
+        }
+    }
+
+    /// True for a zero-length value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Deterministic bytes for `gen(seed,len)`: half pseudo-random, half a
+/// repeated run, so compression has something to do but cannot erase it.
+pub fn gen_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut x = seed ^ 0x9E37_79B9_7F4A_7C15;
+    while out.len() < len {
+        // splitmix64
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let word = z.to_le_bytes();
+        if (out.len() / 8) % 2 == 0 {
+            out.extend_from_slice(&word);
+        } else {
+            out.extend_from_slice(&[word[0]; 8]);
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+/// One mutation inside a write unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteOp {
+    /// Set `key` to `value`.
+    Put { key: Vec<u8>, value: Value },
+    /// Remove `key`.
+    Delete { key: Vec<u8> },
+    /// Remove every key in `[start, end)`.
+    DeleteRange { start: Vec<u8>, end: Vec<u8> },
+    /// Apply the crashcheck append operator (see [`crate::model::merge_values`]).
+    Merge { key: Vec<u8>, operand: Value },
+}
+
+impl WriteOp {
+    /// The key the mutation is routed by (a range's start key).
+    pub fn key(&self) -> &[u8] {
+        match self {
+            WriteOp::Put { key, .. } | WriteOp::Delete { key } | WriteOp::Merge { key, .. } => key,
+            WriteOp::DeleteRange { start, .. } => start,
+        }
+    }
+}
+
+/// Bounds and direction of a range read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scan {
+    /// Inclusive lower bound; `None` = unbounded.
+    pub lo: Option<Vec<u8>>,
+    /// Exclusive upper bound; `None` = unbounded.
+    pub hi: Option<Vec<u8>>,
+    /// Iterate from the upper end down.
+    pub reverse: bool,
+    /// Maximum number of entries returned.
+    pub limit: u32,
+}
+
+/// One step of a workload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// A single write: one write unit.
+    Write(WriteOp),
+    /// A WriteBatch: one atomic write unit.
+    Batch(Vec<WriteOp>),
+    /// Point read.
+    Get { key: Vec<u8> },
+    /// Several point reads at once.
+    MultiGet { keys: Vec<Vec<u8>> },
+    /// Range read at the latest state.
+    Scan(Scan),
+    /// Take snapshot `id` of the current state.
+    Snapshot { id: u32 },
+    /// Point read at snapshot `id`.
+    GetAt { id: u32, key: Vec<u8> },
+    /// Range read at snapshot `id`.
+    ScanAt { id: u32, scan: Scan },
+    /// Release snapshot `id`.
+    Release { id: u32 },
+    /// Flush the default column family's memtables to SST files and wait
+    /// for it (what `db.flush()` does, whatever other column families hold).
+    Flush,
+    /// Flush column families `cfs` (`None` = all) and wait.
+    FlushCfs {
+        /// Column family indexes, or `None` for all of them.
+        cfs: Option<Vec<u8>>,
+    },
+    /// Take checkpoint `id` of the live database.
+    Checkpoint {
+        /// Checkpoint number within the cycle.
+        id: u32,
+    },
+    /// Take backup `id` with a BackupEngine.
+    Backup {
+        /// Backup number within the cycle (1-based, as BackupEngine counts).
+        id: u32,
+    },
+    /// Copy the live database directory recursively, as `cp -r` would.
+    CopyDir {
+        /// Copy number within the cycle.
+        id: u32,
+    },
+    /// `DB::FlushWAL(sync)`.
+    FlushWal { sync: bool },
+    /// Manual compaction over `[lo, hi]`.
+    Compact {
+        lo: Option<Vec<u8>>,
+        hi: Option<Vec<u8>>,
+    },
+    /// Clean close and reopen; releases every snapshot.
+    Reopen,
+}
+
+impl Op {
+    /// True when the op is a write unit (single write or batch).
+    pub fn is_write(&self) -> bool {
+        matches!(self, Op::Write(_) | Op::Batch(_))
+    }
+
+    /// The mutations of a write unit, in order; empty for other ops.
+    pub fn write_ops(&self) -> &[WriteOp] {
+        match self {
+            Op::Write(w) => std::slice::from_ref(w),
+            Op::Batch(ws) => ws,
+            _ => &[],
+        }
+    }
+}

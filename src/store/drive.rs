@@ -1,0 +1,132 @@
+//! The op driver: the one place that maps an [`Op`] to [`Store`] calls.
+//!
+//! Every harness runs ops through [`drive`]: the in-process run check
+//! ([`crate::check`]), the crash writer child ([`crate::crash`]), the fuzz
+//! targets ([`crate::fuzzing`]) and the state-machine test. What differs
+//! between them (progress records, kill phases, which reads they can
+//! check) lives in their [`Hooks`]; adding an op means one new arm here and
+//! none in the harnesses, unless one of them must treat it specially.
+
+use std::path::PathBuf;
+
+use super::{Store, StoreResult};
+use crate::op::Op;
+
+/// What a store call handed back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The op ran and returns nothing: a write unit was acknowledged, a
+    /// durability call, snapshot, compaction, reopen or copy returned Ok.
+    Done,
+    /// A point read (`get`, `getat`): the value, `None` when absent.
+    Value(Option<Vec<u8>>),
+    /// A multi-key read, one result per key of the op.
+    Values(Vec<Option<Vec<u8>>>),
+    /// A range read (`scan`, `scanat`): entries in iteration order.
+    Entries(Vec<(Vec<u8>, Vec<u8>)>),
+    /// The hooks chose not to run the op (see [`Go::Skip`]).
+    Skipped,
+}
+
+/// Whether [`drive`] runs an op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Go {
+    /// Call the store.
+    Run,
+    /// Do not call the store; [`drive`] returns [`Answer::Skipped`] and
+    /// calls no `after` hook. For reads the harness cannot check (a
+    /// snapshot it does not track) or ops it does not support here.
+    Skip,
+}
+
+/// What a harness does around each store call.
+pub trait Hooks {
+    /// Called before op `op` runs; decides whether it runs. The crash
+    /// writer enters its kill phase and records "started" here.
+    fn before(&mut self, _op: &Op) -> Go {
+        Go::Run
+    }
+
+    /// Called after the op's store call returned (not for skipped ops),
+    /// with its outcome. The crash writer records acknowledgements and
+    /// durability points here.
+    fn after(&mut self, _op: &Op, _result: &StoreResult<Answer>) {}
+
+    /// The directory a `checkpoint`, `backup` or `copy` op writes to, or
+    /// `None` to skip it: only the crash cycle manages those directories.
+    fn copy_dir(&mut self, _op: &Op) -> Option<PathBuf> {
+        None
+    }
+}
+
+/// Hooks that run every op except checkpoints, backups and copies.
+pub struct Plain;
+
+impl Hooks for Plain {}
+
+/// Runs `op` against `store`: the one mapping from ops to store calls.
+pub fn drive(store: &mut dyn Store, op: &Op, hooks: &mut dyn Hooks) -> StoreResult<Answer> {
+    if hooks.before(op) == Go::Skip {
+        return Ok(Answer::Skipped);
+    }
+    let r = call(store, op, hooks);
+    if !matches!(r, Ok(Answer::Skipped)) {
+        hooks.after(op, &r);
+    }
+    r
+}
+
+fn call(store: &mut dyn Store, op: &Op, hooks: &mut dyn Hooks) -> StoreResult<Answer> {
+    let done = |r: StoreResult<()>| r.map(|()| Answer::Done);
+    match op {
+        Op::Write(_) | Op::Batch(_) => {
+            done(store.write(op.write_ops(), matches!(op, Op::Batch(_))))
+        }
+        Op::Get { key } => store.get(key, None).map(Answer::Value),
+        Op::GetAt { id, key } => store.get(key, Some(*id)).map(Answer::Value),
+        Op::MultiGet { keys } => store.multi_get(keys).map(Answer::Values),
+        Op::Scan(scan) => store.scan(scan, None).map(Answer::Entries),
+        Op::ScanAt { id, scan } => store.scan(scan, Some(*id)).map(Answer::Entries),
+        Op::Snapshot { id } => done(store.snapshot(*id)),
+        Op::Release { id } => done(store.release(*id)),
+        Op::Flush => done(store.flush()),
+        Op::FlushCfs { cfs } => done(store.flush_cfs(cfs.as_deref())),
+        Op::FlushWal { sync } => done(store.flush_wal(*sync)),
+        Op::Compact { lo, hi } => done(store.compact(lo.as_deref(), hi.as_deref())),
+        Op::Reopen => done(store.reopen()),
+        Op::Checkpoint { .. } | Op::Backup { .. } | Op::CopyDir { .. } => {
+            let Some(dir) = hooks.copy_dir(op) else {
+                return Ok(Answer::Skipped);
+            };
+            done(match op {
+                Op::Checkpoint { .. } => store.checkpoint(&dir),
+                Op::Backup { .. } => store.backup(&dir),
+                _ => store.copy_files(&dir),
+            })
+        }
+    }
+}
+
+impl Answer {
+    /// The value hashes of a read's answer, as `(key, hash or absent)`
+    /// pairs comparable with [`crate::model::history::ExpectedRead`];
+    /// `None` for answers that are not reads.
+    pub fn hashes(&self, op: &Op) -> Option<Vec<(Vec<u8>, Option<u128>)>> {
+        use crate::model::value_hash;
+        Some(match (self, op) {
+            (Answer::Value(v), Op::Get { key } | Op::GetAt { key, .. }) => {
+                vec![(key.clone(), v.as_deref().map(value_hash))]
+            }
+            (Answer::Values(vs), Op::MultiGet { keys }) => keys
+                .iter()
+                .cloned()
+                .zip(vs.iter().map(|v| v.as_deref().map(value_hash)))
+                .collect(),
+            (Answer::Entries(es), _) => es
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(value_hash(v))))
+                .collect(),
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,190 @@
+//! What a new user's bad input and interruptions do: a check that would
+//! check nothing is refused, every output path is checked before the work
+//! starts and named when it cannot be written, reports are written
+//! atomically, a missing `--dir` is created, and nothing is left behind.
+
+use std::path::Path;
+
+mod common;
+use common::{bin, names, run, text};
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn checks_that_would_check_nothing_are_usage_errors() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().to_str().unwrap();
+    for (args, says) in [
+        (vec!["crash", "--cycles", "0", "--dir", d], "--cycles 0"),
+        (
+            vec!["crash", "--duration", "0s", "--dir", d],
+            "--duration 0",
+        ),
+        (
+            vec!["crash", "--cycles", "5", "--jobs", "0", "--dir", d],
+            "--jobs 0",
+        ),
+        (
+            vec!["crash", "--cycles", "5", "--ops", "0", "--dir", d],
+            "--ops 0",
+        ),
+        (vec!["run", "--ops", "0", "--dir", d], "--ops 0"),
+        (
+            vec!["recovery-modes", "--trials", "0", "--dir", d],
+            "--trials 0",
+        ),
+        (
+            vec!["crash", "--cycles", "5", "--cfs", "0", "--dir", d],
+            "--cfs 0",
+        ),
+        (
+            vec!["crash", "--cycles", "5", "--writers", "0", "--dir", d],
+            "--writers 0",
+        ),
+    ] {
+        let o = run(&args, t.path());
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", text(&o));
+        assert!(
+            !text(&o).contains("no violations"),
+            "{args:?}: {}",
+            text(&o)
+        );
+        assert!(
+            names(t.path()).is_empty(),
+            "{args:?} left {:?}",
+            names(t.path())
+        );
+    }
+}
+
+#[test]
+fn unwritable_outputs_are_refused_before_any_cycle_and_named() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().to_str().unwrap();
+    let file = t.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let under_file = format!("{}/r.json", file.display());
+    for (flag, path) in [
+        ("--report", "/proc/nope/r.json"),
+        ("--junit", "/proc/nope/j.xml"),
+        ("--markdown", "/proc/nope/m.md"),
+        ("--artifacts", "/proc/nope/artifacts"),
+        ("--report", under_file.as_str()),
+        ("--report", d),
+    ] {
+        let start = std::time::Instant::now();
+        // Far more cycles than could run before the check must fail.
+        let o = run(
+            &["crash", "--cycles", "100000", "--dir", d, flag, path],
+            t.path(),
+        );
+        assert_eq!(o.status.code(), Some(2), "{flag} {path}: {}", text(&o));
+        assert!(
+            stderr(&o).contains(flag) && stderr(&o).contains(path),
+            "{flag} {path}: the message must name the flag and the path: {}",
+            text(&o)
+        );
+        assert!(
+            !text(&o).contains("cycles in"),
+            "{flag}: a campaign ran: {}",
+            text(&o)
+        );
+        assert!(start.elapsed().as_secs() < 20, "{flag}: refused too late");
+        assert_eq!(names(t.path()), vec!["a-file"], "{flag} {path}");
+    }
+}
+
+#[test]
+fn reports_are_written_whole_with_no_temporary_files_left() {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("out");
+    let (json, junit, md) = (out.join("r.json"), out.join("j.xml"), out.join("m.md"));
+    // An older report at the same path is replaced whole.
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(&json, "old").unwrap();
+    let o = run(
+        &[
+            "crash",
+            "--cycles",
+            "8",
+            "--dir",
+            t.path().to_str().unwrap(),
+            "--report",
+            json.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+            "--markdown",
+            md.to_str().unwrap(),
+        ],
+        t.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap())
+        .expect("a whole JSON report");
+    assert_eq!(r["cycles"], 8);
+    assert!(std::fs::read_to_string(&junit)
+        .unwrap()
+        .contains("<testsuite"));
+    assert!(std::fs::read_to_string(&md).unwrap().starts_with('#'));
+    assert_eq!(names(&out), vec!["j.xml", "m.md", "r.json"]);
+    assert_eq!(names(t.path()), vec!["out"], "the work dir is gone");
+}
+
+#[test]
+fn a_missing_dir_is_created_and_removed_again_and_only_it() {
+    let t = tempfile::tempdir().unwrap();
+    let wd = t.path().join("work");
+    let o = run(
+        &["crash", "--cycles", "4", "--dir", wd.to_str().unwrap()],
+        t.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(names(t.path()).is_empty(), "left {:?}", names(t.path()));
+    // Its parent must exist: crashcheck creates the directory, not a tree.
+    let deep = t.path().join("a").join("b");
+    let o = run(
+        &["run", "--ops", "10", "--dir", deep.to_str().unwrap()],
+        t.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(stderr(&o).contains(deep.to_str().unwrap()), "{}", text(&o));
+    assert!(!t.path().join("a").exists());
+}
+
+#[test]
+fn an_interrupted_campaign_reports_what_it_did_and_leaves_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let wd = t.path().join("work");
+    std::fs::create_dir(&wd).unwrap();
+    let report = t.path().join("r.json");
+    let mut child = bin()
+        .current_dir(t.path())
+        .args(["crash", "--duration", "60s", "-q", "--dir"])
+        .arg(&wd)
+        .arg("--report")
+        .arg(&report)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let it run cycles (and create its working directory) first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while names(&wd).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stderr(&o).contains("interrupted"), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["interrupted"], true);
+    assert!(r["cycles"].as_u64().unwrap() > 0);
+    assert!(names(&wd).is_empty(), "left {:?}", names(&wd));
+    assert!(!Path::new(&wd).join("artifacts").exists());
+}
