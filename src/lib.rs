@@ -3,25 +3,26 @@
 //! Seeded random op sequences run against a store and an in-memory
 //! reference model; forked children are killed with SIGKILL at random
 //! points and the reopened database is checked against the model and the
-//! durability oracle. `docs/architecture.md` is the map; the modules are
-//! listed here in pipeline order, each importing only from those above it:
+//! durability oracle. `docs/architecture.md` is the map. The modules, in
+//! pipeline order (each refers only to modules before it; `tests/layering.rs`
+//! checks it):
 //!
-//! - the language: [`keyspace`], [`op`] (ops and their text form),
-//!   [`model`] (reference state, fingerprints, per-prefix history),
-//!   [`workload`] (the seeded generator);
-//! - the system: [`store`] (the `Store` trait, the RocksDB adapter, the
-//!   one op driver [`store::drive`]), [`wal`] (the WAL file format),
-//!   [`fault`] (one file per fault), [`known_bugs`];
-//! - a crash cycle: [`crash`] (fork, kill, the writer child),
-//!   [`observe`] (the verifier child), [`oracle`] (what survives),
-//!   [`verify`] (prefix matching, violation classes, checkpoints and
-//!   backups), [`cycle`] (plan, run, adjudicate);
-//! - the checks built on them: [`check`] (the in-process run check),
-//!   [`recovery`] (the WAL recovery-mode matrix), [`repro`] (repro files
-//!   and shrinking), [`fuzzing`] (the fuzz targets' bodies), [`campaign`]
-//!   (many cycles, reports, artifacts, replay), [`report`] and [`metrics`];
-//! - proving the checker: [`mutants`], [`selftest`], [`bench`],
-//!   [`harness`] (crash checks from `cargo test`).
+//! - the language: [`keyspace`], [`fsutil`], [`known_bugs`], [`op`] (ops
+//!   and their text form), [`model`] (reference state, fingerprints,
+//!   per-prefix history), [`workload`] (the seeded generator);
+//! - the system: [`store`] (the `Store` trait, the RocksDB adapter, and
+//!   [`store::drive`], the one place that maps an op to store calls),
+//!   [`wal`] (the WAL file format), [`fault`] (one file per fault);
+//! - a crash cycle: [`crash`] (fork, kill, the writer child), [`observe`]
+//!   (the verifier child), [`oracle`] (what survives), [`verify`] (prefix
+//!   matching, violation classes, checkpoints and backups), [`cycle`]
+//!   (plan, run, adjudicate);
+//! - the checks built on them: [`repro`] (repro files and shrinking),
+//!   [`check`] (the in-process run check), [`mutants`] (broken stores),
+//!   [`recovery`] (the WAL recovery-mode matrix), [`fuzzing`] (the fuzz
+//!   targets' bodies), [`campaign`] (many cycles, artifacts, replay),
+//!   [`report`] and [`metrics`], [`selftest`], [`bench`], [`harness`]
+//!   (crash checks from `cargo test`).
 
 pub mod bench;
 pub mod campaign;

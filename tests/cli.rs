@@ -5,7 +5,7 @@
 use std::path::Path;
 
 mod common;
-use common::{bin, run, text};
+use common::{run, text};
 
 #[test]
 fn run_is_consistent_on_stock_rocksdb() {

@@ -160,7 +160,7 @@ fn an_interrupted_campaign_reports_what_it_did_and_leaves_nothing() {
     let wd = t.path().join("work");
     std::fs::create_dir(&wd).unwrap();
     let report = t.path().join("r.json");
-    let mut child = bin()
+    let child = bin()
         .current_dir(t.path())
         .args(["crash", "--duration", "60s", "-q", "--dir"])
         .arg(&wd)

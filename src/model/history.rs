@@ -182,24 +182,3 @@ fn expected_read(model: &Model, op: &Op) -> Option<ExpectedRead> {
         _ => None,
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::workload::{Generator, Profile};
-
-    #[test]
-    fn timelines_and_fingerprints_agree_with_replay() {
-        let ops = Generator::new(5, Profile::by_name("small-keyspace").unwrap()).ops(400);
-        let h = History::new(ops, State::new());
-        assert!(h.units() > 100);
-        for p in [0, 1, 17, h.units() / 2, h.units()] {
-            let s = h.state_at(p);
-            let fp = crate::model::fingerprint_of(s.iter().map(|(k, e)| (k.as_slice(), e.hash)));
-            assert_eq!(fp, h.fps[p as usize], "prefix {p}");
-            for k in h.timelines.keys() {
-                assert_eq!(h.value_at(k, p), s.get(k).map(|e| e.hash), "prefix {p}");
-            }
-        }
-    }
-}

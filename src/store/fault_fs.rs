@@ -1,6 +1,8 @@
-//! In-process power cuts on RocksDB's FaultInjectionTestFS (see
-//! csrc/fault_env.cc), for the fuzz targets: forking per input would be
-//! too slow, and this filesystem can freeze, drop unsynced data and drop
+//! RocksDB's FaultInjectionTestFS through the C++ shim (csrc/fault_env.cc):
+//! the unsynced-data-loss Env the crash writer runs on in power-loss
+//! cycles ([`install_unsynced_data_loss_env`]), and in-process power cuts
+//! for the fuzz targets ([`FaultFs`]): forking per input would be too
+//! slow, and this filesystem can freeze, drop unsynced data and drop
 //! unsynced directory entries inside the process that holds it.
 //! Partial writeback (a random prefix of an unsynced tail) is not offered:
 //! RocksDB 11.8's `DropRandomUnsyncedData` divides by zero on an empty
@@ -85,5 +87,23 @@ impl FaultFs {
 impl Default for FaultFs {
     fn default() -> Self {
         FaultFs::new()
+    }
+}
+
+extern "C" {
+    /// csrc/fault_env.cc: an Env over RocksDB's FaultInjectionTestFS with
+    /// unsynced-data loss on.
+    fn crashcheck_fault_env_create() -> *mut librocksdb_sys::rocksdb_env_t;
+}
+
+/// Installs a fresh fault-injecting Env (see csrc/fault_env.cc) in `opts`.
+/// The Env is leaked on purpose: it must outlive every DB opened with these
+/// options, and it is only ever used in a writer child that dies by SIGKILL.
+pub fn install_unsynced_data_loss_env(opts: &mut Options) {
+    // SAFETY: the shim returns a valid, never-freed rocksdb_env_t; the C API
+    // stores its Env pointer in the options.
+    unsafe {
+        let env = crashcheck_fault_env_create();
+        librocksdb_sys::rocksdb_options_set_env(opts.as_raw_ptr(), env);
     }
 }

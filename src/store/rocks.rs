@@ -99,7 +99,7 @@ pub fn rocksdb_options(o: &StoreOptions) -> StoreResult<Options> {
     set_avoid_flush_during_shutdown(&mut opts, o.avoid_flush_during_shutdown);
     opts.set_manual_wal_flush(o.wal_mode == WalMode::WalManualFlush);
     if o.lose_unsynced_data {
-        install_unsynced_data_loss_env(&mut opts);
+        super::fault_fs::install_unsynced_data_loss_env(&mut opts);
     }
     if let Some(f) = &o.fault_fs {
         f.0.install(&mut opts);
@@ -124,25 +124,6 @@ pub fn set_avoid_flush_during_shutdown(opts: &mut Options, v: bool) {
             opts.as_raw_ptr(),
             u8::from(v),
         );
-    }
-}
-
-extern "C" {
-    /// csrc/fault_env.cc: an Env over RocksDB's FaultInjectionTestFS with
-    /// unsynced-data loss on.
-    fn crashcheck_fault_env_create() -> *mut librocksdb_sys::rocksdb_env_t;
-}
-
-/// Installs a fresh fault-injecting Env (see csrc/fault_env.cc) in `opts`.
-/// The Env is leaked on purpose: it must outlive every DB opened with these
-/// options, and it is only ever used in a writer child that dies by SIGKILL.
-pub fn install_unsynced_data_loss_env(opts: &mut Options) {
-    use rocksdb::AsRawPtr;
-    // SAFETY: the shim returns a valid, never-freed rocksdb_env_t; the C API
-    // stores its Env pointer in the options.
-    unsafe {
-        let env = crashcheck_fault_env_create();
-        librocksdb_sys::rocksdb_options_set_env(opts.as_raw_ptr(), env);
     }
 }
 
