@@ -63,24 +63,24 @@ fn print_crash_summary(r: &CrashReport) {
     for n in crashcheck::report::hazard_notes(r) {
         println!("hazard (not a violation): {}", n.replace('`', ""));
     }
-    let aux = crashcheck::report::copy_rows(r);
-    if !aux.is_empty() {
-        println!("checkpoints, backups and plain copies:");
-        for row in aux {
-            println!(
-                "  {}",
-                crashcheck::report::labelled(&row, &crashcheck::report::COPY_COLUMNS)
-            );
-        }
-    }
-    let stats = crashcheck::report::stats_rows(r);
-    if !stats.is_empty() {
-        println!("RocksDB statistics (writer, per cycle):");
-        for row in stats {
-            println!(
-                "  {}",
-                crashcheck::report::labelled(&row, &crashcheck::report::STATS_COLUMNS)
-            );
+    use crashcheck::report::{copy_rows, labelled, stats_rows, COPY_COLUMNS, STATS_COLUMNS};
+    for (title, rows, columns) in [
+        (
+            "checkpoints, backups and plain copies:",
+            copy_rows(r),
+            &COPY_COLUMNS[..],
+        ),
+        (
+            "RocksDB statistics (writer, per cycle):",
+            stats_rows(r),
+            &STATS_COLUMNS[..],
+        ),
+    ] {
+        if !rows.is_empty() {
+            println!("{title}");
+            for row in rows {
+                println!("  {}", labelled(&row, columns));
+            }
         }
     }
     for a in &r.anomalies {

@@ -438,15 +438,34 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
     }
 }
 
-fn writer_body(
-    shared: &SharedLog,
-    factory: &dyn StoreFactory,
-    path: &Path,
-    opts: &StoreOptions,
-    histories: &[History],
-    plan: KillPlan,
-    copies_root: &Path,
-) -> i32 {
+/// What the writer child runs: the store, the database, one history per
+/// writer, where the kill lands, and where copies go.
+pub struct WriterJob<'a> {
+    /// Opens the store under test.
+    pub factory: &'a dyn StoreFactory,
+    /// The database directory.
+    pub db: &'a Path,
+    /// Options the writer opens it with.
+    pub opts: &'a StoreOptions,
+    /// One op history per writer thread.
+    pub histories: &'a [History],
+    /// Where the kill lands.
+    pub kill: KillPlan,
+    /// Directory for checkpoints, backups and copies.
+    pub copies_root: &'a Path,
+    /// A child still running after this long is hung.
+    pub timeout: Duration,
+}
+
+fn writer_body(shared: &SharedLog, job: &WriterJob<'_>) -> i32 {
+    let (factory, path, opts, histories, plan, copies_root) = (
+        job.factory,
+        job.db,
+        job.opts,
+        job.histories,
+        job.kill,
+        job.copies_root,
+    );
     let entries = std::sync::Arc::new(AtomicU32::new(0));
     let mut watcher = None;
     let killer = match plan {
@@ -529,29 +548,17 @@ fn writer_body(
 /// Forks the writer child and waits for it to die. With several
 /// histories, writer `i` runs `histories[i]` on its own thread over a
 /// shared handle ([`Store::share`]); checkpoints, backups and copies go
-/// under `copies_root`.
-#[allow(clippy::too_many_arguments)]
-pub fn run_writer(
-    shared: &SharedLog,
-    factory: &dyn StoreFactory,
-    path: &Path,
-    opts: &StoreOptions,
-    histories: &[History],
-    plan: KillPlan,
-    timeout: Duration,
-    copies_root: &Path,
-) -> Result<WriterRun, CrashError> {
+/// under `job.copies_root`.
+pub fn run_writer(shared: &SharedLog, job: &WriterJob<'_>) -> Result<WriterRun, CrashError> {
     assert_fork_safe()?;
     shared.reset();
     let guard = fork_lock();
     // SAFETY: checked fork-safe above; the body only uses the store, the
     // histories (copied by fork) and the shared mapping.
-    let pid = unsafe {
-        fork_child(|| writer_body(shared, factory, path, opts, histories, plan, copies_root))?
-    };
+    let pid = unsafe { fork_child(|| writer_body(shared, job))? };
     drop(guard);
-    let end = wait_child(pid, timeout);
-    let n = histories.len().clamp(1, MAX_WRITERS);
+    let end = wait_child(pid, job.timeout);
+    let n = job.histories.len().clamp(1, MAX_WRITERS);
     let stop = match (&end, shared.failure()) {
         (ChildEnd::Killed, _) => WriterStop::Killed,
         (ChildEnd::Hung, _) => WriterStop::Hung,

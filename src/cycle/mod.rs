@@ -21,7 +21,7 @@ use std::time::Duration;
 pub use adjudicate::{AnomalyKind, CycleOutcome};
 pub use plan::{CyclePlan, PlanInputs};
 
-use crate::crash::{self, CrashError, KillPlan, SharedLog, WriterRun, WriterStop};
+use crate::crash::{self, CrashError, KillPlan, SharedLog, WriterJob, WriterRun, WriterStop};
 use crate::fault::{AfterKill, Fault};
 use crate::model::history::History;
 use crate::observe::{Recovered, Reopened};
@@ -119,7 +119,16 @@ pub fn run_cycle(
         lose_unsynced_data: false,
         ..opts.clone()
     };
-    let writer = crash::run_writer(shared, factory, db, &wopts, histories, kill, timeout, &root)?;
+    let job = WriterJob {
+        factory,
+        db,
+        opts: &wopts,
+        histories,
+        kill,
+        copies_root: &root,
+        timeout,
+    };
+    let writer = crash::run_writer(shared, &job)?;
 
     // After the kill: the fault's crash image. Images index WAL records
     // by the single writer's units; with several writers one record may

@@ -197,6 +197,20 @@ fn tolerates_torn_tail(opts: &StoreOptions) -> bool {
     )
 }
 
+/// Appends a tail to the newest WAL under the recovery modes that must
+/// stop at a torn tail (see [`tolerates_torn_tail`]); `append` adds the
+/// bytes and says what it did.
+fn append_wal_tail(
+    db: &Path,
+    c: &AfterKill<'_>,
+    append: impl FnOnce(&mut Vec<u8>, &mut ChaCha8Rng) -> String,
+) -> Option<String> {
+    if !tolerates_torn_tail(c.opts) {
+        return None;
+    }
+    edit_newest_wal(db, c.seed, |bytes, rng| Some(append(bytes, rng)))
+}
+
 /// Rewrites the newest WAL of `db` with `edit` (given its bytes and an
 /// RNG seeded from `seed`); `None` when there is no WAL or `edit` declines.
 fn edit_newest_wal(

@@ -24,12 +24,9 @@ impl FaultKind for PowerLossGarbage {
         writers <= 1
     }
     fn after_kill(&self, db: &std::path::Path, c: &AfterKill<'_>) -> Option<String> {
-        if !super::tolerates_torn_tail(c.opts) {
-            return None;
-        }
-        super::edit_newest_wal(db, c.seed, |bytes, rng| {
+        super::append_wal_tail(db, c, |bytes, rng| {
             let n = crate::wal::append_garbage(bytes, rng, 1..=4096);
-            Some(format!("{n} garbage bytes appended to the newest WAL"))
+            format!("{n} garbage bytes appended to the newest WAL")
         })
     }
 }

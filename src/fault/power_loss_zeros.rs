@@ -26,13 +26,10 @@ impl FaultKind for PowerLossZeros {
         writers <= 1
     }
     fn after_kill(&self, db: &std::path::Path, c: &AfterKill<'_>) -> Option<String> {
-        if !super::tolerates_torn_tail(c.opts) {
-            return None;
-        }
-        super::edit_newest_wal(db, c.seed, |bytes, rng| {
+        super::append_wal_tail(db, c, |bytes, rng| {
             let n = rng.random_range(1..=8192);
             bytes.extend(std::iter::repeat_n(0u8, n));
-            Some(format!("{n} zero bytes appended to the newest WAL"))
+            format!("{n} zero bytes appended to the newest WAL")
         })
     }
 }
