@@ -10,6 +10,7 @@ use rocksdb::WriteOptions;
 
 use crate::fault::Fault;
 use crate::op::{Scan, WriteOp};
+use crate::store::drive::step_point;
 use crate::store::{
     RocksStore, Store, StoreError, StoreFactory, StoreOptions, StoreResult, WalMode,
 };
@@ -108,6 +109,13 @@ pub const MUTANTS: &[MutantInfo] = &[
         bug: "flush_wal returns Ok without flushing the WAL buffer (manual_wal_flush)",
         fault: Some(Fault::KILL),
         modes: &[WalMode::WalManualFlush],
+        setup: PLAIN,
+    },
+    MutantInfo {
+        name: "delrange-by-key",
+        bug: "carries out a range delete key by key, one write each (no DeleteRange)",
+        fault: Some(Fault::KILL),
+        modes: WAL_MODES,
         setup: PLAIN,
     },
     MutantInfo {
@@ -281,11 +289,35 @@ impl Store for Mutant {
     fn write(&mut self, ops: &[WriteOp], batch: bool) -> StoreResult<()> {
         match self.name {
             "non-atomic-batch" => {
-                for w in ops {
+                for (i, w) in ops.iter().enumerate() {
+                    if i > 0 {
+                        step_point();
+                    }
                     self.inner.write(std::slice::from_ref(w), false)?;
                 }
                 Ok(())
             }
+            "delrange-by-key" if !batch => match ops {
+                [WriteOp::DeleteRange { start, end }] => {
+                    let live = self.inner.scan(
+                        &Scan {
+                            lo: Some(start.clone()),
+                            hi: Some(end.clone()),
+                            reverse: false,
+                            limit: u32::MAX,
+                        },
+                        None,
+                    )?;
+                    for (i, (key, _)) in live.into_iter().enumerate() {
+                        if i > 0 {
+                            step_point();
+                        }
+                        self.inner.write(&[WriteOp::Delete { key }], false)?;
+                    }
+                    Ok(())
+                }
+                _ => self.inner.write(ops, batch),
+            },
             "early-ack" | "shared-early-ack" => {
                 self.queue.push((ops.to_vec(), batch));
                 if self.queue.len() >= 8 {
@@ -331,6 +363,7 @@ impl Store for Mutant {
             "cf-split-batch" if batch => {
                 // Group by column family, keeping order inside each group.
                 let cfs = self.inner.options().column_families.max(1) as usize;
+                let mut first = true;
                 for cf in 0..cfs {
                     let part: Vec<WriteOp> = ops
                         .iter()
@@ -338,6 +371,10 @@ impl Store for Mutant {
                         .cloned()
                         .collect();
                     if !part.is_empty() {
+                        if !first {
+                            step_point();
+                        }
+                        first = false;
                         self.inner.write(&part, true)?;
                     }
                 }

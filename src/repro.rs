@@ -97,8 +97,13 @@ pub struct Case {
     pub expect: Expect,
     /// Crash cases: the fault (`kill`).
     pub fault: Option<Fault>,
-    /// Crash cases: kill after this many ops completed (`kill: after-op N`).
+    /// Crash cases: kill after this many ops completed (`kill: after-op N`),
+    /// or, with [`Case::kill_step`], inside op N.
     pub kill_after_op: Option<usize>,
+    /// Crash cases: the kill lands inside op `kill_after_op` (1-based) at
+    /// this step point (`kill: in-op N step S`; see
+    /// `store::drive::step_point`).
+    pub kill_step: Option<u32>,
     /// Free-form comment lines (without `# `).
     pub comments: Vec<String>,
     /// The op sequence (of the first writer).
@@ -153,8 +158,14 @@ impl Case {
         if let Some(f) = &self.fault {
             let _ = writeln!(s, "fault: {f}");
         }
-        if let Some(k) = self.kill_after_op {
-            let _ = writeln!(s, "kill: after-op {k}");
+        match (self.kill_after_op, self.kill_step) {
+            (Some(k), Some(step)) => {
+                let _ = writeln!(s, "kill: in-op {k} step {step}");
+            }
+            (Some(k), None) => {
+                let _ = writeln!(s, "kill: after-op {k}");
+            }
+            _ => {}
         }
         let _ = writeln!(s, "expect: {}", self.expect);
         s.push_str("ops:\n");
@@ -186,6 +197,7 @@ impl Case {
             expect: Expect::Ok,
             fault: None,
             kill_after_op: None,
+            kill_step: None,
             comments: Vec::new(),
             ops: Vec::new(),
             writers: Vec::new(),
@@ -240,11 +252,21 @@ impl Case {
                 "expect" => case.expect = v.parse().map_err(|e| perr(n, e))?,
                 "fault" => case.fault = Some(v.parse().map_err(|e| perr(n, e))?),
                 "kill" => {
-                    let k = v
-                        .strip_prefix("after-op ")
-                        .and_then(|x| x.trim().parse().ok())
-                        .ok_or_else(|| perr(n, format!("bad kill point '{v}' (after-op N)")))?;
-                    case.kill_after_op = Some(k);
+                    let bad = || {
+                        perr(
+                            n,
+                            format!("bad kill point '{v}' (after-op N, in-op N step S)"),
+                        )
+                    };
+                    if let Some(x) = v.strip_prefix("after-op ") {
+                        case.kill_after_op = Some(x.trim().parse().map_err(|_| bad())?);
+                    } else if let Some(x) = v.strip_prefix("in-op ") {
+                        let (op, step) = x.split_once(" step ").ok_or_else(bad)?;
+                        case.kill_after_op = Some(op.trim().parse().map_err(|_| bad())?);
+                        case.kill_step = Some(step.trim().parse().map_err(|_| bad())?);
+                    } else {
+                        return Err(bad());
+                    }
                 }
                 other => return Err(perr(n, format!("unknown header '{other}'"))),
             }
@@ -286,7 +308,7 @@ impl Case {
         if case.check == CheckKind::Crash && case.kill_after_op.is_none() {
             return Err(perr(
                 1,
-                "crash case without a 'kill: after-op N' line".into(),
+                "crash case without a 'kill: after-op N' (or 'in-op N step S') line".into(),
             ));
         }
         Ok(case)
@@ -355,6 +377,7 @@ mod tests {
             expect: Expect::Violation(Some(ViolationClass::LostAckedWrite)),
             fault: Some(Fault::KILL),
             kill_after_op: Some(17),
+            kill_step: None,
             comments: vec!["a comment".into()],
             ops,
             writers: Vec::new(),

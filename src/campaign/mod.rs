@@ -18,7 +18,7 @@ pub use config::{ConfigError, CrashConfig};
 pub use replay::{replay_case, replay_crash, shrink_crash, Replayed};
 pub use stats::{Anomaly, CrashReport, ModeStats, ViolationReport};
 
-use crate::crash::{self, CrashError, Phase, SharedLog};
+use crate::crash::{self, CrashError, KillPlan, Phase, SharedLog};
 use crate::cycle::{run_cycle, CycleOutcome};
 use crate::fault::Fault;
 use crate::model::State;
@@ -240,6 +240,7 @@ fn worker(
             copies: res.copies.clone(),
             rocksdb: res.writer.stats.unwrap_or_default(),
             rocksdb_samples: res.writer.stats.is_some() as u64,
+            kills_mid_unit: res.writer.killed_mid_unit as u64,
             kills_in_background_phase: matches!(
                 res.writer.phase,
                 Phase::Flushing
@@ -273,6 +274,12 @@ fn worker(
             stats.anomalies = 1;
             anomaly = Some(a.clone());
         }
+        // A kill at a step point inside op n replays as such; any other
+        // kill as "after the ops the writer completed".
+        let step = match plan.kill {
+            KillPlan::InsideOp { n, step } if res.writer.killed_mid_unit => Some((n, step)),
+            _ => None,
+        };
         let case = |expect: Expect, kill_after_op: usize, comment: String| Case {
             check: CheckKind::Crash,
             seed,
@@ -281,7 +288,8 @@ fn worker(
             options: opts.clone(),
             expect,
             fault: Some(fault),
-            kill_after_op: Some(kill_after_op),
+            kill_after_op: Some(step.map_or(kill_after_op, |(n, _)| n)),
+            kill_step: step.map(|(_, s)| s),
             comments: vec![comment],
             ops: h.ops.clone(),
             writers: extra_writers.clone(),

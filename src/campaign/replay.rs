@@ -34,8 +34,10 @@ pub fn replay_crash(
     let mut rng = ChaCha8Rng::seed_from_u64(case.seed);
     let sample = sample_keys(&mut rng, &histories[0]);
     let _ = crate::fsutil::remove_tree(dir);
-    let plan = KillPlan::AfterOp {
-        n: case.kill_after_op.unwrap_or(case.ops.len()),
+    let n = case.kill_after_op.unwrap_or(case.ops.len());
+    let plan = match case.kill_step {
+        Some(step) => KillPlan::InsideOp { n, step },
+        None => KillPlan::AfterOp { n },
     };
     let r = run_cycle(
         &log,

@@ -74,6 +74,11 @@ pub struct ModeStats {
     /// Cycles whose kill landed while the child was flushing, flushing the
     /// WAL, compacting or (re)opening.
     pub kills_in_background_phase: u64,
+    /// Cycles whose kill landed at a step point inside a write unit (a
+    /// store that carries out one unit in several steps; RocksDB's own
+    /// units are single steps, so stock RocksDB shows 0).
+    #[serde(default)]
+    pub kills_mid_unit: u64,
     /// Violations.
     pub violations: u64,
     /// Hangs and abnormal child exits.
@@ -109,6 +114,7 @@ impl ModeStats {
         self.survived_beyond_guarantee += o.survived_beyond_guarantee;
         self.in_flight_survived += o.in_flight_survived;
         self.kills_in_background_phase += o.kills_in_background_phase;
+        self.kills_mid_unit += o.kills_mid_unit;
         self.violations += o.violations;
         self.anomalies += o.anomalies;
         self.cf_divergence += o.cf_divergence;

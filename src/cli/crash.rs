@@ -40,6 +40,13 @@ fn print_crash_summary(r: &CrashReport) {
         "acked: writes acknowledged before the crash; lost-ok: acknowledged writes lost where the mode allows it; \
          beyond: writes kept although the mode did not promise it (information, not a violation)"
     );
+    let mid: u64 = r.by_mode.values().map(|m| m.kills_mid_unit).sum();
+    if mid > 0 {
+        println!(
+            "kills inside a write unit (between a store's internal steps): {mid} of {} cycles",
+            r.cycles
+        );
+    }
     println!(
         "{}",
         match r.violations.len() {

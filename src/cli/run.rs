@@ -70,6 +70,7 @@ pub(super) fn cmd_run(a: RunArgs) -> Res<u8> {
         expect: Expect::Violation(Some(v.class)),
         fault: None,
         kill_after_op: None,
+        kill_step: None,
         comments: vec![v.to_string()],
         ops: case_ops,
         writers: Vec::new(),

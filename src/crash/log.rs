@@ -70,6 +70,8 @@ pub(super) struct LogPage {
     pub(super) copies: [CopyLog; MAX_COPIES],
     /// Copy ops skipped because the record table was full.
     pub(super) copies_skipped: AtomicU32,
+    /// 1 when the kill landed at a step point inside a write unit.
+    pub(super) mid_unit: AtomicU32,
     /// Flush calls started and finished (any writer).
     pub(super) flush_starts: AtomicU64,
     pub(super) flush_ends: AtomicU64,
@@ -237,6 +239,12 @@ impl SharedLog {
                 })
             })
             .collect()
+    }
+
+    /// True when the child was killed at a step point inside a write unit
+    /// (a [`super::KillPlan::InsideOp`] kill that found its step).
+    pub fn killed_mid_unit(&self) -> bool {
+        self.get().mid_unit.load(Ordering::SeqCst) != 0
     }
 
     /// Copy ops the child skipped because the record table was full.

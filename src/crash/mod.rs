@@ -11,6 +11,7 @@
 //! with the parent (an mmap made before fork) and a pipe, and leave with
 //! `_exit`. Panics are caught and turned into an exit code.
 
+mod accounting;
 mod copies;
 mod fork;
 mod killer;

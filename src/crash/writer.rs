@@ -4,13 +4,14 @@
 //! marked started and acknowledged, and durability points are recorded.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use super::accounting::{CopyStart, FlushStart};
 use super::copies::{CopyKind, CopyRecord};
 use super::fork::{die_now, fork_child, fork_lock, wait_child, ChildEnd};
 use super::killer::{KillPlan, Killer, Phase};
-use super::log::{CopyLog, SharedLog, WriterLog};
+use super::log::{SharedLog, WriterLog};
 use super::{assert_fork_safe, CrashError, Progress};
 use crate::keyspace::MAX_WRITERS;
 use crate::model::history::History;
@@ -24,6 +25,34 @@ mod code {
     pub const OPEN_FAILED: i32 = 90;
     pub const STORE_ERROR: i32 = 91;
     pub const READ_MISMATCH: i32 = 92;
+}
+
+std::thread_local! {
+    /// This writer thread's step trap: (the step point to die at, step
+    /// points seen in the current op); 0 = disarmed.
+    static TRAP: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((0, 0)) };
+    /// Where to record a mid-unit kill (the shared log's flag).
+    static MID_UNIT: std::cell::Cell<*const AtomicU32> =
+        const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// The step hook of the first writer under an [`KillPlan::InsideOp`]
+/// plan: counts step points of the armed op and dies at the planned one.
+fn on_step() {
+    let (target, seen) = TRAP.with(std::cell::Cell::get);
+    if target == 0 {
+        return;
+    }
+    TRAP.with(|t| t.set((target, seen + 1)));
+    if seen + 1 == target {
+        let flag = MID_UNIT.with(std::cell::Cell::get);
+        if !flag.is_null() {
+            // SAFETY: points into the shared mapping, alive for the child's
+            // whole life (set from `&SharedLog` in `writer_loop`).
+            unsafe { (*flag).store(1, Ordering::SeqCst) };
+        }
+        die_now();
+    }
 }
 
 /// Why the writer child stopped.
@@ -74,40 +103,25 @@ pub struct WriterRun {
     pub ops_done: usize,
     /// Phase at death.
     pub phase: Phase,
+    /// The kill landed at a step point inside a write unit.
+    pub killed_mid_unit: bool,
 }
 
 /// Everything the writer child's threads share.
-struct WriterCtx<'a> {
-    shared: &'a SharedLog,
-    plan: KillPlan,
-    writers: usize,
-    cfs: usize,
-    copies_root: &'a Path,
-    statistics: bool,
-    entries: std::sync::Arc<AtomicU32>,
-    watcher: Option<std::thread::Thread>,
-    killer: Option<Killer>,
-    seen: [AtomicU32; PHASES],
+pub(super) struct WriterCtx<'a> {
+    pub(super) shared: &'a SharedLog,
+    pub(super) plan: KillPlan,
+    pub(super) writers: usize,
+    pub(super) cfs: usize,
+    pub(super) copies_root: &'a Path,
+    pub(super) statistics: bool,
+    pub(super) entries: std::sync::Arc<AtomicU32>,
+    pub(super) watcher: Option<std::thread::Thread>,
+    pub(super) killer: Option<Killer>,
+    pub(super) seen: [AtomicU32; PHASES],
 }
 
 const PHASES: usize = 11;
-
-/// A flush in progress: what it must cover and the overlap counters when
-/// it started.
-struct FlushStart {
-    covered: Option<Vec<usize>>,
-    started_before: u64,
-    ended_before: u64,
-    at: [u64; MAX_WRITERS],
-}
-
-/// A checkpoint, backup or copy in progress.
-struct CopyStart {
-    slot: usize,
-    flushes: bool,
-    ends_at_start: u64,
-    starts_at_start: u64,
-}
 
 impl WriterCtx<'_> {
     fn enter(&self, p: Phase) {
@@ -126,145 +140,6 @@ impl WriterCtx<'_> {
                 }
             }
         }
-    }
-
-    /// Every writer's acknowledged count, read when a durability call
-    /// starts: what the call is bound to cover.
-    fn acked_now(&self) -> [u64; MAX_WRITERS] {
-        let mut a = [0u64; MAX_WRITERS];
-        for (i, x) in a.iter_mut().enumerate().take(self.writers) {
-            *x = self.shared.writer(i).acked.load(Ordering::SeqCst);
-        }
-        a
-    }
-
-    /// After a durability call returned: raise counter `f` of every writer
-    /// to what was acknowledged when the call started.
-    fn publish(&self, at_start: &[u64; MAX_WRITERS], f: impl Fn(&WriterLog) -> &AtomicU64) {
-        for (i, v) in at_start.iter().enumerate().take(self.writers) {
-            f(self.shared.writer(i)).fetch_max(*v, Ordering::SeqCst);
-        }
-    }
-
-    /// Column families a flush op covers (all = `None`).
-    fn covered(&self, op: &Op) -> Option<Vec<usize>> {
-        let list: Vec<usize> = match op {
-            Op::Flush => vec![0],
-            Op::FlushCfs { cfs: Some(l) } => l
-                .iter()
-                .map(|&c| c as usize)
-                .filter(|&c| c < self.cfs)
-                .collect(),
-            _ => return None,
-        };
-        if (0..self.cfs).all(|c| list.contains(&c)) {
-            None
-        } else {
-            Some(list)
-        }
-    }
-
-    fn flush_start(&self, op: &Op) -> FlushStart {
-        let covered = self.covered(op);
-        let s = self.shared.get();
-        if covered.is_some() {
-            // Even a flush that never returns may persist its column families.
-            s.partial_flush.store(1, Ordering::SeqCst);
-        }
-        let started_before = s.flush_starts.fetch_add(1, Ordering::SeqCst);
-        let ended_before = s.flush_ends.load(Ordering::SeqCst);
-        FlushStart {
-            covered,
-            started_before,
-            ended_before,
-            at: self.acked_now(),
-        }
-    }
-
-    fn flush_end(&self, f: FlushStart, ok: bool) {
-        let s = self.shared.get();
-        // No other flush in progress when this one started, none started
-        // while it ran.
-        let solo = f.started_before == f.ended_before
-            && s.flush_starts.load(Ordering::SeqCst) == f.started_before + 1;
-        s.flush_ends.fetch_add(1, Ordering::SeqCst);
-        if !ok {
-            return;
-        }
-        let all: Vec<usize> = (0..self.cfs).collect();
-        let list = f.covered.as_deref().unwrap_or(&all);
-        if f.covered.is_none() {
-            self.publish(&f.at, |l| &l.flushed);
-            if solo {
-                self.publish(&f.at, |l| &l.flushed_solo);
-            }
-        }
-        for &c in list {
-            self.publish(&f.at, |l| &l.cf_flushed[c]);
-            if solo {
-                self.publish(&f.at, |l| &l.cf_flushed_solo[c]);
-            }
-        }
-    }
-
-    /// Records the start of a checkpoint, backup or copy; `None` when the
-    /// record table is full (the op is then skipped and counted, since an
-    /// unrecorded backup would upset the listing check).
-    fn copy_start(&self, writer: usize, kind: CopyKind, id: u32) -> Option<CopyStart> {
-        let s = self.shared.get();
-        let slot = s.copies_next.fetch_add(1, Ordering::SeqCst) as usize;
-        let Some(rec) = s.copies.get(slot) else {
-            s.copies_skipped.fetch_add(1, Ordering::SeqCst);
-            return None;
-        };
-        // Checkpoints and backups flush every column family first, so they
-        // take part in the overlap accounting as flushes.
-        let flushes = kind != CopyKind::Copy;
-        let ends_at_start = s.flush_ends.load(Ordering::SeqCst);
-        let starts_at_start = s
-            .flush_starts
-            .fetch_add(u64::from(flushes), Ordering::SeqCst)
-            + u64::from(flushes);
-        rec.flush_ends_at_start
-            .store(ends_at_start, Ordering::SeqCst);
-        rec.flush_starts_at_start
-            .store(starts_at_start, Ordering::SeqCst);
-        rec.kind.store(kind as u32, Ordering::SeqCst);
-        rec.writer.store(writer as u32, Ordering::SeqCst);
-        rec.id.store(id, Ordering::SeqCst);
-        for (i, a) in self.acked_now().iter().enumerate().take(self.writers) {
-            rec.lo[i].store(*a, Ordering::SeqCst);
-        }
-        rec.state.store(1, Ordering::SeqCst);
-        Some(CopyStart {
-            slot,
-            flushes,
-            ends_at_start,
-            starts_at_start,
-        })
-    }
-
-    fn copy_end(&self, c: CopyStart, ok: bool) {
-        let s = self.shared.get();
-        let rec: &CopyLog = &s.copies[c.slot];
-        // Another flush overlapped the call if one was in progress when it
-        // started, or one started while it ran.
-        let others_running = c.starts_at_start - u64::from(c.flushes) > c.ends_at_start;
-        if others_running || s.flush_starts.load(Ordering::SeqCst) > c.starts_at_start {
-            rec.flush_overlap.store(1, Ordering::SeqCst);
-        }
-        if c.flushes {
-            s.flush_ends.fetch_add(1, Ordering::SeqCst);
-        }
-        for i in 0..self.writers {
-            let l = self.shared.writer(i);
-            let hi = l
-                .started
-                .load(Ordering::SeqCst)
-                .max(l.acked.load(Ordering::SeqCst));
-            rec.hi[i].store(hi, Ordering::SeqCst);
-        }
-        rec.state.store(if ok { 2 } else { 3 }, Ordering::SeqCst);
     }
 
     fn fail(&self, writer: usize, op: usize, msg: &str, code: i32) -> ! {
@@ -298,6 +173,11 @@ impl Hooks for WriterHooks<'_> {
     fn before(&mut self, op: &Op) -> Go {
         if let Some(p) = Phase::of(op) {
             self.ctx.enter(p);
+        }
+        if let (0, KillPlan::InsideOp { n, step }) = (self.writer, self.ctx.plan) {
+            if self.i + 1 == n {
+                TRAP.with(|t| t.set((step, 0)));
+            }
         }
         match op {
             Op::Write(_) | Op::Batch(_) => {
@@ -371,6 +251,10 @@ impl Hooks for WriterHooks<'_> {
 /// Runs writer `writer`'s ops against `store`, publishing progress.
 fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &History) {
     let log = ctx.shared.writer(writer);
+    if let (0, KillPlan::InsideOp { .. }) = (writer, ctx.plan) {
+        MID_UNIT.with(|m| m.set(&ctx.shared.get().mid_unit));
+        crate::store::drive::set_step_hook(Some(on_step));
+    }
     let mut hooks = WriterHooks {
         ctx,
         writer,
@@ -423,8 +307,10 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
         }
         log.ops_done.store(i as u64 + 1, Ordering::SeqCst);
         if writer == 0 {
-            if ctx.plan == (KillPlan::AfterOp { n: i + 1 }) {
-                die_now();
+            match ctx.plan {
+                // An op that took fewer steps than planned: right after it.
+                KillPlan::AfterOp { n } | KillPlan::InsideOp { n, .. } if n == i + 1 => die_now(),
+                _ => {}
             }
             if ctx.statistics
                 && (i % 32 == 31
@@ -469,7 +355,7 @@ fn writer_body(shared: &SharedLog, job: &WriterJob<'_>) -> i32 {
     let entries = std::sync::Arc::new(AtomicU32::new(0));
     let mut watcher = None;
     let killer = match plan {
-        KillPlan::AfterOp { .. } => None,
+        KillPlan::AfterOp { .. } | KillPlan::InsideOp { .. } => None,
         KillPlan::DuringPhase {
             phase: Phase::Writing | Phase::WritingBatch,
             nth,
@@ -591,6 +477,7 @@ pub fn run_writer(shared: &SharedLog, job: &WriterJob<'_>) -> Result<WriterRun, 
         phase: shared.phase(),
         stats: shared.stats(),
         copies: shared.copy_records(n),
+        killed_mid_unit: shared.killed_mid_unit(),
         copies_skipped: shared.copies_skipped(),
     })
 }

@@ -10,7 +10,7 @@ use crate::fault::{Fault, Loss};
 use crate::keyspace::{Layout, MAX_WRITERS};
 use crate::model::history::History;
 use crate::model::State;
-use crate::op::Op;
+use crate::op::{Op, WriteOp};
 use crate::store::{StoreOptions, WalMode};
 use crate::workload::{FlushStyle, Generator, Profile};
 
@@ -153,7 +153,19 @@ pub fn reopen_loses_data(fault: Fault, opts: &StoreOptions) -> bool {
         || (opts.wal_mode == WalMode::NoWal && opts.avoid_flush_during_shutdown)
 }
 
-/// Chooses where a cycle's kill lands.
+/// Chooses where a cycle's kill lands:
+/// - 35%: inside a flush, `flush_wal`, the open, a reopen or a compaction;
+/// - 10%: inside a WriteBatch, 0-25 us after it starts (RocksDB's own
+///   write path cannot be paused from outside);
+/// - 10%: after a random delay;
+/// - 15%: inside a checkpoint, backup or copy (where the cycle has any);
+/// - 15%: inside a multi-op unit (a batch of two or more mutations, or a
+///   range delete) at a step point, and 5% inside any single unit: where
+///   a store that carries out one unit in several steps can tear it
+///   ([`KillPlan::InsideOp`]; an atomic unit is killed right after);
+/// - the rest, and whatever found no target: after a random number of
+///   acknowledgements.
+///
 /// `ack_only` restricts kills to "after a random number of
 /// acknowledgements" (the benchmark compares that with a bare loop).
 pub fn choose_kill(rng: &mut ChaCha8Rng, h: &History, ack_only: bool) -> KillPlan {
@@ -200,18 +212,20 @@ pub fn choose_kill(rng: &mut ChaCha8Rng, h: &History, ack_only: bool) -> KillPla
             count(&|o| matches!(o, Op::Compact { .. })),
             5000,
         ),
-        35..=54 => phase(
+        35..=44 => phase(
             rng,
             Phase::WritingBatch,
             count(&|o| matches!(o, Op::Batch(_))),
             25,
         ),
-        55..=64 => Some(KillPlan::AfterDelay {
+        45..=54 => Some(KillPlan::AfterDelay {
             micros: rng.random_range(0..30_000),
         }),
+        55..=69 => inside_unit(rng, h, true),
+        70..=74 => inside_unit(rng, h, false),
         // Inside a checkpoint, backup or copy (none in most profiles: then
-        // this falls through to an acknowledgement count, as before).
-        65..=79 => phase(
+        // this falls through to an acknowledgement count).
+        75..=89 => phase(
             rng,
             Phase::Maintaining,
             count(&|o| {
@@ -237,6 +251,39 @@ pub fn choose_kill(rng: &mut ChaCha8Rng, h: &History, ack_only: bool) -> KillPla
             h.op_of_unit[k as usize - 1] + 1
         };
         KillPlan::AfterOp { n }
+    })
+}
+
+/// A kill at a step point inside a write unit of `h`: a multi-op unit
+/// (`multi`: a batch of two or more mutations, or a lone range delete) or
+/// any unit. The step is drawn from the unit's plausible steps: between
+/// any two mutations of a batch, and the first few of a range delete
+/// (each key it removes may be a step) or a single mutation.
+fn inside_unit(rng: &mut ChaCha8Rng, h: &History, multi: bool) -> Option<KillPlan> {
+    let candidates: Vec<usize> = h
+        .op_of_unit
+        .iter()
+        .copied()
+        .filter(|&i| {
+            !multi
+                || match &h.ops[i] {
+                    Op::Batch(ws) => ws.len() >= 2,
+                    Op::Write(WriteOp::DeleteRange { .. }) => true,
+                    _ => false,
+                }
+        })
+        .collect();
+    if candidates.is_empty() {
+        return None;
+    }
+    let i = candidates[rng.random_range(0..candidates.len())];
+    let steps = match &h.ops[i] {
+        Op::Batch(ws) if ws.len() >= 2 => ws.len() as u32 - 1,
+        _ => 3,
+    };
+    Some(KillPlan::InsideOp {
+        n: i + 1,
+        step: rng.random_range(1..=steps),
     })
 }
 

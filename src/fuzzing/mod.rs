@@ -261,6 +261,7 @@ pub fn to_case(target: &str, data: &[u8]) -> Result<Case, String> {
         expect: Expect::Violation(None),
         fault: None,
         kill_after_op: None,
+        kill_step: None,
         comments: vec![format!(
             "converted from a cargo-fuzz artifact of target '{target}'"
         )],
@@ -287,6 +288,7 @@ pub fn to_case(target: &str, data: &[u8]) -> Result<Case, String> {
                 },
                 fault: Some(Fault::POWER_LOSS),
                 kill_after_op: Some(i.crash_after),
+                kill_step: None,
                 comments,
                 ops: i.ops,
                 ..base

@@ -25,9 +25,9 @@ pub fn markdown(r: &CrashReport) -> String {
     );
     let _ = writeln!(
         s,
-        "| fault | mode | cycles | acked writes | lost within guarantee | survived beyond guarantee | in-flight survived | kills in flush/open/compaction | violations | anomalies |"
+        "| fault | mode | cycles | acked writes | lost within guarantee | survived beyond guarantee | in-flight survived | kills in flush/open/compaction | kills inside a unit | violations | anomalies |"
     );
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (fault, mode, m) in r
         .by_fault
         .iter()
@@ -35,13 +35,14 @@ pub fn markdown(r: &CrashReport) -> String {
     {
         let _ = writeln!(
             s,
-            "| {fault} | {mode} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {fault} | {mode} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             m.cycles,
             m.acked_writes,
             m.lost_within_guarantee,
             m.survived_beyond_guarantee,
             m.in_flight_survived,
             m.kills_in_background_phase,
+            m.kills_mid_unit,
             m.violations,
             m.anomalies
         );

@@ -59,6 +59,27 @@ pub trait Hooks {
     }
 }
 
+std::thread_local! {
+    static ON_STEP: std::cell::Cell<Option<fn()>> = const { std::cell::Cell::new(None) };
+}
+
+/// A point between two internal steps of one write unit. A store that
+/// carries out a unit in several steps (a range delete done key by key, a
+/// batch written in parts, a put plus an index update) calls this before
+/// every step after the first, so the crash writer can kill the process
+/// exactly there (a [`crate::crash::KillPlan::InsideOp`] kill) and a replay
+/// lands at the same step. RocksDB's own write units are single steps.
+pub fn step_point() {
+    if let Some(f) = ON_STEP.with(std::cell::Cell::get) {
+        f();
+    }
+}
+
+/// Sets the function [`step_point`] calls on this thread (`None`: none).
+pub fn set_step_hook(f: Option<fn()>) {
+    ON_STEP.with(|s| s.set(f));
+}
+
 /// Hooks that run every op except checkpoints, backups and copies.
 pub struct Plain;
 

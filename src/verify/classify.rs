@@ -117,7 +117,36 @@ pub(super) fn classify(
         ),
         diff: diff.clone(),
     };
-    // 1. Inside a batch: base state of batch unit u plus a part of it.
+    // Evidence, most specific first. 1. An exact prefix outside [L, U]:
+    // a prefix-class violation (lost writes, or writes never started),
+    // never a torn batch, whatever else the state also resembles.
+    let keys = all_keys(h, rec);
+    let mut inter = vec![true; n as usize + 1];
+    for k in &keys {
+        let m = mask(h, k, rec.get(*k).copied());
+        inter.iter_mut().zip(m).for_each(|(a, b)| *a &= b);
+    }
+    if let Some(p) = inter.iter().rposition(|x| *x) {
+        let p = p as u64;
+        if p > adm.hi {
+            return v(
+                ViolationClass::PhantomValue,
+                format!("state equals prefix {p}, which includes writes never started (last started: {})", adm.hi),
+            );
+        }
+        if p < adm.lo {
+            return v(
+                ViolationClass::LostAckedWrite,
+                format!(
+                    "state equals prefix {p}: acknowledged writes {}..={} are lost",
+                    p + 1,
+                    adm.lo
+                ),
+            );
+        }
+    }
+    // 2. A batch provably applied in part: the state is no prefix (above),
+    // but is the state before batch unit u plus some of its writes.
     let mut m = Model::from_state(h.base.clone());
     for (ui, &oi) in h.op_of_unit.iter().enumerate() {
         let unit = ui as u64 + 1;
@@ -145,10 +174,9 @@ pub(super) fn classify(
         }
         m.apply_op(op);
     }
-    // 1b. The same, in any order: every key holds its value either before
+    // 2b. The same, in any order: every key holds its value either before
     // or after batch unit u, some before and some after (a batch applied
     // out of order, e.g. split per column family).
-    let keys = all_keys(h, rec);
     for (ui, &oi) in h.op_of_unit.iter().enumerate() {
         let unit = ui as u64 + 1;
         if unit > adm.hi {
@@ -182,80 +210,53 @@ pub(super) fn classify(
             );
         }
     }
-    // 2. An exact prefix outside [L, U].
-    let mut inter = vec![true; n as usize + 1];
-    for k in &keys {
-        let m = mask(h, k, rec.get(*k).copied());
-        inter.iter_mut().zip(m).for_each(|(a, b)| *a &= b);
-    }
-    if let Some(p) = inter.iter().rposition(|x| *x) {
-        let p = p as u64;
-        if p > adm.hi {
-            return v(
-                ViolationClass::PhantomValue,
-                format!("state equals prefix {p}, which includes writes never started (last started: {})", adm.hi),
-            );
-        }
-        if p < adm.lo {
-            return v(
-                ViolationClass::LostAckedWrite,
-                format!(
-                    "state equals prefix {p}: acknowledged writes {}..={} are lost",
-                    p + 1,
-                    adm.lo
-                ),
-            );
-        }
-    }
-    // 3. A value never written to that key (by any planned unit). A merge
-    // applied to a lost or resurrected base also yields an unseen value, so
-    // keys that were merged are judged by the later rules instead.
+    // 3. A value the key never held at any prefix. For a key that was
+    // merged this is a merge applied onto a base it should not have had (a
+    // lost or stale value under it); otherwise a value never written.
     for (k, hash) in rec {
-        let written = h
-            .timelines
-            .get(k)
-            .is_some_and(|tl| tl.iter().any(|(_, x)| *x == Some(*hash)));
-        if !written && !merged.contains(k.as_slice()) {
+        let held = mask(h, k, Some(*hash)).iter().any(|x| *x);
+        if held {
+            continue;
+        }
+        if merged.contains(k.as_slice()) {
             return v(
-                ViolationClass::PhantomValue,
+                ViolationClass::MergeOnStaleBase,
                 format!(
-                    "key {} holds {} that was never written to it",
+                    "key {} holds {}, which no prefix gives it: a merge applied onto a stale or lost base",
                     short(k),
                     describe(h, Some(*hash))
                 ),
             );
         }
+        return v(
+            ViolationClass::PhantomValue,
+            format!(
+                "key {} holds {} that was never written to it",
+                short(k),
+                describe(h, Some(*hash))
+            ),
+        );
     }
-    // 4. A key behind the others: resurrected delete or a hole.
-    let lo_needed = adm.lo;
+    // 4. A key deleted by a unit that survived (at or before the nearest
+    // admissible prefix) holds the older value again.
     for k in &keys {
         let got = rec.get(*k).copied();
-        let msk = mask(h, k, got);
-        let want = h.value_at(k, near);
-        if got.is_some() && msk.iter().all(|x| !x) && deleted_before(h, k, lo_needed) {
+        if got.is_none() || h.value_at(k, near).is_some() {
+            continue;
+        }
+        let Some(last) = mask(h, k, got).iter().rposition(|x| *x) else {
+            continue;
+        };
+        let last = last as u64;
+        if last < near && deleted_between(h, k, last, near) {
             return v(
                 ViolationClass::ResurrectedDelete,
                 format!(
-                    "key {} holds {}, a merge on a value that an acknowledged delete had removed",
+                    "key {} holds {} again although a later unit deleted it, and the state is nearest to prefix {near}",
                     short(k),
                     describe(h, got)
                 ),
             );
-        }
-        if got.is_some() && want.is_none() && h.value_at(k, lo_needed).is_none() {
-            if let Some(last) = msk.iter().rposition(|x| *x) {
-                if (last as u64) < lo_needed {
-                    return v(
-                        ViolationClass::ResurrectedDelete,
-                        format!(
-                            "key {} was deleted by unit {} (acknowledged) but holds {} again",
-                            short(k),
-                            last + 1,
-                            describe(h, got)
-                        ),
-                    );
-                }
-            }
         }
     }
     v(
@@ -264,10 +265,141 @@ pub(super) fn classify(
     )
 }
 
-/// True if a unit `<= upto` turned `key` from present to absent.
-fn deleted_before(h: &History, key: &[u8], upto: u64) -> bool {
-    h.timelines.get(key).is_some_and(|tl| {
-        tl.windows(2)
-            .any(|w| w[0].1.is_some() && w[1].1.is_none() && w[1].0 <= upto)
-    })
+/// True if a unit in `(after, upto]` turned `key` from present to absent.
+fn deleted_between(h: &History, key: &[u8], after: u64, upto: u64) -> bool {
+    (after + 1..=upto).any(|u| h.value_at(key, u - 1).is_some() && h.value_at(key, u).is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Hand-built states on the border between two classes: each must get
+    //! the class its evidence supports.
+    use super::super::{verify, Verdict, ViolationClass};
+    use crate::model::history::History;
+    use crate::model::{merge_values, value_hash, State};
+    use crate::observe::Recovered;
+    use crate::op::{Op, Value, WriteOp};
+    use crate::oracle::Admissible;
+
+    fn put(k: &str, v: &str) -> WriteOp {
+        WriteOp::Put {
+            key: k.into(),
+            value: Value::Lit(v.into()),
+        }
+    }
+    fn del(k: &str) -> WriteOp {
+        WriteOp::Delete { key: k.into() }
+    }
+    fn merge(k: &str, v: &str) -> WriteOp {
+        WriteOp::Merge {
+            key: k.into(),
+            operand: Value::Lit(v.into()),
+        }
+    }
+    fn state(kv: &[(&str, &[u8])]) -> Recovered {
+        let mut entries: Vec<(Vec<u8>, u128)> = kv
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), value_hash(v)))
+            .collect();
+        entries.sort();
+        Recovered {
+            entries,
+            point_reads: Vec::new(),
+        }
+    }
+    /// The class of `rec` after `ops`, all acknowledged (L = U = units).
+    fn class_of(ops: Vec<Op>, rec: Recovered) -> ViolationClass {
+        let h = History::new(ops, State::new());
+        let n = h.units();
+        let adm = Admissible {
+            lo: n,
+            hi: n,
+            rule: "test: every unit acknowledged",
+        };
+        match verify(&h, &adm, &rec) {
+            Verdict::Violation { class, .. } => class,
+            Verdict::Ok { prefix } => panic!("consistent at prefix {prefix}"),
+        }
+    }
+
+    #[test]
+    fn a_batch_whose_applied_part_changed_nothing_is_a_lost_write_not_torn() {
+        // Prefix 1 equals "prefix 1 plus the first write of batch 2" (that
+        // write changes nothing): no evidence of tearing.
+        let ops = vec![
+            Op::Write(put("a", "1")),
+            Op::Batch(vec![put("a", "1"), put("b", "2")]),
+            Op::Write(put("c", "3")),
+        ];
+        let c = class_of(ops, state(&[("a", b"1")]));
+        assert_eq!(c, ViolationClass::LostAckedWrite);
+    }
+
+    #[test]
+    fn a_batch_undone_by_the_next_unit_is_a_lost_write_not_torn() {
+        // Prefix 2 = {a}: batch 1's b was deleted by unit 2, so "a after,
+        // b before" also fits a torn batch 1; an exact prefix wins.
+        let ops = vec![
+            Op::Batch(vec![put("a", "1"), put("b", "1")]),
+            Op::Write(del("b")),
+            Op::Write(put("c", "3")),
+        ];
+        let c = class_of(ops, state(&[("a", b"1")]));
+        assert_eq!(c, ViolationClass::LostAckedWrite);
+    }
+
+    #[test]
+    fn a_batch_provably_applied_in_part_is_torn() {
+        let ops = vec![
+            Op::Write(put("x", "0")),
+            Op::Batch(vec![put("a", "1"), put("b", "1")]),
+        ];
+        let c = class_of(ops, state(&[("a", b"1"), ("x", b"0")]));
+        assert_eq!(c, ViolationClass::TornBatch);
+    }
+
+    #[test]
+    fn a_merge_on_a_base_a_lost_delete_should_have_removed_is_merge_on_stale_base() {
+        // The delete (unit 2) is lost, the merge (unit 3) applied onto v1:
+        // no delete survived, and the key does not hold an older value.
+        let ops = vec![
+            Op::Write(put("k", "v1")),
+            Op::Write(del("k")),
+            Op::Write(merge("k", "m")),
+        ];
+        let stale = merge_values(Some(b"v1"), b"m");
+        let c = class_of(ops, state(&[("k", &stale)]));
+        assert_eq!(c, ViolationClass::MergeOnStaleBase);
+    }
+
+    #[test]
+    fn an_older_value_after_a_surviving_delete_is_a_resurrected_delete() {
+        let ops = vec![
+            Op::Write(put("k", "v1")),
+            Op::Write(del("k")),
+            Op::Write(put("z", "1")),
+        ];
+        let c = class_of(ops, state(&[("k", b"v1"), ("z", b"1")]));
+        assert_eq!(c, ViolationClass::ResurrectedDelete);
+    }
+
+    #[test]
+    fn a_missing_write_between_present_ones_is_a_hole_not_resurrected() {
+        let ops = vec![
+            Op::Write(put("a", "1")),
+            Op::Write(put("b", "2")),
+            Op::Write(put("c", "3")),
+        ];
+        let c = class_of(ops, state(&[("a", b"1"), ("c", b"3")]));
+        assert_eq!(c, ViolationClass::Hole);
+    }
+
+    #[test]
+    fn an_unwritten_value_is_phantom_unless_the_key_was_merged() {
+        let ops = vec![Op::Write(put("a", "1")), Op::Write(merge("m", "x"))];
+        let c = class_of(ops.clone(), state(&[("a", b"zzz"), ("m", b"x")]));
+        assert_eq!(c, ViolationClass::PhantomValue);
+        let c = class_of(ops, state(&[("a", b"1"), ("m", b"yx")]));
+        assert_eq!(c, ViolationClass::MergeOnStaleBase);
+    }
 }

@@ -31,8 +31,11 @@ pub enum ViolationClass {
     PhantomValue,
     /// The state lies inside a WriteBatch: part of it applied.
     TornBatch,
-    /// A key deleted by an acknowledged write is back.
+    /// A key deleted by a unit that survived holds its older value again.
     ResurrectedDelete,
+    /// A merged key holds a value no prefix gives it: a merge applied onto
+    /// a stale or lost base.
+    MergeOnStaleBase,
     /// A later write is present while an earlier one is missing.
     Hole,
     /// The state is a prefix, but shorter than the mode promises.
@@ -61,6 +64,7 @@ impl ViolationClass {
             ViolationClass::PhantomValue => "phantom-value",
             ViolationClass::TornBatch => "torn-batch",
             ViolationClass::ResurrectedDelete => "resurrected-delete",
+            ViolationClass::MergeOnStaleBase => "merge-on-stale-base",
             ViolationClass::Hole => "hole",
             ViolationClass::LostAckedWrite => "lost-acked-write",
             ViolationClass::ReadMismatch => "read-mismatch",
@@ -74,11 +78,12 @@ impl ViolationClass {
 
 impl ViolationClass {
     /// Every class, in report order.
-    pub const ALL: [ViolationClass; 11] = [
+    pub const ALL: [ViolationClass; 12] = [
         ViolationClass::UnexpectedOpenFailure,
         ViolationClass::PhantomValue,
         ViolationClass::TornBatch,
         ViolationClass::ResurrectedDelete,
+        ViolationClass::MergeOnStaleBase,
         ViolationClass::Hole,
         ViolationClass::LostAckedWrite,
         ViolationClass::ReadMismatch,
