@@ -154,15 +154,16 @@ pub fn reopen_loses_data(fault: Fault, opts: &StoreOptions) -> bool {
 }
 
 /// Chooses where a cycle's kill lands:
-/// - 35%: inside a flush, `flush_wal`, the open, a reopen or a compaction;
-/// - 10%: inside a WriteBatch, 0-25 us after it starts (RocksDB's own
+/// - 30%: inside a flush, `flush_wal`, the open, a reopen or a compaction;
+/// - 5%: inside a WriteBatch, 0-25 us after it starts (RocksDB's own
 ///   write path cannot be paused from outside);
 /// - 10%: after a random delay;
-/// - 15%: inside a checkpoint, backup or copy (where the cycle has any);
-/// - 15%: inside a multi-op unit (a batch of two or more mutations, or a
-///   range delete) at a step point, and 5% inside any single unit: where
+/// - 30%: at a step point inside a unit that can tear: 15% a batch of two
+///   or more mutations, 15% a range delete that removes two or more live
+///   keys (whichever kind the cycle has); 5% inside any unit. That is where
 ///   a store that carries out one unit in several steps can tear it
-///   ([`KillPlan::InsideOp`]; an atomic unit is killed right after);
+///   ([`KillPlan::InsideOp`]; an atomic unit is killed right after it);
+/// - 10%: inside a checkpoint, backup or copy (where the cycle has any);
 /// - the rest, and whatever found no target: after a random number of
 ///   acknowledgements.
 ///
@@ -187,45 +188,50 @@ pub fn choose_kill(rng: &mut ChaCha8Rng, h: &History, ack_only: bool) -> KillPla
         }
     };
     let plan = match roll {
-        0..=9 => phase(
+        0..=7 => phase(
             rng,
             Phase::Flushing,
             count(&|o| matches!(o, Op::Flush | Op::FlushCfs { .. })),
             3000,
         ),
-        10..=19 => phase(
+        8..=15 => phase(
             rng,
             Phase::FlushingWal,
             count(&|o| matches!(o, Op::FlushWal { .. })),
             300,
         ),
-        20..=24 => phase(rng, Phase::Opening, 1, 15_000),
-        25..=29 => phase(
+        16..=19 => phase(rng, Phase::Opening, 1, 15_000),
+        20..=24 => phase(
             rng,
             Phase::Reopening,
             count(&|o| matches!(o, Op::Reopen)),
             15_000,
         ),
-        30..=34 => phase(
+        25..=29 => phase(
             rng,
             Phase::Compacting,
             count(&|o| matches!(o, Op::Compact { .. })),
             5000,
         ),
-        35..=44 => phase(
+        30..=34 => phase(
             rng,
             Phase::WritingBatch,
             count(&|o| matches!(o, Op::Batch(_))),
             25,
         ),
-        45..=54 => Some(KillPlan::AfterDelay {
+        35..=44 => Some(KillPlan::AfterDelay {
             micros: rng.random_range(0..30_000),
         }),
-        55..=69 => inside_unit(rng, h, true),
-        70..=74 => inside_unit(rng, h, false),
+        45..=59 => {
+            inside_unit(rng, h, Aim::Batch).or_else(|| inside_unit(rng, h, Aim::RangeDelete))
+        }
+        60..=74 => {
+            inside_unit(rng, h, Aim::RangeDelete).or_else(|| inside_unit(rng, h, Aim::Batch))
+        }
+        75..=79 => inside_unit(rng, h, Aim::Any),
         // Inside a checkpoint, backup or copy (none in most profiles: then
         // this falls through to an acknowledgement count).
-        75..=89 => phase(
+        80..=89 => phase(
             rng,
             Phase::Maintaining,
             count(&|o| {
@@ -254,36 +260,57 @@ pub fn choose_kill(rng: &mut ChaCha8Rng, h: &History, ack_only: bool) -> KillPla
     })
 }
 
-/// A kill at a step point inside a write unit of `h`: a multi-op unit
-/// (`multi`: a batch of two or more mutations, or a lone range delete) or
-/// any unit. The step is drawn from the unit's plausible steps: between
-/// any two mutations of a batch, and the first few of a range delete
-/// (each key it removes may be a step) or a single mutation.
-fn inside_unit(rng: &mut ChaCha8Rng, h: &History, multi: bool) -> Option<KillPlan> {
-    let candidates: Vec<usize> = h
+/// Which write units a kill inside a unit aims at.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Aim {
+    /// A batch of two or more mutations.
+    Batch,
+    /// A lone range delete that removes two or more live keys.
+    RangeDelete,
+    /// Any unit.
+    Any,
+}
+
+/// The step points a unit of `h` could take if a store carried it out in
+/// parts: between two mutations of a batch, or between two of the live
+/// keys a range delete removes (counted from the history at the unit's
+/// start). 0 when the unit cannot tear that way.
+fn steps_of(h: &History, oi: usize, unit: u64) -> u32 {
+    match &h.ops[oi] {
+        Op::Batch(ws) if ws.len() >= 2 => ws.len() as u32 - 1,
+        Op::Write(WriteOp::DeleteRange { start, end }) if start < end => {
+            let live = h
+                .timelines
+                .range(start.clone()..end.clone())
+                .filter(|(k, _)| h.value_at(k, unit - 1).is_some())
+                .count() as u32;
+            live.saturating_sub(1)
+        }
+        _ => 0,
+    }
+}
+
+/// A kill at a step point inside a write unit of `h` that `aim` selects,
+/// at a step drawn from the unit's step points (two for any other unit).
+fn inside_unit(rng: &mut ChaCha8Rng, h: &History, aim: Aim) -> Option<KillPlan> {
+    let candidates: Vec<(usize, u32)> = h
         .op_of_unit
         .iter()
-        .copied()
-        .filter(|&i| {
-            !multi
-                || match &h.ops[i] {
-                    Op::Batch(ws) => ws.len() >= 2,
-                    Op::Write(WriteOp::DeleteRange { .. }) => true,
-                    _ => false,
-                }
+        .enumerate()
+        .map(|(ui, &oi)| (oi, steps_of(h, oi, ui as u64 + 1)))
+        .filter(|&(oi, steps)| match aim {
+            Aim::Batch => steps > 0 && matches!(h.ops[oi], Op::Batch(_)),
+            Aim::RangeDelete => steps > 0 && matches!(h.ops[oi], Op::Write(_)),
+            Aim::Any => true,
         })
         .collect();
     if candidates.is_empty() {
         return None;
     }
-    let i = candidates[rng.random_range(0..candidates.len())];
-    let steps = match &h.ops[i] {
-        Op::Batch(ws) if ws.len() >= 2 => ws.len() as u32 - 1,
-        _ => 3,
-    };
+    let (oi, steps) = candidates[rng.random_range(0..candidates.len())];
     Some(KillPlan::InsideOp {
-        n: i + 1,
-        step: rng.random_range(1..=steps),
+        n: oi + 1,
+        step: rng.random_range(1..=steps.max(2)),
     })
 }
 

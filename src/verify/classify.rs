@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{Verdict, ViolationClass};
 use crate::model::history::History;
 use crate::model::Model;
+use crate::op::WriteOp;
 use crate::oracle::Admissible;
 
 pub(super) fn short(key: &[u8]) -> String {
@@ -175,14 +176,16 @@ pub(super) fn classify(
         m.apply_op(op);
     }
     // 2b. The same, in any order: every key holds its value either before
-    // or after batch unit u, some before and some after (a batch applied
-    // out of order, e.g. split per column family).
+    // or after unit u, some before and some after (a batch applied out of
+    // order, e.g. split per column family; a range delete done in part).
     for (ui, &oi) in h.op_of_unit.iter().enumerate() {
         let unit = ui as u64 + 1;
         if unit > adm.hi {
             break;
         }
-        if h.ops[oi].write_ops().len() < 2 {
+        // Units that touch several keys: batches and range deletes.
+        let ws = h.ops[oi].write_ops();
+        if ws.len() < 2 && !matches!(ws, [WriteOp::DeleteRange { .. }]) {
             continue;
         }
         let (mut before, mut after, mut fits) = (0usize, 0usize, true);

@@ -29,7 +29,8 @@ pub enum ViolationClass {
     /// A value present that no write ever wrote to that key (or that was
     /// written only by a unit never started).
     PhantomValue,
-    /// The state lies inside a WriteBatch: part of it applied.
+    /// The state lies inside a write unit that touches several keys (a
+    /// WriteBatch, a range delete): part of it applied.
     TornBatch,
     /// A key deleted by a unit that survived holds its older value again.
     ResurrectedDelete,
