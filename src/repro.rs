@@ -109,9 +109,13 @@ pub struct Case {
     /// The op sequence (of the first writer).
     pub ops: Vec<Op>,
     /// Concurrent-writer cases: the op sequences of writers 1, 2, ...
-    /// (written after `writer N:` lines). Their interleaving is up to the
-    /// threads, so such a replay may not reproduce the same state.
+    /// (written after `writer N:` lines).
     pub writers: Vec<Vec<Op>>,
+    /// Concurrent-writer cases: the writer of each op in the order the ops
+    /// started (`interleaving: 0 1 1 0 ...`). A replay runs the ops one at
+    /// a time in this order and ends with a kill after the last; without
+    /// it the interleaving is up to the threads.
+    pub interleaving: Option<Vec<u8>>,
 }
 
 /// A repro file that cannot be read.
@@ -167,6 +171,10 @@ impl Case {
             }
             _ => {}
         }
+        if let Some(order) = &self.interleaving {
+            let o: Vec<String> = order.iter().map(u8::to_string).collect();
+            let _ = writeln!(s, "interleaving: {}", o.join(" "));
+        }
         let _ = writeln!(s, "expect: {}", self.expect);
         s.push_str("ops:\n");
         for op in &self.ops {
@@ -201,6 +209,7 @@ impl Case {
             comments: Vec::new(),
             ops: Vec::new(),
             writers: Vec::new(),
+            interleaving: None,
         };
         let mut lines = text.lines().enumerate();
         let mut saw_magic = false;
@@ -250,6 +259,14 @@ impl Case {
                     case.options = o;
                 }
                 "expect" => case.expect = v.parse().map_err(|e| perr(n, e))?,
+                "interleaving" => {
+                    let order = v
+                        .split_whitespace()
+                        .map(|w| w.parse::<u8>())
+                        .collect::<Result<Vec<u8>, _>>()
+                        .map_err(|_| perr(n, format!("bad interleaving '{v}' (writer numbers)")))?;
+                    case.interleaving = Some(order);
+                }
                 "fault" => case.fault = Some(v.parse().map_err(|e| perr(n, e))?),
                 "kill" => {
                     let bad = || {
@@ -305,6 +322,19 @@ impl Case {
                 case.writers.push(ops);
             }
         }
+        if let Some(order) = &case.interleaving {
+            let counts = |w: usize| order.iter().filter(|x| usize::from(**x) == w).count();
+            let lens = std::iter::once(case.ops.len()).chain(case.writers.iter().map(Vec::len));
+            if let Some((w, len)) = lens.enumerate().find(|&(w, len)| counts(w) != len) {
+                return Err(perr(
+                    1,
+                    format!(
+                        "the interleaving names writer {w} {} times, but it has {len} ops",
+                        counts(w)
+                    ),
+                ));
+            }
+        }
         if case.check == CheckKind::Crash && case.kill_after_op.is_none() {
             return Err(perr(
                 1,
@@ -329,7 +359,7 @@ impl Case {
 /// chunks of halving size, then single ops (delta debugging, ddmin-style).
 /// `fails` must be deterministic for a useful result. `budget` caps the
 /// number of `fails` calls.
-pub fn shrink(ops: Vec<Op>, budget: usize, mut fails: impl FnMut(&[Op]) -> bool) -> Vec<Op> {
+pub fn shrink<T: Clone>(ops: Vec<T>, budget: usize, mut fails: impl FnMut(&[T]) -> bool) -> Vec<T> {
     let mut cur = ops;
     let mut calls = 0;
     let mut chunk = cur.len().div_ceil(2).max(1);
@@ -381,6 +411,7 @@ mod tests {
             comments: vec!["a comment".into()],
             ops,
             writers: Vec::new(),
+            interleaving: None,
         };
         let back = Case::parse(&case.to_text(), "x").unwrap();
         assert_eq!(back, case);
@@ -403,11 +434,16 @@ mod tests {
             },
             ops: gen(0),
             writers: vec![gen(1), gen(2)],
+            interleaving: Some((0..360).map(|i| (i % 3) as u8).collect()),
             ..case
         };
         let text = multi.to_text();
         assert!(text.contains("\nwriter 2:\n"), "{text}");
+        assert!(text.contains("\ninterleaving: 0 1 2 0 1 2 "), "{text}");
         assert_eq!(Case::parse(&text, "x").unwrap(), multi);
+        // An interleaving that does not fit the writers' ops is refused.
+        let short = text.replace("interleaving: 0 1 2 ", "interleaving: 0 1 ");
+        assert!(Case::parse(&short, "x").is_err());
         let bad = text.replace("writer 2:", "writer 5:");
         assert!(Case::parse(&bad, "x").is_err());
     }
@@ -442,5 +478,18 @@ mod tests {
         let min = shrink(ops, 10_000, |c| c.contains(&a) && c.contains(&b));
         assert!(min.len() <= 3, "{}", min.len());
         assert!(min.contains(&a) && min.contains(&b));
+    }
+
+    #[test]
+    fn a_kill_inside_an_op_round_trips() {
+        let text = "# crashcheck repro v1\ncheck: crash\nfault: kill\nkill: in-op 3 step 2\nexpect: torn-batch\nops:\nput a \"1\"\ndel b\ndelrange a z\n";
+        let c = Case::parse(text, "t").unwrap();
+        assert_eq!((c.kill_after_op, c.kill_step), (Some(3), Some(2)));
+        assert_eq!(c.expect, Expect::Violation(Some(ViolationClass::TornBatch)));
+        assert_eq!(Case::parse(&c.to_text(), "t").unwrap(), c);
+        for bad in ["kill: in-op 3", "kill: in-op x step 1", "kill: somewhere"] {
+            let t = text.replace("kill: in-op 3 step 2", bad);
+            assert!(Case::parse(&t, "t").is_err(), "{bad}");
+        }
     }
 }

@@ -83,6 +83,42 @@ impl Shared {
     }
 }
 
+/// Each writer's completed ops and the order (writer of each op) in which
+/// they started, from the writer child's record; when the writer stopped
+/// on its own (a failed read or write), every started op, so the failing
+/// one is replayed. `None` when the record overflowed.
+fn recorded_interleaving(
+    histories: &[crate::model::history::History],
+    w: &crash::WriterRun,
+) -> Option<(Vec<Vec<Op>>, Vec<u8>)> {
+    let schedule = w.schedule.as_ref()?;
+    let started: Vec<usize> = (0..histories.len())
+        .map(|t| schedule.iter().filter(|e| e.0 == t).count())
+        .collect();
+    let stopped = matches!(
+        w.stop,
+        crash::WriterStop::StoreError { .. } | crash::WriterStop::ReadMismatch { .. }
+    );
+    let done = |t: usize| {
+        if stopped {
+            started[t]
+        } else {
+            w.ops_done_each.get(t).copied().unwrap_or(0)
+        }
+    };
+    let ops = histories
+        .iter()
+        .enumerate()
+        .map(|(t, h)| h.ops[..done(t).min(h.ops.len())].to_vec())
+        .collect();
+    let order = schedule
+        .iter()
+        .filter(|&&(t, i)| i < done(t))
+        .map(|&(t, _)| t as u8)
+        .collect();
+    Some((ops, order))
+}
+
 struct Chain {
     dir: PathBuf,
     base: State,
@@ -226,6 +262,7 @@ fn worker(
             &plan.sample,
             cfg.timeout,
             Some(&image),
+            None,
         )?;
         let h = &plan.histories[0];
         let extra_writers: Vec<Vec<Op>> =
@@ -280,6 +317,11 @@ fn worker(
             KillPlan::InsideOp { n, step } if res.writer.killed_mid_unit => Some((n, step)),
             _ => None,
         };
+        // Several writers: each writer's completed ops, in the recorded
+        // order in which they started; a replay runs them in that order.
+        let recorded = (plan.histories.len() > 1)
+            .then(|| recorded_interleaving(&plan.histories, &res.writer))
+            .flatten();
         let case = |expect: Expect, kill_after_op: usize, comment: String| Case {
             check: CheckKind::Crash,
             seed,
@@ -291,8 +333,13 @@ fn worker(
             kill_after_op: Some(step.map_or(kill_after_op, |(n, _)| n)),
             kill_step: step.map(|(_, s)| s),
             comments: vec![comment],
-            ops: h.ops.clone(),
-            writers: extra_writers.clone(),
+            ops: recorded
+                .as_ref()
+                .map_or_else(|| h.ops.clone(), |r| r.0[0].clone()),
+            writers: recorded
+                .as_ref()
+                .map_or_else(|| extra_writers.clone(), |r| r.0[1..].to_vec()),
+            interleaving: recorded.as_ref().map(|r| r.1.clone()),
         };
         // Hangs and abnormal exits leave an artifact too: they may be
         // RocksDB bugs worth a replay.
@@ -340,7 +387,7 @@ fn worker(
             let shrunk = if cfg.shrink
                 && sh.violations.load(Ordering::SeqCst) <= 1
                 && h.base.is_empty()
-                && plan.histories.len() == 1
+                && (plan.histories.len() == 1 || c.interleaving.is_some())
             {
                 shrink_crash(
                     factory,

@@ -35,9 +35,11 @@ pub fn replay_crash(
     let sample = sample_keys(&mut rng, &histories[0]);
     let _ = crate::fsutil::remove_tree(dir);
     let n = case.kill_after_op.unwrap_or(case.ops.len());
-    let plan = match case.kill_step {
-        Some(step) => KillPlan::InsideOp { n, step },
-        None => KillPlan::AfterOp { n },
+    let plan = match (case.kill_step, &case.interleaving) {
+        // A recorded interleaving ends with its last op.
+        (_, Some(_)) => KillPlan::AfterOp { n: usize::MAX },
+        (Some(step), None) => KillPlan::InsideOp { n, step },
+        (None, None) => KillPlan::AfterOp { n },
     };
     let r = run_cycle(
         &log,
@@ -50,15 +52,19 @@ pub fn replay_crash(
         &sample,
         timeout,
         None,
+        case.interleaving.as_deref(),
     );
     let _ = crate::fsutil::remove_tree(dir);
     let _ = crate::fsutil::remove_tree(&copies_root(dir));
     Ok((r?, histories.swap_remove(0)))
 }
 
-/// Shrinks a violating crash case: ops are dropped while the replay (kill
-/// after the same op, renumbered) still shows a violation of the same
-/// class. `None` when the case does not reproduce deterministically.
+/// Shrinks a violating crash case: ops are dropped while the replay still
+/// shows a violation of the same class. A single writer's case is killed
+/// after (or inside) its last op; a case of several writers with a
+/// recorded interleaving is shrunk over that interleaving, each candidate
+/// replayed in its order. `None` when the case does not reproduce
+/// deterministically.
 pub fn shrink_crash(
     factory: &dyn StoreFactory,
     dir: &Path,
@@ -76,6 +82,51 @@ pub fn shrink_crash(
             Err(_) => false,
         }
     };
+    let shrunk_note = |from: usize| {
+        let mut c = case.comments.clone();
+        c.push(format!("shrunk from {from} ops"));
+        c
+    };
+    if let Some(order) = &case.interleaving {
+        // One list of (writer, op) in the recorded order.
+        let mut next = vec![0usize; case.writers.len() + 1];
+        let entries: Vec<(u8, Op)> = order
+            .iter()
+            .filter_map(|&w| {
+                let ops = if w == 0 {
+                    &case.ops
+                } else {
+                    case.writers.get(usize::from(w) - 1)?
+                };
+                let op = ops.get(next[usize::from(w)])?.clone();
+                next[usize::from(w)] += 1;
+                Some((w, op))
+            })
+            .collect();
+        let rebuild = |es: &[(u8, Op)]| {
+            let mut per = vec![Vec::new(); case.writers.len() + 1];
+            for (w, op) in es {
+                per[usize::from(*w)].push(op.clone());
+            }
+            let ops = per.remove(0);
+            Case {
+                kill_after_op: Some(ops.len()),
+                ops,
+                writers: per,
+                interleaving: Some(es.iter().map(|e| e.0).collect()),
+                ..case.clone()
+            }
+        };
+        if !still_fails(&rebuild(&entries)) {
+            return None;
+        }
+        let total = entries.len();
+        let min = repro::shrink(entries, 300, |cand| still_fails(&rebuild(cand)));
+        return Some(Case {
+            comments: shrunk_note(total),
+            ..rebuild(&min)
+        });
+    }
     // Ops after the kill point never ran: cut them first.
     let kill = case
         .kill_after_op
@@ -99,11 +150,7 @@ pub fn shrink_crash(
     Some(Case {
         kill_after_op: Some(min.len()),
         ops: min,
-        comments: {
-            let mut c = case.comments.clone();
-            c.push(format!("shrunk from {} ops", case.ops.len()));
-            c
-        },
+        comments: shrunk_note(case.ops.len()),
         ..base
     })
 }
@@ -174,16 +221,23 @@ pub fn replay_case(
         }
         CheckKind::Crash => {
             let fault = case.fault.unwrap_or(Fault::KILL);
-            if !case.writers.is_empty() {
+            if !case.writers.is_empty() && case.interleaving.is_none() {
                 lines.push(format!(
                     "note: {} concurrent writers; their interleaving is up to the threads, so a replay may not reach the saved state (rerun it a few times)",
                     case.writers.len() + 1
                 ));
             }
             let (r, _) = replay_crash(factory, &dir.join("db"), case, fault, timeout)?;
+            let at = match (case.kill_step, r.writer.killed_mid_unit) {
+                (Some(step), true) => format!(
+                    "inside op {} at step {step}",
+                    case.kill_after_op.unwrap_or(0)
+                ),
+                _ => format!("after op {}", r.writer.ops_done),
+            };
             lines.push(format!(
-                "killed after op {} (acked writes {}, admissible prefixes [{}, {}])",
-                r.writer.ops_done, r.writer.progress.acked, r.adm.lo, r.adm.hi
+                "killed {at} (acked writes {}, admissible prefixes [{}, {}])",
+                r.writer.progress.acked, r.adm.lo, r.adm.hi
             ));
             match r.outcome {
                 CycleOutcome::Consistent { prefix } => {

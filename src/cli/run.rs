@@ -74,6 +74,7 @@ pub(super) fn cmd_run(a: RunArgs) -> Res<u8> {
         comments: vec![v.to_string()],
         ops: case_ops,
         writers: Vec::new(),
+        interleaving: None,
     };
     let want = a
         .repro_out

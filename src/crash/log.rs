@@ -16,6 +16,10 @@ const MSG_CAP: usize = 512;
 /// Most checkpoints, backups and copies one cycle records.
 pub const MAX_COPIES: usize = 64;
 
+/// Most op starts one cycle records for the interleaving of several
+/// writers (beyond it the interleaving is not recorded).
+pub const MAX_SCHEDULE: usize = 4096;
+
 /// Progress counters of one writer.
 #[repr(C)]
 pub(super) struct WriterLog {
@@ -72,6 +76,10 @@ pub(super) struct LogPage {
     pub(super) copies_skipped: AtomicU32,
     /// 1 when the kill landed at a step point inside a write unit.
     pub(super) mid_unit: AtomicU32,
+    /// Op starts recorded so far (several writers only).
+    pub(super) sched_next: AtomicU32,
+    /// Each op start in order: writer << 24 | op index.
+    pub(super) sched: [AtomicU32; MAX_SCHEDULE],
     /// Flush calls started and finished (any writer).
     pub(super) flush_starts: AtomicU64,
     pub(super) flush_ends: AtomicU64,
@@ -245,6 +253,39 @@ impl SharedLog {
     /// (a [`super::KillPlan::InsideOp`] kill that found its step).
     pub fn killed_mid_unit(&self) -> bool {
         self.get().mid_unit.load(Ordering::SeqCst) != 0
+    }
+
+    /// Records that `writer` starts its op `op` (0-based).
+    pub(super) fn record_start(&self, writer: usize, op: usize) {
+        let s = self.get();
+        let slot = s.sched_next.fetch_add(1, Ordering::SeqCst) as usize;
+        if let Some(e) = s.sched.get(slot) {
+            e.store(
+                ((writer as u32) << 24) | (op as u32 & 0xFF_FFFF),
+                Ordering::SeqCst,
+            );
+        }
+    }
+
+    /// The recorded op starts `(writer, op index)` in order, or `None`
+    /// when more were started than the table holds.
+    pub fn schedule(&self) -> Option<Vec<(usize, usize)>> {
+        let s = self.get();
+        let n = s.sched_next.load(Ordering::SeqCst) as usize;
+        (n <= MAX_SCHEDULE).then(|| {
+            s.sched[..n]
+                .iter()
+                .map(|e| {
+                    let v = e.load(Ordering::SeqCst);
+                    ((v >> 24) as usize, (v & 0xFF_FFFF) as usize)
+                })
+                .collect()
+        })
+    }
+
+    /// Ops writer `writer` completed.
+    pub fn ops_done_of(&self, writer: usize) -> usize {
+        self.writer(writer).ops_done.load(Ordering::SeqCst) as usize
     }
 
     /// Copy ops the child skipped because the record table was full.

@@ -105,6 +105,11 @@ pub struct WriterRun {
     pub phase: Phase,
     /// The kill landed at a step point inside a write unit.
     pub killed_mid_unit: bool,
+    /// Several writers: the order in which ops started, as `(writer, op
+    /// index)`; `None` for one writer or when too many to record.
+    pub schedule: Option<Vec<(usize, usize)>>,
+    /// Ops each writer completed.
+    pub ops_done_each: Vec<usize>,
 }
 
 /// Everything the writer child's threads share.
@@ -119,6 +124,9 @@ pub(super) struct WriterCtx<'a> {
     pub(super) watcher: Option<std::thread::Thread>,
     pub(super) killer: Option<Killer>,
     pub(super) seen: [AtomicU32; PHASES],
+    /// Replay: the recorded order, and the position in it.
+    pub(super) order: Option<&'a [u8]>,
+    pub(super) turn: std::sync::atomic::AtomicUsize,
 }
 
 const PHASES: usize = 11;
@@ -267,6 +275,11 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
     };
     for (i, op) in h.ops.iter().enumerate() {
         hooks.i = i;
+        if let Some(order) = ctx.order {
+            wait_turn(ctx, writer, order);
+        } else if ctx.writers > 1 {
+            ctx.shared.record_start(writer, i);
+        }
         match drive(store, op, &mut hooks) {
             Ok(answer) => {
                 if let (Some(got), Some(want)) = (answer.hashes(op), h.reads.get(&i)) {
@@ -306,6 +319,13 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
             },
         }
         log.ops_done.store(i as u64 + 1, Ordering::SeqCst);
+        if let Some(order) = ctx.order {
+            // The next op in the recorded order may start; after the last
+            // one the replay ends as the recorded run did: killed.
+            if ctx.turn.fetch_add(1, Ordering::SeqCst) + 1 >= order.len() {
+                die_now();
+            }
+        }
         if writer == 0 {
             match ctx.plan {
                 // An op that took fewer steps than planned: right after it.
@@ -341,6 +361,24 @@ pub struct WriterJob<'a> {
     pub copies_root: &'a Path,
     /// A child still running after this long is hung.
     pub timeout: Duration,
+    /// Replay of a recorded interleaving (several writers): the writer of
+    /// each op, in the order the ops start. Ops then run one at a time in
+    /// that order, and the child dies when the order is done.
+    pub order: Option<&'a [u8]>,
+}
+
+/// Replay of a recorded interleaving: waits until op `writer` is next in
+/// `order`. A writer with no turn left waits until the child is killed.
+fn wait_turn(ctx: &WriterCtx<'_>, writer: usize, order: &[u8]) {
+    loop {
+        match order.get(ctx.turn.load(Ordering::SeqCst)) {
+            Some(&w) if usize::from(w) == writer => return,
+            Some(_) => std::thread::yield_now(),
+            None => loop {
+                std::thread::park();
+            },
+        }
+    }
 }
 
 fn writer_body(shared: &SharedLog, job: &WriterJob<'_>) -> i32 {
@@ -380,6 +418,8 @@ fn writer_body(shared: &SharedLog, job: &WriterJob<'_>) -> i32 {
         watcher,
         killer,
         seen: Default::default(),
+        order: job.order,
+        turn: std::sync::atomic::AtomicUsize::new(0),
     };
     ctx.enter(Phase::Opening);
     let mut store: Box<dyn Store> = match factory.open(path, opts) {
@@ -389,7 +429,7 @@ fn writer_body(shared: &SharedLog, job: &WriterJob<'_>) -> i32 {
             return code::OPEN_FAILED;
         }
     };
-    if plan == (KillPlan::AfterOp { n: 0 }) {
+    if plan == (KillPlan::AfterOp { n: 0 }) || job.order.is_some_and(<[u8]>::is_empty) {
         die_now();
     }
     if histories.len() <= 1 {
@@ -478,6 +518,8 @@ pub fn run_writer(shared: &SharedLog, job: &WriterJob<'_>) -> Result<WriterRun, 
         stats: shared.stats(),
         copies: shared.copy_records(n),
         killed_mid_unit: shared.killed_mid_unit(),
+        schedule: if n > 1 { shared.schedule() } else { None },
+        ops_done_each: (0..n).map(|i| shared.ops_done_of(i)).collect(),
         copies_skipped: shared.copies_skipped(),
     })
 }

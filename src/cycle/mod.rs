@@ -75,7 +75,9 @@ impl Drop for RemoveOnDrop {
 
 /// Runs one crash cycle on `db` (which may hold the chain's base state):
 /// one writer per history (usually one). `keep_image`: where to keep a
-/// hard-linked image of the database as the kill left it.
+/// hard-linked image of the database as the kill left it. `order`: replay
+/// this recorded interleaving of several writers (see
+/// [`crate::crash::WriterJob::order`]).
 #[allow(clippy::too_many_arguments)]
 pub fn run_cycle(
     shared: &SharedLog,
@@ -88,6 +90,7 @@ pub fn run_cycle(
     sample: &[Vec<u8>],
     timeout: Duration,
     keep_image: Option<&Path>,
+    order: Option<&[u8]>,
 ) -> Result<CycleResult, CrashError> {
     let single = histories.len() <= 1;
     let d = Durability::of(opts);
@@ -127,6 +130,7 @@ pub fn run_cycle(
         kill,
         copies_root: &root,
         timeout,
+        order,
     };
     let writer = crash::run_writer(shared, &job)?;
 

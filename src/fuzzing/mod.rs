@@ -267,6 +267,7 @@ pub fn to_case(target: &str, data: &[u8]) -> Result<Case, String> {
         )],
         ops: Vec::new(),
         writers: Vec::new(),
+        interleaving: None,
     };
     match target {
         "ops" => {

@@ -207,8 +207,9 @@ pub(super) fn classify(
             return v(
                 ViolationClass::TornBatch,
                 format!(
-                    "state is prefix {} plus part of batch unit {unit} (op #{oi}): {after} of its keys changed, {before} not",
-                    unit - 1
+                    "state is prefix {} plus part of unit {unit} (op #{oi}, `{}`): {after} of its keys changed, {before} not",
+                    unit - 1,
+                    short_op(&h.ops[oi])
                 ),
             );
         }
@@ -266,6 +267,15 @@ pub(super) fn classify(
         ViolationClass::Hole,
         format!("no prefix matches: a later write is present while an earlier one is missing (nearest admissible prefix {near})"),
     )
+}
+
+/// An op's text, cut to a readable length for messages.
+fn short_op(op: &crate::op::Op) -> String {
+    let t = op.to_string();
+    match t.char_indices().nth(60) {
+        Some((i, _)) => format!("{}...", &t[..i]),
+        None => t,
+    }
 }
 
 /// True if a unit in `(after, upto]` turned `key` from present to absent.
