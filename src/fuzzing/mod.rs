@@ -201,8 +201,7 @@ pub fn run_wal(factory: &dyn StoreFactory, input: &WalInput) -> Result<(), Strin
             .open(&path, &opts)
             .map_err(|e| format!("open failed: {e}"))?;
         for op in &ops {
-            store
-                .write(op.write_ops(), false)
+            drive(store.as_mut(), op, &mut crate::store::drive::Plain)
                 .map_err(|e| format!("write failed: {e}"))?;
         }
         // A clean close with the WAL on keeps the WAL (no flush).

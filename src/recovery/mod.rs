@@ -27,7 +27,8 @@ use crate::model::history::History;
 use crate::model::State;
 use crate::observe::{reopen_and_read, Reopened};
 use crate::op::{Op, Value, WriteOp};
-use crate::store::{RecoveryMode, RocksFactory, RocksStore, Store, StoreOptions, WalMode};
+use crate::store::drive::{drive, Plain};
+use crate::store::{RecoveryMode, RocksFactory, RocksStore, StoreOptions, WalMode};
 use crate::wal::{append_garbage, parse_wal, wal_files, WalRecord, HEADER};
 
 /// One cell of the matrix.
@@ -143,10 +144,7 @@ fn build(dir: &Path, ops: &[Op], a: usize, compress: bool) -> Result<(), String>
                     return 3;
                 };
                 for op in &ops[range.clone()] {
-                    if st
-                        .write(op.write_ops(), matches!(op, Op::Batch(_)))
-                        .is_err()
-                    {
+                    if drive(&mut st, op, &mut Plain).is_err() {
                         return 4;
                     }
                 }
