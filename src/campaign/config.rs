@@ -187,6 +187,67 @@ impl CrashConfig {
     }
 }
 
+/// A user's options, merged: crashcheck's fields and RocksDB's own
+/// options, with what crashcheck overrode and where they came from.
+#[derive(Clone, Debug)]
+pub struct UserOptions {
+    /// The merged options.
+    pub opts: StoreOptions,
+    /// Settings crashcheck replaced, and why.
+    pub overrides: Vec<crate::store::user_options::Override>,
+    /// Where they came from (the options file's path, or `--options`).
+    pub source: Option<String>,
+    /// Sections of the options file that were ignored (other column
+    /// families).
+    pub ignored_sections: Vec<String>,
+}
+
+/// Merges a user's options file (RocksDB's `OPTIONS-NNNNNN` format) and
+/// options string (`k=v;...`: crashcheck's keys and RocksDB's), then has
+/// RocksDB check the result in a forked child. Errors name the source.
+pub fn user_options(file: Option<&Path>, string: Option<&str>) -> Result<UserOptions, ConfigError> {
+    use crate::store::user_options::{absorb, parse_options_file, split_options};
+    let mut out = UserOptions {
+        opts: StoreOptions::default(),
+        overrides: Vec::new(),
+        source: None,
+        ignored_sections: Vec::new(),
+    };
+    if let Some(path) = file {
+        let p = path.display();
+        let e = |e: String| ConfigError(format!("--options-file {p}: {e}"));
+        let text = std::fs::read_to_string(path).map_err(|x| e(x.to_string()))?;
+        let (raw, ignored) = parse_options_file(&text).map_err(|x| e(x.to_string()))?;
+        out.overrides
+            .extend(absorb(&mut out.opts, &raw).map_err(|x| e(x.to_string()))?);
+        out.ignored_sections = ignored;
+        out.source = Some(p.to_string());
+    }
+    if let Some(s) = string {
+        let e = |e: String| ConfigError(format!("--options: {e}"));
+        let (ours, theirs): (Vec<String>, Vec<String>) =
+            split_options(s).into_iter().partition(|kv| {
+                StoreOptions::KEYS.contains(&kv.split('=').next().unwrap_or("").trim())
+            });
+        out.opts
+            .apply_options_string(&ours.join(";"))
+            .map_err(|x| e(x.to_string()))?;
+        out.overrides
+            .extend(absorb(&mut out.opts, &theirs.join(";")).map_err(|x| e(x.to_string()))?);
+        out.source.get_or_insert_with(|| "--options".into());
+    }
+    if !out.opts.rocksdb.is_empty() {
+        let checked = rocksdb_accepts(&out.opts).map_err(|x| ConfigError(x.to_string()))?;
+        if let Err(msg) = checked {
+            return Err(ConfigError(format!(
+                "{}: RocksDB rejects the options: {msg}",
+                out.source.as_deref().unwrap_or("--options")
+            )));
+        }
+    }
+    Ok(out)
+}
+
 /// Checks in a forked child that RocksDB accepts `opts` (a user's options
 /// string may name unknown keys or bad values). The message is RocksDB's.
 pub fn rocksdb_accepts(opts: &StoreOptions) -> Result<Result<(), String>, CrashError> {

@@ -16,8 +16,7 @@ use clap::Parser;
 
 use args::{Cli, Cmd, Common};
 use crashcheck::store::lock_holder;
-use crashcheck::store::user_options::{absorb, parse_options_file, split_options, Override};
-use crashcheck::store::{StoreOptions, WalMode};
+use crashcheck::store::WalMode;
 use crashcheck::workload::Profile;
 
 /// A failure that is not a violation: bad input or environment (exit 2).
@@ -65,63 +64,26 @@ pub(super) fn profile(name: Option<&str>, default: &str) -> Res<Profile> {
     })
 }
 
-/// Options from `--options` and `--options-file`, validated by RocksDB in a
-/// forked child; with the settings crashcheck overrode.
-pub(super) struct UserOptions {
-    opts: StoreOptions,
-    overrides: Vec<Override>,
-    source: Option<String>,
-}
-
-pub(super) fn options(c: &Common) -> Res<UserOptions> {
-    let mut o = StoreOptions::default();
-    let mut overrides = Vec::new();
-    let mut source = None;
-    if let Some(path) = &c.options_file {
-        let p = path.display();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| EnvError(format!("--options-file {p}: {e}")))?;
-        let (raw, ignored) =
-            parse_options_file(&text).map_err(|e| EnvError(format!("--options-file {p}: {e}")))?;
-        overrides.extend(
-            absorb(&mut o, &raw).map_err(|e| EnvError(format!("--options-file {p}: {e}")))?,
+/// The user's options (`--options-file`, `--options`), merged and checked
+/// by the library; prints what it ignored and what crashcheck overrode.
+pub(super) fn options(c: &Common) -> Res<crashcheck::campaign::config::UserOptions> {
+    let u = crashcheck::campaign::config::user_options(
+        c.options_file.as_deref(),
+        c.options.as_deref(),
+    )?;
+    for cf in &u.ignored_sections {
+        eprintln!(
+            "crashcheck: --options-file {}: [{cf}] ignored (crashcheck tests the default column family)",
+            u.source.as_deref().unwrap_or("")
         );
-        for cf in ignored {
-            eprintln!("crashcheck: --options-file {p}: [{cf}] ignored (crashcheck tests the default column family)");
-        }
-        source = Some(p.to_string());
     }
-    if let Some(s) = &c.options {
-        let (ours, theirs): (Vec<String>, Vec<String>) =
-            split_options(s).into_iter().partition(|kv| {
-                StoreOptions::KEYS.contains(&kv.split('=').next().unwrap_or("").trim())
-            });
-        o.apply_options_string(&ours.join(";"))
-            .map_err(|e| EnvError(format!("--options: {e}")))?;
-        overrides.extend(
-            absorb(&mut o, &theirs.join(";")).map_err(|e| EnvError(format!("--options: {e}")))?,
-        );
-        source.get_or_insert_with(|| "--options".into());
-    }
-    if !o.rocksdb.is_empty() {
-        if let Err(msg) = crashcheck::campaign::config::rocksdb_accepts(&o)? {
-            return fail(format!(
-                "{}: RocksDB rejects the options: {msg}",
-                source.as_deref().unwrap_or("--options")
-            ));
-        }
-    }
-    for ov in &overrides {
+    for ov in &u.overrides {
         eprintln!(
             "crashcheck: overriding {}={} with {}: {}",
             ov.key, ov.theirs, ov.ours, ov.why
         );
     }
-    Ok(UserOptions {
-        opts: o,
-        overrides,
-        source,
-    })
+    Ok(u)
 }
 
 pub(super) fn modes(s: &str) -> Res<Vec<WalMode>> {

@@ -2,7 +2,6 @@
 
 use super::args::{BenchArgs, FuzzReproArgs, FuzzSeedArgs, RecoveryArgs, SelftestArgs};
 use super::*;
-use crashcheck::workload::Generator;
 use crashcheck::{bench, selftest};
 
 pub(super) fn cmd_selftest(a: SelftestArgs) -> Res<u8> {
@@ -91,30 +90,13 @@ pub(super) fn cmd_fuzz_repro(a: FuzzReproArgs) -> Res<u8> {
 }
 
 pub(super) fn cmd_fuzz_seed(a: FuzzSeedArgs) -> Res<u8> {
-    use crashcheck::fuzzing::encode_ops;
-    let prof = profile(Some("small-keyspace"), "small-keyspace")?;
-    for t in ["ops", "crash", "wal_recovery"] {
+    for t in crashcheck::fuzzing::TARGETS {
         let dir = a.out.join(t);
         std::fs::create_dir_all(&dir).map_err(|e| EnvError(format!("{}: {e}", dir.display())))?;
         for i in 0..a.count {
-            let ops = Generator::new(i + 1, prof.clone()).ops(64);
-            let mut bytes = match t {
-                "crash" => vec![i as u8 % 4, (i * 7) as u8, 0, i as u8],
-                "wal_recovery" => vec![
-                    (i * 3) as u8,
-                    i as u8,
-                    (i * 16) as u8,
-                    (i * 5) as u8,
-                    i as u8,
-                    (i % 2) as u8,
-                ],
-                _ => Vec::new(),
-            };
-            if t != "wal_recovery" {
-                bytes.extend(encode_ops(&ops));
-            }
             let f = dir.join(format!("seed-{i:03}"));
             if !f.exists() {
+                let bytes = crashcheck::fuzzing::seed_input(t, i).map_err(EnvError)?;
                 std::fs::write(&f, bytes).map_err(|e| EnvError(format!("{}: {e}", f.display())))?;
             }
         }

@@ -247,6 +247,39 @@ pub fn run_wal(factory: &dyn StoreFactory, input: &WalInput) -> Result<(), Strin
     }
 }
 
+/// The fuzz targets (`fuzz/fuzz_targets/<name>.rs`).
+pub const TARGETS: [&str; 3] = ["ops", "crash", "wal_recovery"];
+
+/// Corpus seed `i` of `target`: inputs built from the generator's
+/// `small-keyspace` sequences, so fuzzing starts from realistic workloads.
+pub fn seed_input(target: &str, i: u64) -> Result<Vec<u8>, String> {
+    let prof =
+        crate::workload::Profile::by_name("small-keyspace").ok_or("no small-keyspace profile")?;
+    let ops = crate::workload::Generator::new(i + 1, prof).ops(64);
+    let mut bytes = match target {
+        "ops" => Vec::new(),
+        "crash" => vec![i as u8 % 4, (i * 7) as u8, 0, i as u8],
+        "wal_recovery" => {
+            return Ok(vec![
+                (i * 3) as u8,
+                i as u8,
+                (i * 16) as u8,
+                (i * 5) as u8,
+                i as u8,
+                (i % 2) as u8,
+            ])
+        }
+        o => {
+            return Err(format!(
+                "unknown fuzz target '{o}' ({})",
+                TARGETS.join(", ")
+            ))
+        }
+    };
+    bytes.extend(encode_ops(&ops));
+    Ok(bytes)
+}
+
 /// Converts a fuzz artifact of `target` (`ops` or `crash`) to a repro file
 /// that `crashcheck replay` runs.
 pub fn to_case(target: &str, data: &[u8]) -> Result<Case, String> {
