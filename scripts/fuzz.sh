@@ -12,6 +12,15 @@
 # violations (panics of the target), which need no sanitizer.
 #
 # To plant a bug: CRASHCHECK_FUZZ_STORE=mutant:early-ack scripts/fuzz.sh 60
+#
+# RocksDB is compiled once: the fuzz crate links the static librocksdb.a
+# (and libsnappy.a) that the main build (scripts/test.sh, .ci/run) already
+# produced in its librocksdb-sys build output, through librocksdb-sys's
+# ROCKSDB_LIB_DIR / ROCKSDB_STATIC and SNAPPY_LIB_DIR / SNAPPY_STATIC. The
+# C++ needs no coverage instrumentation for consistency fuzzing (the
+# targets' panics are the findings), so nothing is lost. Only the Rust
+# code, lz4/zstd (C, a few seconds) and the fault-injection shim are built
+# for the fuzz crate. Without a main build, the script makes one first.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
@@ -20,9 +29,17 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
   echo "fuzz: installing cargo-fuzz" >&2
   cargo install --locked cargo-fuzz --version 0.13.2 || exit 2
 fi
-cargo build --locked --bin crashcheck || exit 2
-bin="${CARGO_TARGET_DIR:-target}/debug/crashcheck"
+main_target="${CARGO_TARGET_DIR:-target}"
+CARGO_TARGET_DIR="$main_target" cargo build --locked --bin crashcheck || exit 2
+bin="$main_target/debug/crashcheck"
 "$bin" fuzz-seed --out fuzz/corpus --count 16 >/dev/null || exit 2
+rocks_a=$(ls -t "$main_target"/debug/build/librocksdb-sys-*/out/librocksdb.a 2>/dev/null | head -1)
+if [ -z "$rocks_a" ]; then
+  echo "fuzz: no librocksdb.a under $main_target (the main build links a system RocksDB?)" >&2
+  exit 2
+fi
+export ROCKSDB_LIB_DIR="$(dirname "$rocks_a")" ROCKSDB_STATIC=1
+export SNAPPY_LIB_DIR="$ROCKSDB_LIB_DIR" SNAPPY_STATIC=1
 # The fuzz crate has its own target dir (different compiler flags).
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-fuzz/target}"
 cargo fuzz build --sanitizer none --release || exit 2

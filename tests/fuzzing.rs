@@ -137,3 +137,24 @@ fn the_known_open_hang_is_skipped_not_rediscovered() {
     assert!(crashcheck::wal::reaches_recyclable_header(&wal));
     assert!(!crashcheck::wal::reaches_recyclable_header(&wal[..7]));
 }
+
+#[test]
+fn one_reused_database_serves_many_ops_inputs_and_still_finds_a_planted_bug() {
+    let mut t = crashcheck::fuzzing::OpsTarget::new(Box::new(RocksFactory));
+    for seed in 1..=12 {
+        let ops = Generator::new(seed, Profile::by_name("small-keyspace").unwrap()).ops(48);
+        let bytes = encode_ops(&ops);
+        let input = OpsInput::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
+        t.run(&input).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    }
+    // A mutant gets a fresh database per input, and is still caught.
+    let mut t =
+        crashcheck::fuzzing::OpsTarget::new(Box::new(MutantFactory::new("early-ack").unwrap()));
+    let mut ops = puts(3);
+    ops.push(Op::Get {
+        key: crashcheck::workload::key(1),
+    });
+    let bytes = encode_ops(&ops);
+    let input = OpsInput::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
+    assert!(t.run(&input).is_err(), "early-ack must be caught");
+}

@@ -1,18 +1,21 @@
 //! Arbitrary op sequences (including reopen) run in-process against the
-//! store and crashcheck's model; any disagreement is a finding.
+//! store and crashcheck's model; any disagreement is a finding. One
+//! database serves many inputs (see `crashcheck::fuzzing::OpsTarget`).
 #![no_main]
 
-use std::sync::OnceLock;
+use std::cell::RefCell;
 
-use crashcheck::fuzzing::{fuzz_factory, run_ops, OpsInput};
-use crashcheck::store::StoreFactory;
+use crashcheck::fuzzing::{fuzz_factory, OpsInput, OpsTarget};
 use libfuzzer_sys::fuzz_target;
 
-static FACTORY: OnceLock<Box<dyn StoreFactory>> = OnceLock::new();
+thread_local! {
+    // libFuzzer runs every input on one thread.
+    static TARGET: RefCell<OpsTarget> = RefCell::new(OpsTarget::new(fuzz_factory()));
+}
 
 fuzz_target!(|input: OpsInput| {
-    let f = FACTORY.get_or_init(fuzz_factory);
-    if let Err(e) = run_ops(f.as_ref(), &input) {
-        panic!("crashcheck finding ({}): {e}\nconvert: crashcheck fuzz-repro ops <artifact>", f.name());
+    if let Err(e) = TARGET.with(|t| t.borrow_mut().run(&input)) {
+        let name = fuzz_factory().name();
+        panic!("crashcheck finding ({name}): {e}\nconvert: crashcheck fuzz-repro ops <artifact>");
     }
 });
