@@ -475,6 +475,10 @@ impl Store for Mutant {
             .checkpoint_with(dir, self.name != "checkpoint-no-flush")
     }
 
+    fn wait_for_background(&mut self) -> StoreResult<()> {
+        self.inner.wait_for_background()
+    }
+
     fn copy_files(&mut self, dir: &Path) -> StoreResult<()> {
         self.inner.copy_files(dir)
     }

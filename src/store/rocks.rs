@@ -527,6 +527,12 @@ impl Store for RocksStore {
         self.checkpoint_with(dir, true)
     }
 
+    fn wait_for_background(&mut self) -> StoreResult<()> {
+        self.db()?
+            .wait_for_compact(&rocksdb::WaitForCompactOptions::default())
+            .map_err(map_err)
+    }
+
     fn copy_files(&mut self, dir: &Path) -> StoreResult<()> {
         crate::fsutil::copy_tree(&self.path, dir).map_err(|e| StoreError::Other(e.to_string()))
     }
