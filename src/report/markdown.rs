@@ -47,6 +47,10 @@ pub fn markdown(r: &CrashReport) -> String {
             m.anomalies
         );
     }
+    let _ = writeln!(
+        s,
+        "\n*Kills inside a unit*: kills that landed between the internal steps of one write unit, at a step point the store under test reports (`store::drive::step_point`). RocksDB's own batches and range deletes are single atomic steps, so stock RocksDB shows 0; such planned kills then land right after the unit."
+    );
     if r.violations.is_empty() {
         let _ = writeln!(s, "\n**No violations.**");
     } else {
