@@ -180,13 +180,8 @@ pub(crate) struct CrashArgs {
     /// (comma-separated list allowed).
     #[arg(long, default_value = "all")]
     pub(crate) mode: String,
-    /// Fault(s) to inject, comma-separated: kill (SIGKILL; the OS page
-    /// cache survives); power-loss (SIGKILL on a filesystem that keeps
-    /// unsynced data in process memory, so it is lost);
-    /// power-loss-partial (the WAL's unsynced tail partly written back);
-    /// power-loss-zeros / power-loss-garbage (power loss, then a zeroed or
-    /// torn tail on the newest WAL); or all.
-    #[arg(long, default_value = "kill")]
+    /// Fault(s) to inject (see `--help`).
+    #[arg(long, long_help = fault_help(), default_value = "kill")]
     pub(crate) fault: String,
     /// Number of crash cycles.
     #[arg(long, conflicts_with = "duration")]
@@ -336,4 +331,14 @@ pub(crate) struct BenchArgs {
     /// JSON output path.
     #[arg(long)]
     pub(crate) report: Option<PathBuf>,
+}
+
+/// `--fault`'s help, from the fault registry (a new fault shows up here
+/// without an edit).
+fn fault_help() -> String {
+    let mut s = String::from("Fault(s) to inject, comma-separated, or all:");
+    for f in crashcheck::fault::Fault::all() {
+        s.push_str(&format!("\n  {}: {}", f.name(), f.about()));
+    }
+    s
 }
