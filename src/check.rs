@@ -227,6 +227,7 @@ pub fn shrink_run(
         n += 1;
         let d = work.join(format!("shrink-{n}"));
         let Ok(mut s) = factory.open(&d, opts) else {
+            let _ = crate::fsutil::remove_tree(&d);
             return false;
         };
         let r = run_ops(s.as_mut(), cand);

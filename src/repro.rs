@@ -323,6 +323,22 @@ impl Case {
             }
         }
         if let Some(order) = &case.interleaving {
+            if case.writers.len() + 1 > crate::keyspace::MAX_WRITERS {
+                return Err(perr(
+                    1,
+                    format!(
+                        "{} writers (at most {})",
+                        case.writers.len() + 1,
+                        crate::keyspace::MAX_WRITERS
+                    ),
+                ));
+            }
+            if let Some(w) = order.iter().find(|w| usize::from(**w) > case.writers.len()) {
+                return Err(perr(
+                    1,
+                    format!("the interleaving names writer {w}, which the case does not have"),
+                ));
+            }
             let counts = |w: usize| order.iter().filter(|x| usize::from(**x) == w).count();
             let lens = std::iter::once(case.ops.len()).chain(case.writers.iter().map(Vec::len));
             if let Some((w, len)) = lens.enumerate().find(|&(w, len)| counts(w) != len) {

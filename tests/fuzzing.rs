@@ -71,9 +71,20 @@ fn in_process_power_cut_is_judged_by_the_power_loss_oracle() {
         crash_after: 20,
         image: CrashImage::DropUnsynced,
         seed: 0,
+        settle: true,
         ops: puts(20),
     };
     run_crash(&RocksFactory, &fs, &input).unwrap();
+    // The power may also go while background work runs.
+    run_crash(
+        &RocksFactory,
+        &fs,
+        &CrashInput {
+            settle: false,
+            ..input.clone()
+        },
+    )
+    .unwrap();
     let input = CrashInput {
         mode: WalMode::WalSync,
         ..input

@@ -95,27 +95,43 @@ fn recorded_interleaving(
     let started: Vec<usize> = (0..histories.len())
         .map(|t| schedule.iter().filter(|e| e.0 == t).count())
         .collect();
-    let stopped = matches!(
+    // A writer that stopped on its own, hung or died: every started op
+    // (the failing one included). A kill at a step point inside writer
+    // 0's op: that op too, last (writers own their keys, so where it
+    // stands among the others' completed ops does not change the state).
+    let all_started = matches!(
         w.stop,
-        crash::WriterStop::StoreError { .. } | crash::WriterStop::ReadMismatch { .. }
+        crash::WriterStop::StoreError { .. }
+            | crash::WriterStop::ReadMismatch { .. }
+            | crash::WriterStop::Hung
+            | crash::WriterStop::Abnormal(_)
     );
+    let completed = |t: usize| w.ops_done_each.get(t).copied().unwrap_or(0);
     let done = |t: usize| {
-        if stopped {
+        if all_started {
             started[t]
         } else {
-            w.ops_done_each.get(t).copied().unwrap_or(0)
+            completed(t)
         }
     };
-    let ops = histories
+    let ops: Vec<Vec<Op>> = histories
         .iter()
         .enumerate()
         .map(|(t, h)| h.ops[..done(t).min(h.ops.len())].to_vec())
         .collect();
-    let order = schedule
+    let mut order: Vec<u8> = schedule
         .iter()
         .filter(|&&(t, i)| i < done(t))
         .map(|&(t, _)| t as u8)
         .collect();
+    let mut ops: Vec<Vec<Op>> = ops;
+    if w.killed_mid_unit && !all_started {
+        let n = completed(0);
+        if let (Some(op), Some(first)) = (histories[0].ops.get(n), ops.first_mut()) {
+            first.push(op.clone());
+            order.push(0);
+        }
+    }
     Some((ops, order))
 }
 
@@ -143,6 +159,8 @@ pub fn run_campaign_with(
 ) -> Result<CrashReport, CrashError> {
     cfg.validate()
         .map_err(|e| CrashError::Sys("config", std::io::Error::other(e.0)))?;
+    // A new campaign starts uninterrupted (a library may run several).
+    INTERRUPTED.store(false, Ordering::SeqCst);
     crash::assert_fork_safe()?;
     let modes_stats = || {
         cfg.modes
@@ -433,9 +451,10 @@ fn worker(
             Some(base) => {
                 chains.insert(mode, Chain { dir, base });
             }
-            None => {
-                crate::fsutil::remove_tree(&dir).map_err(|e| CrashError::Sys("remove db", e))?
-            }
+            None => crate::fsutil::remove_tree(&dir).map_err(|e| {
+                let at = format!("{}: {e}", dir.display());
+                CrashError::Sys("remove db", std::io::Error::new(e.kind(), at))
+            })?,
         }
         {
             let mut r = sh

@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::crash::{self, KillPlan, SharedLog};
 use crate::cycle::plan::sample_keys;
-use crate::cycle::{copies_root, run_cycle, CycleOutcome, CycleResult};
+use crate::cycle::{run_cycle, CycleOutcome, CycleResult};
 use crate::fault::Fault;
 use crate::model::history::History;
 use crate::model::State;
@@ -36,9 +36,11 @@ pub fn replay_crash(
     let _ = crate::fsutil::remove_tree(dir);
     let n = case.kill_after_op.unwrap_or(case.ops.len());
     let plan = match (case.kill_step, &case.interleaving) {
+        // Inside the first writer's last op (with an interleaving, that
+        // op comes last in the order).
+        (Some(step), _) => KillPlan::InsideOp { n, step },
         // A recorded interleaving ends with its last op.
-        (_, Some(_)) => KillPlan::AfterOp { n: usize::MAX },
-        (Some(step), None) => KillPlan::InsideOp { n, step },
+        (None, Some(_)) => KillPlan::AfterOp { n: usize::MAX },
         (None, None) => KillPlan::AfterOp { n },
     };
     let r = run_cycle(
@@ -55,7 +57,6 @@ pub fn replay_crash(
         case.interleaving.as_deref(),
     );
     let _ = crate::fsutil::remove_tree(dir);
-    let _ = crate::fsutil::remove_tree(&copies_root(dir));
     Ok((r?, histories.swap_remove(0)))
 }
 

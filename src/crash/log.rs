@@ -78,7 +78,8 @@ pub(super) struct LogPage {
     pub(super) mid_unit: AtomicU32,
     /// Op starts recorded so far (several writers only).
     pub(super) sched_next: AtomicU32,
-    /// Each op start in order: writer << 24 | op index.
+    /// Each op start in order: (writer + 1) << 24 | op index; 0 = a slot
+    /// reserved but not yet written when the kill landed.
     pub(super) sched: [AtomicU32; MAX_SCHEDULE],
     /// Flush calls started and finished (any writer).
     pub(super) flush_starts: AtomicU64,
@@ -261,7 +262,7 @@ impl SharedLog {
         let slot = s.sched_next.fetch_add(1, Ordering::SeqCst) as usize;
         if let Some(e) = s.sched.get(slot) {
             e.store(
-                ((writer as u32) << 24) | (op as u32 & 0xFF_FFFF),
+                ((writer as u32 + 1) << 24) | (op as u32 & 0xFF_FFFF),
                 Ordering::SeqCst,
             );
         }
@@ -275,10 +276,9 @@ impl SharedLog {
         (n <= MAX_SCHEDULE).then(|| {
             s.sched[..n]
                 .iter()
-                .map(|e| {
-                    let v = e.load(Ordering::SeqCst);
-                    ((v >> 24) as usize, (v & 0xFF_FFFF) as usize)
-                })
+                .map(|e| e.load(Ordering::SeqCst))
+                .filter(|&v| v != 0)
+                .map(|v| (((v >> 24) - 1) as usize, (v & 0xFF_FFFF) as usize))
                 .collect()
         })
     }

@@ -110,11 +110,15 @@ impl CycleOutcome {
     }
 }
 
-/// Violation classes that mean "acknowledged data is missing".
-const MISSING_DATA: [ViolationClass; 3] = [
+/// Violation classes that mean "acknowledged data is missing": a lost
+/// write, part of a unit, a hole, a lost delete (resurrected), a lost merge
+/// base.
+const MISSING_DATA: [ViolationClass; 5] = [
     ViolationClass::LostAckedWrite,
     ViolationClass::TornBatch,
     ViolationClass::Hole,
+    ViolationClass::ResurrectedDelete,
+    ViolationClass::MergeOnStaleBase,
 ];
 
 /// True when a checkpoint or backup finding matches

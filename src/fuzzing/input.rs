@@ -207,8 +207,13 @@ pub struct CrashInput {
     pub crash_after: usize,
     /// What survives.
     pub image: CrashImage,
-    /// Reserved input byte (kept so the layout stays stable).
+    /// The input byte that decides `settle` (its low bit; the rest is
+    /// reserved so the layout stays stable).
     pub seed: u8,
+    /// Background flushes and compactions finish before the power cut
+    /// (fast: a job failing on the dead filesystem makes RocksDB wait a
+    /// second); otherwise the cut may land during them.
+    pub settle: bool,
     /// The ops (no reopen: a clean close is no sync on this filesystem).
     pub ops: Vec<Op>,
 }
@@ -232,6 +237,7 @@ impl<'a> Arbitrary<'a> for CrashInput {
             crash_after,
             image,
             seed,
+            settle: seed & 1 == 0,
             ops,
         })
     }

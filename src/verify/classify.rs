@@ -101,10 +101,12 @@ pub(super) fn classify(
     let n = h.units();
     let (near, mut diff) = nearest_diff(h, adm, rec);
     diff.truncate(12);
+    // Keys merged by a unit that started (units after U never ran).
     let merged: BTreeSet<&[u8]> = h
-        .ops
+        .op_of_unit
         .iter()
-        .flat_map(|o| o.write_ops())
+        .take(adm.hi as usize)
+        .flat_map(|&oi| h.ops[oi].write_ops())
         .filter_map(|w| match w {
             crate::op::WriteOp::Merge { key, .. } => Some(key.as_slice()),
             _ => None,
@@ -118,23 +120,19 @@ pub(super) fn classify(
         ),
         diff: diff.clone(),
     };
-    // Evidence, most specific first. 1. An exact prefix outside [L, U]:
-    // a prefix-class violation (lost writes, or writes never started),
-    // never a torn batch, whatever else the state also resembles.
+    // Evidence, most specific first. 1. An exact prefix below L: lost
+    // acknowledged writes, never a torn batch, whatever else the state
+    // also resembles. (An exact prefix above U is judged after the torn
+    // units: a unit torn by the kill may leave a state that a later,
+    // never-started unit would also produce.)
     let keys = all_keys(h, rec);
     let mut inter = vec![true; n as usize + 1];
     for k in &keys {
         let m = mask(h, k, rec.get(*k).copied());
         inter.iter_mut().zip(m).for_each(|(a, b)| *a &= b);
     }
-    if let Some(p) = inter.iter().rposition(|x| *x) {
-        let p = p as u64;
-        if p > adm.hi {
-            return v(
-                ViolationClass::PhantomValue,
-                format!("state equals prefix {p}, which includes writes never started (last started: {})", adm.hi),
-            );
-        }
+    let exact = inter.iter().rposition(|x| *x).map(|p| p as u64);
+    if let Some(p) = exact {
         if p < adm.lo {
             return v(
                 ViolationClass::LostAckedWrite,
@@ -214,6 +212,15 @@ pub(super) fn classify(
             );
         }
     }
+    if let Some(p) = exact.filter(|p| *p > adm.hi) {
+        return v(
+            ViolationClass::PhantomValue,
+            format!(
+                "state equals prefix {p}, which includes writes never started (last started: {})",
+                adm.hi
+            ),
+        );
+    }
     // 3. A value the key never held at any prefix. For a key that was
     // merged this is a merge applied onto a base it should not have had (a
     // lost or stale value under it); otherwise a value never written.
@@ -241,22 +248,23 @@ pub(super) fn classify(
             ),
         );
     }
-    // 4. A key deleted by a unit that survived (at or before the nearest
-    // admissible prefix) holds the older value again.
+    // 4. A key deleted by a unit the mode promises durable (at or before
+    // L) holds the older value again.
+    let lo = adm.lo;
     for k in &keys {
         let got = rec.get(*k).copied();
-        if got.is_none() || h.value_at(k, near).is_some() {
+        if got.is_none() || h.value_at(k, lo).is_some() {
             continue;
         }
         let Some(last) = mask(h, k, got).iter().rposition(|x| *x) else {
             continue;
         };
         let last = last as u64;
-        if last < near && deleted_between(h, k, last, near) {
+        if last < lo && deleted_between(h, k, last, lo) {
             return v(
                 ViolationClass::ResurrectedDelete,
                 format!(
-                    "key {} holds {} again although a later unit deleted it, and the state is nearest to prefix {near}",
+                    "key {} holds {} again although an acknowledged unit (at or before {lo}) deleted it",
                     short(k),
                     describe(h, got)
                 ),
@@ -414,5 +422,27 @@ mod tests {
         assert_eq!(c, ViolationClass::PhantomValue);
         let c = class_of(ops, state(&[("a", b"1"), ("m", b"yx")]));
         assert_eq!(c, ViolationClass::MergeOnStaleBase);
+    }
+
+    #[test]
+    fn a_torn_batch_that_a_never_started_unit_would_also_produce_is_torn() {
+        // The kill lands inside batch 1 (U = 1): {a} is "batch 1 in part",
+        // and also prefix 2 (unit 2 deletes b), which never started.
+        let h = History::new(
+            vec![
+                Op::Batch(vec![put("a", "1"), put("b", "1")]),
+                Op::Write(del("b")),
+            ],
+            State::new(),
+        );
+        let adm = Admissible {
+            lo: 0,
+            hi: 1,
+            rule: "test: unit 1 in flight",
+        };
+        match verify(&h, &adm, &state(&[("a", b"1")])) {
+            Verdict::Violation { class, .. } => assert_eq!(class, ViolationClass::TornBatch),
+            v => panic!("{v:?}"),
+        }
     }
 }
