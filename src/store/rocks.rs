@@ -140,13 +140,18 @@ pub fn write_options(mode: WalMode) -> WriteOptions {
 
 /// Builds a `WriteBatch` holding `ops`, in the default column family.
 pub fn to_batch(ops: &[WriteOp]) -> WriteBatch {
+    to_batch_in(ops, &mut Vec::new())
+}
+
+/// [`to_batch`], generating values in `scratch` (the batch copies them).
+fn to_batch_in(ops: &[WriteOp], scratch: &mut Vec<u8>) -> WriteBatch {
     let mut b = WriteBatch::default();
     for w in ops {
         match w {
-            WriteOp::Put { key, value } => b.put(key, value.bytes()),
+            WriteOp::Put { key, value } => b.put(key, value.bytes_in(scratch)),
             WriteOp::Delete { key } => b.delete(key),
             WriteOp::DeleteRange { start, end } => b.delete_range(start, end),
-            WriteOp::Merge { key, operand } => b.merge(key, operand.bytes()),
+            WriteOp::Merge { key, operand } => b.merge(key, operand.bytes_in(scratch)),
         }
     }
     b
@@ -157,6 +162,7 @@ pub fn to_batch(ops: &[WriteOp]) -> WriteBatch {
 /// column families (db.h `DB::Write`).
 pub fn to_batch_cf(db: &DB, cfs: usize, ops: &[WriteOp]) -> StoreResult<WriteBatch> {
     let mut b = WriteBatch::default();
+    let mut scratch = Vec::new();
     for w in ops {
         if let WriteOp::DeleteRange { start, end } = w {
             // Each column family holds only its own keys, so removing the
@@ -169,9 +175,9 @@ pub fn to_batch_cf(db: &DB, cfs: usize, ops: &[WriteOp]) -> StoreResult<WriteBat
         }
         let cf = handle(db, cf_of(w.key(), cfs))?;
         match w {
-            WriteOp::Put { key, value } => b.put_cf(cf, key, value.bytes()),
+            WriteOp::Put { key, value } => b.put_cf(cf, key, value.bytes_in(&mut scratch)),
             WriteOp::Delete { key } => b.delete_cf(cf, key),
-            WriteOp::Merge { key, operand } => b.merge_cf(cf, key, operand.bytes()),
+            WriteOp::Merge { key, operand } => b.merge_cf(cf, key, operand.bytes_in(&mut scratch)),
             WriteOp::DeleteRange { .. } => {}
         }
     }
@@ -206,6 +212,8 @@ pub struct RocksStore {
     opts: StoreOptions,
     rocks_opts: Options,
     wopts: WriteOptions,
+    /// Where generated values are written before RocksDB copies them.
+    scratch: Vec<u8>,
 }
 
 impl RocksStore {
@@ -228,6 +236,7 @@ impl RocksStore {
             opts: opts.clone(),
             rocks_opts,
             wopts: write_options(opts.wal_mode),
+            scratch: Vec::new(),
         })
     }
 
@@ -282,6 +291,7 @@ impl RocksStore {
             opts: self.opts.clone(),
             rocks_opts: self.rocks_opts.clone(),
             wopts: write_options(self.opts.wal_mode),
+            scratch: Vec::new(),
         })
     }
 
@@ -374,18 +384,24 @@ impl Drop for RocksStore {
 
 impl Store for RocksStore {
     fn write(&mut self, ops: &[WriteOp], batch: bool) -> StoreResult<()> {
-        let db = self.db()?;
-        if self.cfs() > 1 {
-            let b = to_batch_cf(db, self.cfs(), ops)?;
-            return db.write_opt(b, &self.wopts).map_err(map_err);
+        let cfs = self.cfs();
+        // Fields, not `self.db()`: `scratch` is borrowed mutably below.
+        let db = self
+            .db
+            .as_deref()
+            .ok_or_else(|| StoreError::Other("database is closed".into()))?;
+        let (wo, scratch) = (&self.wopts, &mut self.scratch);
+        if cfs > 1 {
+            let b = to_batch_cf(db, cfs, ops)?;
+            return db.write_opt(b, wo).map_err(map_err);
         }
         let r = match (batch, ops) {
-            (false, [WriteOp::Put { key, value }]) => db.put_opt(key, value.bytes(), &self.wopts),
-            (false, [WriteOp::Delete { key }]) => db.delete_opt(key, &self.wopts),
+            (false, [WriteOp::Put { key, value }]) => db.put_opt(key, value.bytes_in(scratch), wo),
+            (false, [WriteOp::Delete { key }]) => db.delete_opt(key, wo),
             (false, [WriteOp::Merge { key, operand }]) => {
-                db.merge_opt(key, operand.bytes(), &self.wopts)
+                db.merge_opt(key, operand.bytes_in(scratch), wo)
             }
-            _ => db.write_opt(to_batch(ops), &self.wopts),
+            _ => db.write_opt(to_batch_in(ops, scratch), wo),
         };
         r.map_err(map_err)
     }
