@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use xxhash_rust::xxh3::{xxh3_128, xxh3_128_with_seed};
 
-use crate::op::{gen_into, Op, Scan, Value, WriteOp};
+use crate::op::{Op, Scan, Value, WriteOp};
 
 pub mod history;
 
@@ -76,17 +76,10 @@ impl Entry {
         }
     }
 
-    /// The entry of `v`, its bytes written once, straight into the shared
-    /// allocation.
+    /// The entry of `v`, sharing the bytes the store was just handed (see
+    /// [`Value::shared`]).
     fn of(v: &Value) -> Entry {
-        let value: Arc<[u8]> = match v {
-            Value::Lit(b) => Arc::from(&b[..]),
-            Value::Gen { seed, len } => {
-                let mut a: Arc<[u8]> = std::iter::repeat_n(0, *len as usize).collect();
-                gen_into(*seed, Arc::get_mut(&mut a).expect("a new Arc is unique"));
-                a
-            }
-        };
+        let value = v.shared();
         Entry {
             hash: value_hash(&value),
             value,

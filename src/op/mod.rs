@@ -31,7 +31,23 @@
 
 mod text;
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
 pub use text::{fmt_bytes, parse_bytes, parse_ops, ParseError};
+
+/// How many generated values [`Value::shared`] remembers per thread: more
+/// than a batch holds, so the model finds every value the store just wrote.
+const RECENT_VALUES: usize = 32;
+
+/// Generated values by `(seed, len)`, newest last.
+type Recent = VecDeque<(u64, u32, Arc<[u8]>)>;
+
+thread_local! {
+    /// The last generated values handed out by [`Value::shared`].
+    static RECENT: RefCell<Recent> = const { RefCell::new(VecDeque::new()) };
+}
 
 /// A value: either literal bytes or a deterministic generated value.
 ///
@@ -69,6 +85,30 @@ impl Value {
         }
     }
 
+    /// The value's bytes in a shared allocation. A generated value asked
+    /// for again while it is among the last [`RECENT_VALUES`] asked for on
+    /// this thread is not generated again: the run check's store writes a
+    /// value, then its model applies the very same bytes.
+    pub fn shared(&self) -> Arc<[u8]> {
+        let (seed, len) = match self {
+            Value::Lit(b) => return Arc::from(&b[..]),
+            Value::Gen { seed, len } => (*seed, *len),
+        };
+        RECENT.with(|r| {
+            let mut r = r.borrow_mut();
+            if let Some((.., a)) = r.iter().rev().find(|(s, l, _)| (*s, *l) == (seed, len)) {
+                return a.clone();
+            }
+            let mut a: Arc<[u8]> = std::iter::repeat_n(0, len as usize).collect();
+            gen_into(seed, Arc::get_mut(&mut a).expect("a new Arc is unique"));
+            if r.len() == RECENT_VALUES {
+                r.pop_front();
+            }
+            r.push_back((seed, len, a.clone()));
+            a
+        })
+    }
+
     /// Length in bytes, without materialising a generated value.
     pub fn len(&self) -> usize {
         match self {
@@ -96,19 +136,27 @@ pub fn gen_bytes(seed: u64, len: usize) -> Vec<u8> {
 /// bytes, odd chunks its low byte repeated; the last chunk cut short.
 pub fn gen_into(seed: u64, out: &mut [u8]) {
     let mut x = seed ^ 0x9E37_79B9_7F4A_7C15;
-    for (i, chunk) in out.chunks_mut(8).enumerate() {
+    let mut next = || {
         // splitmix64
         x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = x;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        let word = if i % 2 == 0 {
-            z.to_le_bytes()
-        } else {
-            [z as u8; 8]
-        };
-        chunk.copy_from_slice(&word[..chunk.len()]);
+        z ^ (z >> 31)
+    };
+    // Whole pairs of chunks as fixed-size stores, then the tail.
+    let mut pairs = out.chunks_exact_mut(16);
+    for pair in &mut pairs {
+        pair[..8].copy_from_slice(&next().to_le_bytes());
+        pair[8..].copy_from_slice(&[next() as u8; 8]);
+    }
+    let tail = pairs.into_remainder();
+    let (even, odd) = tail.split_at_mut(tail.len().min(8));
+    if !even.is_empty() {
+        even.copy_from_slice(&next().to_le_bytes()[..even.len()]);
+    }
+    if !odd.is_empty() {
+        odd.fill(next() as u8);
     }
 }
 
@@ -258,6 +306,8 @@ mod tests {
                 };
                 assert_eq!(v.bytes(), want);
                 assert_eq!(v.bytes_in(&mut scratch), &want[..]);
+                assert_eq!(&v.shared()[..], &want[..]);
+                assert_eq!(&v.shared()[..], &want[..], "remembered");
             }
         }
         // Pinned, so that a change to the reference is caught too.
@@ -270,5 +320,6 @@ mod tests {
         );
         let lit = Value::Lit(b"abc".to_vec());
         assert_eq!(lit.bytes_in(&mut scratch), b"abc");
+        assert_eq!(&lit.shared()[..], b"abc");
     }
 }

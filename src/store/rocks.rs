@@ -140,14 +140,16 @@ pub fn write_options(mode: WalMode) -> WriteOptions {
 
 /// Builds a `WriteBatch` holding `ops`, in the default column family.
 pub fn to_batch(ops: &[WriteOp]) -> WriteBatch {
-    to_batch_in(ops, &mut Vec::new())
+    to_batch_in(ops, &mut Vec::new(), false)
 }
 
-/// [`to_batch`], generating values in `scratch` (the batch copies them).
-fn to_batch_in(ops: &[WriteOp], scratch: &mut Vec<u8>) -> WriteBatch {
+/// [`to_batch`], generating values in `scratch` (the batch copies them),
+/// or put values through [`crate::op::Value::shared`] when `shared`.
+fn to_batch_in(ops: &[WriteOp], scratch: &mut Vec<u8>, shared: bool) -> WriteBatch {
     let mut b = WriteBatch::default();
     for w in ops {
         match w {
+            WriteOp::Put { key, value } if shared => b.put(key, &*value.shared()),
             WriteOp::Put { key, value } => b.put(key, value.bytes_in(scratch)),
             WriteOp::Delete { key } => b.delete(key),
             WriteOp::DeleteRange { start, end } => b.delete_range(start, end),
@@ -212,8 +214,6 @@ pub struct RocksStore {
     opts: StoreOptions,
     rocks_opts: Options,
     wopts: WriteOptions,
-    /// Where generated values are written before RocksDB copies them.
-    scratch: Vec<u8>,
 }
 
 impl RocksStore {
@@ -236,7 +236,6 @@ impl RocksStore {
             opts: opts.clone(),
             rocks_opts,
             wopts: write_options(opts.wal_mode),
-            scratch: Vec::new(),
         })
     }
 
@@ -291,7 +290,6 @@ impl RocksStore {
             opts: self.opts.clone(),
             rocks_opts: self.rocks_opts.clone(),
             wopts: write_options(self.opts.wal_mode),
-            scratch: Vec::new(),
         })
     }
 
@@ -384,24 +382,19 @@ impl Drop for RocksStore {
 
 impl Store for RocksStore {
     fn write(&mut self, ops: &[WriteOp], batch: bool) -> StoreResult<()> {
-        let cfs = self.cfs();
-        // Fields, not `self.db()`: `scratch` is borrowed mutably below.
-        let db = self
-            .db
-            .as_deref()
-            .ok_or_else(|| StoreError::Other("database is closed".into()))?;
-        let (wo, scratch) = (&self.wopts, &mut self.scratch);
-        if cfs > 1 {
-            let b = to_batch_cf(db, cfs, ops)?;
+        let (db, wo) = (self.db()?, &self.wopts);
+        if self.cfs() > 1 {
+            let b = to_batch_cf(db, self.cfs(), ops)?;
             return db.write_opt(b, wo).map_err(map_err);
         }
+        // Put values are shared: the run check's model applies them next.
         let r = match (batch, ops) {
-            (false, [WriteOp::Put { key, value }]) => db.put_opt(key, value.bytes_in(scratch), wo),
+            (false, [WriteOp::Put { key, value }]) => db.put_opt(key, &*value.shared(), wo),
             (false, [WriteOp::Delete { key }]) => db.delete_opt(key, wo),
             (false, [WriteOp::Merge { key, operand }]) => {
-                db.merge_opt(key, operand.bytes_in(scratch), wo)
+                db.merge_opt(key, operand.bytes_in(&mut Vec::new()), wo)
             }
-            _ => db.write_opt(to_batch_in(ops, scratch), wo),
+            _ => db.write_opt(to_batch_in(ops, &mut Vec::new(), true), wo),
         };
         r.map_err(map_err)
     }
