@@ -296,6 +296,10 @@ fn raw_apply(db: &rocksdb::DB, ops: &[Op], cfs: u8) -> Result<usize, String> {
                 };
                 let _ = db.flush_cfs_opt(&hs, &rocksdb::FlushOptions::default());
             }
+            // No snapshot is held here (and `getat`/`scanat` read the latest
+            // state), while the checked side holds real ones: RocksDB then
+            // keeps older versions through flushes and compactions, which
+            // the checked side pays and this baseline does not.
             Op::Snapshot { .. }
             | Op::Release { .. }
             | Op::Reopen
