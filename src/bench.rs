@@ -99,8 +99,8 @@ fn bare_loop(work: &Path, seconds: f64, jobs: usize, ops: usize, cfs: u8) -> Res
                                     return 3;
                                 };
                                 db = again;
-                            } else {
-                                raw_apply(&db, std::slice::from_ref(op), cfs);
+                            } else if raw_apply(&db, std::slice::from_ref(op), cfs).is_err() {
+                                return 4;
                             }
                             log.publish_ack(i as u64 + 1);
                         }
@@ -219,12 +219,20 @@ pub struct RunBench {
 }
 
 /// The same ops on a raw `DB`, unchecked; keys route to their column
-/// family as the adapter routes them.
-fn raw_apply(db: &rocksdb::DB, ops: &[Op], cfs: u8) -> usize {
+/// family as the adapter routes them. `db` must have been opened with
+/// [`open_db`]: a column family without a handle is an error, never a
+/// silently skipped op (a `DB::open` handle has no "default" entry, which
+/// once made this loop skip every read and compaction).
+fn raw_apply(db: &rocksdb::DB, ops: &[Op], cfs: u8) -> Result<usize, String> {
     let cfs = cfs.max(1) as usize;
     let wo = write_options(WalMode::Wal);
-    let cf = |key: &[u8]| db.cf_handle(&cf_name(crate::keyspace::cf_of(key, cfs)));
-    let all: Vec<_> = (0..cfs).filter_map(|c| db.cf_handle(&cf_name(c))).collect();
+    let all = (0..cfs)
+        .map(|c| {
+            db.cf_handle(&cf_name(c))
+                .ok_or_else(|| format!("raw loop: no handle for column family {}", cf_name(c)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let cf = |key: &[u8]| all[crate::keyspace::cf_of(key, cfs)];
     let mut sink = 0usize;
     for op in ops {
         match op {
@@ -237,12 +245,14 @@ fn raw_apply(db: &rocksdb::DB, ops: &[Op], cfs: u8) -> usize {
                 }
             }
             Op::Get { key } | Op::GetAt { key, .. } => {
-                if let Some(h) = cf(key) {
-                    sink += db.get_cf(h, key).ok().flatten().map_or(0, |v| v.len());
-                }
+                sink += db
+                    .get_cf(cf(key), key)
+                    .ok()
+                    .flatten()
+                    .map_or(0, |v| v.len());
             }
             Op::MultiGet { keys } => {
-                let pairs: Vec<_> = keys.iter().filter_map(|k| Some((cf(k)?, k))).collect();
+                let pairs: Vec<_> = keys.iter().map(|k| (cf(k), k)).collect();
                 sink += db.multi_get_cf(pairs).len();
             }
             Op::Scan(s) | Op::ScanAt { scan: s, .. } => {
@@ -258,12 +268,11 @@ fn raw_apply(db: &rocksdb::DB, ops: &[Op], cfs: u8) -> usize {
                 } else {
                     rocksdb::IteratorMode::Start
                 };
-                if let Some(h) = cf(s.lo.as_deref().unwrap_or_default()) {
-                    sink += db
-                        .iterator_cf_opt(h, r, mode)
-                        .take(s.limit as usize)
-                        .count();
-                }
+                let h = cf(s.lo.as_deref().unwrap_or_default());
+                sink += db
+                    .iterator_cf_opt(h, r, mode)
+                    .take(s.limit as usize)
+                    .count();
             }
             Op::Flush => {
                 let _ = db.flush();
@@ -281,11 +290,16 @@ fn raw_apply(db: &rocksdb::DB, ops: &[Op], cfs: u8) -> usize {
                     None => all.clone(),
                     Some(l) => l
                         .iter()
-                        .filter_map(|&c| db.cf_handle(&cf_name(c as usize)))
+                        .filter_map(|&c| all.get(c as usize))
+                        .copied()
                         .collect(),
                 };
                 let _ = db.flush_cfs_opt(&hs, &rocksdb::FlushOptions::default());
             }
+            // No snapshot is held here (and `getat`/`scanat` read the latest
+            // state), while the checked side holds real ones: RocksDB then
+            // keeps older versions through flushes and compactions, which
+            // the checked side pays and this baseline does not.
             Op::Snapshot { .. }
             | Op::Release { .. }
             | Op::Reopen
@@ -294,7 +308,7 @@ fn raw_apply(db: &rocksdb::DB, ops: &[Op], cfs: u8) -> usize {
             | Op::CopyDir { .. } => {}
         }
     }
-    sink
+    Ok(sink)
 }
 
 /// Checked ops/s of `run` against raw RocksDB ops/s for the same op mix,
@@ -312,9 +326,11 @@ pub fn run(work: &Path, seconds: f64, ops: usize) -> Result<RunBench, String> {
         let opts = StoreOptions::default();
         let d = work.join(format!("raw-{rounds}"));
         let ro = rocksdb_options(&opts).map_err(|e| e.to_string())?;
-        let db = rocksdb::DB::open(&ro, &d).map_err(|e| e.to_string())?;
+        // open_db, as the adapter opens it: the loop needs the default
+        // column family's handle.
+        let db = open_db(&ro, &d, 1).map_err(|e| e.to_string())?;
         let t = Instant::now();
-        std::hint::black_box(raw_apply(&db, &seq, 1));
+        std::hint::black_box(raw_apply(&db, &seq, 1)?);
         raw_t += t.elapsed().as_secs_f64();
         drop(db);
         std::fs::remove_dir_all(&d).map_err(|e| e.to_string())?;
@@ -337,4 +353,34 @@ pub fn run(work: &Path, seconds: f64, ops: usize) -> Result<RunBench, String> {
         checked_ops_per_s: n / chk_t,
         ratio: raw_t / chk_t,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::{Value, WriteOp};
+
+    /// The raw baseline really reads: a put then a get of the same key
+    /// returns the value's bytes, and a handle without the default column
+    /// family is refused instead of skipping reads.
+    #[test]
+    fn raw_loop_runs_reads_and_refuses_missing_handles() {
+        let dir = tempfile::tempdir().unwrap();
+        let ro = rocksdb_options(&StoreOptions::default()).unwrap();
+        let ops = vec![
+            Op::Write(WriteOp::Put {
+                key: b"k1".to_vec(),
+                value: Value::Lit(b"hello".to_vec()),
+            }),
+            Op::Get {
+                key: b"k1".to_vec(),
+            },
+        ];
+        {
+            let db = open_db(&ro, &dir.path().join("a"), 1).unwrap();
+            assert_eq!(raw_apply(&db, &ops, 1), Ok(5));
+        }
+        let db = rocksdb::DB::open(&ro, dir.path().join("b")).unwrap();
+        assert!(raw_apply(&db, &ops, 1).is_err());
+    }
 }

@@ -1,6 +1,10 @@
 //! The reference model: an ordered map with snapshots and an incremental
 //! 128-bit state fingerprint.
 //!
+//! A snapshot costs nothing to take: it records, for each key changed
+//! after it was taken, the entry the key held then (an undo log), and
+//! reads at it consult that record before the live state.
+//!
 //! The fingerprint is the wrapping sum of one 128-bit hash per live
 //! `(key, value)` entry, so it is updated in O(1) per changed key and equal
 //! states have equal fingerprints whatever path led to them. The crash
@@ -16,7 +20,7 @@ use std::sync::Arc;
 
 use xxhash_rust::xxh3::{xxh3_128, xxh3_128_with_seed};
 
-use crate::op::{Op, Scan, WriteOp};
+use crate::op::{Op, Scan, Value, WriteOp};
 
 pub mod history;
 
@@ -71,17 +75,42 @@ impl Entry {
             hash,
         }
     }
+
+    /// The entry of `v`, sharing the bytes the store was just handed (see
+    /// [`Value::shared`]).
+    fn of(v: &Value) -> Entry {
+        let value = v.shared();
+        Entry {
+            hash: value_hash(&value),
+            value,
+        }
+    }
 }
 
 /// The map type of model states.
 pub type State = BTreeMap<Vec<u8>, Entry>;
+
+/// A snapshot, as an undo log: for every key changed since the snapshot
+/// was taken, the entry it held then (`None`: absent). A key not in the
+/// log holds at the snapshot what it holds now.
+type Undo = BTreeMap<Vec<u8>, Option<Entry>>;
 
 /// Reference state of the database.
 #[derive(Clone, Debug, Default)]
 pub struct Model {
     state: State,
     fp: u128,
-    snapshots: HashMap<u32, State>,
+    snapshots: HashMap<u32, Undo>,
+}
+
+/// Records `old`, the entry `key` holds before a change, in every
+/// snapshot that has not seen `key` change yet.
+fn remember(snapshots: &mut HashMap<u32, Undo>, key: &[u8], old: Option<&Entry>) {
+    for undo in snapshots.values_mut() {
+        if !undo.contains_key(key) {
+            undo.insert(key.to_vec(), old.cloned());
+        }
+    }
 }
 
 /// Fingerprint of a whole state, computed from scratch.
@@ -117,24 +146,32 @@ impl Model {
         &self.state
     }
 
-    fn set(&mut self, key: &[u8], value: Vec<u8>) {
-        let e = Entry::new(value);
+    fn set(&mut self, key: &[u8], e: Entry) {
         self.fp = self.fp.wrapping_add(entry_hash(key, e.hash));
-        if let Some(old) = self.state.insert(key.to_vec(), e) {
-            self.fp = self.fp.wrapping_sub(entry_hash(key, old.hash));
+        match self.state.get_mut(key) {
+            Some(slot) => {
+                remember(&mut self.snapshots, key, Some(&*slot));
+                let old = std::mem::replace(slot, e);
+                self.fp = self.fp.wrapping_sub(entry_hash(key, old.hash));
+            }
+            None => {
+                remember(&mut self.snapshots, key, None);
+                self.state.insert(key.to_vec(), e);
+            }
         }
     }
 
     fn remove(&mut self, key: &[u8]) {
         if let Some(old) = self.state.remove(key) {
             self.fp = self.fp.wrapping_sub(entry_hash(key, old.hash));
+            remember(&mut self.snapshots, key, Some(&old));
         }
     }
 
     /// Applies one mutation.
     pub fn apply(&mut self, w: &WriteOp) {
         match w {
-            WriteOp::Put { key, value } => self.set(key, value.bytes()),
+            WriteOp::Put { key, value } => self.set(key, Entry::of(value)),
             WriteOp::Delete { key } => self.remove(key),
             WriteOp::DeleteRange { start, end } => {
                 if start >= end {
@@ -152,9 +189,9 @@ impl Model {
             WriteOp::Merge { key, operand } => {
                 let merged = merge_values(
                     self.state.get(key.as_slice()).map(|e| &e.value[..]),
-                    &operand.bytes(),
+                    operand.bytes_in(&mut Vec::new()),
                 );
-                self.set(key, merged);
+                self.set(key, Entry::new(merged));
             }
         }
     }
@@ -166,7 +203,7 @@ impl Model {
             Op::Write(w) => self.apply(w),
             Op::Batch(ws) => ws.iter().for_each(|w| self.apply(w)),
             Op::Snapshot { id } => {
-                self.snapshots.insert(*id, self.state.clone());
+                self.snapshots.insert(*id, Undo::new());
             }
             Op::Release { id } => {
                 self.snapshots.remove(id);
@@ -181,28 +218,77 @@ impl Model {
         self.snapshots.contains_key(&id)
     }
 
-    fn view(&self, snap: Option<u32>) -> Option<&State> {
-        match snap {
-            None => Some(&self.state),
-            Some(id) => self.snapshots.get(&id),
-        }
-    }
-
     /// Point read, at the latest state or at a snapshot (`None` if the
     /// snapshot does not exist).
     pub fn get(&self, key: &[u8], snap: Option<u32>) -> Option<Option<&Entry>> {
-        self.view(snap).map(|s| s.get(key))
+        let now = || self.state.get(key);
+        match snap {
+            None => Some(now()),
+            Some(id) => {
+                let undo = self.snapshots.get(&id)?;
+                Some(undo.get(key).map_or_else(now, Option::as_ref))
+            }
+        }
     }
 
     /// Range read with RocksDB iterator-bound semantics.
     pub fn scan(&self, scan: &Scan, snap: Option<u32>) -> Option<Vec<(&[u8], &Entry)>> {
-        let s = self.view(snap)?;
-        Some(scan_state(s, scan))
+        let Some(id) = snap else {
+            return Some(scan_state(&self.state, scan));
+        };
+        let undo = self.snapshots.get(&id)?;
+        let Some(r) = bounds(scan) else {
+            return Some(Vec::new());
+        };
+        let (now, then) = (self.state.range::<[u8], _>(r), undo.range::<[u8], _>(r));
+        let limit = scan.limit as usize;
+        Some(if scan.reverse {
+            merge_undo(now.rev(), then.rev(), true, limit)
+        } else {
+            merge_undo(now, then, false, limit)
+        })
     }
 }
 
-/// Range read of a state: `[lo, hi)`, forward or reverse, at most `limit`.
-pub fn scan_state<'a>(s: &'a State, scan: &Scan) -> Vec<(&'a [u8], &'a Entry)> {
+/// The entries of a snapshot's range, in iteration order: the live
+/// entries `now` overlaid with the snapshot's undo log `then` (both in the
+/// same order, descending when `reverse`), at most `limit`.
+fn merge_undo<'a>(
+    now: impl Iterator<Item = (&'a Vec<u8>, &'a Entry)>,
+    then: impl Iterator<Item = (&'a Vec<u8>, &'a Option<Entry>)>,
+    reverse: bool,
+    limit: usize,
+) -> Vec<(&'a [u8], &'a Entry)> {
+    let (mut now, mut then) = (now.peekable(), then.peekable());
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let order = match (now.peek(), then.peek()) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(a), Some(b)) if reverse => b.0.cmp(a.0),
+            (Some(a), Some(b)) => a.0.cmp(b.0),
+        };
+        if order.is_lt() {
+            // Unchanged since the snapshot.
+            out.extend(now.next().map(|(k, e)| (k.as_slice(), e)));
+            continue;
+        }
+        if order.is_eq() {
+            now.next();
+        }
+        if let Some((k, Some(e))) = then.next() {
+            out.push((k.as_slice(), e));
+        }
+    }
+    out
+}
+
+/// A key range, as `BTreeMap::range` takes it.
+type Range<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
+/// The bounds `[lo, hi)` of a scan, or `None` when the range is empty.
+fn bounds(scan: &Scan) -> Option<Range<'_>> {
     let lo = match &scan.lo {
         Some(l) => Bound::Included(&l[..]),
         None => Bound::Unbounded,
@@ -211,12 +297,18 @@ pub fn scan_state<'a>(s: &'a State, scan: &Scan) -> Vec<(&'a [u8], &'a Entry)> {
         Some(h) => Bound::Excluded(&h[..]),
         None => Bound::Unbounded,
     };
-    if let (Bound::Included(l), Bound::Excluded(h)) = (lo, hi) {
-        if l >= h {
-            return Vec::new();
-        }
+    match (lo, hi) {
+        (Bound::Included(l), Bound::Excluded(h)) if l >= h => None,
+        r => Some(r),
     }
-    let it = s.range::<[u8], _>((lo, hi)).map(|(k, e)| (k.as_slice(), e));
+}
+
+/// Range read of a state: `[lo, hi)`, forward or reverse, at most `limit`.
+pub fn scan_state<'a>(s: &'a State, scan: &Scan) -> Vec<(&'a [u8], &'a Entry)> {
+    let Some(r) = bounds(scan) else {
+        return Vec::new();
+    };
+    let it = s.range::<[u8], _>(r).map(|(k, e)| (k.as_slice(), e));
     let limit = scan.limit as usize;
     if scan.reverse {
         it.rev().take(limit).collect()
@@ -333,6 +425,74 @@ mod tests {
         assert_eq!(keys, vec![b"new".to_vec()]);
         m.apply_op(&Op::Reopen);
         assert!(m.get(b"k1", Some(1)).is_none(), "reopen releases snapshots");
+    }
+
+    /// Reads at snapshots (undo logs) answer what reads of a full copy of
+    /// the state taken at the snapshot answer, over random sequences.
+    #[test]
+    fn snapshot_reads_match_full_copies() {
+        use rand::{Rng, SeedableRng};
+        let key = |i: u32| format!("k{i:02}").into_bytes();
+        for seed in 0..200 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut m = Model::new();
+            let mut copies: HashMap<u32, State> = HashMap::new();
+            for _ in 0..300 {
+                let (k, v) = (key(rng.random_range(0..24)), rng.random_range(0..4u64));
+                let op = match rng.random_range(0..10) {
+                    0..=2 => Op::Write(put(std::str::from_utf8(&k).unwrap(), &v.to_string())),
+                    3 => Op::Write(WriteOp::Delete { key: k }),
+                    4 => Op::Write(WriteOp::DeleteRange {
+                        start: k,
+                        end: key(rng.random_range(0..26)),
+                    }),
+                    5 => Op::Batch(vec![
+                        WriteOp::Merge {
+                            key: k.clone(),
+                            operand: Value::Gen { seed: v, len: 3 },
+                        },
+                        WriteOp::Delete { key: key(7) },
+                        WriteOp::Put {
+                            key: k,
+                            value: Value::Gen { seed: v, len: 9 },
+                        },
+                    ]),
+                    6 => Op::Snapshot {
+                        id: rng.random_range(0..4),
+                    },
+                    7 => Op::Release {
+                        id: rng.random_range(0..4),
+                    },
+                    8 if rng.random_range(0..10) == 0 => Op::Reopen,
+                    _ => Op::Flush,
+                };
+                match &op {
+                    Op::Snapshot { id } => drop(copies.insert(*id, m.state().clone())),
+                    Op::Release { id } => drop(copies.remove(id)),
+                    Op::Reopen => copies.clear(),
+                    _ => {}
+                }
+                m.apply_op(&op);
+                for id in 0..4 {
+                    let Some(copy) = copies.get(&id) else {
+                        assert!(!m.has_snapshot(id) && m.get(b"k01", Some(id)).is_none());
+                        continue;
+                    };
+                    for i in 0..24 {
+                        assert_eq!(m.get(&key(i), Some(id)), Some(copy.get(&key(i))));
+                    }
+                    let lo = rng.random_bool(0.8).then(|| key(rng.random_range(0..26)));
+                    let hi = rng.random_bool(0.8).then(|| key(rng.random_range(0..26)));
+                    let scan = Scan {
+                        lo,
+                        hi,
+                        reverse: rng.random_bool(0.5),
+                        limit: rng.random_range(0..30),
+                    };
+                    assert_eq!(m.scan(&scan, Some(id)), Some(scan_state(copy, &scan)));
+                }
+            }
+        }
     }
 
     #[test]

@@ -31,7 +31,23 @@
 
 mod text;
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
 pub use text::{fmt_bytes, parse_bytes, parse_ops, ParseError};
+
+/// How many generated values [`Value::shared`] remembers per thread: more
+/// than a batch holds, so the model finds every value the store just wrote.
+const RECENT_VALUES: usize = 32;
+
+/// Generated values by `(seed, len)`, newest last.
+type Recent = VecDeque<(u64, u32, Arc<[u8]>)>;
+
+thread_local! {
+    /// The last generated values handed out by [`Value::shared`].
+    static RECENT: RefCell<Recent> = const { RefCell::new(VecDeque::new()) };
+}
 
 /// A value: either literal bytes or a deterministic generated value.
 ///
@@ -54,6 +70,45 @@ impl Value {
         }
     }
 
+    /// The value's bytes without a fresh allocation: a literal's own bytes,
+    /// or a generated value written into `scratch` (whose capacity is
+    /// reused from call to call).
+    pub fn bytes_in<'a>(&'a self, scratch: &'a mut Vec<u8>) -> &'a [u8] {
+        match self {
+            Value::Lit(b) => b,
+            Value::Gen { seed, len } => {
+                scratch.clear();
+                scratch.resize(*len as usize, 0);
+                gen_into(*seed, scratch);
+                scratch
+            }
+        }
+    }
+
+    /// The value's bytes in a shared allocation. A generated value asked
+    /// for again while it is among the last [`RECENT_VALUES`] asked for on
+    /// this thread is not generated again: the run check's store writes a
+    /// value, then its model applies the very same bytes.
+    pub fn shared(&self) -> Arc<[u8]> {
+        let (seed, len) = match self {
+            Value::Lit(b) => return Arc::from(&b[..]),
+            Value::Gen { seed, len } => (*seed, *len),
+        };
+        RECENT.with(|r| {
+            let mut r = r.borrow_mut();
+            if let Some((.., a)) = r.iter().rev().find(|(s, l, _)| (*s, *l) == (seed, len)) {
+                return a.clone();
+            }
+            let mut a: Arc<[u8]> = std::iter::repeat_n(0, len as usize).collect();
+            gen_into(seed, Arc::get_mut(&mut a).expect("a new Arc is unique"));
+            if r.len() == RECENT_VALUES {
+                r.pop_front();
+            }
+            r.push_back((seed, len, a.clone()));
+            a
+        })
+    }
+
     /// Length in bytes, without materialising a generated value.
     pub fn len(&self) -> usize {
         match self {
@@ -71,24 +126,38 @@ impl Value {
 /// Deterministic bytes for `gen(seed,len)`: half pseudo-random, half a
 /// repeated run, so compression has something to do but cannot erase it.
 pub fn gen_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len);
+    let mut out = vec![0; len];
+    gen_into(seed, &mut out);
+    out
+}
+
+/// Fills `out` with the first `out.len()` bytes of `gen(seed, _)`: 8-byte
+/// chunks from a splitmix64 stream, even chunks the word's little-endian
+/// bytes, odd chunks its low byte repeated; the last chunk cut short.
+pub fn gen_into(seed: u64, out: &mut [u8]) {
     let mut x = seed ^ 0x9E37_79B9_7F4A_7C15;
-    while out.len() < len {
+    let mut next = || {
         // splitmix64
         x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = x;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        let word = z.to_le_bytes();
-        if (out.len() / 8) % 2 == 0 {
-            out.extend_from_slice(&word);
-        } else {
-            out.extend_from_slice(&[word[0]; 8]);
-        }
+        z ^ (z >> 31)
+    };
+    // Whole pairs of chunks as fixed-size stores, then the tail.
+    let mut pairs = out.chunks_exact_mut(16);
+    for pair in &mut pairs {
+        pair[..8].copy_from_slice(&next().to_le_bytes());
+        pair[8..].copy_from_slice(&[next() as u8; 8]);
     }
-    out.truncate(len);
-    out
+    let tail = pairs.into_remainder();
+    let (even, odd) = tail.split_at_mut(tail.len().min(8));
+    if !even.is_empty() {
+        even.copy_from_slice(&next().to_le_bytes()[..even.len()]);
+    }
+    if !odd.is_empty() {
+        odd.fill(next() as u8);
+    }
 }
 
 /// One mutation inside a write unit.
@@ -195,5 +264,62 @@ impl Op {
             Op::Batch(ws) => ws,
             _ => &[],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `gen_bytes` as it was first written, byte by byte: generated values
+    /// are stored in databases and repro files, so they must never change.
+    fn reference_gen(seed: u64, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len);
+        let mut x = seed ^ 0x9E37_79B9_7F4A_7C15;
+        while out.len() < len {
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            let word = z.to_le_bytes();
+            if (out.len() / 8) % 2 == 0 {
+                out.extend_from_slice(&word);
+            } else {
+                out.extend_from_slice(&[word[0]; 8]);
+            }
+        }
+        out.truncate(len);
+        out
+    }
+
+    #[test]
+    fn generated_bytes_never_change() {
+        let mut scratch = vec![7u8; 3];
+        for seed in [0, 1, 5, 1_000_001, u64::MAX] {
+            for len in (0..70).chain([1023, 4096, 4097, 48 * 1024]) {
+                let want = reference_gen(seed, len);
+                assert_eq!(gen_bytes(seed, len), want, "seed {seed} len {len}");
+                let v = Value::Gen {
+                    seed,
+                    len: len as u32,
+                };
+                assert_eq!(v.bytes(), want);
+                assert_eq!(v.bytes_in(&mut scratch), &want[..]);
+                assert_eq!(&v.shared()[..], &want[..]);
+                assert_eq!(&v.shared()[..], &want[..], "remembered");
+            }
+        }
+        // Pinned, so that a change to the reference is caught too.
+        assert_eq!(
+            gen_bytes(7, 20),
+            [
+                0x01, 0x85, 0xf8, 0x93, 0x36, 0x9c, 0x77, 0xec, 0x9d, 0x9d, 0x9d, 0x9d, 0x9d, 0x9d,
+                0x9d, 0x9d, 0x0a, 0xd3, 0x2b, 0x09
+            ]
+        );
+        let lit = Value::Lit(b"abc".to_vec());
+        assert_eq!(lit.bytes_in(&mut scratch), b"abc");
+        assert_eq!(&lit.shared()[..], b"abc");
     }
 }

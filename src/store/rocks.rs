@@ -140,13 +140,20 @@ pub fn write_options(mode: WalMode) -> WriteOptions {
 
 /// Builds a `WriteBatch` holding `ops`, in the default column family.
 pub fn to_batch(ops: &[WriteOp]) -> WriteBatch {
+    to_batch_in(ops, &mut Vec::new(), false)
+}
+
+/// [`to_batch`], generating values in `scratch` (the batch copies them),
+/// or put values through [`crate::op::Value::shared`] when `shared`.
+fn to_batch_in(ops: &[WriteOp], scratch: &mut Vec<u8>, shared: bool) -> WriteBatch {
     let mut b = WriteBatch::default();
     for w in ops {
         match w {
-            WriteOp::Put { key, value } => b.put(key, value.bytes()),
+            WriteOp::Put { key, value } if shared => b.put(key, &*value.shared()),
+            WriteOp::Put { key, value } => b.put(key, value.bytes_in(scratch)),
             WriteOp::Delete { key } => b.delete(key),
             WriteOp::DeleteRange { start, end } => b.delete_range(start, end),
-            WriteOp::Merge { key, operand } => b.merge(key, operand.bytes()),
+            WriteOp::Merge { key, operand } => b.merge(key, operand.bytes_in(scratch)),
         }
     }
     b
@@ -157,6 +164,7 @@ pub fn to_batch(ops: &[WriteOp]) -> WriteBatch {
 /// column families (db.h `DB::Write`).
 pub fn to_batch_cf(db: &DB, cfs: usize, ops: &[WriteOp]) -> StoreResult<WriteBatch> {
     let mut b = WriteBatch::default();
+    let mut scratch = Vec::new();
     for w in ops {
         if let WriteOp::DeleteRange { start, end } = w {
             // Each column family holds only its own keys, so removing the
@@ -169,9 +177,9 @@ pub fn to_batch_cf(db: &DB, cfs: usize, ops: &[WriteOp]) -> StoreResult<WriteBat
         }
         let cf = handle(db, cf_of(w.key(), cfs))?;
         match w {
-            WriteOp::Put { key, value } => b.put_cf(cf, key, value.bytes()),
+            WriteOp::Put { key, value } => b.put_cf(cf, key, value.bytes_in(&mut scratch)),
             WriteOp::Delete { key } => b.delete_cf(cf, key),
-            WriteOp::Merge { key, operand } => b.merge_cf(cf, key, operand.bytes()),
+            WriteOp::Merge { key, operand } => b.merge_cf(cf, key, operand.bytes_in(&mut scratch)),
             WriteOp::DeleteRange { .. } => {}
         }
     }
@@ -374,18 +382,19 @@ impl Drop for RocksStore {
 
 impl Store for RocksStore {
     fn write(&mut self, ops: &[WriteOp], batch: bool) -> StoreResult<()> {
-        let db = self.db()?;
+        let (db, wo) = (self.db()?, &self.wopts);
         if self.cfs() > 1 {
             let b = to_batch_cf(db, self.cfs(), ops)?;
-            return db.write_opt(b, &self.wopts).map_err(map_err);
+            return db.write_opt(b, wo).map_err(map_err);
         }
+        // Put values are shared: the run check's model applies them next.
         let r = match (batch, ops) {
-            (false, [WriteOp::Put { key, value }]) => db.put_opt(key, value.bytes(), &self.wopts),
-            (false, [WriteOp::Delete { key }]) => db.delete_opt(key, &self.wopts),
+            (false, [WriteOp::Put { key, value }]) => db.put_opt(key, &*value.shared(), wo),
+            (false, [WriteOp::Delete { key }]) => db.delete_opt(key, wo),
             (false, [WriteOp::Merge { key, operand }]) => {
-                db.merge_opt(key, operand.bytes(), &self.wopts)
+                db.merge_opt(key, operand.bytes_in(&mut Vec::new()), wo)
             }
-            _ => db.write_opt(to_batch(ops), &self.wopts),
+            _ => db.write_opt(to_batch_in(ops, &mut Vec::new(), true), wo),
         };
         r.map_err(map_err)
     }
