@@ -259,6 +259,16 @@ pub fn run_crash(
         // the ops' own flushes, so this admits no state it would not admit
         // anyway; the other half cuts the power whatever is running.
         if input.settle {
+            // Snapshots go first: releasing one may schedule a compaction,
+            // which would then fail on the dead filesystem in the close.
+            for id in std::mem::take(&mut hooks.snaps) {
+                drive(
+                    store.as_mut(),
+                    &Op::Release { id },
+                    &mut crate::store::drive::Plain,
+                )
+                .map_err(|e| format!("release {id} failed: {e}"))?;
+            }
             store
                 .wait_for_background()
                 .map_err(|e| format!("waiting for background work failed: {e}"))?;
