@@ -294,6 +294,28 @@ pub fn run_crash(
     }
 }
 
+/// A database directory's files: names and contents.
+type DbFiles = Vec<(std::ffi::OsString, Vec<u8>)>;
+
+std::thread_local! {
+    /// The `wal_recovery` target's undamaged databases, by (store, units,
+    /// WAL compression): the same writes give the same files, so each is
+    /// built once per fuzzer process and copied for every input after.
+    static BUILT: std::cell::RefCell<std::collections::HashMap<(String, u8, bool), DbFiles>> =
+        Default::default();
+}
+
+/// Writes a cached database's files into `path`; false when there is none.
+fn restore(files: Option<&DbFiles>, path: &Path) -> bool {
+    let Some(files) = files else {
+        return false;
+    };
+    std::fs::create_dir_all(path).is_ok()
+        && files
+            .iter()
+            .all(|(name, bytes)| std::fs::write(path.join(name), bytes).is_ok())
+}
+
 /// `wal_recovery` target: write units, damage the WAL as the input says,
 /// reopen under the input's recovery mode. RocksDB must never invent a
 /// value, and (one WAL only) every mode but skip-any-corrupted must keep a
@@ -316,7 +338,8 @@ pub fn run_wal(factory: &dyn StoreFactory, input: &WalInput) -> Result<(), Strin
         write_buffer_size: 64 << 20,
         ..StoreOptions::default()
     };
-    {
+    let built = (factory.name(), input.units, input.zstd);
+    if !BUILT.with(|b| restore(b.borrow().get(&built), &path)) {
         let mut store = factory
             .open(&path, &opts)
             .map_err(|e| format!("open failed: {e}"))?;
@@ -326,6 +349,13 @@ pub fn run_wal(factory: &dyn StoreFactory, input: &WalInput) -> Result<(), Strin
         }
         // A clean close with the WAL on keeps the WAL (no flush).
         store.close().map_err(|e| format!("close failed: {e}"))?;
+        let files = std::fs::read_dir(&path)
+            .map_err(|e| e.to_string())?
+            .flatten()
+            .map(|e| std::fs::read(e.path()).map(|b| (e.file_name(), b)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        BUILT.with(|b| b.borrow_mut().insert(built, files));
     }
     let wal = crate::wal::newest_wal(&path).ok_or("no WAL file")?;
     let mut bytes = std::fs::read(&wal).map_err(|e| e.to_string())?;
