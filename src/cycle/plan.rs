@@ -279,9 +279,10 @@ fn steps_of(h: &History, oi: usize, unit: u64) -> u32 {
     match &h.ops[oi] {
         Op::Batch(ws) if ws.len() >= 2 => ws.len() as u32 - 1,
         Op::Write(WriteOp::DeleteRange { start, end }) if start < end => {
+            use std::ops::Bound;
             let live = h
                 .timelines
-                .range(start.clone()..end.clone())
+                .range::<[u8], _>((Bound::Included(&start[..]), Bound::Excluded(&end[..])))
                 .filter(|(k, _)| h.value_at(k, unit - 1).is_some())
                 .count() as u32;
             live.saturating_sub(1)
@@ -293,16 +294,20 @@ fn steps_of(h: &History, oi: usize, unit: u64) -> u32 {
 /// A kill at a step point inside a write unit of `h` that `aim` selects,
 /// at a step drawn from the unit's step points (two for any other unit).
 fn inside_unit(rng: &mut ChaCha8Rng, h: &History, aim: Aim) -> Option<KillPlan> {
+    // The kind first: counting a range delete's live keys is the costly
+    // part, and the crash cycle plans on its hot path.
+    let kind = |op: &Op| match aim {
+        Aim::Batch => matches!(op, Op::Batch(_)),
+        Aim::RangeDelete => matches!(op, Op::Write(WriteOp::DeleteRange { .. })),
+        Aim::Any => true,
+    };
     let candidates: Vec<(usize, u32)> = h
         .op_of_unit
         .iter()
         .enumerate()
+        .filter(|&(_, &oi)| kind(&h.ops[oi]))
         .map(|(ui, &oi)| (oi, steps_of(h, oi, ui as u64 + 1)))
-        .filter(|&(oi, steps)| match aim {
-            Aim::Batch => steps > 0 && matches!(h.ops[oi], Op::Batch(_)),
-            Aim::RangeDelete => steps > 0 && matches!(h.ops[oi], Op::Write(_)),
-            Aim::Any => true,
-        })
+        .filter(|&(_, steps)| aim == Aim::Any || steps > 0)
         .collect();
     if candidates.is_empty() {
         return None;
