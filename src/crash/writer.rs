@@ -204,15 +204,7 @@ impl Hooks for WriterHooks<'_> {
             }
             // A read is run only when the model knows its answer (not at a
             // snapshot the model does not have).
-            Op::Get { .. }
-            | Op::GetAt { .. }
-            | Op::MultiGet { .. }
-            | Op::Scan(_)
-            | Op::ScanAt { .. }
-                if !self.h.reads.contains_key(&self.i) =>
-            {
-                return Go::Skip
-            }
+            read if read.is_read() && !self.h.reads.contains_key(&self.i) => return Go::Skip,
             _ => {}
         }
         Go::Run
@@ -299,11 +291,7 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
                 }
             }
             Err(e) => match op {
-                Op::Get { .. }
-                | Op::GetAt { .. }
-                | Op::MultiGet { .. }
-                | Op::Scan(_)
-                | Op::ScanAt { .. } => ctx.fail(
+                read if read.is_read() => ctx.fail(
                     writer,
                     i,
                     &format!("`{op}` failed: {e}"),

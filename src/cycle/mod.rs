@@ -192,7 +192,7 @@ pub fn run_cycle(
         Reopened::Opened(rec) => {
             let outcome = match adjudicate::writer_verdict(&res.writer.stop) {
                 Some(o) => o,
-                None => judge_live(&d, loss, histories, &rec, &mut res),
+                None => judge_live(&d, loss, promise, histories, &rec, &mut res),
             };
             res.recovered = Some(rec);
             outcome
@@ -233,12 +233,12 @@ pub fn run_cycle(
 fn judge_live(
     d: &Durability,
     loss: crate::fault::Loss,
+    promise: Result<&'static str, &'static str>,
     histories: &[History],
     rec: &Recovered,
     res: &mut CycleResult,
 ) -> CycleOutcome {
     let cfs = d.column_families.max(1) as usize;
-    let promise = cross_cf_promise(d, &res.writer.progress);
     let progress = |t: usize| res.writer.writers.get(t).copied().unwrap_or_default();
     let adm_of = |t: usize, cf: Option<usize>| admissible_in(d, loss, &progress(t), cf);
     let cv = verify_all(histories, &adm_of, rec, cfs, promise);

@@ -257,6 +257,19 @@ impl Op {
         matches!(self, Op::Write(_) | Op::Batch(_))
     }
 
+    /// True when the op only reads (point, multi-key or range reads, at
+    /// the latest state or a snapshot).
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            Op::Get { .. }
+                | Op::GetAt { .. }
+                | Op::MultiGet { .. }
+                | Op::Scan(_)
+                | Op::ScanAt { .. }
+        )
+    }
+
     /// The mutations of a write unit, in order; empty for other ops.
     pub fn write_ops(&self) -> &[WriteOp] {
         match self {
