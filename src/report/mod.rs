@@ -67,11 +67,22 @@ pub fn check_dir_writable(dir: &Path, shown: &Path) -> Result<(), OutputError> {
             format!("{} is not a directory", at.display()),
         ));
     }
-    tempfile::Builder::new()
-        .prefix(".crashcheck-probe-")
-        .tempfile_in(at)
-        .map(drop)
-        .map_err(|e| out_err(shown, format!("cannot write in {}: {e}", at.display())))
+    // A new file of ours, removed at once; its error is the OS's own.
+    let probe = at.join(format!(".crashcheck-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(out_err(
+            shown,
+            format!("cannot create files in {}: {e}", at.display()),
+        )),
+    }
 }
 
 /// Writes `text` to `path` atomically: into a temporary file in the same
