@@ -62,17 +62,41 @@ extern "C" rocksdb_env_t* crashcheck_fault_fs_env(crashcheck_fault_fs_t* h) {
   return h->env;
 }
 
+// Every file call after the cut fails with ShutdownInProgress: the
+// process is about to be thrown away, and with that status RocksDB winds
+// its background jobs down at once instead of backing off a second after
+// a failed flush or compaction (db/db_impl/db_impl_compaction_flush.cc,
+// BackgroundCallFlush / BackgroundCallCompaction: "Wait a little bit
+// before retrying ... SleepForMicroseconds(1000000)" unless
+// s.IsShutdownInProgress()). Nothing reaches the files either way.
 extern "C" void crashcheck_fault_fs_power_off(crashcheck_fault_fs_t* h) {
-  h->fs->SetFilesystemActive(false);
+  h->fs->SetFilesystemActive(
+      false, rocksdb::status_to_io_status(
+                 rocksdb::Status::ShutdownInProgress("the power is off")));
 }
 
 extern "C" int crashcheck_fault_fs_power_on(crashcheck_fault_fs_t* h,
                                             int image) {
   rocksdb::IOStatus s = h->fs->DropUnsyncedFileData();
   if (s.ok() && (image & 2)) {
+    // Deleting goes through the filesystem's own DeleteFile, which fails
+    // while it is inactive; the database is closed by now, so nothing but
+    // this deletion runs on it.
+    h->fs->SetFilesystemActive(true);
     s = h->fs->DeleteFilesCreatedAfterLastDirSync(rocksdb::IOOptions(),
                                                   nullptr);
   }
   h->fs->ResetState();
   return s.ok() ? 0 : 1;
+}
+
+// Forgets the files created in directory `dir` since its last fsync, as
+// if it had been synced. For a directory that was renamed away: the
+// filesystem tracks new files by their directory's old name (it follows
+// renamed files, not renamed directories), so deleting them at power-on
+// would fail with NotFound. A checkpoint builds `<dir>.tmp` and renames it
+// (utilities/checkpoint/checkpoint_impl.cc CreateCustomCheckpoint).
+extern "C" void crashcheck_fault_fs_forget_dir(crashcheck_fault_fs_t* h,
+                                               const char* dir) {
+  h->fs->SyncDir(dir);
 }

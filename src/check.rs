@@ -2,6 +2,7 @@
 //! side and compares every read, then the whole final state.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -89,10 +90,24 @@ fn cmp_entries(got: &[(Vec<u8>, Vec<u8>)], want: &[(&[u8], &Entry)]) -> Option<S
         .then(|| format!("store returned {} entries, model {}", got.len(), want.len()))
 }
 
+/// How the run check opens the checkpoints it takes: each one goes into a
+/// new directory under `dir` (which crashcheck created), is opened with
+/// `factory` and `opts` and compared whole with the model, then removed.
+/// Without it, checkpoint ops are skipped.
+pub struct Checkpoints<'a> {
+    /// Opens a checkpoint (the store under test's own factory).
+    pub factory: &'a dyn StoreFactory,
+    /// The options the database was opened with.
+    pub opts: &'a StoreOptions,
+    /// Where the checkpoints go.
+    pub dir: &'a Path,
+}
+
 /// The in-process checker's hooks: a read at a snapshot the model does
-/// not have is not run.
+/// not have is not run; a checkpoint runs only with somewhere to put it.
 struct RunHooks<'a> {
     model: &'a Model,
+    checkpoint: Option<PathBuf>,
 }
 
 impl Hooks for RunHooks<'_> {
@@ -104,6 +119,13 @@ impl Hooks for RunHooks<'_> {
             _ => Go::Run,
         }
     }
+
+    fn copy_dir(&mut self, op: &Op) -> Option<PathBuf> {
+        match op {
+            Op::Checkpoint { .. } => self.checkpoint.clone(),
+            _ => None,
+        }
+    }
 }
 
 /// Runs one op against store and model; `Ok(n)` is the number of read
@@ -113,8 +135,52 @@ pub fn step(
     model: &mut Model,
     op: &Op,
 ) -> Result<u64, (ViolationClass, String)> {
-    let answer = drive(store, op, &mut RunHooks { model: &*model })
-        .map_err(|e| (ViolationClass::StoreError, e.to_string()))?;
+    step_with(store, model, op, None)
+}
+
+/// Opens the checkpoint at `dir` and compares it whole with the model.
+///
+/// rust-rocksdb's `Checkpoint::create_checkpoint` passes
+/// `log_size_for_flush = 0`, so RocksDB flushes the memtables first
+/// (include/rocksdb/utilities/checkpoint.h, `CreateCheckpoint`: "0 ...
+/// means flush is always triggered"): a checkpoint that returned Ok holds
+/// exactly the writes acknowledged before the call, in every WAL mode.
+fn check_checkpoint(cp: &Checkpoints<'_>, dir: &Path, model: &Model) -> Result<(), String> {
+    let mut copy = cp
+        .factory
+        .open(dir, cp.opts)
+        .map_err(|e| format!("the checkpoint does not open: {e}"))?;
+    let r = compare_full(copy.as_mut(), model);
+    let _ = copy.close();
+    r.map_err(|(_, d)| format!("the checkpoint differs from the model: {d}"))
+}
+
+/// [`step`], with checkpoints taken and checked when `cp` says where.
+pub fn step_with(
+    store: &mut dyn Store,
+    model: &mut Model,
+    op: &Op,
+    cp: Option<&Checkpoints<'_>>,
+) -> Result<u64, (ViolationClass, String)> {
+    let dir = match (op, cp) {
+        (Op::Checkpoint { .. }, Some(cp)) => Some(fresh_dir(cp.dir)?),
+        _ => None,
+    };
+    let mut hooks = RunHooks {
+        model: &*model,
+        checkpoint: dir.clone(),
+    };
+    let answer = drive(store, op, &mut hooks);
+    if let (Some(dir), Some(cp), Ok(_)) = (&dir, cp, &answer) {
+        let r = check_checkpoint(cp, dir, model);
+        let _ = crate::fsutil::remove_tree(dir);
+        r.map_err(|d| (ViolationClass::CheckpointMismatch, d))?;
+        return Ok(1);
+    }
+    if let Some(dir) = &dir {
+        let _ = crate::fsutil::remove_tree(dir);
+    }
+    let answer = answer.map_err(|e| (ViolationClass::StoreError, e.to_string()))?;
     let mismatch = |d: String| Err((ViolationClass::ReadMismatch, d));
     let checked = match (op, &answer) {
         (Op::Get { key }, Answer::Value(got)) => {
@@ -164,6 +230,21 @@ pub fn step(
     Ok(checked)
 }
 
+/// A name under `root` (created if missing) that does not exist yet: the
+/// checkpoint creates it.
+fn fresh_dir(root: &Path) -> Result<PathBuf, (ViolationClass, String)> {
+    std::fs::create_dir_all(root).map_err(|e| {
+        (
+            ViolationClass::StoreError,
+            format!("cannot create {}: {e}", root.display()),
+        )
+    })?;
+    (0..u32::MAX)
+        .map(|i| root.join(format!("checkpoint-{i}")))
+        .find(|p| !p.exists())
+        .ok_or_else(|| (ViolationClass::StoreError, "no free checkpoint name".into()))
+}
+
 /// Compares the store's whole state with the model.
 pub fn compare_full(store: &mut dyn Store, model: &Model) -> Result<(), (ViolationClass, String)> {
     let got = store
@@ -177,12 +258,18 @@ pub fn compare_full(store: &mut dyn Store, model: &Model) -> Result<(), (Violati
 }
 
 /// Runs `ops` in order, checking every read, then the final state.
-/// Stops at the first violation.
+/// Stops at the first violation. Checkpoint ops are skipped.
 pub fn run_ops(store: &mut dyn Store, ops: &[Op]) -> RunOutcome {
+    run_ops_with(store, ops, None)
+}
+
+/// [`run_ops`], with every checkpoint op taken and checked when `cp`
+/// says where.
+pub fn run_ops_with(store: &mut dyn Store, ops: &[Op], cp: Option<&Checkpoints<'_>>) -> RunOutcome {
     let mut model = Model::new();
     let mut out = RunOutcome::default();
     for (i, op) in ops.iter().enumerate() {
-        match step(store, &mut model, op) {
+        match step_with(store, &mut model, op, cp) {
             Ok(n) => {
                 out.reads_checked += n;
                 out.writes += op.is_write() as u64;
@@ -230,8 +317,14 @@ pub fn shrink_run(
             let _ = crate::fsutil::remove_tree(&d);
             return false;
         };
-        let r = run_ops(s.as_mut(), cand);
+        let cp = Checkpoints {
+            factory,
+            opts,
+            dir: &d.with_extension("checkpoints"),
+        };
+        let r = run_ops_with(s.as_mut(), cand, Some(&cp));
         let _ = s.close();
+        let _ = crate::fsutil::remove_tree(&d.with_extension("checkpoints"));
         let _ = crate::fsutil::remove_tree(&d);
         r.violation.is_some_and(|x| x.class == class)
     });

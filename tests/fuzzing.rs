@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arbitrary::{Arbitrary, Unstructured};
 use crashcheck::fuzzing::{
-    encode_ops, run_crash, run_ops, run_wal, to_case, CrashInput, OpsInput, WalInput,
+    encode_ops, run_crash, run_ops, run_wal, to_case, CfLayout, CrashInput, OpsInput, WalInput,
 };
 use crashcheck::mutants::MutantFactory;
 use crashcheck::op::{Op, Value, WriteOp};
@@ -30,17 +30,30 @@ fn puts(n: u32) -> Vec<Op> {
 #[test]
 fn targets_pass_on_stock_rocksdb() {
     let fs = Arc::new(FaultFs::new());
-    for seed in 1..4 {
-        let ops = Generator::new(seed, Profile::by_name("small-keyspace").unwrap()).ops(64);
-        let bytes = encode_ops(&ops);
+    for seed in 1..5u8 {
+        // Every column-family layout: 1, 1, 3, 3 with atomic_flush.
+        let layout = CfLayout::from_bits(seed);
+        let ops = Generator::new(u64::from(seed), Profile::by_name("small-keyspace").unwrap())
+            .with_layout(
+                crashcheck::keyspace::Layout {
+                    cfs: layout.cfs,
+                    ..Default::default()
+                },
+                crashcheck::workload::FlushStyle::Mixed,
+            )
+            .ops(64);
+        let mut bytes = vec![seed];
+        bytes.extend(encode_ops(&ops));
         let input = OpsInput::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
+        assert_eq!(input.layout, layout);
         run_ops(&RocksFactory, &input).unwrap();
         for (m, mode) in WalMode::ALL.into_iter().enumerate() {
             for img in [0u8, 3] {
-                let mut b = vec![m as u8, (seed * 13) as u8, img, seed as u8];
-                b.extend_from_slice(&bytes);
+                let mut b = vec![m as u8, seed * 13, img, (seed << 1) | (seed & 1)];
+                b.extend_from_slice(&bytes[1..]);
                 let input = CrashInput::arbitrary(&mut Unstructured::new(&b)).unwrap();
                 assert_eq!(input.mode, mode);
+                assert_eq!(input.layout, layout);
                 run_crash(&RocksFactory, &fs, &input)
                     .unwrap_or_else(|e| panic!("{mode} image {img}: {e}"));
             }
@@ -71,6 +84,7 @@ fn in_process_power_cut_is_judged_by_the_power_loss_oracle() {
         crash_after: 20,
         image: CrashImage::DropUnsynced,
         seed: 0,
+        layout: CfLayout::from_bits(0),
         settle: true,
         ops: puts(20),
     };
@@ -120,7 +134,8 @@ fn a_planted_read_bug_is_found_by_the_ops_target_and_converts_to_a_repro() {
             key: crashcheck::workload::key(1),
         },
     ];
-    let bytes = encode_ops(&ops);
+    let mut bytes = vec![0];
+    bytes.extend(encode_ops(&ops));
     let input = OpsInput::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
     let stale = MutantFactory::new("stale-read").unwrap();
     assert!(run_ops(&stale, &input).is_err());
@@ -130,6 +145,47 @@ fn a_planted_read_bug_is_found_by_the_ops_target_and_converts_to_a_repro() {
     let back = crashcheck::repro::Case::parse(&case.to_text(), "x").unwrap();
     assert_eq!(back.ops, input.ops);
     let _ = RecoveryMode::PointInTime;
+}
+
+#[test]
+fn checkpoints_in_the_run_check_are_opened_and_compared_with_the_model() {
+    // Without the WAL, a checkpoint that skips the flush holds none of the
+    // memtable's writes: the run check must open it and see that; a
+    // checkpoint after a proper flush passes.
+    let mut ops = puts(5);
+    ops.push(Op::Checkpoint { id: 1 });
+    ops.push(Op::Write(WriteOp::Delete {
+        key: crashcheck::workload::key(0),
+    }));
+    ops.push(Op::Checkpoint { id: 2 });
+    let opts = crashcheck::store::StoreOptions {
+        wal_mode: WalMode::NoWal,
+        ..Default::default()
+    };
+    let run = |factory: &dyn crashcheck::store::StoreFactory| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = factory.open(&dir.path().join("db"), &opts).unwrap();
+        let cp = crashcheck::check::Checkpoints {
+            factory,
+            opts: &opts,
+            dir: &dir.path().join("cps"),
+        };
+        let out = crashcheck::check::run_ops_with(store.as_mut(), &ops, Some(&cp));
+        let _ = store.close();
+        // Each checkpoint was removed once checked.
+        let left = std::fs::read_dir(dir.path().join("cps")).unwrap().count();
+        assert_eq!(left, 0);
+        out
+    };
+    let ok = run(&RocksFactory);
+    assert!(ok.violation.is_none(), "{:?}", ok.violation);
+    assert_eq!(ok.reads_checked, 3, "two checkpoints and the final state");
+    let bad = run(&MutantFactory::new("checkpoint-no-flush").unwrap());
+    let v = bad
+        .violation
+        .expect("a checkpoint without its writes is caught");
+    assert_eq!(v.op_index, 5);
+    assert_eq!(v.class.to_string(), "checkpoint-mismatch");
 }
 
 #[test]

@@ -51,26 +51,8 @@ impl WriterCtx<'_> {
         }
     }
 
-    /// Column families a flush op covers (all = `None`).
-    fn covered(&self, op: &Op) -> Option<Vec<usize>> {
-        let list: Vec<usize> = match op {
-            Op::Flush => vec![0],
-            Op::FlushCfs { cfs: Some(l) } => l
-                .iter()
-                .map(|&c| c as usize)
-                .filter(|&c| c < self.cfs)
-                .collect(),
-            _ => return None,
-        };
-        if (0..self.cfs).all(|c| list.contains(&c)) {
-            None
-        } else {
-            Some(list)
-        }
-    }
-
     pub(super) fn flush_start(&self, op: &Op) -> FlushStart {
-        let covered = self.covered(op);
+        let covered = super::progress::flush_covers(op, self.cfs);
         let s = self.shared.get();
         if covered.is_some() {
             // Even a flush that never returns may persist its column families.

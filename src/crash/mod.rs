@@ -23,7 +23,7 @@ pub use copies::{CopyKind, CopyRecord, CopyState};
 pub use fork::{isolate, isolate_output, ChildEnd};
 pub use killer::{KillPlan, Phase};
 pub use log::{SharedLog, MAX_COPIES};
-pub use progress::Progress;
+pub use progress::{flush_covers, Progress};
 pub use writer::{run_writer, WriterJob, WriterRun, WriterStop};
 
 /// An error of the crash machinery itself (not of the store under test).

@@ -48,3 +48,47 @@ impl Progress {
         }
     }
 }
+
+/// The column families a flush op covers in a database with `cfs` of
+/// them, `None` when it covers all (`flush` is `db.flush()`, the default
+/// column family only; `flush cfs=..` lists them).
+pub fn flush_covers(op: &crate::op::Op, cfs: usize) -> Option<Vec<usize>> {
+    use crate::op::Op;
+    let list: Vec<usize> = match op {
+        Op::Flush => vec![0],
+        Op::FlushCfs { cfs: Some(l) } => {
+            l.iter().map(|&c| c as usize).filter(|&c| c < cfs).collect()
+        }
+        _ => return None,
+    };
+    if (0..cfs).all(|c| list.contains(&c)) {
+        None
+    } else {
+        Some(list)
+    }
+}
+
+impl Progress {
+    /// Records a flush op that returned Ok in a single-writer run: it
+    /// persisted what was acknowledged when it started (`at`) in the
+    /// column families it covers.
+    pub fn record_flush(&mut self, op: &crate::op::Op, cfs: usize, at: u64) {
+        match flush_covers(op, cfs) {
+            None => {
+                self.flushed = self.flushed.max(at);
+                self.flushed_solo = self.flushed_solo.max(at);
+                for c in 0..cfs {
+                    self.cf_flushed[c] = self.cf_flushed[c].max(at);
+                    self.cf_flushed_solo[c] = self.cf_flushed_solo[c].max(at);
+                }
+            }
+            Some(list) => {
+                self.partial_flush = true;
+                for c in list {
+                    self.cf_flushed[c] = self.cf_flushed[c].max(at);
+                    self.cf_flushed_solo[c] = self.cf_flushed_solo[c].max(at);
+                }
+            }
+        }
+    }
+}

@@ -7,14 +7,32 @@ use arbitrary::{Arbitrary, Unstructured};
 
 use crate::op::{Op, Scan, Value, WriteOp};
 use crate::store::fault_fs::CrashImage;
-use crate::store::{RecoveryMode, WalMode};
+use crate::store::{RecoveryMode, StoreOptions, WalMode};
 
 /// Most ops in one input.
 pub const MAX_OPS: usize = 48;
 const KEYS: u8 = 16;
 
-pub(super) fn key(i: u8) -> Vec<u8> {
-    crate::workload::key(u32::from(i % KEYS))
+/// Key `i` of an input with `cfs` column families: index `i % 16`, in
+/// column family `(i / 16) % cfs` (no prefix with one column family).
+pub(super) fn key(i: u8, cfs: u8) -> Vec<u8> {
+    cf_key((i / KEYS) % cfs.max(1), u32::from(i % KEYS), cfs)
+}
+
+/// Key index `idx` (a range bound may pass 15) in column family `cf`.
+fn cf_key(cf: u8, idx: u32, cfs: u8) -> Vec<u8> {
+    let mut k = crate::keyspace::Layout {
+        cfs,
+        ..Default::default()
+    }
+    .prefix(cf, 0, 0);
+    k.extend(crate::workload::key(idx));
+    k
+}
+
+/// The column family key byte `i` maps to.
+fn cf(i: u8, cfs: u8) -> u8 {
+    (i / KEYS) % cfs.max(1)
 }
 
 pub(super) fn val(seed: u8, len: u8) -> Value {
@@ -24,9 +42,13 @@ pub(super) fn val(seed: u8, len: u8) -> Value {
     }
 }
 
-/// One op from a 5-byte record `[kind, key, a, b, c]`.
-pub(super) fn decode_op(r: [u8; 5]) -> Op {
+/// One op from a 5-byte record `[kind, key, a, b, c]` in an input with
+/// `cfs` column families. Key bytes pick the column family with their
+/// high bits; a batch's keys step one column family each (a cross-CF
+/// batch when there are several).
+pub(super) fn decode_op(r: [u8; 5], cfs: u8) -> Op {
     let [kind, k, a, b, c] = r;
+    let key = |i: u8| key(i, cfs);
     match kind % 16 {
         0..=3 => Op::Write(WriteOp::Put {
             key: key(k),
@@ -35,7 +57,7 @@ pub(super) fn decode_op(r: [u8; 5]) -> Op {
         4 => Op::Write(WriteOp::Delete { key: key(k) }),
         5 => Op::Write(WriteOp::DeleteRange {
             start: key(k),
-            end: crate::workload::key(u32::from(k % KEYS + a % 8 + 1)),
+            end: cf_key(cf(k, cfs), u32::from(k % KEYS + a % 8 + 1), cfs),
         }),
         6 => Op::Write(WriteOp::Merge {
             key: key(k),
@@ -48,27 +70,46 @@ pub(super) fn decode_op(r: [u8; 5]) -> Op {
             },
             if c & 1 == 0 {
                 WriteOp::Delete {
-                    key: key(k.wrapping_add(1)),
+                    key: key(k.wrapping_add(KEYS + 1)),
                 }
             } else {
                 WriteOp::Merge {
-                    key: key(k.wrapping_add(1)),
+                    key: key(k.wrapping_add(KEYS + 1)),
                     operand: val(a, 1),
                 }
             },
             WriteOp::Put {
-                key: key(k.wrapping_add(2)),
+                key: key(k.wrapping_add(2 * KEYS + 2)),
                 value: val(c, b),
             },
         ]),
         8 => Op::Get { key: key(k) },
         9 => Op::Scan(Scan {
             lo: Some(key(k)),
-            hi: Some(crate::workload::key(u32::from(k % KEYS + a % 16 + 1))),
+            // With several column families half the scans end in the next
+            // one, so they cross a column family boundary.
+            hi: Some(cf_key(
+                (cf(k, cfs) + (a >> 4) % 2).min(cfs.max(1) - 1),
+                u32::from(k % KEYS + a % 16 + 1),
+                cfs,
+            )),
             reverse: b & 1 == 1,
             limit: u32::from(c % 8) + 1,
         }),
-        10 => Op::Flush,
+        10 => match a % 4 {
+            0 | 1 => Op::Flush,
+            2 => Op::FlushCfs { cfs: None },
+            _ => {
+                let mut l = vec![b % cfs.max(1)];
+                if c & 1 == 1 {
+                    l.push((b % cfs.max(1) + 1) % cfs.max(1));
+                }
+                l.sort_unstable();
+                l.dedup();
+                Op::FlushCfs { cfs: Some(l) }
+            }
+        },
+        11 if c % 8 == 0 => Op::Checkpoint { id: 1 },
         11 => Op::FlushWal { sync: a & 1 == 1 },
         12 => Op::Snapshot {
             id: u32::from(a % 2) + 1,
@@ -77,16 +118,51 @@ pub(super) fn decode_op(r: [u8; 5]) -> Op {
             id: u32::from(a % 2) + 1,
             key: key(k),
         },
-        14 => Op::Reopen,
-        _ => Op::Compact { lo: None, hi: None },
+        // A reopen costs about as much as all the input's other ops
+        // together (about 2 ms): one record in 64 is one.
+        14 if a % 4 == 0 => Op::Reopen,
+        14 => Op::MultiGet {
+            keys: (0..=b % 3)
+                .map(|j| key(k.wrapping_add(j.wrapping_mul(KEYS + 3))))
+                .collect(),
+        },
+        _ if a & 1 == 0 => Op::Compact { lo: None, hi: None },
+        _ => Op::Compact {
+            lo: Some(key(k)),
+            hi: Some(cf_key(cf(k, cfs), u32::from(k % KEYS + b % 8 + 1), cfs)),
+        },
     }
 }
 
+/// The key byte of `k`: its index in the low four bits, its column
+/// family in the high ones (the inverse of [`key`]).
 fn key_index(k: &[u8]) -> u8 {
-    std::str::from_utf8(k)
+    let (cf, rest) = match k {
+        [b'c', d @ b'0'..=b'7', b'/', rest @ ..] => (d - b'0', rest),
+        _ => (0, k),
+    };
+    let idx = std::str::from_utf8(rest)
         .ok()
         .and_then(|s| s.trim_start_matches('k').parse::<u32>().ok())
-        .map_or(0, |i| i.min(255) as u8)
+        .map_or(0, |i| i.min(255) as u8);
+    cf.wrapping_mul(KEYS).wrapping_add(idx % KEYS)
+}
+
+/// How far past `start`'s index `end` lies (a range's length).
+fn span(start: &[u8], end: &[u8]) -> u8 {
+    let idx = |k: &[u8]| {
+        let s = k
+            .iter()
+            .rposition(|&b| b == b'k')
+            .map_or(k, |p| &k[p + 1..]);
+        std::str::from_utf8(s)
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    idx(end)
+        .saturating_sub(idx(start) % u32::from(KEYS))
+        .min(255) as u8
 }
 
 fn val_bytes(v: &Value) -> (u8, u8) {
@@ -110,19 +186,16 @@ pub fn encode_ops(ops: &[Op]) -> Vec<u8> {
                 [0, key_index(key), a, b, 0]
             }
             Op::Write(WriteOp::Delete { key }) => [4, key_index(key), 0, 0, 0],
-            Op::Write(WriteOp::DeleteRange { start, end }) => {
-                let (s, e) = (key_index(start), key_index(end));
-                [
-                    5,
-                    s % KEYS,
-                    e.saturating_sub(s % KEYS).saturating_sub(1) % 8,
-                    0,
-                    0,
-                ]
-            }
+            Op::Write(WriteOp::DeleteRange { start, end }) => [
+                5,
+                key_index(start),
+                span(start, end).saturating_sub(1) % 8,
+                0,
+                0,
+            ],
             Op::Write(WriteOp::Merge { key, operand }) => {
-                let (a, _) = val_bytes(operand);
-                [6, key_index(key), a, 0, 0]
+                let (a, b) = val_bytes(operand);
+                [6, key_index(key), a, b, 0]
             }
             Op::Batch(ws) => {
                 let k = ws.first().map_or(0, |w| match w {
@@ -134,7 +207,13 @@ pub fn encode_ops(ops: &[Op]) -> Vec<u8> {
                 [7, k, 1, 2, 0]
             }
             Op::Get { key } | Op::GetAt { key, .. } => [8, key_index(key), 0, 0, 0],
-            Op::MultiGet { keys } => [8, keys.first().map_or(0, |k| key_index(k)), 0, 0, 0],
+            Op::MultiGet { keys } => [
+                14,
+                keys.first().map_or(0, |k| key_index(k)),
+                1,
+                (keys.len().clamp(1, 3) - 1) as u8,
+                0,
+            ],
             Op::Scan(s) | Op::ScanAt { scan: s, .. } => [
                 9,
                 s.lo.as_deref().map_or(0, key_index),
@@ -142,30 +221,55 @@ pub fn encode_ops(ops: &[Op]) -> Vec<u8> {
                 u8::from(s.reverse),
                 (s.limit % 8) as u8,
             ],
-            Op::Flush
-            | Op::FlushCfs { .. }
-            | Op::Checkpoint { .. }
-            | Op::Backup { .. }
-            | Op::CopyDir { .. } => [10, 0, 0, 0, 0],
-            Op::FlushWal { sync } => [11, 0, u8::from(*sync), 0, 0],
+            Op::Flush => [10, 0, 0, 0, 0],
+            Op::FlushCfs { cfs: None } => [10, 0, 2, 0, 0],
+            Op::FlushCfs { cfs: Some(l) } => [
+                10,
+                0,
+                3,
+                l.first().copied().unwrap_or(0),
+                u8::from(l.len() > 1),
+            ],
+            Op::Checkpoint { .. } | Op::Backup { .. } | Op::CopyDir { .. } => [11, 0, 0, 0, 0],
+            Op::FlushWal { sync } => [11, 0, u8::from(*sync), 0, 1],
             Op::Snapshot { .. } | Op::Release { .. } => [12, 0, 0, 0, 0],
             Op::Reopen => [14, 0, 0, 0, 0],
-            Op::Compact { .. } => [15, 0, 0, 0, 0],
+            Op::Compact { lo: None, .. } | Op::Compact { hi: None, .. } => [15, 0, 0, 0, 0],
+            Op::Compact {
+                lo: Some(lo),
+                hi: Some(hi),
+            } => [15, key_index(lo), 1, span(lo, hi).saturating_sub(1) % 8, 0],
         };
         out.extend_from_slice(&rec);
     }
     out
 }
 
-fn decode_ops(u: &mut Unstructured<'_>) -> arbitrary::Result<Vec<Op>> {
+/// Most reopens, and most checkpoints, in one input. Each costs a whole
+/// database open (2-5 ms, more than the input's other ops together), and
+/// coverage-guided fuzzing rewards inputs full of them; the ones past the
+/// cap are read as the record's other op (a multi-get, a WAL flush).
+const MAX_OPENS: usize = 1;
+
+fn decode_ops(u: &mut Unstructured<'_>, cfs: u8) -> arbitrary::Result<Vec<Op>> {
     let mut ops = Vec::new();
     let mut live_snaps = Vec::new();
+    let (mut reopens, mut checkpoints) = (0, 0);
     while ops.len() < MAX_OPS && u.len() >= 5 {
         let mut r = [0u8; 5];
         for b in &mut r {
             *b = u8::arbitrary(u)?;
         }
-        let op = decode_op(r);
+        let mut op = decode_op(r, cfs);
+        match op {
+            Op::Reopen if reopens == MAX_OPENS => op = decode_op([r[0], r[1], 1, r[3], r[4]], cfs),
+            Op::Reopen => reopens += 1,
+            Op::Checkpoint { .. } if checkpoints == MAX_OPENS => {
+                op = decode_op([r[0], r[1], r[2], r[3], 1], cfs)
+            }
+            Op::Checkpoint { .. } => checkpoints += 1,
+            _ => {}
+        }
         // Keep snapshot reads meaningful: read only live snapshots.
         match &op {
             Op::Snapshot { id } => {
@@ -183,22 +287,67 @@ fn decode_ops(u: &mut Unstructured<'_>) -> arbitrary::Result<Vec<Op>> {
     Ok(ops)
 }
 
-/// Input of the `ops` target.
+/// An input's column families: one (half the inputs), or three, with or
+/// without `atomic_flush`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CfLayout {
+    /// Column families (1 or 3).
+    pub cfs: u8,
+    /// RocksDB's `atomic_flush`.
+    pub atomic_flush: bool,
+}
+
+impl CfLayout {
+    /// The layout two input bits choose.
+    pub fn from_bits(b: u8) -> CfLayout {
+        let (cfs, atomic_flush) = match b % 4 {
+            0 | 1 => (1, false),
+            2 => (3, false),
+            _ => (3, true),
+        };
+        CfLayout { cfs, atomic_flush }
+    }
+
+    /// The bits that choose this layout.
+    pub fn bits(self) -> u8 {
+        match (self.cfs, self.atomic_flush) {
+            (1, _) => 0,
+            (_, false) => 2,
+            (_, true) => 3,
+        }
+    }
+
+    /// `base` with this layout's column families and `atomic_flush`.
+    pub fn apply(self, base: StoreOptions) -> StoreOptions {
+        StoreOptions {
+            column_families: self.cfs,
+            atomic_flush: self.atomic_flush,
+            ..base
+        }
+    }
+}
+
+/// Input of the `ops` target: `[layout]` then ops.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OpsInput {
+    /// Column families.
+    pub layout: CfLayout,
     /// The ops.
     pub ops: Vec<Op>,
 }
 
 impl<'a> Arbitrary<'a> for OpsInput {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let layout = CfLayout::from_bits(u8::arbitrary(u)?);
         Ok(OpsInput {
-            ops: decode_ops(u)?,
+            layout,
+            ops: decode_ops(u, layout.cfs)?,
         })
     }
 }
 
-/// Input of the `crash` target: `[mode, crash point, image, seed]` then ops.
+/// Input of the `crash` target: `[mode, crash point, image, seed]` then
+/// ops; the seed byte's bits 1-2 choose the column families.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CrashInput {
     /// Durability mode.
@@ -207,12 +356,13 @@ pub struct CrashInput {
     pub crash_after: usize,
     /// What survives.
     pub image: CrashImage,
-    /// The input byte that decides `settle` (its low bit; the rest is
-    /// reserved so the layout stays stable).
+    /// The input byte that decides `settle` (its low bit) and `layout`
+    /// (bits 1-2; the rest is reserved so the layout stays stable).
     pub seed: u8,
-    /// Background flushes and compactions finish before the power cut
-    /// (fast: a job failing on the dead filesystem makes RocksDB wait a
-    /// second); otherwise the cut may land during them.
+    /// Column families.
+    pub layout: CfLayout,
+    /// Background flushes and compactions finish before the power cut;
+    /// otherwise the cut may land during them.
     pub settle: bool,
     /// The ops (no reopen: a clean close is no sync on this filesystem).
     pub ops: Vec<Op>,
@@ -227,7 +377,8 @@ impl<'a> Arbitrary<'a> for CrashInput {
             _ => CrashImage::DropUnsyncedAndNewFiles,
         };
         let seed = u8::arbitrary(u)?;
-        let ops: Vec<Op> = decode_ops(u)?
+        let layout = CfLayout::from_bits(seed >> 1);
+        let ops: Vec<Op> = decode_ops(u, layout.cfs)?
             .into_iter()
             .filter(|o| !matches!(o, Op::Reopen))
             .collect();
@@ -237,6 +388,7 @@ impl<'a> Arbitrary<'a> for CrashInput {
             crash_after,
             image,
             seed,
+            layout,
             settle: seed & 1 == 0,
             ops,
         })

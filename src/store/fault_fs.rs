@@ -19,6 +19,7 @@ extern "C" {
     fn crashcheck_fault_fs_create() -> *mut Raw;
     fn crashcheck_fault_fs_env(h: *mut Raw) -> *mut librocksdb_sys::rocksdb_env_t;
     fn crashcheck_fault_fs_power_off(h: *mut Raw);
+    fn crashcheck_fault_fs_forget_dir(h: *mut Raw, dir: *const libc::c_char);
     fn crashcheck_fault_fs_power_on(h: *mut Raw, image: i32) -> i32;
 }
 
@@ -67,6 +68,18 @@ impl FaultFs {
     pub fn power_off(&self) {
         // SAFETY: valid handle.
         unsafe { crashcheck_fault_fs_power_off(self.raw) }
+    }
+
+    /// Forgets the files created in `dir` since its last fsync: for a
+    /// directory renamed away (a checkpoint's `<dir>.tmp`), whose files
+    /// the filesystem could otherwise not find to delete at power-on.
+    pub fn forget_dir(&self, dir: &std::path::Path) {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+            return;
+        };
+        // SAFETY: valid handle and NUL-terminated string, copied by the callee.
+        unsafe { crashcheck_fault_fs_forget_dir(self.raw, c.as_ptr()) }
     }
 
     /// The power comes back with crash image `image`; `Err` if the
