@@ -13,11 +13,22 @@ use crate::store::{StoreFactory, StoreOptions};
 
 /// The `ops` target's store options: the defaults, without what costs
 /// system calls and threads on every open or new file but changes no
-/// logical behaviour (preallocated WAL and SST space; the periodic
-/// statistics dumps, whose timer thread starts and stops with each open).
+/// logical behaviour: preallocated WAL and SST space, the periodic
+/// statistics dumps (a timer thread starts and stops with each open), the
+/// threads that open table files in parallel at each open
+/// (`max_file_opening_threads`, default 16), the table-properties reads
+/// that refresh compaction statistics at each open
+/// (`skip_stats_update_on_db_open`: "If true, then DB::Open() will not
+/// update the statistics used to optimize compaction decision by loading
+/// table properties from many files"), and the info LOG's
+/// informational lines (the scratch directory and its LOG are deleted
+/// after each input anyway).
 fn ops_options(layout: CfLayout) -> StoreOptions {
     layout.apply(StoreOptions {
-        rocksdb: "allow_fallocate=false;stats_dump_period_sec=0;stats_persist_period_sec=0".into(),
+        rocksdb: "allow_fallocate=false;stats_dump_period_sec=0;stats_persist_period_sec=0;\
+                  max_file_opening_threads=1;info_log_level=WARN_LEVEL;\
+                  skip_stats_update_on_db_open=true"
+            .into(),
         ..StoreOptions::default()
     })
 }

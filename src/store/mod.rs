@@ -10,6 +10,7 @@ pub mod fault_fs;
 pub mod option_profiles;
 mod options;
 pub mod rocks;
+mod rocks_options;
 pub mod user_options;
 
 use std::path::Path;
