@@ -54,7 +54,11 @@ for t in ops crash wal_recovery; do
   took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | grep -o 'in [0-9]*' | grep -o '[0-9]*' | tail -1)
   [ -z "$took" ] && took="$secs"
   rate=$(awk -v r="${runs:-0}" -v s="$took" 'BEGIN { if (s < 1) s = 1; printf "%.1f", r / s }')
-  echo "fuzz: $t: ${runs:-0} execs in ${took}s ($rate execs/s), exit $rc"
+  if [ $rc -eq 0 ]; then
+    echo "fuzz: $t: ${runs:-0} execs in ${took}s ($rate execs/s), exit $rc"
+  else
+    echo "fuzz: $t: finding after ${runs:-0} execs, exit $rc"
+  fi
   if [ $rc -ne 0 ]; then
     status=1
     art=$(ls -t "fuzz/artifacts/$t"/* 2>/dev/null | head -1)
