@@ -11,9 +11,11 @@
 // result to rocksdb_options_set_env.
 
 #include <memory>
+#include <string>
 
 #include "rocksdb/env.h"
 #include "rocksdb/file_system.h"
+#include "rocksdb/version.h"
 #include "utilities/fault_injection_fs.h"
 
 // Must match the definition in RocksDB's db/c.cc (RocksDB 11.8).
@@ -99,4 +101,12 @@ extern "C" int crashcheck_fault_fs_power_on(crashcheck_fault_fs_t* h,
 extern "C" void crashcheck_fault_fs_forget_dir(crashcheck_fault_fs_t* h,
                                                const char* dir) {
   h->fs->SyncDir(dir);
+}
+
+// The RocksDB version of the linked library ("11.8.1"), from the library
+// itself (include/rocksdb/version.h GetRocksVersionAsString): no database
+// is opened and no thread started, so a process that forks may ask.
+extern "C" const char* crashcheck_rocksdb_version() {
+  static const std::string v = rocksdb::GetRocksVersionAsString(true);
+  return v.c_str();
 }

@@ -58,7 +58,17 @@ impl Default for Metrics {
 impl Metrics {
     /// Fresh metrics, registered under the `crashcheck_` prefix.
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("crashcheck");
+        // Every series names the engine under test (store::engine).
+        let e = crate::store::engine::engine();
+        let labels = [
+            ("rocksdb_version".into(), e.rocksdb_version.into()),
+            ("rust_rocksdb_version".into(), e.rust_rocksdb_version.into()),
+            (
+                "rocksdb_patch".into(),
+                e.rocksdb_patch.unwrap_or_default().into(),
+            ),
+        ];
+        let mut registry = Registry::with_prefix_and_labels("crashcheck", labels.into_iter());
         let m = Metrics {
             registry: Registry::default(),
             started: Instant::now(),
@@ -260,17 +270,32 @@ mod tests {
         };
         m.record("wal", "kill", &s);
         let t = m.encode();
+        // Every series carries the engine under test.
+        let e = crate::store::engine::engine();
+        let engine = format!(
+            "rocksdb_version=\"{}\",rust_rocksdb_version=\"{}\",rocksdb_patch=\"\"",
+            e.rocksdb_version, e.rust_rocksdb_version
+        );
         assert!(
-            t.contains("crashcheck_cycles_total{mode=\"wal\",fault=\"kill\"} 3"),
+            t.contains(&format!(
+                "crashcheck_cycles_total{{{engine},mode=\"wal\",fault=\"kill\"}} 3"
+            )),
             "{t}"
         );
         assert!(
-            t.contains("crashcheck_violations_total{mode=\"wal\",fault=\"kill\"} 1"),
+            t.contains(&format!(
+                "crashcheck_violations_total{{{engine},mode=\"wal\",fault=\"kill\"}} 1"
+            )),
             "{t}"
         );
-        assert!(t.contains("crashcheck_rocksdb_estimated_keys 42"), "{t}");
         assert!(
-            t.contains("crashcheck_rocksdb_block_cache_hit_total 7"),
+            t.contains(&format!("crashcheck_rocksdb_estimated_keys{{{engine}}} 42")),
+            "{t}"
+        );
+        assert!(
+            t.contains(&format!(
+                "crashcheck_rocksdb_block_cache_hit_total{{{engine}}} 7"
+            )),
             "{t}"
         );
     }

@@ -26,6 +26,9 @@ use crate::op::{parse_ops, Op};
 use crate::store::StoreOptions;
 use crate::verify::ViolationClass;
 
+/// The comment that names the engine a repro file was written with.
+const ENGINE_TAG: &str = "engine: ";
+
 /// The verdict a case produced when it was saved (its `expect:` line).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expect {
@@ -142,9 +145,17 @@ pub enum ReproError {
 }
 
 impl Case {
+    /// The engine named in a repro file's text (`# engine: ...`), if any.
+    pub fn engine_of(text: &str) -> Option<&str> {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix('#')?.trim().strip_prefix(ENGINE_TAG))
+    }
+
     /// The file text.
     pub fn to_text(&self) -> String {
         let mut s = String::from("# crashcheck repro v1\n");
+        // Provenance: the engine that wrote the file (not kept on parse).
+        let _ = writeln!(s, "# {ENGINE_TAG}{}", crate::store::engine::engine());
         for c in &self.comments {
             for line in c.lines() {
                 let _ = writeln!(s, "# {line}");
@@ -222,7 +233,9 @@ impl Case {
                 continue;
             }
             if let Some(c) = line.strip_prefix('#') {
-                case.comments.push(c.trim().to_string());
+                if !c.trim().starts_with(ENGINE_TAG) {
+                    case.comments.push(c.trim().to_string());
+                }
                 continue;
             }
             if line.is_empty() {
@@ -429,8 +442,14 @@ mod tests {
             writers: Vec::new(),
             interleaving: None,
         };
-        let back = Case::parse(&case.to_text(), "x").unwrap();
+        let text = case.to_text();
+        let back = Case::parse(&text, "x").unwrap();
+        // The engine line names the writer's RocksDB and is not kept as a
+        // comment (saving again does not repeat it).
+        let engine = crate::store::engine::engine().to_string();
+        assert_eq!(Case::engine_of(&text), Some(engine.as_str()));
         assert_eq!(back, case);
+        assert_eq!(back.to_text(), text);
         // Several writers, column families and checkpoints.
         let layout = |w| crate::keyspace::Layout {
             cfs: 3,

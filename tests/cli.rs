@@ -141,6 +141,10 @@ fn run_violation_writes_a_repro_that_replays_to_the_same_verdict() {
         text(&o)
     );
     let case = std::fs::read_to_string(t.path().join("case.repro")).unwrap();
+    assert!(
+        crashcheck::repro::Case::engine_of(&case).is_some_and(|e| e.starts_with("RocksDB ")),
+        "{case}"
+    );
     let ops = case.lines().skip_while(|l| *l != "ops:").count() - 1;
     assert!(ops <= 10, "shrunk repro still has {ops} ops:\n{case}");
     let o = run(&["replay", "case.repro"], t.path());
@@ -195,12 +199,25 @@ fn short_crash_campaign_per_mode_is_clean() {
     );
     assert_eq!(r["by_mode"]["wal-sync"]["lost_within_guarantee"], 0);
     assert_eq!(r["by_mode"]["wal"]["lost_within_guarantee"], 0);
-    assert!(std::fs::read_to_string(t.path().join("j.xml"))
-        .unwrap()
-        .contains("<testcase"));
-    assert!(std::fs::read_to_string(t.path().join("m.md"))
-        .unwrap()
-        .contains("| no-wal |"));
+    let junit = std::fs::read_to_string(t.path().join("j.xml")).unwrap();
+    assert!(junit.contains("<testcase"));
+    let md = std::fs::read_to_string(t.path().join("m.md")).unwrap();
+    assert!(md.contains("| no-wal |"));
+    // Provenance: every report names the engine under test, as the binary
+    // itself does.
+    let v = run(&["--version"], t.path());
+    let rocks = r["rocksdb_version"].as_str().unwrap();
+    let rust = r["rust_rocksdb_version"].as_str().unwrap();
+    assert!(rocks.split('.').count() == 3 && !rust.is_empty(), "{r}");
+    assert!(
+        text(&v).contains(&format!("RocksDB {rocks} (rust-rocksdb {rust}")),
+        "{}",
+        text(&v)
+    );
+    assert!(junit.contains(&format!(
+        "<property name=\"rocksdb_version\" value=\"{rocks}\"/>"
+    )));
+    assert!(md.contains(&format!("engine: RocksDB {rocks}")), "{md}");
 }
 
 #[test]

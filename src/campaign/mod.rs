@@ -169,6 +169,7 @@ pub fn run_campaign_with(
             .collect::<BTreeMap<_, _>>()
     };
     let report = CrashReport {
+        engine: crate::store::engine::engine(),
         seed: cfg.seed,
         fault: cfg
             .faults

@@ -134,6 +134,10 @@ impl ModeStats {
 /// Result of a campaign.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct CrashReport {
+    /// The engine under test: `rocksdb_version`, `rust_rocksdb_version`,
+    /// `librocksdb_sys_version` (and `rocksdb_patch`) at the top level.
+    #[serde(flatten)]
+    pub engine: crate::store::engine::Engine,
     /// Campaign seed.
     pub seed: u64,
     /// Faults (comma-separated).

@@ -28,8 +28,21 @@ pub(crate) const EXAMPLES: &str = "Examples:
 Environment: CRASHCHECK_DIR (where databases are created; default: a new
 temporary directory), CRASHCHECK_SEED (default seed).";
 
+/// `crashcheck --version`: crashcheck's version and the engine under test
+/// (every result belongs to one RocksDB).
+fn version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        format!(
+            "{} on {}",
+            env!("CARGO_PKG_VERSION"),
+            crashcheck::store::engine::engine()
+        )
+    })
+}
+
 #[derive(Parser)]
-#[command(name = "crashcheck", version, about = ABOUT, after_help = EXAMPLES)]
+#[command(name = "crashcheck", version = version(), about = ABOUT, after_help = EXAMPLES)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) cmd: Cmd,

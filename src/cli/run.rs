@@ -91,6 +91,15 @@ pub(super) fn cmd_run(a: RunArgs) -> Res<u8> {
 
 pub(super) fn cmd_replay(a: ReplayArgs) -> Res<u8> {
     let case = Case::load(&a.file)?;
+    let here = crashcheck::store::engine::engine().to_string();
+    if let Some(there) = std::fs::read_to_string(&a.file)
+        .ok()
+        .as_deref()
+        .and_then(Case::engine_of)
+        .filter(|t| *t != here)
+    {
+        println!("note: written on {there}; replaying on {here}");
+    }
     let factory =
         factory_by_name(&case.store).map_err(|e| EnvError(format!("{}: {e}", a.file.display())))?;
     let wd = work_dir(a.dir.as_deref())?;

@@ -75,6 +75,22 @@ fn junit_suite(r: &CrashReport) -> String {
         cells.len(),
         r.duration_s
     );
+    let e = &r.engine;
+    let _ = writeln!(s, "  <properties>");
+    for (k, v) in [
+        ("rocksdb_version", e.rocksdb_version.as_str()),
+        ("rust_rocksdb_version", e.rust_rocksdb_version.as_str()),
+        ("librocksdb_sys_version", e.librocksdb_sys_version.as_str()),
+        ("rocksdb_patch", e.rocksdb_patch.as_deref().unwrap_or("")),
+        ("seed", &r.seed.to_string()),
+    ] {
+        let _ = writeln!(
+            s,
+            "    <property name=\"{k}\" value=\"{}\"/>",
+            xml_escape(v)
+        );
+    }
+    let _ = writeln!(s, "  </properties>");
     for (fault, mode, m) in cells {
         let _ = write!(
             s,

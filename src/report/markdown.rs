@@ -9,6 +9,7 @@ use crate::campaign::CrashReport;
 pub fn markdown(r: &CrashReport) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# crashcheck crash campaign\n");
+    let _ = writeln!(s, "engine: {}\n", r.engine);
     let _ = writeln!(
         s,
         "seed {} · fault `{}` · {} cycles in {:.1} s ({:.1} cycles/s) · {} job(s) · {} · profile `{}` · options `{}` · store `{}`\n",

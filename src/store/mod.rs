@@ -6,6 +6,7 @@
 //! promises as well as RocksDB's. See `examples/app_store.rs`.
 
 pub mod drive;
+pub mod engine;
 pub mod fault_fs;
 pub mod option_profiles;
 mod options;
