@@ -62,7 +62,7 @@ fn main() {
                     db.put_cf_opt(&cf, format!("t{t}-{n}"), [7u8; 200], &w)
                         .expect("put");
                     n += 1;
-                    if n % 50 == 0 {
+                    if n.is_multiple_of(50) {
                         flush_all(&db).expect("flush");
                     }
                 }
