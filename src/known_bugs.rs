@@ -3,12 +3,17 @@
 //! A failure that matches a known bug is reported as that bug (an anomaly
 //! named by its id), not as a new violation, so campaigns keep finding new
 //! things; `CRASHCHECK_REPRODUCE_KNOWN_BUGS=1` turns every entry off and
-//! reports such failures as violations again. Entries only describe the
+//! reports such failures as violations again, and so does a RocksDB that
+//! does not have the bug (another version, or a build with the entry's
+//! patch: `store::engine::excuses`). Entries only describe the
 //! bugs; the test that recognises each one lives next to the data it reads
 //! ([`crate::wal::reaches_recyclable_header`] for the open hang, the
 //! adjudication in [`crate::cycle`] for the atomic-flush race).
 
 use serde::Serialize;
+
+/// A RocksDB version, `(major, minor, patch)`.
+pub type Version = (u32, u32, u32);
 
 /// One known RocksDB bug.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -19,28 +24,68 @@ pub struct KnownBug {
     pub finding: u32,
     /// The bug, in one line.
     pub title: &'static str,
-    /// RocksDB versions it was seen on.
-    pub versions: &'static str,
+    /// The first release with the bug, from the source history.
+    pub since: Version,
+    /// The first release without it; `None` while it is not fixed.
+    pub fixed_in: Option<Version>,
+    /// The patch in `patches/` that removes it (scripts/patched-rocksdb.sh):
+    /// a build with that patch does not have the bug.
+    pub fixed_by_patch: Option<&'static str>,
+    /// RocksDB versions crashcheck has run and seen it on.
+    pub seen_on: &'static str,
+}
+
+/// `"11.8.1"` as `(11, 8, 1)`; `None` when it is not three numbers.
+pub fn parse_version(v: &str) -> Option<Version> {
+    let mut it = v.split('.').map(|p| p.parse::<u32>().ok());
+    match (it.next(), it.next(), it.next(), it.next()) {
+        (Some(Some(a)), Some(Some(b)), Some(Some(c)), None) => Some((a, b, c)),
+        _ => None,
+    }
+}
+
+impl KnownBug {
+    /// Whether RocksDB `version` built with `patch` has this bug. An
+    /// unparsable version is assumed to have it (the excuse stays; the
+    /// report names the version either way).
+    pub fn applies_to(&self, version: &str, patch: Option<&str>) -> bool {
+        if patch.is_some() && patch == self.fixed_by_patch {
+            return false;
+        }
+        let Some(v) = parse_version(version) else {
+            return true;
+        };
+        v >= self.since && self.fixed_in.is_none_or(|f| v < f)
+    }
 }
 
 /// docs/findings.md finding 1: `DB::Open` loops forever in
 /// `log::Reader::ReadPhysicalRecord` on a WAL whose garbage tail starts
-/// like a recyclable record header.
+/// like a recyclable record header. Introduced by facebook/rocksdb#12643
+/// (first in 9.4.0); reported upstream as facebook/rocksdb#13333.
 pub const OPEN_HANG: KnownBug = KnownBug {
     id: "open-hang-recyclable-header",
     finding: 1,
     title: "DB::Open spins forever on a WAL whose torn tail starts like a recyclable record header",
-    versions: "11.8.1",
+    since: (9, 4, 0),
+    fixed_in: None,
+    fixed_by_patch: None,
+    seen_on: "11.8.1",
 };
 
 /// docs/findings.md finding 4: with atomic_flush, a flush (or the flush
 /// inside a checkpoint or backup) that overlaps another flush can return
-/// before persisting writes acknowledged before it.
+/// before persisting writes acknowledged before it. `AtomicFlushMemTables`
+/// pairs column families with memtable ids taken from an unordered_map,
+/// since facebook/rocksdb#11111 (7.10.2 and 8.0.0).
 pub const ATOMIC_FLUSH_EARLY_RETURN: KnownBug = KnownBug {
     id: "atomic-flush-early-return",
     finding: 4,
     title: "an atomic flush that overlaps another flush can return before persisting acknowledged writes",
-    versions: "11.8.1",
+    since: (7, 10, 2),
+    fixed_in: None,
+    fixed_by_patch: Some("finding-4-atomic-flush-wait-ids"),
+    seen_on: "11.8.1",
 };
 
 /// Every known bug.
@@ -59,5 +104,29 @@ impl std::fmt::Display for KnownBug {
             "known RocksDB bug {} (docs/findings.md finding {}: {})",
             self.id, self.finding, self.title
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bug_applies_to_its_versions_only_and_not_to_its_patch() {
+        let b = ATOMIC_FLUSH_EARLY_RETURN;
+        assert!(b.applies_to("11.8.1", None));
+        assert!(b.applies_to("8.0.0", None));
+        assert!(!b.applies_to("7.9.2", None));
+        assert!(!b.applies_to("11.8.1", Some("finding-4-atomic-flush-wait-ids")));
+        assert!(b.applies_to("11.8.1", Some("some-other-patch")));
+        assert!(!OPEN_HANG.applies_to("8.10.0", None));
+        assert!(OPEN_HANG.applies_to("9.4.0", None));
+        let fixed = KnownBug {
+            fixed_in: Some((12, 0, 0)),
+            ..OPEN_HANG
+        };
+        assert!(fixed.applies_to("11.9.0", None) && !fixed.applies_to("12.0.0", None));
+        assert_eq!(parse_version("11.8.1"), Some((11, 8, 1)));
+        assert_eq!(parse_version("11.8"), None);
     }
 }

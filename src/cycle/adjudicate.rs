@@ -131,7 +131,7 @@ pub fn copy_finding_is_known_bug(d: &Durability, f: &CopyFinding) -> bool {
         && d.atomic_flush
         && f.flush_overlap
         && f.inner.is_some_and(|c| MISSING_DATA.contains(&c))
-        && !known_bugs::reproducing()
+        && crate::store::engine::excuses(&known_bugs::ATOMIC_FLUSH_EARLY_RETURN)
 }
 
 /// True when a live-database violation of `class` may be
@@ -144,7 +144,10 @@ pub fn live_violation_may_be_known_bug(
     writers: usize,
     class: ViolationClass,
 ) -> bool {
-    d.atomic_flush && writers > 1 && MISSING_DATA.contains(&class) && !known_bugs::reproducing()
+    d.atomic_flush
+        && writers > 1
+        && MISSING_DATA.contains(&class)
+        && crate::store::engine::excuses(&known_bugs::ATOMIC_FLUSH_EARLY_RETURN)
 }
 
 /// What the writer's stop says before the database is looked at: a

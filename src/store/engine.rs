@@ -40,6 +40,17 @@ pub fn engine() -> Engine {
     }
 }
 
+/// True when a failure matching `bug` is excused as that known bug here:
+/// this build's RocksDB has it (its version is in the bug's range and no
+/// patch removed it) and `CRASHCHECK_REPRODUCE_KNOWN_BUGS` is not set. On
+/// a RocksDB without the bug the same symptom is a violation.
+pub fn excuses(bug: &crate::known_bugs::KnownBug) -> bool {
+    static E: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+    let e = E.get_or_init(engine);
+    !crate::known_bugs::reproducing()
+        && bug.applies_to(&e.rocksdb_version, e.rocksdb_patch.as_deref())
+}
+
 impl std::fmt::Display for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
