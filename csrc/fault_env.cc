@@ -24,10 +24,16 @@ struct rocksdb_env_t {
   bool is_default;
 };
 
+// The filesystem of the last Env made by crashcheck_fault_env_create: the
+// one a writer child's database runs on (each child makes one), so its
+// threads can arm I/O error injection on it.
+static std::shared_ptr<rocksdb::FaultInjectionTestFS> last_fault_env_fs;
+
 extern "C" rocksdb_env_t* crashcheck_fault_env_create() {
   auto fs = std::make_shared<rocksdb::FaultInjectionTestFS>(
       rocksdb::FileSystem::Default());
   fs->SetInjectUnsyncedDataLoss(true);
+  last_fault_env_fs = fs;
   std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
   auto* out = new rocksdb_env_t;
   out->rep = env.release();
@@ -109,4 +115,33 @@ extern "C" void crashcheck_fault_fs_forget_dir(crashcheck_fault_fs_t* h,
 extern "C" const char* crashcheck_rocksdb_version() {
   static const std::string v = rocksdb::GetRocksVersionAsString(true);
   return v.c_str();
+}
+
+// I/O errors on the calling thread only (FaultInjectionTestFS keeps one
+// error context per thread and I/O type; utilities/fault_injection_fs.h
+// SetThreadLocalErrorContext / EnableThreadLocalErrorInjection): one call
+// in `one_in` of this thread's writes (file creation, Append, Truncate)
+// and metadata writes (file Close, directory Fsync, Delete, Rename, Link)
+// fails with a non-retryable IOError("injected ..."). Background flush and
+// compaction threads are not armed. Returns 0, or 1 when no fault Env was
+// made in this process.
+extern "C" int crashcheck_fault_env_arm_thread(uint32_t seed, int one_in) {
+  auto fs = last_fault_env_fs;
+  if (!fs) return 1;
+  using T = rocksdb::FaultInjectionIOType;
+  for (T t : {T::kWrite, T::kMetadataWrite}) {
+    fs->SetThreadLocalErrorContext(t, seed, one_in, /*retryable=*/false,
+                                   /*has_data_loss=*/false);
+    fs->EnableThreadLocalErrorInjection(t);
+  }
+  return 0;
+}
+
+// Errors injected on the calling thread since the last call.
+extern "C" int crashcheck_fault_env_take_injected() {
+  auto fs = last_fault_env_fs;
+  if (!fs) return 0;
+  using T = rocksdb::FaultInjectionIOType;
+  return fs->GetAndResetInjectedThreadLocalErrorCount(T::kWrite) +
+         fs->GetAndResetInjectedThreadLocalErrorCount(T::kMetadataWrite);
 }

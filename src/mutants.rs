@@ -133,6 +133,20 @@ pub const MUTANTS: &[MutantInfo] = &[
         setup: PLAIN,
     },
     MutantInfo {
+        name: "swallow-write-error",
+        bug: "acknowledges a write whose WAL write failed (swallows the I/O error)",
+        fault: Some(Fault::IO_ERROR),
+        modes: &[WalMode::WalSync],
+        setup: PLAIN,
+    },
+    MutantInfo {
+        name: "swallow-sync-error",
+        bug: "reports FlushWAL and Flush as done when they failed with an I/O error",
+        fault: Some(Fault::IO_ERROR),
+        modes: &[WalMode::WalManualFlush],
+        setup: PLAIN,
+    },
+    MutantInfo {
         name: "cf-split-batch",
         bug: "writes a WriteBatch that spans column families as one batch per column family",
         fault: Some(Fault::KILL),
@@ -318,6 +332,10 @@ impl Store for Mutant {
                 }
                 _ => self.inner.write(ops, batch),
             },
+            "swallow-write-error" => {
+                let _ = self.inner.write(ops, batch);
+                Ok(())
+            }
             "early-ack" | "shared-early-ack" => {
                 self.queue.push((ops.to_vec(), batch));
                 if self.queue.len() >= 8 {
@@ -417,7 +435,11 @@ impl Store for Mutant {
             return Ok(());
         }
         self.drain()?;
-        self.inner.flush()
+        let r = self.inner.flush();
+        if self.name == "swallow-sync-error" {
+            return Ok(());
+        }
+        r
     }
 
     fn flush_wal(&mut self, sync: bool) -> StoreResult<()> {
@@ -425,7 +447,11 @@ impl Store for Mutant {
             return Ok(());
         }
         self.drain()?;
-        self.inner.flush_wal(sync)
+        let r = self.inner.flush_wal(sync);
+        if self.name == "swallow-sync-error" {
+            return Ok(());
+        }
+        r
     }
 
     fn compact(&mut self, lo: Option<&[u8]>, hi: Option<&[u8]>) -> StoreResult<()> {

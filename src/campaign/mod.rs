@@ -297,6 +297,8 @@ fn worker(
             rocksdb: res.writer.stats.unwrap_or_default(),
             rocksdb_samples: res.writer.stats.is_some() as u64,
             kills_mid_unit: res.writer.killed_mid_unit as u64,
+            io_errors_injected: res.writer.io_errors,
+            io_failed_ops: res.writer.io_failed_ops,
             kills_in_background_phase: matches!(
                 res.writer.phase,
                 Phase::Flushing

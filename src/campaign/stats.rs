@@ -92,6 +92,13 @@ pub struct ModeStats {
     /// of them, `db.flush()` (default column family only) included.
     #[serde(default)]
     pub partial_flush_cycles: u64,
+    /// I/O errors injected on the writer threads (`io-error`).
+    #[serde(default)]
+    pub io_errors_injected: u64,
+    /// Cycles that ended at an op that returned an error while I/O errors
+    /// were injected (the op stays in flight; see fault/io_error.rs).
+    #[serde(default)]
+    pub io_failed_ops: u64,
     /// Checkpoints, backups and plain copies, and how they were judged
     /// (`aux` in reports written before the rename).
     #[serde(default, alias = "aux")]
@@ -119,6 +126,8 @@ impl ModeStats {
         self.anomalies += o.anomalies;
         self.cf_divergence += o.cf_divergence;
         self.partial_flush_cycles += o.partial_flush_cycles;
+        self.io_errors_injected += o.io_errors_injected;
+        self.io_failed_ops += o.io_failed_ops;
         self.copies.add(&o.copies);
         let (a, b) = (&mut self.rocksdb, &o.rocksdb);
         a.estimated_keys += b.estimated_keys;

@@ -67,6 +67,9 @@ fn print_crash_summary(r: &CrashReport) {
             println!("  replay: {c}");
         }
     }
+    for n in crashcheck::report::io_error_notes(r) {
+        println!("io errors: {}", n.replace('`', ""));
+    }
     for n in crashcheck::report::hazard_notes(r) {
         println!("hazard (not a violation): {}", n.replace('`', ""));
     }

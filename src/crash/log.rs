@@ -84,6 +84,11 @@ pub(super) struct LogPage {
     /// Flush calls started and finished (any writer).
     pub(super) flush_starts: AtomicU64,
     pub(super) flush_ends: AtomicU64,
+    /// I/O errors injected on the writer threads (`io-error`).
+    pub(super) io_errors: AtomicU64,
+    /// Ops that returned an error with I/O errors armed (the first one
+    /// ends the cycle).
+    pub(super) io_failed_ops: AtomicU64,
 }
 
 /// A shared anonymous mapping holding the writer's progress log, made
@@ -289,6 +294,16 @@ impl SharedLog {
     }
 
     /// Copy ops the child skipped because the record table was full.
+    /// I/O errors injected on the writer threads, and ops that failed
+    /// with I/O errors armed.
+    pub fn io_errors(&self) -> (u64, u64) {
+        let p = self.get();
+        (
+            p.io_errors.load(Ordering::SeqCst),
+            p.io_failed_ops.load(Ordering::SeqCst),
+        )
+    }
+
     pub fn copies_skipped(&self) -> u64 {
         u64::from(self.get().copies_skipped.load(Ordering::SeqCst))
     }

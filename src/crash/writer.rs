@@ -110,6 +110,11 @@ pub struct WriterRun {
     pub schedule: Option<Vec<(usize, usize)>>,
     /// Ops each writer completed.
     pub ops_done_each: Vec<usize>,
+    /// I/O errors injected on the writer threads (faults with
+    /// [`WriterJob::io_errors`]).
+    pub io_errors: u64,
+    /// Ops that returned an error while I/O errors were armed.
+    pub io_failed_ops: u64,
 }
 
 /// Everything the writer child's threads share.
@@ -127,6 +132,8 @@ pub(super) struct WriterCtx<'a> {
     /// Replay: the recorded order, and the position in it.
     pub(super) order: Option<&'a [u8]>,
     pub(super) turn: std::sync::atomic::AtomicUsize,
+    /// See [`WriterJob::io_errors`].
+    pub(super) io_errors: Option<(u32, u32)>,
 }
 
 const PHASES: usize = 11;
@@ -255,6 +262,17 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
         MID_UNIT.with(|m| m.set(&ctx.shared.get().mid_unit));
         crate::store::drive::set_step_hook(Some(on_step));
     }
+    if let Some((seed, one_in)) = ctx.io_errors {
+        let seed = seed ^ (writer as u32).wrapping_mul(0x9E37_79B9);
+        if !crate::store::fault_fs::arm_thread_io_errors(seed, one_in) {
+            ctx.fail(
+                writer,
+                0,
+                "I/O errors requested, but the store runs on no fault-injecting filesystem",
+                code::STORE_ERROR,
+            );
+        }
+    }
     let mut hooks = WriterHooks {
         ctx,
         writer,
@@ -272,7 +290,19 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
         } else if ctx.writers > 1 {
             ctx.shared.record_start(writer, i);
         }
-        match drive(store, op, &mut hooks) {
+        let result = drive(store, op, &mut hooks);
+        if ctx.io_errors.is_some() {
+            let page = ctx.shared.get();
+            let injected = crate::store::fault_fs::take_thread_io_errors();
+            page.io_errors.fetch_add(injected, Ordering::SeqCst);
+            if result.is_err() {
+                // The failed op stays in flight (started, never acked); the
+                // cycle ends here, on the power-loss filesystem.
+                page.io_failed_ops.fetch_add(1, Ordering::SeqCst);
+                die_now();
+            }
+        }
+        match result {
             Ok(answer) => {
                 if let (Some(got), Some(want)) = (answer.hashes(op), h.reads.get(&i)) {
                     if &got != want {
@@ -353,6 +383,10 @@ pub struct WriterJob<'a> {
     /// each op, in the order the ops start. Ops then run one at a time in
     /// that order, and the child dies when the order is done.
     pub order: Option<&'a [u8]>,
+    /// Injected I/O errors on every writer thread, `(seed, one_in)` (see
+    /// [`crate::store::fault_fs::arm_thread_io_errors`]): the first op
+    /// that fails ends the cycle there, as a kill.
+    pub io_errors: Option<(u32, u32)>,
 }
 
 /// Replay of a recorded interleaving: waits until op `writer` is next in
@@ -408,6 +442,7 @@ fn writer_body(shared: &SharedLog, job: &WriterJob<'_>) -> i32 {
         seen: Default::default(),
         order: job.order,
         turn: std::sync::atomic::AtomicUsize::new(0),
+        io_errors: job.io_errors,
     };
     ctx.enter(Phase::Opening);
     let mut store: Box<dyn Store> = match factory.open(path, opts) {
@@ -509,5 +544,7 @@ pub fn run_writer(shared: &SharedLog, job: &WriterJob<'_>) -> Result<WriterRun, 
         schedule: if n > 1 { shared.schedule() } else { None },
         ops_done_each: (0..n).map(|i| shared.ops_done_of(i)).collect(),
         copies_skipped: shared.copies_skipped(),
+        io_errors: shared.io_errors().0,
+        io_failed_ops: shared.io_errors().1,
     })
 }

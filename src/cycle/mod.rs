@@ -73,6 +73,21 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// The seed of a cycle's injected I/O errors: drawn from the cycle's own
+/// plan (its ops and kill), so a replay of the cycle injects the same.
+fn io_error_seed(histories: &[History], kill: KillPlan) -> u32 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    format!("{kill:?}").hash(&mut h);
+    for hist in histories {
+        hist.ops.len().hash(&mut h);
+        for op in hist.ops.iter().take(8) {
+            op.to_string().hash(&mut h);
+        }
+    }
+    h.finish() as u32
+}
+
 /// Runs one crash cycle on `db` (which may hold the chain's base state):
 /// one writer per history (usually one). `keep_image`: where to keep a
 /// hard-linked image of the database as the kill left it. `order`: replay
@@ -131,6 +146,9 @@ pub fn run_cycle(
         copies_root: &root,
         timeout,
         order,
+        io_errors: fault
+            .writer_io_error_one_in()
+            .map(|n| (io_error_seed(histories, kill), n)),
     };
     let writer = crash::run_writer(shared, &job)?;
 

@@ -65,6 +65,11 @@ pub trait FaultKind: Send + Sync + 'static {
     fn after_kill(&self, _db: &Path, _ctx: &AfterKill<'_>) -> Option<String> {
         None
     }
+    /// I/O errors on the writer threads: one in N of each writer thread's
+    /// writes and metadata writes fails (`None`: no injected errors).
+    fn writer_io_error_one_in(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// A fault: a copyable handle on a registered [`FaultKind`], compared,
@@ -86,6 +91,7 @@ registry! {
     power_loss_partial::PowerLossPartial,
     power_loss_zeros::PowerLossZeros,
     power_loss_garbage::PowerLossGarbage,
+    io_error::IoError,
 }
 
 impl Fault {
@@ -93,6 +99,8 @@ impl Fault {
     pub const KILL: Fault = Fault(&kill::Kill);
     /// SIGKILL on the unsynced-data-loss filesystem: a power cut.
     pub const POWER_LOSS: Fault = Fault(&power_loss::PowerLoss);
+    /// EIO on the writer's own I/O, then a power cut.
+    pub const IO_ERROR: Fault = Fault(&io_error::IoError);
 
     /// Every registered fault, in report order.
     pub fn all() -> &'static [Fault] {
@@ -127,6 +135,11 @@ impl Fault {
     /// See [`FaultKind::works_with_writers`].
     pub fn works_with_writers(self, writers: usize) -> bool {
         self.0.works_with_writers(writers)
+    }
+
+    /// See [`FaultKind::writer_io_error_one_in`].
+    pub fn writer_io_error_one_in(self) -> Option<u32> {
+        self.0.writer_io_error_one_in()
     }
 
     /// See [`FaultKind::after_kill`].

@@ -72,6 +72,13 @@ pub fn markdown(r: &CrashReport) -> String {
             }
         }
     }
+    let io = io_error_notes(r);
+    if !io.is_empty() {
+        let _ = writeln!(s, "\n## Injected I/O errors\n");
+        for n in io {
+            let _ = writeln!(s, "- {n}");
+        }
+    }
     let notes = hazard_notes(r);
     if !notes.is_empty() {
         let _ = writeln!(s, "\n## Hazards of the configuration (not violations)\n");
@@ -138,6 +145,23 @@ pub fn hazard_notes(r: &CrashReport) -> Vec<String> {
                  without the WAL, writes to the other column families were not made durable by it.",
                 m.partial_flush_cycles, m.cycles
             ));
+        }
+    }
+    out
+}
+
+/// Injected I/O errors, one line per fault and mode that had any: errors
+/// injected on the writer threads, and cycles that ended at a failed op.
+pub fn io_error_notes(r: &CrashReport) -> Vec<String> {
+    let mut out = Vec::new();
+    for (fault, modes) in &r.by_fault {
+        for (mode, m) in modes {
+            if m.io_errors_injected > 0 || m.io_failed_ops > 0 {
+                out.push(format!(
+                    "`{fault}` × `{mode}`: {} I/O errors injected on the writer threads (at least: with several writers one may die before counting); {} of {} cycles ended at an op that returned one (in flight, then a power cut)",
+                    m.io_errors_injected, m.io_failed_ops, m.cycles
+                ));
+            }
         }
     }
     out

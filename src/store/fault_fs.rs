@@ -107,6 +107,24 @@ extern "C" {
     /// csrc/fault_env.cc: an Env over RocksDB's FaultInjectionTestFS with
     /// unsynced-data loss on.
     fn crashcheck_fault_env_create() -> *mut librocksdb_sys::rocksdb_env_t;
+    fn crashcheck_fault_env_arm_thread(seed: u32, one_in: libc::c_int) -> libc::c_int;
+    fn crashcheck_fault_env_take_injected() -> libc::c_int;
+}
+
+/// Arms I/O error injection on the calling thread, on the fault Env this
+/// process made last ([`install_unsynced_data_loss_env`]): one in `one_in`
+/// of the thread's writes and metadata writes fails with a non-retryable
+/// EIO (csrc/fault_env.cc). False when no fault Env was made.
+pub fn arm_thread_io_errors(seed: u32, one_in: u32) -> bool {
+    let one_in = libc::c_int::try_from(one_in).unwrap_or(libc::c_int::MAX);
+    // SAFETY: plain values; the shim checks the Env exists.
+    unsafe { crashcheck_fault_env_arm_thread(seed, one_in) == 0 }
+}
+
+/// I/O errors injected on the calling thread since the last call.
+pub fn take_thread_io_errors() -> u64 {
+    // SAFETY: no arguments; the shim checks the Env exists.
+    u64::try_from(unsafe { crashcheck_fault_env_take_injected() }).unwrap_or(0)
 }
 
 /// Installs a fresh fault-injecting Env (see csrc/fault_env.cc) in `opts`.
