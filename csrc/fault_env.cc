@@ -119,20 +119,26 @@ extern "C" const char* crashcheck_rocksdb_version() {
 
 // I/O errors on the calling thread only (FaultInjectionTestFS keeps one
 // error context per thread and I/O type; utilities/fault_injection_fs.h
-// SetThreadLocalErrorContext / EnableThreadLocalErrorInjection): one call
-// in `one_in` of this thread's writes (file creation, Append, Truncate)
-// and metadata writes (file Close, directory Fsync, Delete, Rename, Link)
-// fails with a non-retryable IOError("injected ..."). Background flush and
-// compaction threads are not armed. Returns 0, or 1 when no fault Env was
-// made in this process.
-extern "C" int crashcheck_fault_env_arm_thread(uint32_t seed, int one_in) {
+// SetThreadLocalErrorContext / EnableThreadLocalErrorInjection). `types`
+// is a bit set: 1 = writes (file creation, Append, Truncate), 2 = metadata
+// writes (file Close, directory Fsync, Delete, Rename, Link), 4 = reads
+// (which may also come back empty or with a corrupted last byte instead of
+// an error: fault_injection_fs.cc MaybeInjectThreadLocalReadError), 8 =
+// metadata reads. One eligible call in `one_in` fails with a non-retryable
+// IOError("injected ..."). Background flush and compaction threads are not
+// armed. Returns 0, or 1 when no fault Env was made in this process.
+extern "C" int crashcheck_fault_env_arm_thread(uint32_t seed, int one_in,
+                                               int types) {
   auto fs = last_fault_env_fs;
   if (!fs) return 1;
   using T = rocksdb::FaultInjectionIOType;
-  for (T t : {T::kWrite, T::kMetadataWrite}) {
-    fs->SetThreadLocalErrorContext(t, seed, one_in, /*retryable=*/false,
+  const T all[] = {T::kWrite, T::kMetadataWrite, T::kRead, T::kMetadataRead};
+  for (int i = 0; i < 4; i++) {
+    if (!(types & (1 << i))) continue;
+    fs->SetThreadLocalErrorContext(all[i], seed + i, one_in,
+                                   /*retryable=*/false,
                                    /*has_data_loss=*/false);
-    fs->EnableThreadLocalErrorInjection(t);
+    fs->EnableThreadLocalErrorInjection(all[i]);
   }
   return 0;
 }
@@ -142,6 +148,9 @@ extern "C" int crashcheck_fault_env_take_injected() {
   auto fs = last_fault_env_fs;
   if (!fs) return 0;
   using T = rocksdb::FaultInjectionIOType;
-  return fs->GetAndResetInjectedThreadLocalErrorCount(T::kWrite) +
-         fs->GetAndResetInjectedThreadLocalErrorCount(T::kMetadataWrite);
+  int n = 0;
+  for (T t : {T::kWrite, T::kMetadataWrite, T::kRead, T::kMetadataRead}) {
+    n += fs->GetAndResetInjectedThreadLocalErrorCount(t);
+  }
+  return n;
 }

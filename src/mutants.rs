@@ -147,6 +147,13 @@ pub const MUTANTS: &[MutantInfo] = &[
         setup: PLAIN,
     },
     MutantInfo {
+        name: "empty-on-read-error",
+        bug: "answers a read that failed with an I/O error as \"not found\" / an empty scan",
+        fault: Some(Fault::READ_ERROR),
+        modes: &[WalMode::Wal],
+        setup: PLAIN,
+    },
+    MutantInfo {
         name: "cf-split-batch",
         bug: "writes a WriteBatch that spans column families as one batch per column family",
         fault: Some(Fault::KILL),
@@ -411,7 +418,10 @@ impl Store for Mutant {
             self.cache.insert(key.to_vec(), v.clone());
             return Ok(v);
         }
-        self.inner.get(key, snap)
+        match self.inner.get(key, snap) {
+            Err(_) if self.name == "empty-on-read-error" => Ok(None),
+            r => r,
+        }
     }
 
     fn multi_get(&mut self, keys: &[Vec<u8>]) -> StoreResult<Vec<Option<Vec<u8>>>> {
@@ -419,7 +429,10 @@ impl Store for Mutant {
     }
 
     fn scan(&mut self, scan: &Scan, snap: Option<u32>) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.inner.scan(scan, snap)
+        match self.inner.scan(scan, snap) {
+            Err(_) if self.name == "empty-on-read-error" => Ok(Vec::new()),
+            r => r,
+        }
     }
 
     fn snapshot(&mut self, id: u32) -> StoreResult<()> {

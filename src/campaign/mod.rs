@@ -299,6 +299,7 @@ fn worker(
             kills_mid_unit: res.writer.killed_mid_unit as u64,
             io_errors_injected: res.writer.io_errors,
             io_failed_ops: res.writer.io_failed_ops,
+            io_failed_reads: res.writer.io_failed_reads,
             kills_in_background_phase: matches!(
                 res.writer.phase,
                 Phase::Flushing

@@ -99,6 +99,10 @@ pub struct ModeStats {
     /// were injected (the op stays in flight; see fault/io_error.rs).
     #[serde(default)]
     pub io_failed_ops: u64,
+    /// Reads that returned an error while read errors were injected (an
+    /// error is allowed; a wrong answer is a violation).
+    #[serde(default)]
+    pub io_failed_reads: u64,
     /// Checkpoints, backups and plain copies, and how they were judged
     /// (`aux` in reports written before the rename).
     #[serde(default, alias = "aux")]
@@ -128,6 +132,7 @@ impl ModeStats {
         self.partial_flush_cycles += o.partial_flush_cycles;
         self.io_errors_injected += o.io_errors_injected;
         self.io_failed_ops += o.io_failed_ops;
+        self.io_failed_reads += o.io_failed_reads;
         self.copies.add(&o.copies);
         let (a, b) = (&mut self.rocksdb, &o.rocksdb);
         a.estimated_keys += b.estimated_keys;

@@ -89,6 +89,8 @@ pub(super) struct LogPage {
     /// Ops that returned an error with I/O errors armed (the first one
     /// ends the cycle).
     pub(super) io_failed_ops: AtomicU64,
+    /// Reads that returned an error with read errors armed.
+    pub(super) io_failed_reads: AtomicU64,
 }
 
 /// A shared anonymous mapping holding the writer's progress log, made
@@ -294,13 +296,14 @@ impl SharedLog {
     }
 
     /// Copy ops the child skipped because the record table was full.
-    /// I/O errors injected on the writer threads, and ops that failed
-    /// with I/O errors armed.
-    pub fn io_errors(&self) -> (u64, u64) {
+    /// I/O errors injected on the writer threads, ops that failed with
+    /// I/O errors armed, and reads that failed with read errors armed.
+    pub fn io_errors(&self) -> (u64, u64, u64) {
         let p = self.get();
         (
             p.io_errors.load(Ordering::SeqCst),
             p.io_failed_ops.load(Ordering::SeqCst),
+            p.io_failed_reads.load(Ordering::SeqCst),
         )
     }
 

@@ -115,6 +115,8 @@ pub struct WriterRun {
     pub io_errors: u64,
     /// Ops that returned an error while I/O errors were armed.
     pub io_failed_ops: u64,
+    /// Reads that returned an error while read errors were armed.
+    pub io_failed_reads: u64,
 }
 
 /// Everything the writer child's threads share.
@@ -133,7 +135,7 @@ pub(super) struct WriterCtx<'a> {
     pub(super) order: Option<&'a [u8]>,
     pub(super) turn: std::sync::atomic::AtomicUsize,
     /// See [`WriterJob::io_errors`].
-    pub(super) io_errors: Option<(u32, u32)>,
+    pub(super) io_errors: Option<(u32, crate::fault::IoErrors)>,
 }
 
 const PHASES: usize = 11;
@@ -262,9 +264,9 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
         MID_UNIT.with(|m| m.set(&ctx.shared.get().mid_unit));
         crate::store::drive::set_step_hook(Some(on_step));
     }
-    if let Some((seed, one_in)) = ctx.io_errors {
+    if let Some((seed, e)) = ctx.io_errors {
         let seed = seed ^ (writer as u32).wrapping_mul(0x9E37_79B9);
-        if !crate::store::fault_fs::arm_thread_io_errors(seed, one_in) {
+        if !crate::store::fault_fs::arm_thread_io_errors(seed, e.one_in, e.kinds) {
             ctx.fail(
                 writer,
                 0,
@@ -291,15 +293,25 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
             ctx.shared.record_start(writer, i);
         }
         let result = drive(store, op, &mut hooks);
-        if ctx.io_errors.is_some() {
+        let mut result = result;
+        if let Some((_, e)) = ctx.io_errors {
             let page = ctx.shared.get();
             let injected = crate::store::fault_fs::take_thread_io_errors();
             page.io_errors.fetch_add(injected, Ordering::SeqCst);
-            if result.is_err() {
+            match &result {
+                // A read may fail (never answer wrongly): counted, and the
+                // run goes on.
+                Err(_) if op.is_read() && e.kinds.reads => {
+                    page.io_failed_reads.fetch_add(1, Ordering::SeqCst);
+                    result = Ok(crate::store::drive::Answer::Skipped);
+                }
                 // The failed op stays in flight (started, never acked); the
                 // cycle ends here, on the power-loss filesystem.
-                page.io_failed_ops.fetch_add(1, Ordering::SeqCst);
-                die_now();
+                Err(_) => {
+                    page.io_failed_ops.fetch_add(1, Ordering::SeqCst);
+                    die_now();
+                }
+                Ok(_) => {}
             }
         }
         match result {
@@ -386,7 +398,7 @@ pub struct WriterJob<'a> {
     /// Injected I/O errors on every writer thread, `(seed, one_in)` (see
     /// [`crate::store::fault_fs::arm_thread_io_errors`]): the first op
     /// that fails ends the cycle there, as a kill.
-    pub io_errors: Option<(u32, u32)>,
+    pub io_errors: Option<(u32, crate::fault::IoErrors)>,
 }
 
 /// Replay of a recorded interleaving: waits until op `writer` is next in
@@ -546,5 +558,6 @@ pub fn run_writer(shared: &SharedLog, job: &WriterJob<'_>) -> Result<WriterRun, 
         copies_skipped: shared.copies_skipped(),
         io_errors: shared.io_errors().0,
         io_failed_ops: shared.io_errors().1,
+        io_failed_reads: shared.io_errors().2,
     })
 }

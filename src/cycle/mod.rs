@@ -147,8 +147,8 @@ pub fn run_cycle(
         timeout,
         order,
         io_errors: fault
-            .writer_io_error_one_in()
-            .map(|n| (io_error_seed(histories, kill), n)),
+            .writer_io_errors()
+            .map(|e| (io_error_seed(histories, kill), e)),
     };
     let writer = crash::run_writer(shared, &job)?;
 

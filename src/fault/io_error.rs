@@ -21,7 +21,8 @@
 //! point. Every write that returned Ok before it must survive by its mode's
 //! rule.
 
-use super::{FaultKind, Loss};
+use super::{FaultKind, IoErrors, Loss};
+use crate::store::fault_fs::IoErrorKinds;
 
 /// One in this many of a writer thread's eligible I/O calls fails.
 pub const ONE_IN: u32 = 40;
@@ -39,7 +40,15 @@ impl FaultKind for IoError {
     fn loss(&self) -> Loss {
         Loss::Unsynced
     }
-    fn writer_io_error_one_in(&self) -> Option<u32> {
-        Some(ONE_IN)
+    fn writer_io_errors(&self) -> Option<IoErrors> {
+        Some(IoErrors {
+            one_in: ONE_IN,
+            kinds: IoErrorKinds {
+                writes: true,
+                metadata_writes: true,
+                reads: false,
+                metadata_reads: false,
+            },
+        })
     }
 }

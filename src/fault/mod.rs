@@ -27,6 +27,16 @@ pub enum Loss {
     Unsynced,
 }
 
+/// Injected I/O errors on the writer threads (see
+/// [`crate::store::fault_fs::arm_thread_io_errors`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoErrors {
+    /// One eligible call in this many fails.
+    pub one_in: u32,
+    /// Which calls are eligible.
+    pub kinds: crate::store::fault_fs::IoErrorKinds,
+}
+
 /// What a fault's after-kill step may know about the cycle.
 #[derive(Clone, Copy, Debug)]
 pub struct AfterKill<'a> {
@@ -65,9 +75,10 @@ pub trait FaultKind: Send + Sync + 'static {
     fn after_kill(&self, _db: &Path, _ctx: &AfterKill<'_>) -> Option<String> {
         None
     }
-    /// I/O errors on the writer threads: one in N of each writer thread's
-    /// writes and metadata writes fails (`None`: no injected errors).
-    fn writer_io_error_one_in(&self) -> Option<u32> {
+    /// I/O errors on the writer threads: one in `one_in` of each writer
+    /// thread's I/O calls of the given kinds fails (`None`: no injected
+    /// errors).
+    fn writer_io_errors(&self) -> Option<IoErrors> {
         None
     }
 }
@@ -92,6 +103,7 @@ registry! {
     power_loss_zeros::PowerLossZeros,
     power_loss_garbage::PowerLossGarbage,
     io_error::IoError,
+    read_error::ReadError,
 }
 
 impl Fault {
@@ -101,6 +113,8 @@ impl Fault {
     pub const POWER_LOSS: Fault = Fault(&power_loss::PowerLoss);
     /// EIO on the writer's own I/O, then a power cut.
     pub const IO_ERROR: Fault = Fault(&io_error::IoError);
+    /// Failed and damaged reads on the writer threads, then a power cut.
+    pub const READ_ERROR: Fault = Fault(&read_error::ReadError);
 
     /// Every registered fault, in report order.
     pub fn all() -> &'static [Fault] {
@@ -137,9 +151,9 @@ impl Fault {
         self.0.works_with_writers(writers)
     }
 
-    /// See [`FaultKind::writer_io_error_one_in`].
-    pub fn writer_io_error_one_in(self) -> Option<u32> {
-        self.0.writer_io_error_one_in()
+    /// See [`FaultKind::writer_io_errors`].
+    pub fn writer_io_errors(self) -> Option<IoErrors> {
+        self.0.writer_io_errors()
     }
 
     /// See [`FaultKind::after_kill`].

@@ -107,18 +107,41 @@ extern "C" {
     /// csrc/fault_env.cc: an Env over RocksDB's FaultInjectionTestFS with
     /// unsynced-data loss on.
     fn crashcheck_fault_env_create() -> *mut librocksdb_sys::rocksdb_env_t;
-    fn crashcheck_fault_env_arm_thread(seed: u32, one_in: libc::c_int) -> libc::c_int;
+    fn crashcheck_fault_env_arm_thread(
+        seed: u32,
+        one_in: libc::c_int,
+        types: libc::c_int,
+    ) -> libc::c_int;
     fn crashcheck_fault_env_take_injected() -> libc::c_int;
+}
+
+/// Which of a thread's I/O calls may fail ([`arm_thread_io_errors`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoErrorKinds {
+    /// File creation, `Append`, `Truncate` (FaultInjectionIOType::kWrite).
+    pub writes: bool,
+    /// File `Close`, directory `Fsync`, `Delete`, `Rename`, `Link`
+    /// (kMetadataWrite).
+    pub metadata_writes: bool,
+    /// Reads of files (kRead); such a read may also come back empty or
+    /// with its last byte corrupted instead of failing.
+    pub reads: bool,
+    /// File size and existence queries (kMetadataRead).
+    pub metadata_reads: bool,
 }
 
 /// Arms I/O error injection on the calling thread, on the fault Env this
 /// process made last ([`install_unsynced_data_loss_env`]): one in `one_in`
-/// of the thread's writes and metadata writes fails with a non-retryable
-/// EIO (csrc/fault_env.cc). False when no fault Env was made.
-pub fn arm_thread_io_errors(seed: u32, one_in: u32) -> bool {
+/// of the thread's I/O calls of `kinds` fails with a non-retryable EIO
+/// (csrc/fault_env.cc). False when no fault Env was made.
+pub fn arm_thread_io_errors(seed: u32, one_in: u32, kinds: IoErrorKinds) -> bool {
     let one_in = libc::c_int::try_from(one_in).unwrap_or(libc::c_int::MAX);
+    let types = i32::from(kinds.writes)
+        | i32::from(kinds.metadata_writes) << 1
+        | i32::from(kinds.reads) << 2
+        | i32::from(kinds.metadata_reads) << 3;
     // SAFETY: plain values; the shim checks the Env exists.
-    unsafe { crashcheck_fault_env_arm_thread(seed, one_in) == 0 }
+    unsafe { crashcheck_fault_env_arm_thread(seed, one_in, types) == 0 }
 }
 
 /// I/O errors injected on the calling thread since the last call.
