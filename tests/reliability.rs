@@ -188,3 +188,48 @@ fn an_interrupted_campaign_reports_what_it_did_and_leaves_nothing() {
     assert!(names(&wd).is_empty(), "left {:?}", names(&wd));
     assert!(!Path::new(&wd).join("artifacts").exists());
 }
+
+#[test]
+fn a_full_disk_under_a_report_fails_with_its_path_and_leaves_no_half_file() {
+    // The disk fills up under crashcheck's own output: RLIMIT_FSIZE makes
+    // every write past 256 bytes fail (EFBIG, with SIGXFSZ ignored), as a
+    // full disk fails it with ENOSPC. The report must not be left half
+    // written, no temporary file may stay, and the message names the path.
+    use std::os::unix::process::CommandExt;
+    let t = tempfile::tempdir().unwrap();
+    let o = run(
+        &[
+            "crash", "--cycles", "8", "--seed", "1", "--report", "r.json", "-q",
+        ],
+        t.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let mut cmd = bin();
+    cmd.args(["merge-reports", "r.json", "--report", "out.json"])
+        .current_dir(t.path());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let lim = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 256,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        stderr(&o).contains("out.json")
+            && stderr(&o).contains("too large")
+            && !stderr(&o).contains(".crashcheck-")
+            && stderr(&o).lines().count() == 1,
+        "one line naming the path and the OS error: {}",
+        text(&o)
+    );
+    assert_eq!(names(t.path()), vec!["r.json"], "nothing half-written left");
+}

@@ -102,8 +102,17 @@ pub fn write_file(path: &Path, text: &str) -> Result<(), OutputError> {
         .map_err(|e| out_err(path, e.to_string()))?;
     tmp.write_all(text.as_bytes())
         .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| out_err(path, e.to_string()))?;
+        .map_err(|e| out_err(path, os_error(&e)))?;
     tmp.persist(path)
-        .map_err(|e| out_err(path, e.error.to_string()))?;
+        .map_err(|e| out_err(path, os_error(&e.error)))?;
     Ok(())
+}
+
+/// The OS error alone ("No space left on device (os error 28)"), without
+/// the temporary file's name that the error may carry.
+fn os_error(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
+        None => e.kind().to_string(),
+    }
 }
