@@ -432,3 +432,37 @@ fn runs_with_a_users_options_file_and_reports_overrides() {
         text(&o)
     );
 }
+
+#[test]
+fn io_and_read_error_campaigns_inject_errors_and_stay_clean() {
+    // Stock RocksDB under injected EIO (writes) and failed or damaged
+    // reads: no violation, and the report shows errors really injected.
+    let t = tempfile::tempdir().unwrap();
+    for (fault, failed) in [
+        ("io-error", "io_failed_ops"),
+        ("read-error", "io_failed_reads"),
+    ] {
+        let o = run(
+            &[
+                "crash", "--mode", "all", "--fault", fault, "--cycles", "60", "--seed", "1",
+                "--report", "r.json", "-q",
+            ],
+            t.path(),
+        );
+        assert_eq!(o.status.code(), Some(0), "{fault}: {}", text(&o));
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(t.path().join("r.json")).unwrap())
+                .unwrap();
+        let sum = |k: &str| -> u64 {
+            r["by_mode"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|m| m[k].as_u64().unwrap())
+                .sum()
+        };
+        assert!(sum("io_errors_injected") > 0, "{fault}: {r}");
+        assert!(sum(failed) > 0, "{fault}: {r}");
+        assert_eq!(r["violations"].as_array().unwrap().len(), 0);
+    }
+}
