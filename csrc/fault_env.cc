@@ -154,3 +154,14 @@ extern "C" int crashcheck_fault_env_take_injected() {
   }
   return n;
 }
+
+// The disk fills up: from now on every file operation of the fault Env,
+// on every thread (background flushes and compactions too), fails with
+// IOStatus::NoSpace (FaultInjectionTestFS::SetFilesystemActive). Returns
+// 0, or 1 when no fault Env was made in this process.
+extern "C" int crashcheck_fault_env_disk_full() {
+  auto fs = last_fault_env_fs;
+  if (!fs) return 1;
+  fs->SetFilesystemActive(false, rocksdb::IOStatus::NoSpace("disk full"));
+  return 0;
+}

@@ -275,6 +275,13 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
             );
         }
     }
+    // The op before which the disk fills up (first writer only).
+    let disk_full_at = match ctx.io_errors {
+        Some((seed, e)) if e.disk_full && writer == 0 && !h.ops.is_empty() => {
+            Some(seed as usize % h.ops.len())
+        }
+        _ => None,
+    };
     let mut hooks = WriterHooks {
         ctx,
         writer,
@@ -291,6 +298,14 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
             wait_turn(ctx, writer, order);
         } else if ctx.writers > 1 {
             ctx.shared.record_start(writer, i);
+        }
+        if disk_full_at == Some(i) && !crate::store::fault_fs::fill_disk() {
+            ctx.fail(
+                writer,
+                i,
+                "no fault-injecting filesystem to fill",
+                code::STORE_ERROR,
+            );
         }
         let result = drive(store, op, &mut hooks);
         let mut result = result;

@@ -49,6 +49,7 @@ impl FaultKind for IoError {
                 reads: false,
                 metadata_reads: false,
             },
+            disk_full: false,
         })
     }
 }

@@ -35,6 +35,9 @@ pub struct IoErrors {
     pub one_in: u32,
     /// Which calls are eligible.
     pub kinds: crate::store::fault_fs::IoErrorKinds,
+    /// The disk fills up (ENOSPC on every thread) before one op of the
+    /// first writer, drawn per cycle.
+    pub disk_full: bool,
 }
 
 /// What a fault's after-kill step may know about the cycle.
@@ -104,6 +107,7 @@ registry! {
     power_loss_garbage::PowerLossGarbage,
     io_error::IoError,
     read_error::ReadError,
+    disk_full::DiskFull,
 }
 
 impl Fault {

@@ -42,6 +42,7 @@ impl FaultKind for ReadError {
                 reads: true,
                 metadata_reads: false,
             },
+            disk_full: false,
         })
     }
 }

@@ -156,11 +156,27 @@ pub fn io_error_notes(r: &CrashReport) -> Vec<String> {
     let mut out = Vec::new();
     for (fault, modes) in &r.by_fault {
         for (mode, m) in modes {
-            if m.io_errors_injected > 0 || m.io_failed_ops > 0 || m.io_failed_reads > 0 {
-                out.push(format!(
-                    "`{fault}` × `{mode}`: {} I/O errors injected on the writer threads (at least: with several writers one may die before counting); {} of {} cycles ended at an op that returned one (in flight, then a power cut); {} reads returned an error (allowed; never a wrong value)",
-                    m.io_errors_injected, m.io_failed_ops, m.cycles, m.io_failed_reads
+            let mut parts = Vec::new();
+            if m.io_errors_injected > 0 {
+                parts.push(format!(
+                    "{} I/O errors injected on the writer threads (at least: with several writers one may die before counting)",
+                    m.io_errors_injected
                 ));
+            }
+            if m.io_failed_ops > 0 {
+                parts.push(format!(
+                    "{} of {} cycles ended at an op that returned an error (in flight, then a power cut)",
+                    m.io_failed_ops, m.cycles
+                ));
+            }
+            if m.io_failed_reads > 0 {
+                parts.push(format!(
+                    "{} reads returned an error (allowed; never a wrong value)",
+                    m.io_failed_reads
+                ));
+            }
+            if !parts.is_empty() {
+                out.push(format!("`{fault}` × `{mode}`: {}", parts.join("; ")));
             }
         }
     }

@@ -113,6 +113,15 @@ extern "C" {
         types: libc::c_int,
     ) -> libc::c_int;
     fn crashcheck_fault_env_take_injected() -> libc::c_int;
+    fn crashcheck_fault_env_disk_full() -> libc::c_int;
+}
+
+/// The disk fills up: every later file operation of the fault Env this
+/// process made last, on every thread, fails with NoSpace (ENOSPC). False
+/// when no fault Env was made.
+pub fn fill_disk() -> bool {
+    // SAFETY: no arguments; the shim checks the Env exists.
+    unsafe { crashcheck_fault_env_disk_full() == 0 }
 }
 
 /// Which of a thread's I/O calls may fail ([`arm_thread_io_errors`]).
