@@ -47,7 +47,7 @@ fi
 # This checkout's tracked files, with the patched crate.
 rm -rf "$cache/src"
 mkdir -p "$cache/src"
-git ls-files -z | grep -zv '^fuzz/' | xargs -0 tar -c | tar -x -C "$cache/src"
+git ls-files -z | grep -zv '^fuzz/' | xargs -0 tar -c | tar -x -m -C "$cache/src" # -m: fresh mtimes, so cargo rebuilds what changed
 cat >> "$cache/src/Cargo.toml" <<EOF
 
 [patch.crates-io]
