@@ -148,7 +148,7 @@ pub fn step(
 fn check_checkpoint(cp: &Checkpoints<'_>, dir: &Path, model: &Model) -> Result<(), String> {
     let mut copy = cp
         .factory
-        .open(dir, cp.opts)
+        .open_read_only(dir, cp.opts)
         .map_err(|e| format!("the checkpoint does not open: {e}"))?;
     let r = compare_full(copy.as_mut(), model);
     let _ = copy.close();

@@ -159,6 +159,11 @@ pub trait StoreFactory: Send + Sync {
     fn name(&self) -> String;
     /// Opens (creating if missing) the store at `path`.
     fn open(&self, path: &Path, opts: &StoreOptions) -> StoreResult<Box<dyn Store>>;
+    /// Opens the store at `path` only to read it (a checkpoint being
+    /// checked): nothing is written there. Defaults to [`Self::open`].
+    fn open_read_only(&self, path: &Path, opts: &StoreOptions) -> StoreResult<Box<dyn Store>> {
+        self.open(path, opts)
+    }
     /// True when this store's writes go through RocksDB in this process
     /// (then forking after its first use is unsafe; see `crash`).
     fn uses_rocksdb(&self) -> bool {

@@ -504,4 +504,25 @@ impl StoreFactory for RocksFactory {
     fn open(&self, path: &Path, opts: &StoreOptions) -> StoreResult<Box<dyn Store>> {
         Ok(Box::new(RocksStore::open(path, opts)?))
     }
+
+    /// `DB::OpenForReadOnly` (db.h): it recovers the WAL into memory and
+    /// writes nothing, no new MANIFEST, OPTIONS file or WAL, which also
+    /// makes it several times cheaper than a read-write open.
+    fn open_read_only(&self, path: &Path, opts: &StoreOptions) -> StoreResult<Box<dyn Store>> {
+        let rocks_opts = rocksdb_options(opts)?;
+        ROCKSDB_USED.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Each column family with crashcheck's options (its merge operator).
+        let descs = (0..opts.column_families.max(1) as usize)
+            .map(|c| ColumnFamilyDescriptor::new(cf_name(c), rocks_opts.clone()));
+        let db =
+            DB::open_cf_descriptors_read_only(&rocks_opts, path, descs, false).map_err(map_err)?;
+        Ok(Box::new(RocksStore {
+            snaps: BTreeMap::new(),
+            db: Some(Arc::new(db)),
+            path: path.to_path_buf(),
+            opts: opts.clone(),
+            rocks_opts,
+            wopts: write_options(opts.wal_mode),
+        }))
+    }
 }
