@@ -39,6 +39,9 @@ pub struct Metrics {
     anomalies: Family<CycleLabels, Counter>,
     divergence: Family<CycleLabels, Counter>,
     acked: Family<CycleLabels, Counter>,
+    io_errors: Family<CycleLabels, Counter>,
+    io_failed_ops: Family<CycleLabels, Counter>,
+    io_failed_reads: Family<CycleLabels, Counter>,
     cycles_per_s: Gauge<f64, AtomicU64>,
     estimated_keys: Gauge,
     sst_bytes: Gauge,
@@ -77,6 +80,9 @@ impl Metrics {
             anomalies: Family::default(),
             divergence: Family::default(),
             acked: Family::default(),
+            io_errors: Family::default(),
+            io_failed_ops: Family::default(),
+            io_failed_reads: Family::default(),
             cycles_per_s: Gauge::default(),
             estimated_keys: Gauge::default(),
             sst_bytes: Gauge::default(),
@@ -103,6 +109,21 @@ impl Metrics {
             m.divergence.clone(),
         );
         registry.register("acked_writes", "Write units acknowledged", m.acked.clone());
+        registry.register(
+            "io_errors_injected",
+            "I/O errors injected on the writer threads",
+            m.io_errors.clone(),
+        );
+        registry.register(
+            "io_failed_ops",
+            "Cycles ended at an op that returned an injected I/O error",
+            m.io_failed_ops.clone(),
+        );
+        registry.register(
+            "io_failed_reads",
+            "Reads that returned an error under injected read errors",
+            m.io_failed_reads.clone(),
+        );
         registry.register(
             "cycles_per_second",
             "Crash cycles per second so far",
@@ -152,6 +173,13 @@ impl Metrics {
         self.anomalies.get_or_create(&l).inc_by(s.anomalies);
         self.divergence.get_or_create(&l).inc_by(s.cf_divergence);
         self.acked.get_or_create(&l).inc_by(s.acked_writes);
+        self.io_errors
+            .get_or_create(&l)
+            .inc_by(s.io_errors_injected);
+        self.io_failed_ops.get_or_create(&l).inc_by(s.io_failed_ops);
+        self.io_failed_reads
+            .get_or_create(&l)
+            .inc_by(s.io_failed_reads);
         let n = self
             .total
             .fetch_add(s.cycles, std::sync::atomic::Ordering::SeqCst)
@@ -260,6 +288,7 @@ mod tests {
         let s = ModeStats {
             cycles: 3,
             violations: 1,
+            io_errors_injected: 5,
             rocksdb_samples: 1,
             rocksdb: crate::store::StoreStats {
                 estimated_keys: 42,
@@ -290,6 +319,12 @@ mod tests {
         );
         assert!(
             t.contains(&format!("crashcheck_rocksdb_estimated_keys{{{engine}}} 42")),
+            "{t}"
+        );
+        assert!(
+            t.contains(&format!(
+                "crashcheck_io_errors_injected_total{{{engine},mode=\"wal\",fault=\"kill\"}} 5"
+            )),
             "{t}"
         );
         assert!(
