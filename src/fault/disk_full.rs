@@ -14,7 +14,6 @@
 //! `DB::Resume()`, is not exercised yet: rust-rocksdb exposes no `Resume`.
 
 use super::{FaultKind, IoErrors, Loss};
-use crate::store::fault_fs::IoErrorKinds;
 
 /// The disk fills up, then a power cut.
 pub struct DiskFull;
@@ -30,15 +29,6 @@ impl FaultKind for DiskFull {
         Loss::Unsynced
     }
     fn writer_io_errors(&self) -> Option<IoErrors> {
-        Some(IoErrors {
-            one_in: 0,
-            kinds: IoErrorKinds {
-                writes: false,
-                metadata_writes: false,
-                reads: false,
-                metadata_reads: false,
-            },
-            disk_full: true,
-        })
+        Some(IoErrors::disk_full())
     }
 }

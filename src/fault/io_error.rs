@@ -41,15 +41,11 @@ impl FaultKind for IoError {
         Loss::Unsynced
     }
     fn writer_io_errors(&self) -> Option<IoErrors> {
-        Some(IoErrors {
-            one_in: ONE_IN,
-            kinds: IoErrorKinds {
-                writes: true,
-                metadata_writes: true,
-                reads: false,
-                metadata_reads: false,
-            },
-            disk_full: false,
-        })
+        let kinds = IoErrorKinds {
+            writes: true,
+            metadata_writes: true,
+            ..IoErrorKinds::default()
+        };
+        Some(IoErrors::thread_local(ONE_IN, kinds))
     }
 }

@@ -40,6 +40,26 @@ pub struct IoErrors {
     pub disk_full: bool,
 }
 
+impl IoErrors {
+    /// One in `one_in` of the calls of `kinds` fails; the disk stays.
+    pub fn thread_local(one_in: u32, kinds: crate::store::fault_fs::IoErrorKinds) -> IoErrors {
+        IoErrors {
+            one_in,
+            kinds,
+            disk_full: false,
+        }
+    }
+
+    /// No per-thread errors; the disk fills up.
+    pub fn disk_full() -> IoErrors {
+        IoErrors {
+            one_in: 0,
+            kinds: crate::store::fault_fs::IoErrorKinds::default(),
+            disk_full: true,
+        }
+    }
+}
+
 /// What a fault's after-kill step may know about the cycle.
 #[derive(Clone, Copy, Debug)]
 pub struct AfterKill<'a> {

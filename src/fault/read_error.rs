@@ -34,15 +34,10 @@ impl FaultKind for ReadError {
         Loss::Unsynced
     }
     fn writer_io_errors(&self) -> Option<IoErrors> {
-        Some(IoErrors {
-            one_in: ONE_IN,
-            kinds: IoErrorKinds {
-                writes: false,
-                metadata_writes: false,
-                reads: true,
-                metadata_reads: false,
-            },
-            disk_full: false,
-        })
+        let kinds = IoErrorKinds {
+            reads: true,
+            ..IoErrorKinds::default()
+        };
+        Some(IoErrors::thread_local(ONE_IN, kinds))
     }
 }

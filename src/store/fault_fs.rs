@@ -125,7 +125,7 @@ pub fn fill_disk() -> bool {
 }
 
 /// Which of a thread's I/O calls may fail ([`arm_thread_io_errors`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IoErrorKinds {
     /// File creation, `Append`, `Truncate` (FaultInjectionIOType::kWrite).
     pub writes: bool,

@@ -129,14 +129,19 @@ impl RocksStore {
         rocks_opts: Options,
     ) -> StoreResult<RocksStore> {
         let db = open_db(&rocks_opts, path, opts.column_families)?;
-        Ok(RocksStore {
+        Ok(Self::over(db, path, opts, rocks_opts))
+    }
+
+    /// A store over an open `db`.
+    fn over(db: DB, path: &Path, opts: &StoreOptions, rocks_opts: Options) -> RocksStore {
+        RocksStore {
             snaps: BTreeMap::new(),
             db: Some(Arc::new(db)),
             path: path.to_path_buf(),
             opts: opts.clone(),
             rocks_opts,
             wopts: write_options(opts.wal_mode),
-        })
+        }
     }
 
     /// The underlying DB.
@@ -516,13 +521,6 @@ impl StoreFactory for RocksFactory {
             .map(|c| ColumnFamilyDescriptor::new(cf_name(c), rocks_opts.clone()));
         let db =
             DB::open_cf_descriptors_read_only(&rocks_opts, path, descs, false).map_err(map_err)?;
-        Ok(Box::new(RocksStore {
-            snaps: BTreeMap::new(),
-            db: Some(Arc::new(db)),
-            path: path.to_path_buf(),
-            opts: opts.clone(),
-            rocks_opts,
-            wopts: write_options(opts.wal_mode),
-        }))
+        Ok(Box::new(RocksStore::over(db, path, opts, rocks_opts)))
     }
 }
