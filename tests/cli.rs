@@ -470,3 +470,43 @@ fn io_error_read_error_and_disk_full_campaigns_inject_errors_and_stay_clean() {
         assert_eq!(r["violations"].as_array().unwrap().len(), 0);
     }
 }
+
+#[test]
+fn an_io_error_violation_replays_to_the_same_verdict() {
+    // The injected errors come from the cycle's own ops, and the failed op
+    // counts as run: a replay meets the same error at the same op.
+    let t = tempfile::tempdir().unwrap();
+    let o = run(
+        &[
+            "crash",
+            "--store",
+            "mutant:swallow-sync-error",
+            "--fault",
+            "io-error",
+            "--mode",
+            "wal-manual-flush",
+            "--cycles",
+            "40",
+            "--seed",
+            "2",
+            "--artifacts",
+            "art",
+            "-q",
+        ],
+        t.path(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let art = std::fs::read_dir(t.path().join("art"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let case = art.join("case.repro");
+    let o = run(&["replay", case.to_str().unwrap()], t.path());
+    assert!(
+        text(&o).contains("matches the saved verdict"),
+        "{}",
+        text(&o)
+    );
+}

@@ -322,8 +322,11 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
                 }
                 // The failed op stays in flight (started, never acked); the
                 // cycle ends here, on the power-loss filesystem.
+                // It counts as run, so the repro's kill point ("after op
+                // i + 1") makes a replay run it and meet the same error.
                 Err(_) => {
                     page.io_failed_ops.fetch_add(1, Ordering::SeqCst);
+                    log.ops_done.store(i as u64 + 1, Ordering::SeqCst);
                     die_now();
                 }
                 Ok(_) => {}
