@@ -37,6 +37,7 @@ pub(super) fn write_artifact(
     std::fs::write(
         dir.join("kill.json"),
         serde_json::to_string_pretty(&serde_json::json!({
+            "engine": crate::store::engine::engine(),
             "plan": plan,
             "ops_done": res.writer.ops_done,
             "phase": res.writer.phase,
@@ -58,7 +59,8 @@ pub(super) fn write_artifact(
     std::fs::write(
         dir.join("README.txt"),
         format!(
-            "crashcheck violation artifact\n\n{detail}\n\nfiles:\n  case.repro    the op sequence, options, seed and kill point\n  shrunk.repro  a minimal sequence that still fails (if shrinking succeeded)\n  db/           the database as the killed child left it\n  kill.json     kill plan, progress and admissible prefixes\n  diff.txt      recovered state vs nearest admissible prefix\n\nreplay:\n  {cmd}\n"
+            "crashcheck violation artifact ({})\n\n{detail}\n\nfiles:\n  case.repro    the op sequence, options, seed and kill point\n  shrunk.repro  a minimal sequence that still fails (if shrinking succeeded)\n  db/           the database as the killed child left it\n  kill.json     kill plan, progress and admissible prefixes\n  diff.txt      recovered state vs nearest admissible prefix\n\nreplay:\n  {cmd}\n",
+            crate::store::engine::engine()
         ),
     )?;
     Ok(cmd)
