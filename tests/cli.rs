@@ -199,6 +199,15 @@ fn short_crash_campaign_per_mode_is_clean() {
     );
     assert_eq!(r["by_mode"]["wal-sync"]["lost_within_guarantee"], 0);
     assert_eq!(r["by_mode"]["wal"]["lost_within_guarantee"], 0);
+    // The LSM shape at the kill: levels populated -> cycles, for the
+    // cycles that published RocksDB figures.
+    let shape = r["lsm"]["cycles_by_levels_populated"].as_object().unwrap();
+    let counted: u64 = shape.values().map(|n| n.as_u64().unwrap()).sum();
+    assert!(counted > 0 && counted <= 96, "{r}");
+    assert!(
+        shape.keys().any(|l| l != "0"),
+        "some cycle reached L0 or below: {r}"
+    );
     let junit = std::fs::read_to_string(t.path().join("j.xml")).unwrap();
     assert!(junit.contains("<testcase"));
     let md = std::fs::read_to_string(t.path().join("m.md")).unwrap();

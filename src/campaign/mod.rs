@@ -236,6 +236,7 @@ pub fn run_campaign_with(
         .clone();
     r.duration_s = shared.started.elapsed().as_secs_f64();
     r.cycles_per_s = r.cycles as f64 / r.duration_s.max(1e-9);
+    r.lsm = stats::Lsm::of(&r.by_mode);
     r.violations.sort_by_key(|v| v.cycle);
     r.interrupted = interrupted();
     Ok(r)
@@ -296,6 +297,11 @@ fn worker(
             copies: res.copies.clone(),
             rocksdb: res.writer.stats.unwrap_or_default(),
             rocksdb_samples: res.writer.stats.is_some() as u64,
+            cycles_by_levels_populated: res
+                .writer
+                .stats
+                .map(|s| BTreeMap::from([(s.levels_populated, 1)]))
+                .unwrap_or_default(),
             kills_mid_unit: res.writer.killed_mid_unit as u64,
             io_errors_injected: res.writer.io_errors,
             io_failed_ops: res.writer.io_failed_ops,

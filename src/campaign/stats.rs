@@ -114,6 +114,10 @@ pub struct ModeStats {
     /// Cycles that published RocksDB figures.
     #[serde(default)]
     pub rocksdb_samples: u64,
+    /// LSM shape at the kill: number of non-empty levels (in the column
+    /// family with the most) → cycles, over the cycles that published it.
+    #[serde(default)]
+    pub cycles_by_levels_populated: BTreeMap<u64, u64>,
 }
 
 impl ModeStats {
@@ -141,7 +145,11 @@ impl ModeStats {
         a.block_cache_miss += b.block_cache_miss;
         a.compaction_cpu_micros += b.compaction_cpu_micros;
         a.write_stall_micros += b.write_stall_micros;
+        a.levels_populated = a.levels_populated.max(b.levels_populated);
         self.rocksdb_samples += o.rocksdb_samples;
+        for (l, n) in &o.cycles_by_levels_populated {
+            *self.cycles_by_levels_populated.entry(*l).or_default() += n;
+        }
     }
 }
 
@@ -196,6 +204,32 @@ pub struct CrashReport {
     pub by_mode: BTreeMap<String, ModeStats>,
     /// Per fault, per mode statistics.
     pub by_fault: BTreeMap<String, BTreeMap<String, ModeStats>>,
+    /// The LSM shapes the cycles reached, over all modes.
+    #[serde(default)]
+    pub lsm: Lsm,
+}
+
+/// LSM shape over a campaign (see [`ModeStats::cycles_by_levels_populated`]).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Lsm {
+    /// Non-empty levels at the kill (in the column family with the most)
+    /// → cycles.
+    pub cycles_by_levels_populated: BTreeMap<u64, u64>,
+}
+
+impl Lsm {
+    /// The shapes summed over `by_mode`.
+    pub fn of(by_mode: &BTreeMap<String, ModeStats>) -> Lsm {
+        let mut out = BTreeMap::new();
+        for m in by_mode.values() {
+            for (l, n) in &m.cycles_by_levels_populated {
+                *out.entry(*l).or_default() += n;
+            }
+        }
+        Lsm {
+            cycles_by_levels_populated: out,
+        }
+    }
 }
 
 impl CrashReport {
@@ -246,6 +280,7 @@ impl CrashReport {
             }
         }
         out.cycles_per_s = out.cycles as f64 / out.duration_s.max(1e-9);
+        out.lsm = Lsm::of(&out.by_mode);
         out
     }
 }

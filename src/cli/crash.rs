@@ -67,6 +67,14 @@ fn print_crash_summary(r: &CrashReport) {
             println!("  replay: {c}");
         }
     }
+    let shape = &r.lsm.cycles_by_levels_populated;
+    if !shape.is_empty() {
+        let cells: Vec<String> = shape.iter().map(|(l, n)| format!("{l}: {n}")).collect();
+        println!(
+            "LSM shape at the kill (non-empty levels: cycles): {}",
+            cells.join(", ")
+        );
+    }
     for n in crashcheck::report::io_error_notes(r) {
         println!("io errors: {}", n.replace('`', ""));
     }

@@ -69,7 +69,7 @@ pub(super) struct LogPage {
     pub(super) msg_len: AtomicU32,
     pub(super) msg: [AtomicU32; MSG_CAP / 4],
     pub(super) stats_set: AtomicU32,
-    pub(super) stats: [AtomicU64; 6],
+    pub(super) stats: [AtomicU64; 7],
     pub(super) copies_next: AtomicU32,
     pub(super) copies: [CopyLog; MAX_COPIES],
     /// Copy ops skipped because the record table was full.
@@ -197,6 +197,7 @@ impl SharedLog {
             block_cache_miss: v(3),
             compaction_cpu_micros: v(4),
             write_stall_micros: v(5),
+            levels_populated: v(6),
         })
     }
 
@@ -209,6 +210,7 @@ impl SharedLog {
             st.block_cache_miss,
             st.compaction_cpu_micros,
             st.write_stall_micros,
+            st.levels_populated,
         ]
         .into_iter()
         .enumerate()

@@ -72,6 +72,14 @@ pub fn markdown(r: &CrashReport) -> String {
             }
         }
     }
+    let shape = &r.lsm.cycles_by_levels_populated;
+    if !shape.is_empty() {
+        let _ = writeln!(s, "\n## LSM shape at the kill\n");
+        let _ = writeln!(s, "| non-empty levels | cycles |\n|---:|---:|");
+        for (l, n) in shape {
+            let _ = writeln!(s, "| {l} | {n} |");
+        }
+    }
     let io = io_error_notes(r);
     if !io.is_empty() {
         let _ = writeln!(s, "\n## Injected I/O errors\n");

@@ -150,6 +150,10 @@ pub struct StoreStats {
     pub compaction_cpu_micros: u64,
     /// Ticker `rocksdb.stall.micros`.
     pub write_stall_micros: u64,
+    /// LSM levels holding at least one file (`rocksdb.num-files-at-level<N>`
+    /// > 0), in the column family with the most.
+    #[serde(default)]
+    pub levels_populated: u64,
 }
 
 /// Opens stores: the checker opens, reopens after crashes, and verifies

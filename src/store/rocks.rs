@@ -481,6 +481,10 @@ impl Store for RocksStore {
             };
             s.estimated_keys += p("rocksdb.estimate-num-keys");
             s.total_sst_bytes += p("rocksdb.total-sst-files-size");
+            let levels = (0..7)
+                .filter(|l| p(&format!("rocksdb.num-files-at-level{l}")) > 0)
+                .count() as u64;
+            s.levels_populated = s.levels_populated.max(levels);
         }
         if self.opts.statistics {
             let t = |k| self.rocks_opts.get_ticker_count(k);
