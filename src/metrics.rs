@@ -21,6 +21,13 @@ use crate::campaign::{CycleSink, ModeStats};
 use crate::fault::Fault;
 use crate::store::WalMode;
 
+/// Labels of the LSM-shape counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LevelLabels {
+    /// Non-empty LSM levels at the kill.
+    pub levels: String,
+}
+
 /// Labels of per-cycle counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CycleLabels {
@@ -42,6 +49,7 @@ pub struct Metrics {
     io_errors: Family<CycleLabels, Counter>,
     io_failed_ops: Family<CycleLabels, Counter>,
     io_failed_reads: Family<CycleLabels, Counter>,
+    lsm_levels: Family<LevelLabels, Counter>,
     cycles_per_s: Gauge<f64, AtomicU64>,
     estimated_keys: Gauge,
     sst_bytes: Gauge,
@@ -83,6 +91,7 @@ impl Metrics {
             io_errors: Family::default(),
             io_failed_ops: Family::default(),
             io_failed_reads: Family::default(),
+            lsm_levels: Family::default(),
             cycles_per_s: Gauge::default(),
             estimated_keys: Gauge::default(),
             sst_bytes: Gauge::default(),
@@ -118,6 +127,11 @@ impl Metrics {
             "io_failed_ops",
             "Cycles ended at an op that returned an injected I/O error",
             m.io_failed_ops.clone(),
+        );
+        registry.register(
+            "cycles_by_levels_populated",
+            "Cycles by the number of non-empty LSM levels at the kill",
+            m.lsm_levels.clone(),
         );
         registry.register(
             "io_failed_reads",
@@ -180,6 +194,12 @@ impl Metrics {
         self.io_failed_reads
             .get_or_create(&l)
             .inc_by(s.io_failed_reads);
+        for (levels, n) in &s.cycles_by_levels_populated {
+            let k = LevelLabels {
+                levels: levels.to_string(),
+            };
+            self.lsm_levels.get_or_create(&k).inc_by(*n);
+        }
         let n = self
             .total
             .fetch_add(s.cycles, std::sync::atomic::Ordering::SeqCst)
@@ -289,6 +309,7 @@ mod tests {
             cycles: 3,
             violations: 1,
             io_errors_injected: 5,
+            cycles_by_levels_populated: [(2, 3)].into(),
             rocksdb_samples: 1,
             rocksdb: crate::store::StoreStats {
                 estimated_keys: 42,
@@ -324,6 +345,12 @@ mod tests {
         assert!(
             t.contains(&format!(
                 "crashcheck_io_errors_injected_total{{{engine},mode=\"wal\",fault=\"kill\"}} 5"
+            )),
+            "{t}"
+        );
+        assert!(
+            t.contains(&format!(
+                "crashcheck_cycles_by_levels_populated_total{{{engine},levels=\"2\"}} 3"
             )),
             "{t}"
         );
