@@ -57,8 +57,10 @@ fn main() {
     let atomic = !args.iter().any(|a| a == "--no-atomic");
     let flushers = !args.iter().any(|a| a == "--no-flushers");
     let flush_probe = args.iter().any(|a| a == "--flush-probe");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = Arc::new(open(&dir.path().join("db"), atomic));
+    // Plain std (no tempfile), so scripts/reproduce-on.sh can build this
+    // against other rust-rocksdb releases.
+    let dir = std::env::temp_dir().join(format!("checkpoint-race-{}", std::process::id()));
+    let db = Arc::new(open(&dir.join("db"), atomic));
     let stop = Arc::new(AtomicBool::new(false));
     let mut wo = WriteOptions::default();
     wo.disable_wal(true);
@@ -86,7 +88,7 @@ fn main() {
         let key = format!("probe-{r}");
         db.put_cf_opt(db.cf_handle(&cf_name(cf)).expect("cf"), &key, b"v", &wo)
             .expect("put probe");
-        let ck = dir.path().join(format!("ck-{r}"));
+        let ck = dir.join(format!("ck-{r}"));
         if flush_probe {
             flush_all(&db);
             Checkpoint::new(&db)
@@ -112,6 +114,8 @@ fn main() {
     for t in threads {
         let _ = t.join();
     }
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
     match missed {
         Some((r, cf)) => {
             let what = if flush_probe {

@@ -70,7 +70,8 @@ pub const OPEN_HANG: KnownBug = KnownBug {
     since: (9, 4, 0),
     fixed_in: None,
     fixed_by_patch: None,
-    seen_on: "11.8.1",
+    // Not on 8.10.0 (scripts/reproduce-on.sh 0.22.0 wal_recyclable_hang).
+    seen_on: "10.4.2, 11.8.1",
 };
 
 /// docs/findings.md finding 4: with atomic_flush, a flush (or the flush
@@ -85,7 +86,7 @@ pub const ATOMIC_FLUSH_EARLY_RETURN: KnownBug = KnownBug {
     since: (7, 10, 2),
     fixed_in: None,
     fixed_by_patch: Some("finding-4-atomic-flush-wait-ids"),
-    seen_on: "11.8.1",
+    seen_on: "10.4.2, 11.8.1",
 };
 
 /// Every known bug.
