@@ -166,8 +166,10 @@ pub fn io_error_notes(r: &CrashReport) -> Vec<String> {
         for (mode, m) in modes {
             let mut parts = Vec::new();
             if m.io_errors_injected > 0 {
+                // With several writers one may die before it counts its own.
+                let at_least = if r.writers > 1 { "at least " } else { "" };
                 parts.push(format!(
-                    "{} I/O errors injected on the writer threads (at least: with several writers one may die before counting)",
+                    "{at_least}{} I/O errors injected on the writer threads",
                     m.io_errors_injected
                 ));
             }
