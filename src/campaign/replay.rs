@@ -183,7 +183,13 @@ pub fn replay_case(
                     let v = match factory.open(&dir.join("db"), &case.options) {
                         Err(e) => format!("E cannot open a database: {e}"),
                         Ok(mut store) => {
-                            let out = crate::check::run_ops(store.as_mut(), &case.ops);
+                            let cp = crate::check::Checkpoints {
+                                factory,
+                                opts: &case.options,
+                                dir: &dir.join("checkpoints"),
+                            };
+                            let out =
+                                crate::check::run_ops_with(store.as_mut(), &case.ops, Some(&cp));
                             let _ = store.close();
                             match out.violation {
                                 None => format!("ok {}", out.ops_run),

@@ -34,7 +34,14 @@ pub(super) fn cmd_run(a: RunArgs) -> Res<u8> {
         )),
         e => EnvError(format!("cannot open {}: {e}", db.display())),
     })?;
-    let out = crashcheck::check::run_ops(store.as_mut(), &ops);
+    // Checkpoints are taken under the work directory, opened and compared
+    // with the model, then removed.
+    let cp = crashcheck::check::Checkpoints {
+        factory: factory.as_ref(),
+        opts: &opts,
+        dir: &wd.path().join("checkpoints"),
+    };
+    let out = crashcheck::check::run_ops_with(store.as_mut(), &ops, Some(&cp));
     let _ = store.close();
     let secs = start.elapsed().as_secs_f64();
     let Some(v) = out.violation else {
