@@ -71,7 +71,7 @@ pub const OPEN_HANG: KnownBug = KnownBug {
     fixed_in: None,
     fixed_by_patch: None,
     // Not on 8.10.0 (scripts/reproduce-on.sh 0.22.0 wal_recyclable_hang).
-    seen_on: "10.4.2, 11.8.1",
+    seen_on: "9.9.3, 10.4.2, 11.8.1",
 };
 
 /// docs/findings.md finding 4: with atomic_flush, a flush (or the flush
@@ -86,7 +86,7 @@ pub const ATOMIC_FLUSH_EARLY_RETURN: KnownBug = KnownBug {
     since: (7, 10, 2),
     fixed_in: None,
     fixed_by_patch: Some("finding-4-atomic-flush-wait-ids"),
-    seen_on: "10.4.2, 11.8.1",
+    seen_on: "9.9.3, 10.4.2, 11.8.1",
 };
 
 /// Every known bug.
