@@ -77,15 +77,16 @@ impl Drop for RemoveOnDrop {
 /// each writer (not the kill plan or the ops' count, which a repro file
 /// states differently), so a replay of the cycle injects the same errors.
 fn io_error_seed(histories: &[History]) -> u32 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    histories.len().hash(&mut h);
+    // xxh3, not std's DefaultHasher: its algorithm may change between Rust
+    // releases, and a repro file must inject the same errors later.
+    let mut text = histories.len().to_string();
     for hist in histories {
         for op in hist.ops.iter().take(8) {
-            op.to_string().hash(&mut h);
+            text.push('\n');
+            text.push_str(&op.to_string());
         }
     }
-    h.finish() as u32
+    xxhash_rust::xxh3::xxh3_64(text.as_bytes()) as u32
 }
 
 /// Runs one crash cycle on `db` (which may hold the chain's base state):
