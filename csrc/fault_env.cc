@@ -10,11 +10,16 @@
 // against the RocksDB sources bundled in librocksdb-sys and hands the
 // result to rocksdb_options_set_env.
 
+#include <atomic>
+#include <cstring>
 #include <memory>
 #include <string>
 
 #include "rocksdb/env.h"
 #include "rocksdb/file_system.h"
+#include "rocksdb/listener.h"
+#include "rocksdb/db.h"
+#include "rocksdb/options.h"
 #include "rocksdb/version.h"
 #include "utilities/fault_injection_fs.h"
 
@@ -124,11 +129,14 @@ extern "C" const char* crashcheck_rocksdb_version() {
 // writes (file Close, directory Fsync, Delete, Rename, Link), 4 = reads
 // (which may also come back empty or with a corrupted last byte instead of
 // an error: fault_injection_fs.cc MaybeInjectThreadLocalReadError), 8 =
-// metadata reads. One eligible call in `one_in` fails with a non-retryable
-// IOError("injected ..."). Background flush and compaction threads are not
-// armed. Returns 0, or 1 when no fault Env was made in this process.
+// metadata reads. One eligible call in `one_in` fails with an
+// IOError("injected ..."), marked retryable when `retryable` is non-zero
+// (IOStatus::SetRetryable: RocksDB then treats a background error as
+// recoverable, db/error_handler.cc SetBGError). Background flush and
+// compaction threads are not armed. Returns 0, or 1 when no fault Env was
+// made in this process.
 extern "C" int crashcheck_fault_env_arm_thread(uint32_t seed, int one_in,
-                                               int types) {
+                                               int types, int retryable) {
   auto fs = last_fault_env_fs;
   if (!fs) return 1;
   using T = rocksdb::FaultInjectionIOType;
@@ -136,23 +144,22 @@ extern "C" int crashcheck_fault_env_arm_thread(uint32_t seed, int one_in,
   for (int i = 0; i < 4; i++) {
     if (!(types & (1 << i))) continue;
     fs->SetThreadLocalErrorContext(all[i], seed + i, one_in,
-                                   /*retryable=*/false,
+                                   /*retryable=*/retryable != 0,
                                    /*has_data_loss=*/false);
     fs->EnableThreadLocalErrorInjection(all[i]);
   }
   return 0;
 }
 
-// Errors injected on the calling thread since the last call.
-extern "C" int crashcheck_fault_env_take_injected() {
+// Errors injected on the calling thread since the last call, by type
+// (writes, metadata writes, reads, metadata reads) into out[0..4].
+extern "C" void crashcheck_fault_env_take_injected(int* out) {
   auto fs = last_fault_env_fs;
-  if (!fs) return 0;
   using T = rocksdb::FaultInjectionIOType;
-  int n = 0;
-  for (T t : {T::kWrite, T::kMetadataWrite, T::kRead, T::kMetadataRead}) {
-    n += fs->GetAndResetInjectedThreadLocalErrorCount(t);
+  const T all[] = {T::kWrite, T::kMetadataWrite, T::kRead, T::kMetadataRead};
+  for (int i = 0; i < 4; i++) {
+    out[i] = fs ? fs->GetAndResetInjectedThreadLocalErrorCount(all[i]) : 0;
   }
-  return n;
 }
 
 // The disk fills up: from now on every file operation of the fault Env,
@@ -164,4 +171,74 @@ extern "C" int crashcheck_fault_env_disk_full() {
   if (!fs) return 1;
   fs->SetFilesystemActive(false, rocksdb::IOStatus::NoSpace("disk full"));
   return 0;
+}
+
+// Space comes back: the fault Env's filesystem is active again
+// (FaultInjectionTestFS::SetFilesystemActive(true)), as RocksDB's own
+// error-recovery tests do before DB::Resume (db/error_handler_fs_test.cc).
+// Returns 0, or 1 when no fault Env was made in this process.
+extern "C" int crashcheck_fault_env_disk_restore() {
+  auto fs = last_fault_env_fs;
+  if (!fs) return 1;
+  fs->SetFilesystemActive(true);
+  return 0;
+}
+
+// Background errors seen by every database opened with the listener below.
+static std::atomic<int> background_errors{0};
+
+// Counts background errors and vetoes automatic recovery, so that a
+// database in an error state leaves it only by DB::Resume, when crashcheck
+// asks (include/rocksdb/listener.h OnErrorRecoveryBegin: "The callback can
+// suppress the automatic recovery by setting *auto_recovery to false. The
+// database will then have to be transitioned out of read-only mode by
+// calling DB::Resume()"). Without the veto, the SstFileManager's recovery
+// of a NoSpace error holds the database busy and retries only every 5 s
+// (file/sst_file_manager_impl.cc ClearError), and DB::Resume returns Busy
+// meanwhile (db/error_handler.cc RecoverFromBGError).
+class CrashcheckRecoveryListener : public rocksdb::EventListener {
+ public:
+  const char* Name() const override { return "CrashcheckRecoveryListener"; }
+  void OnBackgroundError(rocksdb::BackgroundErrorReason,
+                         rocksdb::Status*) override {
+    background_errors.fetch_add(1);
+  }
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status,
+                            bool* auto_recovery) override {
+    *auto_recovery = false;
+  }
+};
+
+// Must match the definitions in RocksDB's db/c.cc (RocksDB 11.8).
+struct rocksdb_options_t {
+  rocksdb::Options rep;
+};
+struct rocksdb_t {
+  rocksdb::DB* rep;
+};
+
+extern "C" void crashcheck_options_add_recovery_listener(rocksdb_options_t* o) {
+  o->rep.listeners.push_back(std::make_shared<CrashcheckRecoveryListener>());
+}
+
+// Background errors since the last call.
+extern "C" int crashcheck_take_background_errors() {
+  return background_errors.exchange(0);
+}
+
+// DB::Resume (include/rocksdb/db.h: "Returns OK if writes are successfully
+// resumed, or there was no outstanding error to recover from. Returns
+// underlying write error if it is not recoverable."). Returns 0 on OK;
+// otherwise 1 and the status text, NUL-terminated, in `msg` (up to `cap`
+// bytes).
+extern "C" int crashcheck_db_resume(rocksdb_t* db, char* msg, size_t cap) {
+  rocksdb::Status s = db->rep->Resume();
+  if (s.ok()) return 0;
+  std::string text = s.ToString();
+  if (cap > 0) {
+    size_t n = text.size() < cap - 1 ? text.size() : cap - 1;
+    memcpy(msg, text.data(), n);
+    msg[n] = 0;
+  }
+  return 1;
 }

@@ -49,6 +49,9 @@ pub struct Metrics {
     io_errors: Family<CycleLabels, Counter>,
     io_failed_ops: Family<CycleLabels, Counter>,
     io_failed_reads: Family<CycleLabels, Counter>,
+    background_errors: Family<CycleLabels, Counter>,
+    resumes: Family<CycleLabels, Counter>,
+    resumes_failed: Family<CycleLabels, Counter>,
     lsm_levels: Family<LevelLabels, Counter>,
     cycles_per_s: Gauge<f64, AtomicU64>,
     estimated_keys: Gauge,
@@ -91,6 +94,9 @@ impl Metrics {
             io_errors: Family::default(),
             io_failed_ops: Family::default(),
             io_failed_reads: Family::default(),
+            background_errors: Family::default(),
+            resumes: Family::default(),
+            resumes_failed: Family::default(),
             lsm_levels: Family::default(),
             cycles_per_s: Gauge::default(),
             estimated_keys: Gauge::default(),
@@ -125,8 +131,23 @@ impl Metrics {
         );
         registry.register(
             "io_failed_ops",
-            "Cycles ended at an op that returned an injected I/O error",
+            "Ops that returned an error under injected I/O errors (each in flight)",
             m.io_failed_ops.clone(),
+        );
+        registry.register(
+            "background_errors",
+            "Background errors RocksDB reported to the writer's database",
+            m.background_errors.clone(),
+        );
+        registry.register(
+            "resumes",
+            "disk-full cycles in which space came back and DB::Resume succeeded",
+            m.resumes.clone(),
+        );
+        registry.register(
+            "resumes_failed",
+            "DB::Resume calls that failed (the cycle ended in the error state)",
+            m.resumes_failed.clone(),
         );
         registry.register(
             "cycles_by_levels_populated",
@@ -194,6 +215,13 @@ impl Metrics {
         self.io_failed_reads
             .get_or_create(&l)
             .inc_by(s.io_failed_reads);
+        self.background_errors
+            .get_or_create(&l)
+            .inc_by(s.background_errors);
+        self.resumes.get_or_create(&l).inc_by(s.resumes);
+        self.resumes_failed
+            .get_or_create(&l)
+            .inc_by(s.resumes_failed);
         for (levels, n) in &s.cycles_by_levels_populated {
             let k = LevelLabels {
                 levels: levels.to_string(),

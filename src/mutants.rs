@@ -154,6 +154,13 @@ pub const MUTANTS: &[MutantInfo] = &[
         setup: PLAIN,
     },
     MutantInfo {
+        name: "resume-drops-memtable",
+        bug: "recovers from a background error by reopening without its WAL (the memtable is dropped)",
+        fault: Some(Fault::DISK_FULL),
+        modes: &[WalMode::WalSync],
+        setup: PLAIN,
+    },
+    MutantInfo {
         name: "cf-split-batch",
         bug: "writes a WriteBatch that spans column families as one batch per column family",
         fault: Some(Fault::KILL),
@@ -263,7 +270,7 @@ impl StoreFactory for MutantFactory {
             o.avoid_flush_during_shutdown = true;
         }
         let mut rocks_opts = crate::store::rocks::rocksdb_options(&o)?;
-        if self.info.name == "fast-shutdown" {
+        if matches!(self.info.name, "fast-shutdown" | "resume-drops-memtable") {
             crate::store::rocks::set_avoid_flush_during_shutdown(&mut rocks_opts, true);
         }
         let inner = RocksStore::open_with(path, opts, rocks_opts)?;
@@ -529,5 +536,22 @@ impl Store for Mutant {
 
     fn stats(&mut self) -> Option<crate::store::StoreStats> {
         self.inner.stats()
+    }
+
+    fn resume(&mut self) -> StoreResult<()> {
+        if self.name != "resume-drops-memtable" {
+            return self.inner.resume();
+        }
+        // "Recovery" by a close that skips the memtable flush (opened
+        // with avoid_flush_during_shutdown), and an open without the old
+        // log files.
+        self.inner.reopen_after(|dir| {
+            for e in std::fs::read_dir(dir)?.flatten() {
+                if e.path().extension().is_some_and(|x| x == "log") {
+                    std::fs::remove_file(e.path())?;
+                }
+            }
+            Ok(())
+        })
     }
 }

@@ -225,8 +225,8 @@ pub fn run(
     }
     // Control: the same crash checks over every mode (kill; power loss;
     // column families with atomic flush, concurrent writers, checkpoints,
-    // backups and copies, the setting the newer mutants use), and run
-    // checks.
+    // backups and copies, the setting the newer mutants use; the I/O-error
+    // faults the newest mutants need), and run checks.
     let multi = Setup {
         cfs: 4,
         atomic_flush: true,
@@ -235,9 +235,12 @@ pub fn run(
     };
     let (mut crash_cycles, mut violations) = (0, 0);
     for (fault, frac, setup) in [
-        (Fault::KILL, 0.5, &PLAIN),
-        (Fault::POWER_LOSS, 0.35, &PLAIN),
-        (Fault::KILL, 0.35, &multi),
+        (Fault::KILL, 0.4, &PLAIN),
+        (Fault::POWER_LOSS, 0.25, &PLAIN),
+        (Fault::KILL, 0.25, &multi),
+        (Fault::IO_ERROR, 0.1, &PLAIN),
+        (Fault::DISK_FULL, 0.15, &PLAIN),
+        (Fault::READ_ERROR, 0.1, &PLAIN),
     ] {
         let rep = crash_until_caught(
             work,
@@ -273,13 +276,13 @@ pub fn table(r: &SelftestReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<20} {:<11} {:<6} {:<24} {:>7} {:>9}  class",
+        "{:<22} {:<11} {:<6} {:<24} {:>7} {:>9}  class",
         "mutant", "fault", "check", "status", "cycles", "detect s"
     );
     for m in &r.mutants {
         let _ = writeln!(
             s,
-            "{:<20} {:<11} {:<6} {:<24} {:>7} {:>9}  {}",
+            "{:<22} {:<11} {:<6} {:<24} {:>7} {:>9}  {}",
             m.name,
             m.fault_needed,
             m.checker,

@@ -450,6 +450,7 @@ fn io_error_read_error_and_disk_full_campaigns_inject_errors_and_stay_clean() {
     for (fault, failed) in [
         ("io-error", "io_failed_ops"),
         ("read-error", "io_failed_reads"),
+        ("disk-full", "resumes"),
     ] {
         let o = run(
             &[
@@ -476,24 +477,55 @@ fn io_error_read_error_and_disk_full_campaigns_inject_errors_and_stay_clean() {
             "{fault}: {r}"
         );
         assert!(sum(failed) > 0, "{fault}: {r}");
+        if fault != "read-error" {
+            // Failed writes and flushes are background errors.
+            assert!(sum("background_errors") > 0, "{fault}: {r}");
+        }
+        if fault == "io-error" {
+            // Both kinds of EIO, by type.
+            assert!(sum("io_errors_retryable") > 0, "{r}");
+            let writes: u64 = r["by_mode"]
+                .as_object()
+                .unwrap()
+                .values()
+                .filter_map(|m| m["io_errors_by_type"]["write"].as_u64())
+                .sum();
+            assert!(writes > 0, "{r}");
+        }
+        if fault == "disk-full" {
+            // Space came back past a failed write, and later writes were
+            // judged: no violation.
+            assert!(sum("resumed_past_failed_write") > 0, "{r}");
+        }
         assert_eq!(r["violations"].as_array().unwrap().len(), 0);
     }
 }
 
 #[test]
-fn an_io_error_violation_replays_to_the_same_verdict() {
+fn io_error_and_disk_full_violations_replay_to_the_same_verdict() {
     // The injected errors come from the cycle's own ops, and the failed op
-    // counts as run: a replay meets the same error at the same op.
+    // counts as run: a replay meets the same error at the same op (and,
+    // with disk-full, the same choice to resume).
+    for (mutant, fault, mode) in [
+        ("swallow-sync-error", "io-error", "wal-manual-flush"),
+        ("resume-drops-memtable", "disk-full", "wal-sync"),
+    ] {
+        replays_to_the_same_verdict(mutant, fault, mode);
+    }
+}
+
+fn replays_to_the_same_verdict(mutant: &str, fault: &str, mode: &str) {
     let t = tempfile::tempdir().unwrap();
+    let store = format!("mutant:{mutant}");
     let o = run(
         &[
             "crash",
             "--store",
-            "mutant:swallow-sync-error",
+            &store,
             "--fault",
-            "io-error",
+            fault,
             "--mode",
-            "wal-manual-flush",
+            mode,
             "--cycles",
             "40",
             "--seed",
@@ -504,7 +536,7 @@ fn an_io_error_violation_replays_to_the_same_verdict() {
         ],
         t.path(),
     );
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "{mutant}: {}", text(&o));
     let art = std::fs::read_dir(t.path().join("art"))
         .unwrap()
         .next()

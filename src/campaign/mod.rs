@@ -303,9 +303,20 @@ fn worker(
                 .map(|s| BTreeMap::from([(s.levels_populated, 1)]))
                 .unwrap_or_default(),
             kills_mid_unit: res.writer.killed_mid_unit as u64,
-            io_errors_injected: res.writer.io_errors,
-            io_failed_ops: res.writer.io_failed_ops,
-            io_failed_reads: res.writer.io_failed_reads,
+            io_errors_injected: res.writer.io.injected.iter().sum(),
+            io_errors_by_type: crate::store::fault_fs::IO_ERROR_TYPES
+                .iter()
+                .zip(res.writer.io.injected)
+                .filter(|(_, n)| *n > 0)
+                .map(|(t, n)| (t.to_string(), n))
+                .collect(),
+            io_errors_retryable: res.writer.io.retryable,
+            io_failed_ops: res.writer.io.failed_ops,
+            io_failed_reads: res.writer.io.failed_reads,
+            background_errors: res.writer.io.background_errors,
+            resumes: res.writer.io.resumes,
+            resumes_failed: res.writer.io.resumes_failed,
+            resumed_past_failed_write: res.writer.io.voided_unit.is_some() as u64,
             kills_in_background_phase: matches!(
                 res.writer.phase,
                 Phase::Flushing

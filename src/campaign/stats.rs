@@ -95,6 +95,12 @@ pub struct ModeStats {
     /// I/O errors injected on the writer threads (`io-error`).
     #[serde(default)]
     pub io_errors_injected: u64,
+    /// The same by type (`write`, `metadata-write`, `read`,
+    /// `metadata-read`; FaultInjectionIOType), and how many were retryable.
+    #[serde(default)]
+    pub io_errors_by_type: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub io_errors_retryable: u64,
     /// Cycles that ended at an op that returned an error while I/O errors
     /// were injected (the op stays in flight; see fault/io_error.rs).
     #[serde(default)]
@@ -103,6 +109,21 @@ pub struct ModeStats {
     /// error is allowed; a wrong answer is a violation).
     #[serde(default)]
     pub io_failed_reads: u64,
+    /// Background errors RocksDB reported to the writer's database
+    /// (listener.h `OnBackgroundError`).
+    #[serde(default)]
+    pub background_errors: u64,
+    /// `disk-full` cycles in which space came back and `DB::Resume`
+    /// succeeded (the run went on, and the kill came later).
+    #[serde(default)]
+    pub resumes: u64,
+    /// `DB::Resume` calls that failed (the cycle ended in the error state).
+    #[serde(default)]
+    pub resumes_failed: u64,
+    /// Resumed cycles whose failed op was a write unit: in flight for
+    /// good while later units were acknowledged.
+    #[serde(default)]
+    pub resumed_past_failed_write: u64,
     /// Checkpoints, backups and plain copies, and how they were judged
     /// (`aux` in reports written before the rename).
     #[serde(default, alias = "aux")]
@@ -135,8 +156,16 @@ impl ModeStats {
         self.cf_divergence += o.cf_divergence;
         self.partial_flush_cycles += o.partial_flush_cycles;
         self.io_errors_injected += o.io_errors_injected;
+        for (t, n) in &o.io_errors_by_type {
+            *self.io_errors_by_type.entry(t.clone()).or_default() += n;
+        }
+        self.io_errors_retryable += o.io_errors_retryable;
         self.io_failed_ops += o.io_failed_ops;
         self.io_failed_reads += o.io_failed_reads;
+        self.background_errors += o.background_errors;
+        self.resumes += o.resumes;
+        self.resumes_failed += o.resumes_failed;
+        self.resumed_past_failed_write += o.resumed_past_failed_write;
         self.copies.add(&o.copies);
         let (a, b) = (&mut self.rocksdb, &o.rocksdb);
         a.estimated_keys += b.estimated_keys;

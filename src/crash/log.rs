@@ -84,13 +84,47 @@ pub(super) struct LogPage {
     /// Flush calls started and finished (any writer).
     pub(super) flush_starts: AtomicU64,
     pub(super) flush_ends: AtomicU64,
-    /// I/O errors injected on the writer threads (`io-error`).
-    pub(super) io_errors: AtomicU64,
+    /// I/O errors injected on the writer threads, by type
+    /// (`fault_fs::IO_ERROR_TYPES`), and how many of them were retryable.
+    pub(super) io_errors: [AtomicU64; 4],
+    pub(super) io_errors_retryable: AtomicU64,
     /// Ops that returned an error with I/O errors armed (the first one
     /// ends the cycle).
     pub(super) io_failed_ops: AtomicU64,
     /// Reads that returned an error with read errors armed.
     pub(super) io_failed_reads: AtomicU64,
+    /// Background errors RocksDB reported (listener.h OnBackgroundError).
+    pub(super) background_errors: AtomicU64,
+    /// `DB::Resume` calls that succeeded and that failed (`disk-full` with
+    /// space coming back).
+    pub(super) resumes: AtomicU64,
+    pub(super) resumes_failed: AtomicU64,
+    /// The first writer's write unit that failed before a successful
+    /// resume (0: none): it never happened as far as later ops know.
+    pub(super) voided_unit: AtomicU64,
+}
+
+/// What the I/O-error faults did in one cycle (see [`LogPage`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoCounts {
+    /// I/O errors injected on the writer threads, by type (the order of
+    /// `store::fault_fs::IO_ERROR_TYPES`).
+    pub injected: [u64; 4],
+    /// How many of them were retryable.
+    pub retryable: u64,
+    /// Ops that returned an error while I/O errors were armed.
+    pub failed_ops: u64,
+    /// Reads that returned an error while read errors were armed.
+    pub failed_reads: u64,
+    /// Background errors RocksDB reported.
+    pub background_errors: u64,
+    /// Successful `DB::Resume` calls.
+    pub resumes: u64,
+    /// Failed `DB::Resume` calls (the cycle then ends in the error state).
+    pub resumes_failed: u64,
+    /// The write unit (first writer) that failed before a successful
+    /// resume, and stays in flight while later units are acknowledged.
+    pub voided_unit: Option<u64>,
 }
 
 /// A shared anonymous mapping holding the writer's progress log, made
@@ -297,18 +331,23 @@ impl SharedLog {
         self.writer(writer).ops_done.load(Ordering::SeqCst) as usize
     }
 
-    /// Copy ops the child skipped because the record table was full.
-    /// I/O errors injected on the writer threads, ops that failed with
-    /// I/O errors armed, and reads that failed with read errors armed.
-    pub fn io_errors(&self) -> (u64, u64, u64) {
+    /// What the I/O-error faults did in the cycle.
+    pub fn io_counts(&self) -> IoCounts {
         let p = self.get();
-        (
-            p.io_errors.load(Ordering::SeqCst),
-            p.io_failed_ops.load(Ordering::SeqCst),
-            p.io_failed_reads.load(Ordering::SeqCst),
-        )
+        let voided = p.voided_unit.load(Ordering::SeqCst);
+        IoCounts {
+            injected: std::array::from_fn(|t| p.io_errors[t].load(Ordering::SeqCst)),
+            retryable: p.io_errors_retryable.load(Ordering::SeqCst),
+            failed_ops: p.io_failed_ops.load(Ordering::SeqCst),
+            failed_reads: p.io_failed_reads.load(Ordering::SeqCst),
+            background_errors: p.background_errors.load(Ordering::SeqCst),
+            resumes: p.resumes.load(Ordering::SeqCst),
+            resumes_failed: p.resumes_failed.load(Ordering::SeqCst),
+            voided_unit: (voided > 0).then_some(voided),
+        }
     }
 
+    /// Copy ops the child skipped because the record table was full.
     pub fn copies_skipped(&self) -> u64 {
         u64::from(self.get().copies_skipped.load(Ordering::SeqCst))
     }

@@ -14,6 +14,7 @@
 mod accounting;
 mod copies;
 mod fork;
+mod io_faults;
 mod killer;
 mod log;
 mod progress;
@@ -22,7 +23,7 @@ mod writer;
 pub use copies::{CopyKind, CopyRecord, CopyState};
 pub use fork::{isolate, isolate_output, ChildEnd};
 pub use killer::{KillPlan, Phase};
-pub use log::{SharedLog, MAX_COPIES};
+pub use log::{IoCounts, SharedLog, MAX_COPIES};
 pub use progress::{flush_covers, Progress};
 pub use writer::{run_writer, WriterJob, WriterRun, WriterStop};
 

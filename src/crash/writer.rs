@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::accounting::{CopyStart, FlushStart};
 use super::copies::{CopyKind, CopyRecord};
 use super::fork::{die_now, fork_child, fork_lock, wait_child, ChildEnd};
+use super::io_faults::WriterIo;
 use super::killer::{KillPlan, Killer, Phase};
 use super::log::{SharedLog, WriterLog};
 use super::{assert_fork_safe, CrashError, Progress};
@@ -110,13 +111,8 @@ pub struct WriterRun {
     pub schedule: Option<Vec<(usize, usize)>>,
     /// Ops each writer completed.
     pub ops_done_each: Vec<usize>,
-    /// I/O errors injected on the writer threads (faults with
-    /// [`WriterJob::io_errors`]).
-    pub io_errors: u64,
-    /// Ops that returned an error while I/O errors were armed.
-    pub io_failed_ops: u64,
-    /// Reads that returned an error while read errors were armed.
-    pub io_failed_reads: u64,
+    /// What the I/O-error faults did (faults with [`WriterJob::io_errors`]).
+    pub io: super::log::IoCounts,
 }
 
 /// Everything the writer child's threads share.
@@ -264,23 +260,12 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
         MID_UNIT.with(|m| m.set(&ctx.shared.get().mid_unit));
         crate::store::drive::set_step_hook(Some(on_step));
     }
-    if let Some((seed, e)) = ctx.io_errors {
-        let seed = seed ^ (writer as u32).wrapping_mul(0x9E37_79B9);
-        if !crate::store::fault_fs::arm_thread_io_errors(seed, e.one_in, e.kinds) {
-            ctx.fail(
-                writer,
-                0,
-                "I/O errors requested, but the store runs on no fault-injecting filesystem",
-                code::STORE_ERROR,
-            );
-        }
-    }
-    // The op before which the disk fills up (first writer only).
-    let disk_full_at = match ctx.io_errors {
-        Some((seed, e)) if e.disk_full && writer == 0 && !h.ops.is_empty() => {
-            Some(seed as usize % h.ops.len())
-        }
-        _ => None,
+    let mut io = match ctx.io_errors {
+        Some((seed, e)) => match WriterIo::arm(seed, e, writer, ctx.writers, h) {
+            Ok(io) => Some(io),
+            Err(msg) => ctx.fail(writer, 0, msg, code::STORE_ERROR),
+        },
+        None => None,
     };
     let mut hooks = WriterHooks {
         ctx,
@@ -299,43 +284,18 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
         } else if ctx.writers > 1 {
             ctx.shared.record_start(writer, i);
         }
-        if disk_full_at == Some(i) && !crate::store::fault_fs::fill_disk() {
-            ctx.fail(
-                writer,
-                i,
-                "no fault-injecting filesystem to fill",
-                code::STORE_ERROR,
-            );
+        if let Some(Err(msg)) = io.as_ref().map(|io| io.before_op(i)) {
+            ctx.fail(writer, i, msg, code::STORE_ERROR);
         }
-        let result = drive(store, op, &mut hooks);
-        let mut result = result;
-        if let Some((_, e)) = ctx.io_errors {
-            let page = ctx.shared.get();
-            let injected = crate::store::fault_fs::take_thread_io_errors();
-            page.io_errors.fetch_add(injected, Ordering::SeqCst);
-            match &result {
-                // A read may fail (never answer wrongly): counted, and the
-                // run goes on.
-                Err(_) if op.is_read() && e.kinds.reads => {
-                    page.io_failed_reads.fetch_add(1, Ordering::SeqCst);
-                    result = Ok(crate::store::drive::Answer::Skipped);
-                }
-                // The failed op stays in flight (started, never acked); the
-                // cycle ends here, on the power-loss filesystem.
-                // It counts as run, so the repro's kill point ("after op
-                // i + 1") makes a replay run it and meet the same error.
-                Err(_) => {
-                    page.io_failed_ops.fetch_add(1, Ordering::SeqCst);
-                    log.ops_done.store(i as u64 + 1, Ordering::SeqCst);
-                    die_now();
-                }
-                Ok(_) => {}
-            }
+        let mut result = drive(store, op, &mut hooks);
+        if let Some(io) = io.as_mut() {
+            result = io.after_op(ctx.shared.get(), log, store, h, i, result);
         }
         match result {
             Ok(answer) => {
                 if let (Some(got), Some(want)) = (answer.hashes(op), h.reads.get(&i)) {
-                    if &got != want {
+                    let without = io.as_ref().and_then(|io| io.read_without_failed(i));
+                    if &got != want && without != Some(&got) {
                         let first = got
                             .iter()
                             .zip(want.iter())
@@ -574,8 +534,6 @@ pub fn run_writer(shared: &SharedLog, job: &WriterJob<'_>) -> Result<WriterRun, 
         schedule: if n > 1 { shared.schedule() } else { None },
         ops_done_each: (0..n).map(|i| shared.ops_done_of(i)).collect(),
         copies_skipped: shared.copies_skipped(),
-        io_errors: shared.io_errors().0,
-        io_failed_ops: shared.io_errors().1,
-        io_failed_reads: shared.io_errors().2,
+        io: shared.io_counts(),
     })
 }

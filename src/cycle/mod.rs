@@ -194,24 +194,57 @@ pub fn run_cycle(
     // Judge the checkpoints, backups and copies, then observe and judge
     // the live database.
     let promise = cross_cf_promise(&d, &res.writer.progress);
+    // A write unit that failed before the store resumed (disk-full) is in
+    // flight for good: the states without it are admitted too.
+    let voided: Option<Vec<History>> = res.writer.io.voided_unit.map(|u| {
+        let mut v = histories.to_vec();
+        if let Some(h) = v.first_mut() {
+            *h = h.with_unit_voided(u);
+        }
+        v
+    });
     if uses_copies {
-        res.copies = crate::verify::copies::judge(
-            factory,
-            opts,
-            loss,
-            histories,
-            &res.writer,
-            &root,
-            promise,
-            timeout,
-        )?;
+        let judge = |hs: &[History]| {
+            crate::verify::copies::judge(
+                factory,
+                opts,
+                loss,
+                hs,
+                &res.writer,
+                &root,
+                promise,
+                timeout,
+            )
+        };
+        res.copies = judge(histories)?;
+        if let (false, Some(v)) = (res.copies.findings.is_empty(), &voided) {
+            let again = judge(v)?;
+            if again.findings.is_empty() {
+                res.copies = again;
+            }
+        }
     }
     let reopened = crate::observe::reopen_and_read(factory, db, opts, sample, timeout)?;
     res.outcome = match reopened {
         Reopened::Opened(rec) => {
             let outcome = match adjudicate::writer_verdict(&res.writer.stop) {
                 Some(o) => o,
-                None => judge_live(&d, loss, promise, histories, &rec, &mut res),
+                None => {
+                    let first = judge_live(&d, loss, promise, histories, &rec, &mut res);
+                    match (&first, &voided) {
+                        (CycleOutcome::Violation { .. }, Some(v)) => {
+                            let saved = (res.prefixes.clone(), res.divergence.clone());
+                            let again = judge_live(&d, loss, promise, v, &rec, &mut res);
+                            if matches!(again, CycleOutcome::Violation { .. }) {
+                                (res.prefixes, res.divergence) = saved;
+                                first
+                            } else {
+                                again
+                            }
+                        }
+                        _ => first,
+                    }
+                }
             };
             res.recovered = Some(rec);
             outcome

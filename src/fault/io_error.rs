@@ -6,7 +6,12 @@
 //! csrc/fault_env.cc): one in [`ONE_IN`] of the thread's writes (WAL and
 //! MANIFEST appends, file creation; FaultInjectionIOType::kWrite) and
 //! metadata writes (file close, directory fsync, rename, delete, link;
-//! kMetadataWrite) fails with a non-retryable IOError. Sync itself cannot
+//! kMetadataWrite) fails with an IOError: retryable on half of the writer
+//! threads (drawn per thread from the cycle's seed), non-retryable on the
+//! others. RocksDB handles the two differently (db/error_handler.cc
+//! `SetBGError`: a retryable or file-scope error becomes a hard error with
+//! automatic resume, any other IOError follows the severity map), but
+//! either way the write that failed was not acknowledged. Sync itself cannot
 //! fail per thread in that filesystem (only a whole inactive filesystem
 //! fails it), so a failed sync shows as a failed directory fsync after it.
 //! Background flushes and compactions run on threads that are not armed.
@@ -46,6 +51,9 @@ impl FaultKind for IoError {
             metadata_writes: true,
             ..IoErrorKinds::default()
         };
-        Some(IoErrors::thread_local(ONE_IN, kinds))
+        Some(IoErrors {
+            some_retryable: true,
+            ..IoErrors::thread_local(ONE_IN, kinds)
+        })
     }
 }

@@ -38,6 +38,9 @@ pub struct IoErrors {
     /// The disk fills up (ENOSPC on every thread) before one op of the
     /// first writer, drawn per cycle.
     pub disk_full: bool,
+    /// Half of the writer threads (drawn per thread from the seed) get
+    /// retryable errors, the others non-retryable ones.
+    pub some_retryable: bool,
 }
 
 impl IoErrors {
@@ -47,6 +50,7 @@ impl IoErrors {
             one_in,
             kinds,
             disk_full: false,
+            some_retryable: false,
         }
     }
 
@@ -56,6 +60,7 @@ impl IoErrors {
             one_in: 0,
             kinds: crate::store::fault_fs::IoErrorKinds::default(),
             disk_full: true,
+            some_retryable: false,
         }
     }
 }
@@ -139,6 +144,9 @@ impl Fault {
     pub const IO_ERROR: Fault = Fault(&io_error::IoError);
     /// Failed and damaged reads on the writer threads, then a power cut.
     pub const READ_ERROR: Fault = Fault(&read_error::ReadError);
+    /// The disk fills up; then a power cut, or space comes back and the
+    /// store resumes.
+    pub const DISK_FULL: Fault = Fault(&disk_full::DiskFull);
 
     /// Every registered fault, in report order.
     pub fn all() -> &'static [Fault] {

@@ -131,6 +131,21 @@ impl History {
         h
     }
 
+    /// The same history with write unit `unit` emptied (an empty batch:
+    /// it still counts as a unit, so every later unit keeps its number and
+    /// every durability mark stays valid). For a unit whose call failed
+    /// while later units were acknowledged: the states without it.
+    pub fn with_unit_voided(&self, unit: u64) -> History {
+        let mut ops = self.ops.clone();
+        if let Some(&i) = unit
+            .checked_sub(1)
+            .and_then(|u| self.op_of_unit.get(u as usize))
+        {
+            ops[i] = Op::Batch(Vec::new());
+        }
+        History::new(ops, self.base.clone())
+    }
+
     /// Number of write units.
     pub fn units(&self) -> u64 {
         self.op_of_unit.len() as u64
@@ -180,5 +195,43 @@ fn expected_read(model: &Model, op: &Op) -> Option<ExpectedRead> {
                 .collect(),
         ),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::WriteOp;
+
+    fn put(k: &str, v: &[u8]) -> Op {
+        Op::Write(WriteOp::Put {
+            key: k.as_bytes().to_vec(),
+            value: crate::op::Value::Lit(v.to_vec()),
+        })
+    }
+
+    #[test]
+    fn a_voided_unit_keeps_every_later_number_and_drops_only_its_effect() {
+        let ops = vec![
+            put("a", b"1"),
+            put("b", b"2"),
+            Op::Get { key: b"b".to_vec() },
+            put("a", b"3"),
+        ];
+        let h = History::new(ops, State::new());
+        let v = h.with_unit_voided(2);
+        assert_eq!(v.units(), h.units());
+        assert_eq!(v.unit_of_op, h.unit_of_op);
+        // Before the voided unit the states agree; from it on they differ
+        // by exactly its write.
+        assert_eq!(v.fps[1], h.fps[1]);
+        assert_eq!(v.fps[2], v.fps[1]);
+        assert_ne!(v.fps[3], h.fps[3]);
+        assert_eq!(v.value_at(b"a", 3), h.value_at(b"a", 3));
+        assert_eq!(v.value_at(b"b", 3), None);
+        assert!(h.value_at(b"b", 3).is_some());
+        // The read after it expects "absent" in the voided history.
+        assert_eq!(v.reads[&2], vec![(b"b".to_vec(), None)]);
+        assert_ne!(h.reads[&2], v.reads[&2]);
     }
 }

@@ -168,15 +168,31 @@ pub fn io_error_notes(r: &CrashReport) -> Vec<String> {
             if m.io_errors_injected > 0 {
                 // With several writers one may die before it counts its own.
                 let at_least = if r.writers > 1 { "at least " } else { "" };
+                let by_type: Vec<String> = m
+                    .io_errors_by_type
+                    .iter()
+                    .map(|(t, n)| format!("{t} {n}"))
+                    .collect();
                 parts.push(format!(
-                    "{at_least}{} I/O errors injected on the writer threads",
-                    m.io_errors_injected
+                    "{at_least}{} I/O errors injected on the writer threads ({}; {} retryable)",
+                    m.io_errors_injected,
+                    by_type.join(", "),
+                    m.io_errors_retryable
                 ));
             }
             if m.io_failed_ops > 0 {
                 parts.push(format!(
-                    "{} of {} cycles ended at an op that returned an error (in flight, then a power cut)",
+                    "{} ops returned an error in {} cycles (each in flight)",
                     m.io_failed_ops, m.cycles
+                ));
+            }
+            if m.background_errors > 0 {
+                parts.push(format!("{} background errors", m.background_errors));
+            }
+            if m.resumes + m.resumes_failed > 0 {
+                parts.push(format!(
+                    "space came back and `DB::Resume` succeeded {} times ({} past a failed write), failed {} times",
+                    m.resumes, m.resumed_past_failed_write, m.resumes_failed
                 ));
             }
             if m.io_failed_reads > 0 {

@@ -111,9 +111,49 @@ extern "C" {
         seed: u32,
         one_in: libc::c_int,
         types: libc::c_int,
+        retryable: libc::c_int,
     ) -> libc::c_int;
-    fn crashcheck_fault_env_take_injected() -> libc::c_int;
+    fn crashcheck_fault_env_take_injected(out: *mut libc::c_int);
     fn crashcheck_fault_env_disk_full() -> libc::c_int;
+    fn crashcheck_fault_env_disk_restore() -> libc::c_int;
+    fn crashcheck_options_add_recovery_listener(o: *mut librocksdb_sys::rocksdb_options_t);
+    fn crashcheck_take_background_errors() -> libc::c_int;
+    fn crashcheck_db_resume(
+        db: *mut librocksdb_sys::rocksdb_t,
+        msg: *mut libc::c_char,
+        cap: libc::size_t,
+    ) -> libc::c_int;
+}
+
+/// Space comes back: the fault Env this process made last works again
+/// ([`fill_disk`] undone). False when no fault Env was made.
+pub fn restore_disk() -> bool {
+    // SAFETY: no arguments; the shim checks the Env exists.
+    unsafe { crashcheck_fault_env_disk_restore() == 0 }
+}
+
+/// Background errors RocksDB reported (listener.h `OnBackgroundError`) to
+/// databases on the fault Env since the last call.
+pub fn take_background_errors() -> u64 {
+    // SAFETY: no arguments; reads and resets a counter.
+    u64::try_from(unsafe { crashcheck_take_background_errors() }).unwrap_or(0)
+}
+
+/// `DB::Resume()`: leaves a background error state (db.h: "Returns OK if
+/// writes are successfully resumed, or there was no outstanding error to
+/// recover from"). rust-rocksdb does not expose it; the shim calls it on
+/// the C API handle.
+pub fn resume(db: &rocksdb::DB) -> Result<(), String> {
+    let mut msg = [0 as libc::c_char; 256];
+    // SAFETY: `db` is open for the call; the shim writes at most `cap`
+    // bytes, NUL-terminated, into `msg`.
+    let rc = unsafe { crashcheck_db_resume(db.as_raw_ptr(), msg.as_mut_ptr(), msg.len()) };
+    if rc == 0 {
+        return Ok(());
+    }
+    // SAFETY: NUL-terminated by the shim (or all zero).
+    let text = unsafe { std::ffi::CStr::from_ptr(msg.as_ptr()) };
+    Err(text.to_string_lossy().into_owned())
 }
 
 /// The disk fills up: every later file operation of the fault Env this
@@ -141,25 +181,37 @@ pub struct IoErrorKinds {
 
 /// Arms I/O error injection on the calling thread, on the fault Env this
 /// process made last ([`install_unsynced_data_loss_env`]): one in `one_in`
-/// of the thread's I/O calls of `kinds` fails with a non-retryable EIO
-/// (csrc/fault_env.cc). False when no fault Env was made.
-pub fn arm_thread_io_errors(seed: u32, one_in: u32, kinds: IoErrorKinds) -> bool {
+/// of the thread's I/O calls of `kinds` fails with an EIO, marked
+/// retryable (`IOStatus::SetRetryable`) when `retryable` (csrc/fault_env.cc).
+/// False when no fault Env was made.
+pub fn arm_thread_io_errors(seed: u32, one_in: u32, kinds: IoErrorKinds, retryable: bool) -> bool {
     let one_in = libc::c_int::try_from(one_in).unwrap_or(libc::c_int::MAX);
     let types = i32::from(kinds.writes)
         | i32::from(kinds.metadata_writes) << 1
         | i32::from(kinds.reads) << 2
         | i32::from(kinds.metadata_reads) << 3;
     // SAFETY: plain values; the shim checks the Env exists.
-    unsafe { crashcheck_fault_env_arm_thread(seed, one_in, types) == 0 }
+    unsafe { crashcheck_fault_env_arm_thread(seed, one_in, types, i32::from(retryable)) == 0 }
 }
 
-/// I/O errors injected on the calling thread since the last call.
-pub fn take_thread_io_errors() -> u64 {
-    // SAFETY: no arguments; the shim checks the Env exists.
-    u64::try_from(unsafe { crashcheck_fault_env_take_injected() }).unwrap_or(0)
+/// I/O errors injected on the calling thread since the last call, by type
+/// (the order of [`IO_ERROR_TYPES`]).
+pub fn take_thread_io_errors() -> [u64; 4] {
+    let mut out = [0 as libc::c_int; 4];
+    // SAFETY: the shim writes exactly four ints.
+    unsafe { crashcheck_fault_env_take_injected(out.as_mut_ptr()) };
+    out.map(|n| u64::try_from(n).unwrap_or(0))
 }
 
-/// Installs a fresh fault-injecting Env (see csrc/fault_env.cc) in `opts`.
+/// Report names of the injected error types, in the order
+/// [`take_thread_io_errors`] returns them (FaultInjectionIOType kWrite,
+/// kMetadataWrite, kRead, kMetadataRead).
+pub const IO_ERROR_TYPES: [&str; 4] = ["write", "metadata-write", "read", "metadata-read"];
+
+/// Installs a fresh fault-injecting Env (see csrc/fault_env.cc) in `opts`,
+/// and a listener that counts background errors and vetoes RocksDB's
+/// automatic recovery (a database in an error state leaves it by
+/// [`resume`] only, when the writer asks).
 /// The Env is leaked on purpose: it must outlive every DB opened with these
 /// options, and it is only ever used in a writer child that dies by SIGKILL.
 pub fn install_unsynced_data_loss_env(opts: &mut Options) {
@@ -168,5 +220,6 @@ pub fn install_unsynced_data_loss_env(opts: &mut Options) {
     unsafe {
         let env = crashcheck_fault_env_create();
         librocksdb_sys::rocksdb_options_set_env(opts.as_raw_ptr(), env);
+        crashcheck_options_add_recovery_listener(opts.as_raw_ptr());
     }
 }

@@ -111,6 +111,12 @@ pub trait Store {
         Ok(())
     }
 
+    /// Leaves a background error state once its cause is gone (RocksDB's
+    /// `DB::Resume`), so that writes are acknowledged again.
+    fn resume(&mut self) -> StoreResult<()> {
+        Err(unsupported("resuming after a background error"))
+    }
+
     /// Statistics and properties of the store, for reports.
     fn stats(&mut self) -> Option<StoreStats> {
         None

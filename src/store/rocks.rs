@@ -221,6 +221,19 @@ impl RocksStore {
         engine.create_new_backup_flush(db, flush).map_err(map_err)
     }
 
+    /// Closes the database, runs `between` on its directory, and opens it
+    /// again (for mutants that tamper with the files of a closed store).
+    pub fn reopen_after(
+        &mut self,
+        between: impl FnOnce(&Path) -> std::io::Result<()>,
+    ) -> StoreResult<()> {
+        self.close_db()?;
+        between(&self.path).map_err(|e| StoreError::Other(e.to_string()))?;
+        let db = open_db(&self.rocks_opts, &self.path, self.opts.column_families)?;
+        self.db = Some(Arc::new(db));
+        Ok(())
+    }
+
     fn close_db(&mut self) -> StoreResult<()> {
         self.snaps.clear();
         // Dropping the DB runs rocksdb_close (DBImpl::Close).
@@ -441,6 +454,10 @@ impl Store for RocksStore {
 
     fn share(&mut self) -> StoreResult<Box<dyn Store + Send>> {
         Ok(Box::new(self.share_rocks()?))
+    }
+
+    fn resume(&mut self) -> StoreResult<()> {
+        super::fault_fs::resume(self.db()?).map_err(StoreError::Other)
     }
 
     fn checkpoint(&mut self, dir: &Path) -> StoreResult<()> {

@@ -1,0 +1,165 @@
+//! The writer's side of the I/O-error faults (`io-error`, `read-error`,
+//! `disk-full`): arming each writer thread, filling the disk, counting
+//! what was injected, and what happens to an op that returned an error.
+//!
+//! An op that fails is in flight: it may or may not have reached the disk.
+//! Usually the cycle ends right there, on the power-loss filesystem. A
+//! failed read (with read errors armed) is allowed and the run goes on.
+//!
+//! **Space comes back** (`disk-full`, one writer, half of the cycles):
+//! after the first op that failed on the full disk, the filesystem works
+//! again and the writer calls `DB::Resume` (include/rocksdb/db.h: "Returns
+//! OK if writes are successfully resumed, or there was no outstanding
+//! error to recover from. Returns underlying write error if it is not
+//! recoverable."), as RocksDB's own error-recovery tests do
+//! (db/error_handler_fs_test.cc: `SetFilesystemActive(false,
+//! IOStatus::NoSpace())`, then `true`, then `Resume()`). Automatic
+//! recovery is vetoed (csrc/fault_env.cc), so the database leaves its
+//! error state only here. A resumed cycle goes on with the next op and the
+//! kill comes later, as planned. The failed op stays in flight for good:
+//! if it was a write unit, later units are acknowledged while it is
+//! neither acked nor refused, so the writer's own reads (and the verifier,
+//! see [`History::with_unit_voided`]) admit the states with and without
+//! it. A failed `Resume` ends the cycle in the error state, as the kill
+//! variant does.
+
+use std::sync::atomic::Ordering;
+
+use super::fork::die_now;
+use super::log::{LogPage, WriterLog};
+use crate::fault::IoErrors;
+use crate::model::history::History;
+use crate::op::Op;
+use crate::store::drive::Answer;
+use crate::store::fault_fs;
+use crate::store::{Store, StoreResult};
+
+/// One writer thread's I/O-error state for a cycle.
+pub(super) struct WriterIo {
+    errors: IoErrors,
+    /// The op before which the disk fills up (first writer only).
+    disk_full_at: Option<usize>,
+    /// Space comes back after the next failed op.
+    resume_left: bool,
+    /// After a resume: the history without the failed unit.
+    voided: Option<History>,
+    /// This thread's errors are retryable.
+    retryable: bool,
+}
+
+impl WriterIo {
+    /// Arms writer `writer`'s thread for a cycle with I/O seed `seed`;
+    /// `Err` when the store runs on no fault-injecting filesystem.
+    pub(super) fn arm(
+        seed: u32,
+        errors: IoErrors,
+        writer: usize,
+        writers: usize,
+        h: &History,
+    ) -> Result<WriterIo, &'static str> {
+        let thread_seed = seed ^ (writer as u32).wrapping_mul(0x9E37_79B9);
+        let retryable = errors.some_retryable && (thread_seed >> 21) & 1 == 1;
+        if !fault_fs::arm_thread_io_errors(thread_seed, errors.one_in, errors.kinds, retryable) {
+            return Err(
+                "I/O errors requested, but the store runs on no fault-injecting filesystem",
+            );
+        }
+        let first = errors.disk_full && writer == 0;
+        Ok(WriterIo {
+            errors,
+            disk_full_at: (first && !h.ops.is_empty()).then(|| seed as usize % h.ops.len()),
+            // Half of the single-writer cycles, drawn from the seed so that
+            // a replay draws the same.
+            resume_left: first && writers == 1 && (seed >> 20) & 1 == 1,
+            voided: None,
+            retryable,
+        })
+    }
+
+    /// Before op `i`: the disk may fill up; `Err` when there is no
+    /// fault-injecting filesystem to fill.
+    pub(super) fn before_op(&self, i: usize) -> Result<(), &'static str> {
+        if self.disk_full_at == Some(i) && !fault_fs::fill_disk() {
+            return Err("no fault-injecting filesystem to fill");
+        }
+        Ok(())
+    }
+
+    /// After op `i` of `h` returned `result`: counts, and settles a
+    /// failure. Returns the result the writer goes on with (a failed read,
+    /// or the op before a resume, as skipped); never returns when the
+    /// cycle ends here.
+    pub(super) fn after_op(
+        &mut self,
+        page: &LogPage,
+        log: &WriterLog,
+        store: &mut dyn Store,
+        h: &History,
+        i: usize,
+        result: StoreResult<Answer>,
+    ) -> StoreResult<Answer> {
+        let injected = fault_fs::take_thread_io_errors();
+        for (counter, n) in page.io_errors.iter().zip(injected) {
+            counter.fetch_add(n, Ordering::SeqCst);
+        }
+        if self.retryable {
+            page.io_errors_retryable
+                .fetch_add(injected.iter().sum(), Ordering::SeqCst);
+        }
+        page.background_errors
+            .fetch_add(fault_fs::take_background_errors(), Ordering::SeqCst);
+        if result.is_ok() {
+            return result;
+        }
+        let op: &Op = &h.ops[i];
+        if op.is_read() && self.errors.kinds.reads {
+            // A read may fail (never answer wrongly): counted, and the run
+            // goes on.
+            page.io_failed_reads.fetch_add(1, Ordering::SeqCst);
+            return Ok(Answer::Skipped);
+        }
+        page.io_failed_ops.fetch_add(1, Ordering::SeqCst);
+        if std::mem::take(&mut self.resume_left) {
+            if let Some(v) = resume_after(page, store, h, i) {
+                self.voided = Some(v);
+                return Ok(Answer::Skipped);
+            }
+        }
+        // The failed op stays in flight (started, never acked); the cycle
+        // ends here, on the power-loss filesystem. It counts as run, so the
+        // repro's kill point ("after op i + 1") makes a replay run it and
+        // meet the same error.
+        log.ops_done.store(i as u64 + 1, Ordering::SeqCst);
+        die_now()
+    }
+
+    /// The expected answer of read op `i` had the failed unit never
+    /// happened (after a resume), if it differs.
+    pub(super) fn read_without_failed(
+        &self,
+        i: usize,
+    ) -> Option<&crate::model::history::ExpectedRead> {
+        self.voided.as_ref().and_then(|v| v.reads.get(&i))
+    }
+}
+
+/// Restores the disk and resumes `store` after op `op` of `h` failed.
+/// `Some(voided history)` (the failed unit emptied; `h` itself when the op
+/// was no write) when the store resumed; `None` when it did not.
+fn resume_after(page: &LogPage, store: &mut dyn Store, h: &History, op: usize) -> Option<History> {
+    let resumed = fault_fs::restore_disk() && store.resume().is_ok();
+    page.background_errors
+        .fetch_add(fault_fs::take_background_errors(), Ordering::SeqCst);
+    if !resumed {
+        page.resumes_failed.fetch_add(1, Ordering::SeqCst);
+        return None;
+    }
+    page.resumes.fetch_add(1, Ordering::SeqCst);
+    match h.unit_of_op.get(op).copied().flatten() {
+        Some(unit) => {
+            page.voided_unit.store(unit, Ordering::SeqCst);
+            Some(h.with_unit_voided(unit))
+        }
+        None => Some(h.clone()),
+    }
+}
