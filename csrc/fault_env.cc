@@ -34,10 +34,14 @@ struct rocksdb_env_t {
 // threads can arm I/O error injection on it.
 static std::shared_ptr<rocksdb::FaultInjectionTestFS> last_fault_env_fs;
 
-extern "C" rocksdb_env_t* crashcheck_fault_env_create() {
+// `lose_unsynced` = 0 makes the same filesystem write appends through to
+// the files at once (fault_injection_fs.cc TestFSWritableFile::Append:
+// "if (... !unsync_data_loss_) s = target_->Append(...)"), so that a kill is
+// a process crash: for I/O errors without a power cut.
+extern "C" rocksdb_env_t* crashcheck_fault_env_create(int lose_unsynced) {
   auto fs = std::make_shared<rocksdb::FaultInjectionTestFS>(
       rocksdb::FileSystem::Default());
-  fs->SetInjectUnsyncedDataLoss(true);
+  fs->SetInjectUnsyncedDataLoss(lose_unsynced != 0);
   last_fault_env_fs = fs;
   std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
   auto* out = new rocksdb_env_t;

@@ -132,10 +132,12 @@ pub fn run_cycle(
     }
     let wopts = StoreOptions {
         lose_unsynced_data: fault.drops_unsynced(opts, single),
+        io_fault_env: fault.writer_io_errors().is_some(),
         ..opts.clone()
     };
     let opts = &StoreOptions {
         lose_unsynced_data: false,
+        io_fault_env: false,
         ..opts.clone()
     };
     let job = WriterJob {

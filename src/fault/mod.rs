@@ -131,6 +131,7 @@ registry! {
     power_loss_zeros::PowerLossZeros,
     power_loss_garbage::PowerLossGarbage,
     io_error::IoError,
+    io_error_kill::IoErrorKill,
     read_error::ReadError,
     disk_full::DiskFull,
 }

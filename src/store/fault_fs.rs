@@ -1,6 +1,6 @@
 //! RocksDB's FaultInjectionTestFS through the C++ shim (csrc/fault_env.cc):
-//! the unsynced-data-loss Env the crash writer runs on in power-loss
-//! cycles ([`install_unsynced_data_loss_env`]), and in-process power cuts
+//! the Env the crash writer runs on in power-loss and I/O-error cycles
+//! ([`install_fault_env`]), `DB::Resume`, and in-process power cuts
 //! for the fuzz targets ([`FaultFs`]): forking per input would be too
 //! slow, and this filesystem can freeze, drop unsynced data and drop
 //! unsynced directory entries inside the process that holds it.
@@ -106,7 +106,9 @@ impl Default for FaultFs {
 extern "C" {
     /// csrc/fault_env.cc: an Env over RocksDB's FaultInjectionTestFS with
     /// unsynced-data loss on.
-    fn crashcheck_fault_env_create() -> *mut librocksdb_sys::rocksdb_env_t;
+    fn crashcheck_fault_env_create(
+        lose_unsynced: libc::c_int,
+    ) -> *mut librocksdb_sys::rocksdb_env_t;
     fn crashcheck_fault_env_arm_thread(
         seed: u32,
         one_in: libc::c_int,
@@ -180,7 +182,7 @@ pub struct IoErrorKinds {
 }
 
 /// Arms I/O error injection on the calling thread, on the fault Env this
-/// process made last ([`install_unsynced_data_loss_env`]): one in `one_in`
+/// process made last ([`install_fault_env`]): one in `one_in`
 /// of the thread's I/O calls of `kinds` fails with an EIO, marked
 /// retryable (`IOStatus::SetRetryable`) when `retryable` (csrc/fault_env.cc).
 /// False when no fault Env was made.
@@ -211,14 +213,16 @@ pub const IO_ERROR_TYPES: [&str; 4] = ["write", "metadata-write", "read", "metad
 /// Installs a fresh fault-injecting Env (see csrc/fault_env.cc) in `opts`,
 /// and a listener that counts background errors and vetoes RocksDB's
 /// automatic recovery (a database in an error state leaves it by
-/// [`resume`] only, when the writer asks).
+/// [`resume`] only, when the writer asks). With `lose_unsynced` the Env
+/// keeps unsynced appends in process memory, so a kill is a power cut;
+/// without, appends reach the files at once and a kill is a process crash.
 /// The Env is leaked on purpose: it must outlive every DB opened with these
 /// options, and it is only ever used in a writer child that dies by SIGKILL.
-pub fn install_unsynced_data_loss_env(opts: &mut Options) {
+pub fn install_fault_env(opts: &mut Options, lose_unsynced: bool) {
     // SAFETY: the shim returns a valid, never-freed rocksdb_env_t; the C API
     // stores its Env pointer in the options.
     unsafe {
-        let env = crashcheck_fault_env_create();
+        let env = crashcheck_fault_env_create(i32::from(lose_unsynced));
         librocksdb_sys::rocksdb_options_set_env(opts.as_raw_ptr(), env);
         crashcheck_options_add_recovery_listener(opts.as_raw_ptr());
     }

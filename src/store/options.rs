@@ -140,6 +140,11 @@ pub struct StoreOptions {
     /// not part of the text form.
     #[serde(skip)]
     pub lose_unsynced_data: bool,
+    /// Run RocksDB on the fault-injecting filesystem even without
+    /// unsynced-data loss (appends reach the files at once): for injected
+    /// I/O errors under a process kill. Not part of the text form.
+    #[serde(skip)]
+    pub io_fault_env: bool,
     /// An in-process fault filesystem to run on (fuzz targets); not part
     /// of the text form.
     #[serde(skip)]
@@ -185,6 +190,7 @@ impl Default for StoreOptions {
             statistics: false,
             rocksdb: String::new(),
             lose_unsynced_data: false,
+            io_fault_env: false,
             fault_fs: None,
         }
     }
