@@ -154,6 +154,13 @@ pub const MUTANTS: &[MutantInfo] = &[
         setup: PLAIN,
     },
     MutantInfo {
+        name: "ack-while-stopped",
+        bug: "after a write fails, acknowledges later writes without writing them (queued while stopped, never replayed)",
+        fault: Some(Fault::IO_ERROR),
+        modes: &[WalMode::WalSync],
+        setup: PLAIN,
+    },
+    MutantInfo {
         name: "resume-drops-memtable",
         bug: "recovers from a background error by reopening without its WAL (the memtable is dropped)",
         fault: Some(Fault::DISK_FULL),
@@ -280,6 +287,7 @@ impl StoreFactory for MutantFactory {
             queue: Vec::new(),
             held: None,
             cache: HashMap::new(),
+            stopped: false,
         }))
     }
 }
@@ -293,6 +301,8 @@ struct Mutant {
     held: Option<(Vec<WriteOp>, bool)>,
     /// stale-read: read cache.
     cache: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// ack-while-stopped: a write failed.
+    stopped: bool,
 }
 
 impl Mutant {
@@ -349,6 +359,14 @@ impl Store for Mutant {
             "swallow-write-error" => {
                 let _ = self.inner.write(ops, batch);
                 Ok(())
+            }
+            "ack-while-stopped" => {
+                if self.stopped {
+                    return Ok(());
+                }
+                let r = self.inner.write(ops, batch);
+                self.stopped = r.is_err();
+                r
             }
             "early-ack" | "shared-early-ack" => {
                 self.queue.push((ops.to_vec(), batch));
@@ -512,6 +530,7 @@ impl Store for Mutant {
             queue: Vec::new(),
             held: None,
             cache: HashMap::new(),
+            stopped: false,
         }))
     }
 

@@ -316,7 +316,11 @@ fn worker(
             background_errors: res.writer.io.background_errors,
             resumes: res.writer.io.resumes,
             resumes_failed: res.writer.io.resumes_failed,
-            resumed_past_failed_write: res.writer.io.voided_unit.is_some() as u64,
+            resumed_past_failed_write: (res.writer.io.resumes > 0
+                && res.writer.io.voided_unit.is_some())
+                as u64,
+            continued_after_error: res.writer.io.error_after_unit.is_some() as u64,
+            acked_after_error: res.writer.io.acked_after_error,
             kills_in_background_phase: matches!(
                 res.writer.phase,
                 Phase::Flushing

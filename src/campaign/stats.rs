@@ -124,6 +124,12 @@ pub struct ModeStats {
     /// good while later units were acknowledged.
     #[serde(default)]
     pub resumed_past_failed_write: u64,
+    /// Cycles whose run went on after a failed op, without a resume, to
+    /// the next write (io-error), and writes acknowledged there.
+    #[serde(default)]
+    pub continued_after_error: u64,
+    #[serde(default)]
+    pub acked_after_error: u64,
     /// Checkpoints, backups and plain copies, and how they were judged
     /// (`aux` in reports written before the rename).
     #[serde(default, alias = "aux")]
@@ -166,6 +172,8 @@ impl ModeStats {
         self.resumes += o.resumes;
         self.resumes_failed += o.resumes_failed;
         self.resumed_past_failed_write += o.resumed_past_failed_write;
+        self.continued_after_error += o.continued_after_error;
+        self.acked_after_error += o.acked_after_error;
         self.copies.add(&o.copies);
         let (a, b) = (&mut self.rocksdb, &o.rocksdb);
         a.estimated_keys += b.estimated_keys;

@@ -22,6 +22,14 @@
 //! see [`History::with_unit_voided`]) admit the states with and without
 //! it. A failed `Resume` ends the cycle in the error state, as the kill
 //! variant does.
+//!
+//! **Writes in the error state** (`io-error` and `io-error-kill`, one
+//! writer, half of the cycles): after the first failed op the run goes on,
+//! without a resume, to the next write, and the cycle ends after it. That
+//! write normally fails too (db_impl_write.cc `WALIOStatusCheck`: a WAL
+//! error will "fail any further writes"); if it is acknowledged, it must
+//! survive by its mode's rule like any other, and losing it is
+//! `lost-acked-after-error` (docs/durability.md E7).
 
 use std::sync::atomic::Ordering;
 
@@ -45,6 +53,11 @@ pub(super) struct WriterIo {
     voided: Option<History>,
     /// This thread's errors are retryable.
     retryable: bool,
+    /// The run goes on after the next failed op, to the next write.
+    continue_left: bool,
+    /// The cycle ends after the next write (the run went on after a
+    /// failed op).
+    stop_after_write: bool,
 }
 
 impl WriterIo {
@@ -73,6 +86,11 @@ impl WriterIo {
             resume_left: first && writers == 1 && (seed >> 20) & 1 == 1,
             voided: None,
             retryable,
+            continue_left: !errors.disk_full
+                && (errors.kinds.writes || errors.kinds.metadata_writes)
+                && writers == 1
+                && (seed >> 22) & 1 == 1,
+            stop_after_write: false,
         })
     }
 
@@ -108,10 +126,16 @@ impl WriterIo {
         }
         page.background_errors
             .fetch_add(fault_fs::take_background_errors(), Ordering::SeqCst);
+        let op: &Op = &h.ops[i];
         if result.is_ok() {
+            if self.stop_after_write && op.is_write() {
+                // A write acknowledged in the error state.
+                page.acked_after_error.fetch_add(1, Ordering::SeqCst);
+                log.ops_done.store(i as u64 + 1, Ordering::SeqCst);
+                die_now();
+            }
             return result;
         }
-        let op: &Op = &h.ops[i];
         if op.is_read() && self.errors.kinds.reads {
             // A read may fail (never answer wrongly): counted, and the run
             // goes on.
@@ -124,6 +148,18 @@ impl WriterIo {
                 self.voided = Some(v);
                 return Ok(Answer::Skipped);
             }
+        }
+        if std::mem::take(&mut self.continue_left) {
+            // On to the next write, in the error state.
+            let before = h.unit_of_op[..=i].iter().rev().find_map(|u| *u);
+            page.error_after_unit
+                .store(before.unwrap_or(0) + 1, Ordering::SeqCst);
+            if let Some(unit) = h.unit_of_op[i] {
+                page.voided_unit.store(unit, Ordering::SeqCst);
+                self.voided = Some(h.with_unit_voided(unit));
+            }
+            self.stop_after_write = true;
+            return Ok(Answer::Skipped);
         }
         // The failed op stays in flight (started, never acked); the cycle
         // ends here, on the power-loss filesystem. It counts as run, so the

@@ -102,6 +102,11 @@ pub(super) struct LogPage {
     /// The first writer's write unit that failed before a successful
     /// resume (0: none): it never happened as far as later ops know.
     pub(super) voided_unit: AtomicU64,
+    /// 1 + the last unit the first writer had started when an op first
+    /// failed and the run went on without a resume (0: none).
+    pub(super) error_after_unit: AtomicU64,
+    /// Writes acknowledged after that failure, without a resume.
+    pub(super) acked_after_error: AtomicU64,
 }
 
 /// What the I/O-error faults did in one cycle (see [`LogPage`]).
@@ -125,6 +130,12 @@ pub struct IoCounts {
     /// The write unit (first writer) that failed before a successful
     /// resume, and stays in flight while later units are acknowledged.
     pub voided_unit: Option<u64>,
+    /// The run went on after a failed op, without a resume: the last unit
+    /// started before the failure. Units after it were issued in the
+    /// error state.
+    pub error_after_unit: Option<u64>,
+    /// Writes acknowledged after that failure.
+    pub acked_after_error: u64,
 }
 
 /// A shared anonymous mapping holding the writer's progress log, made
@@ -344,6 +355,8 @@ impl SharedLog {
             resumes: p.resumes.load(Ordering::SeqCst),
             resumes_failed: p.resumes_failed.load(Ordering::SeqCst),
             voided_unit: (voided > 0).then_some(voided),
+            error_after_unit: p.error_after_unit.load(Ordering::SeqCst).checked_sub(1),
+            acked_after_error: p.acked_after_error.load(Ordering::SeqCst),
         }
     }
 

@@ -40,6 +40,24 @@ impl Progress {
     /// persisting writes acknowledged before it): a state that passes with
     /// these bounds but not with the real ones is reported as that known
     /// bug, not as a new violation.
+    /// This progress as if nothing after unit `unit` had been acknowledged
+    /// or made durable: the promises made before an op failed. A state
+    /// that passes with these bounds but not with the real ones lost only
+    /// writes acknowledged after the failure.
+    pub fn capped_at(&self, unit: u64) -> Progress {
+        Progress {
+            acked: self.acked.min(unit),
+            flushed: self.flushed.min(unit),
+            cf_flushed: self.cf_flushed.map(|u| u.min(unit)),
+            flushed_solo: self.flushed_solo.min(unit),
+            cf_flushed_solo: self.cf_flushed_solo.map(|u| u.min(unit)),
+            wal_flushed: self.wal_flushed.min(unit),
+            wal_synced: self.wal_synced.min(unit),
+            closed: self.closed.min(unit),
+            ..*self
+        }
+    }
+
     pub fn without_overlapping_flushes(&self) -> Progress {
         Progress {
             flushed: self.flushed_solo,

@@ -113,8 +113,9 @@ impl CycleOutcome {
 /// Violation classes that mean "acknowledged data is missing": a lost
 /// write, part of a unit, a hole, a lost delete (resurrected), a lost merge
 /// base.
-const MISSING_DATA: [ViolationClass; 5] = [
+const MISSING_DATA: [ViolationClass; 6] = [
     ViolationClass::LostAckedWrite,
+    ViolationClass::LostAckedAfterError,
     ViolationClass::TornBatch,
     ViolationClass::Hole,
     ViolationClass::ResurrectedDelete,

@@ -234,14 +234,21 @@ pub fn run_cycle(
                 None => {
                     let first = judge_live(&d, loss, promise, histories, &rec, &mut res);
                     match (&first, &voided) {
-                        (CycleOutcome::Violation { .. }, Some(v)) => {
+                        // Judged again against the history without the
+                        // failed unit; if both fail, the report keeps the
+                        // milder class (the nearer explanation: a value
+                        // of the failed write is no phantom, its absence
+                        // no hole).
+                        (CycleOutcome::Violation { class: c1, .. }, Some(v)) => {
+                            let c1 = *c1;
                             let saved = (res.prefixes.clone(), res.divergence.clone());
                             let again = judge_live(&d, loss, promise, v, &rec, &mut res);
-                            if matches!(again, CycleOutcome::Violation { .. }) {
-                                (res.prefixes, res.divergence) = saved;
-                                first
-                            } else {
-                                again
+                            match again {
+                                CycleOutcome::Violation { class: c2, .. } if c2 < c1 => {
+                                    (res.prefixes, res.divergence) = saved;
+                                    first
+                                }
+                                _ => again,
                             }
                         }
                         _ => first,
@@ -319,6 +326,25 @@ fn judge_live(
                     return CycleOutcome::KnownBug {
                         bug: crate::known_bugs::ATOMIC_FLUSH_EARLY_RETURN,
                         detail: format!("{class}: {detail}"),
+                    };
+                }
+            }
+            // Lost only writes acknowledged after an op had failed, with
+            // no resume between (E7): a class of its own.
+            if let (ViolationClass::LostAckedWrite, Some(e)) =
+                (class, res.writer.io.error_after_unit)
+            {
+                let before = |t: usize, cf: Option<usize>| {
+                    admissible_in(d, loss, &progress(t).capped_at(e), cf)
+                };
+                let again = verify_all(histories, &before, rec, cfs, promise);
+                if matches!(again.verdict, Verdict::Ok { .. }) {
+                    return CycleOutcome::Violation {
+                        class: ViolationClass::LostAckedAfterError,
+                        detail: format!(
+                            "{detail}; every lost write was acknowledged after an op failed with an I/O error (after unit {e}), with no resume between"
+                        ),
+                        diff,
                     };
                 }
             }

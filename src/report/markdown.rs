@@ -189,6 +189,12 @@ pub fn io_error_notes(r: &CrashReport) -> Vec<String> {
             if m.background_errors > 0 {
                 parts.push(format!("{} background errors", m.background_errors));
             }
+            if m.continued_after_error > 0 {
+                parts.push(format!(
+                    "{} cycles went on after a failed op to the next write, {} of those writes acknowledged",
+                    m.continued_after_error, m.acked_after_error
+                ));
+            }
             if m.resumes + m.resumes_failed > 0 {
                 parts.push(format!(
                     "space came back and `DB::Resume` succeeded {} times ({} past a failed write), failed {} times",

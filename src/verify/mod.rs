@@ -41,6 +41,11 @@ pub enum ViolationClass {
     Hole,
     /// The state is a prefix, but shorter than the mode promises.
     LostAckedWrite,
+    /// As `LostAckedWrite`, and every lost write was acknowledged after an
+    /// earlier op had failed with an I/O error, with no `Resume` between:
+    /// the store acknowledged writes in an error state and lost them
+    /// (docs/durability.md E7).
+    LostAckedAfterError,
     /// A read (in the writer, or point vs scan after recovery) disagreed
     /// with the model.
     ReadMismatch,
@@ -68,6 +73,7 @@ impl ViolationClass {
             ViolationClass::MergeOnStaleBase => "merge-on-stale-base",
             ViolationClass::Hole => "hole",
             ViolationClass::LostAckedWrite => "lost-acked-write",
+            ViolationClass::LostAckedAfterError => "lost-acked-after-error",
             ViolationClass::ReadMismatch => "read-mismatch",
             ViolationClass::FinalStateMismatch => "final-state-mismatch",
             ViolationClass::StoreError => "store-error",
@@ -79,7 +85,7 @@ impl ViolationClass {
 
 impl ViolationClass {
     /// Every class, in report order.
-    pub const ALL: [ViolationClass; 12] = [
+    pub const ALL: [ViolationClass; 13] = [
         ViolationClass::UnexpectedOpenFailure,
         ViolationClass::PhantomValue,
         ViolationClass::TornBatch,
@@ -87,6 +93,7 @@ impl ViolationClass {
         ViolationClass::MergeOnStaleBase,
         ViolationClass::Hole,
         ViolationClass::LostAckedWrite,
+        ViolationClass::LostAckedAfterError,
         ViolationClass::ReadMismatch,
         ViolationClass::FinalStateMismatch,
         ViolationClass::StoreError,
