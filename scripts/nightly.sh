@@ -28,12 +28,12 @@ share() { awk -v b="$budget" -v f="$1" 'BEGIN { s = int(b * f); if (s < 5) s = 5
 shard_args=()
 [ -n "$shard" ] && shard_args=(--shard "$shard")
 
-# 1. Crash campaigns: 65% of the budget, split over six profiles (the last
+# 1. Crash campaigns: 65% of the budget, split over seven profiles (the last
 #    two: column families with atomic flush and 8 writers; checkpoints,
 #    backups and plain copies with 16 writers over 3 column families).
-per=$(share 0.108)
+per=$(share 0.093)
 reports=()
-for profile in defaults tiny randomized chained cfs-writers checkpoints; do
+for profile in deep defaults tiny randomized chained cfs-writers checkpoints; do
   args=(--option-profile "$profile")
   [ "$profile" = chained ] && args=(--option-profile defaults --chain)
   [ "$profile" = cfs-writers ] && args=(--cfs 4 --atomic-flush --writers 8)

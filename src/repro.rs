@@ -109,6 +109,10 @@ pub struct Case {
     pub kill_step: Option<u32>,
     /// Free-form comment lines (without `# `).
     pub comments: Vec<String>,
+    /// Ops that build the database the case starts from (`base:`
+    /// section, see `campaign::base`): run to completion and closed
+    /// cleanly before the case's own ops; empty for an empty database.
+    pub base: Vec<Op>,
     /// The op sequence (of the first writer).
     pub ops: Vec<Op>,
     /// Concurrent-writer cases: the op sequences of writers 1, 2, ...
@@ -187,6 +191,12 @@ impl Case {
             let _ = writeln!(s, "interleaving: {}", o.join(" "));
         }
         let _ = writeln!(s, "expect: {}", self.expect);
+        if !self.base.is_empty() {
+            s.push_str("base:\n");
+            for op in &self.base {
+                let _ = writeln!(s, "{op}");
+            }
+        }
         s.push_str("ops:\n");
         for op in &self.ops {
             let _ = writeln!(s, "{op}");
@@ -218,6 +228,7 @@ impl Case {
             kill_after_op: None,
             kill_step: None,
             comments: Vec::new(),
+            base: Vec::new(),
             ops: Vec::new(),
             writers: Vec::new(),
             interleaving: None,
@@ -249,6 +260,20 @@ impl Case {
             }
             if line == "ops:" {
                 ops_at = Some(n + 1);
+                break;
+            }
+            if line == "base:" {
+                // The base's ops, up to `ops:`.
+                let mut body = Vec::new();
+                for (j, l) in lines.by_ref() {
+                    if l.trim() == "ops:" {
+                        ops_at = Some(j + 2);
+                        break;
+                    }
+                    body.push(l);
+                }
+                case.base =
+                    parse_ops(&body.join("\n"), n + 1).map_err(|(line, e)| perr(line, e.0))?;
                 break;
             }
             let (k, v) = line
@@ -438,6 +463,7 @@ mod tests {
             kill_after_op: Some(17),
             kill_step: None,
             comments: vec!["a comment".into()],
+            base: Vec::new(),
             ops,
             writers: Vec::new(),
             interleaving: None,
@@ -450,6 +476,18 @@ mod tests {
         assert_eq!(Case::engine_of(&text), Some(engine.as_str()));
         assert_eq!(back, case);
         assert_eq!(back.to_text(), text);
+        // A base section round-trips, before the ops.
+        let based = Case {
+            base: crate::workload::load::load_ops(
+                5,
+                &Profile::by_name("crash").unwrap(),
+                Default::default(),
+            ),
+            ..case.clone()
+        };
+        let t = based.to_text();
+        assert!(t.find("\nbase:\n") < t.find("\nops:\n"), "{t}");
+        assert_eq!(Case::parse(&t, "x").unwrap(), based);
         // Several writers, column families and checkpoints.
         let layout = |w| crate::keyspace::Layout {
             cfs: 3,

@@ -551,3 +551,53 @@ fn replays_to_the_same_verdict(mutant: &str, fault: &str, mode: &str) {
         text(&o)
     );
 }
+
+#[test]
+fn the_default_campaign_starts_from_a_deep_base_and_reaches_three_levels() {
+    // Without flags a single-writer campaign clones a base database several
+    // levels deep for every cycle; --empty-start turns it off.
+    let t = tempfile::tempdir().unwrap();
+    let lsm = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "crash",
+            "--mode",
+            "all",
+            "--fault",
+            "kill,power-loss",
+            "--cycles",
+            "40",
+            "--seed",
+            "1",
+            "--report",
+            "r.json",
+            "-q",
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&args, t.path());
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(t.path().join("r.json")).unwrap())
+                .unwrap();
+        r["lsm"].clone()
+    };
+    let deep = lsm(&[]);
+    assert_eq!(deep["base_cycles"], 40, "{deep}");
+    let by = deep["cycles_by_levels_populated"].as_object().unwrap();
+    let three: u64 = by
+        .iter()
+        .filter(|(k, _)| k.parse::<u64>().unwrap() >= 3)
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum();
+    assert!(three >= 12, "{deep}");
+    let flat = lsm(&["--empty-start", "--option-profile", "defaults"]);
+    assert_eq!(flat["base_cycles"], 0, "{flat}");
+    assert_eq!(flat["compaction_styles"]["level"], 40, "{flat}");
+    // Nothing of the bases is left behind in the working directory's parent.
+    let left: Vec<_> = std::fs::read_dir(t.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "r.json")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

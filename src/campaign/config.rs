@@ -31,6 +31,9 @@ pub struct CrashConfig {
     pub seed: u64,
     /// Carry the recovered DB into the next cycle.
     pub chain: bool,
+    /// Start single-writer, unchained cycles from a deep base database
+    /// (see `campaign::base`) instead of an empty one.
+    pub deep_base: bool,
     /// Parallel cycle streams.
     pub jobs: usize,
     /// Ops per cycle.
@@ -82,6 +85,7 @@ impl CrashConfig {
             duration: None,
             seed: 1,
             chain: false,
+            deep_base: false,
             jobs: 2,
             ops_per_cycle: 300,
             profile: Profile::by_name("crash").unwrap_or_else(|| Profile::all().remove(0)),

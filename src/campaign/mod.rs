@@ -4,6 +4,7 @@
 //! [`crate::cycle::run_cycle`] and recorded here.
 
 mod artifact;
+pub mod base;
 pub mod config;
 pub mod replay;
 pub mod stats;
@@ -253,13 +254,30 @@ fn worker(
     let mut chains: BTreeMap<WalMode, Chain> = BTreeMap::new();
     let inputs = cfg.plan_inputs();
     let chained = cfg.chain && cfg.writers <= 1;
+    // Deep bases: single writer, unchained, stock RocksDB.
+    let use_base = cfg.deep_base && !chained && cfg.writers <= 1 && factory.uses_rocksdb();
+    let mut bases = base::Bases::default();
     while let Some(cycle) = sh.take_cycle() {
         // Plan: the chain's state (per mode) is the first writer's base.
         let mut dir = cfg.work_dir.join(format!("db-{job}"));
-        let plan = crate::cycle::plan::plan(&inputs, cycle, |mode| {
+        let mut cycle_base: Option<base::Base> = None;
+        let mut base_error = None;
+        let plan = crate::cycle::plan::plan(&inputs, cycle, |opts| {
+            if use_base {
+                let root = cfg.work_dir.join(format!("bases-{job}"));
+                match bases.get(&root, cfg.seed, &cfg.profile, opts, cfg.timeout) {
+                    Ok(Some(b)) => {
+                        cycle_base = Some(b.clone());
+                        return b.state.clone();
+                    }
+                    Ok(None) => {}
+                    Err(e) => base_error = Some(e),
+                }
+            }
             if !chained {
                 return State::new();
             }
+            let mode = opts.wal_mode;
             let c = chains.remove(&mode).unwrap_or_else(|| Chain {
                 dir: cfg.work_dir.join(format!("chain-{job}-{}", mode.name())),
                 base: State::new(),
@@ -268,6 +286,17 @@ fn worker(
             c.base
         })
         .map_err(|e| CrashError::Sys("options", std::io::Error::other(e)))?;
+        if let Some(e) = base_error {
+            bases.remove_all();
+            return Err(CrashError::Sys("base database", std::io::Error::other(e)));
+        }
+        if let Some(b) = &cycle_base {
+            let _ = crate::fsutil::remove_tree(&dir);
+            base::clone_into(&b.dir, &dir).map_err(|e| {
+                let at = format!("{}: {e}", dir.display());
+                CrashError::Sys("clone base", std::io::Error::new(e.kind(), at))
+            })?;
+        }
         let (mode, fault, seed, opts) = (plan.mode, plan.fault, plan.seed, &plan.opts);
         let image = cfg.work_dir.join(format!("image-{job}"));
         let _ = crate::fsutil::remove_tree(&image);
@@ -303,6 +332,11 @@ fn worker(
                 .map(|s| BTreeMap::from([(s.levels_populated, 1)]))
                 .unwrap_or_default(),
             kills_mid_unit: res.writer.killed_mid_unit as u64,
+            base_cycles: cycle_base.is_some() as u64,
+            cycles_by_compaction_style: BTreeMap::from([(
+                crate::store::user_options::compaction_style(&opts.rocksdb).to_string(),
+                1,
+            )]),
             io_errors_injected: res.writer.io.injected.iter().sum(),
             io_errors_by_type: crate::store::fault_fs::IO_ERROR_TYPES
                 .iter()
@@ -376,6 +410,10 @@ fn worker(
             kill_after_op: Some(step.map_or(kill_after_op, |(n, _)| n)),
             kill_step: step.map(|(_, s)| s),
             comments: vec![comment],
+            base: cycle_base
+                .as_ref()
+                .map(|b| b.ops.clone())
+                .unwrap_or_default(),
             ops: recorded
                 .as_ref()
                 .map_or_else(|| h.ops.clone(), |r| r.0[0].clone()),
@@ -429,7 +467,7 @@ fn worker(
             );
             let shrunk = if cfg.shrink
                 && sh.violations.load(Ordering::SeqCst) <= 1
-                && h.base.is_empty()
+                && (h.base.is_empty() || cycle_base.is_some())
                 && (plan.histories.len() == 1 || c.interleaving.is_some())
             {
                 shrink_crash(
@@ -528,5 +566,6 @@ fn worker(
     for (_, c) in chains {
         let _ = crate::fsutil::remove_tree(&c.dir);
     }
+    bases.remove_all();
     Ok(())
 }

@@ -25,7 +25,13 @@ pub fn replay_crash(
     timeout: Duration,
 ) -> Result<(CycleResult, History), crash::CrashError> {
     let log = SharedLog::new()?;
-    let mut histories = vec![History::new(case.ops.clone(), State::new())];
+    // A case that starts from a base database builds it first (kept next
+    // to `dir` while the ops are the same: a shrink replays many times).
+    let start = match case.base.is_empty() {
+        true => State::new(),
+        false => replay_base(dir, case, timeout)?,
+    };
+    let mut histories = vec![History::new(case.ops.clone(), start)];
     histories.extend(
         case.writers
             .iter()
@@ -34,6 +40,10 @@ pub fn replay_crash(
     let mut rng = ChaCha8Rng::seed_from_u64(case.seed);
     let sample = sample_keys(&mut rng, &histories[0]);
     let _ = crate::fsutil::remove_tree(dir);
+    if !case.base.is_empty() {
+        crate::campaign::base::clone_into(&base_dir(dir), dir)
+            .map_err(|e| crash::CrashError::Sys("clone base", e))?;
+    }
     let n = case.kill_after_op.unwrap_or(case.ops.len());
     let plan = match (case.kill_step, &case.interleaving) {
         // Inside the first writer's last op (with an interleaving, that
@@ -58,6 +68,39 @@ pub fn replay_crash(
     );
     let _ = crate::fsutil::remove_tree(dir);
     Ok((r?, histories.swap_remove(0)))
+}
+
+/// Where the base of a replay at `dir` is built.
+fn base_dir(dir: &Path) -> std::path::PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push("-base");
+    dir.with_file_name(name)
+}
+
+/// Builds (or reuses) the base database of `case` next to `dir`: the
+/// model's state after its `base:` ops.
+fn replay_base(dir: &Path, case: &Case, timeout: Duration) -> Result<State, crash::CrashError> {
+    let at = base_dir(dir);
+    let mut stamp = at.clone().into_os_string();
+    stamp.push(".stamp");
+    let stamp = std::path::PathBuf::from(stamp);
+    // Only the base ops and the options decide the base.
+    let text: String = case.base.iter().map(|o| format!("{o}\n")).collect();
+    let opts = case.options.to_options_string();
+    let key = format!(
+        "{:x}",
+        xxhash_rust::xxh3::xxh3_64(format!("{opts}\n{text}").as_bytes())
+    );
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str()) {
+        let h = History::new(case.base.clone(), State::new());
+        return Ok(h.state_at(h.units()));
+    }
+    let _ = crate::fsutil::remove_tree(&at);
+    let _ = std::fs::remove_file(&stamp);
+    let b = crate::campaign::base::build(&at, &case.options, case.base.clone(), timeout)
+        .map_err(|e| crash::CrashError::Sys("base database", std::io::Error::other(e)))?;
+    std::fs::write(&stamp, &key).map_err(|e| crash::CrashError::Sys("base stamp", e))?;
+    Ok(b.state)
 }
 
 /// Shrinks a violating crash case: ops are dropped while the replay still

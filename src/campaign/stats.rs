@@ -145,6 +145,12 @@ pub struct ModeStats {
     /// family with the most) → cycles, over the cycles that published it.
     #[serde(default)]
     pub cycles_by_levels_populated: BTreeMap<u64, u64>,
+    /// Cycles that started from a deep base database (`campaign::base`).
+    #[serde(default)]
+    pub base_cycles: u64,
+    /// Compaction style (`level`, `universal`, `fifo`) → cycles.
+    #[serde(default)]
+    pub cycles_by_compaction_style: BTreeMap<String, u64>,
 }
 
 impl ModeStats {
@@ -186,6 +192,13 @@ impl ModeStats {
         self.rocksdb_samples += o.rocksdb_samples;
         for (l, n) in &o.cycles_by_levels_populated {
             *self.cycles_by_levels_populated.entry(*l).or_default() += n;
+        }
+        self.base_cycles += o.base_cycles;
+        for (st, n) in &o.cycles_by_compaction_style {
+            *self
+                .cycles_by_compaction_style
+                .entry(st.clone())
+                .or_default() += n;
         }
     }
 }
@@ -252,19 +265,25 @@ pub struct Lsm {
     /// Non-empty levels at the kill (in the column family with the most)
     /// → cycles.
     pub cycles_by_levels_populated: BTreeMap<u64, u64>,
+    /// Cycles that started from a deep base database.
+    #[serde(default)]
+    pub base_cycles: u64,
+    /// Compaction style → cycles.
+    #[serde(default)]
+    pub compaction_styles: BTreeMap<String, u64>,
 }
 
 impl Lsm {
     /// The shapes summed over `by_mode`.
     pub fn of(by_mode: &BTreeMap<String, ModeStats>) -> Lsm {
-        let mut out = BTreeMap::new();
+        let mut total = ModeStats::default();
         for m in by_mode.values() {
-            for (l, n) in &m.cycles_by_levels_populated {
-                *out.entry(*l).or_default() += n;
-            }
+            total.add(m);
         }
         Lsm {
-            cycles_by_levels_populated: out,
+            cycles_by_levels_populated: total.cycles_by_levels_populated,
+            base_cycles: total.base_cycles,
+            compaction_styles: total.cycles_by_compaction_style,
         }
     }
 }

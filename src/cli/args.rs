@@ -208,6 +208,14 @@ pub(crate) struct CrashArgs {
     /// Carry each recovered database into the next cycle (deep LSM trees).
     #[arg(long)]
     pub(crate) chain: bool,
+    /// Start every cycle from an empty database. By default a single-writer
+    /// campaign starts each cycle from a clone of a base database several
+    /// levels deep, built once by a load phase (every key written,
+    /// compacted down, then overwritten, deleted and merged in flushed
+    /// waves), whose state the model knows; repro files carry it as a
+    /// `base:` section.
+    #[arg(long)]
+    pub(crate) empty_start: bool,
     /// Parallel cycle streams (default: number of cores).
     #[arg(long)]
     pub(crate) jobs: Option<usize>,
@@ -233,12 +241,17 @@ pub(crate) struct CrashArgs {
     /// the campaign, so N CI runners share it; merge with `merge-reports`.
     #[arg(long)]
     pub(crate) shard: Option<String>,
-    /// Option profile per cycle: defaults, tiny (tiny memtables and caches:
-    /// flushes and compactions all the time) or randomized (compression,
-    /// sizes, bloom, caches, fsync, pipelined/unordered writes, compaction
-    /// style... drawn per cycle and recorded in artifacts).
-    #[arg(long, default_value = "defaults")]
-    pub(crate) option_profile: String,
+    /// Option profile per cycle: deep (a small LSM geometry drawn per
+    /// cycle, so data spreads over several levels: 64 KiB memtables, L0
+    /// trigger 2 or 4, 8-32 KiB files, 16-64 KiB level base, dynamic level
+    /// sizing on or off), defaults (the options as given), tiny (tiny
+    /// memtables and caches: flushes and compactions all the time) or
+    /// randomized (compression, sizes, bloom, caches, fsync,
+    /// pipelined/unordered writes, compaction style... drawn per cycle and
+    /// recorded in artifacts). Default: deep, or defaults when you give
+    /// --options / --options-file (your options as they are).
+    #[arg(long)]
+    pub(crate) option_profile: Option<String>,
     /// Column families (1-8). Keys route to them by a `c<N>/` prefix;
     /// WriteBatches span them. Without the WAL and without
     /// --atomic-flush each column family may recover to its own prefix:

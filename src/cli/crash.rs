@@ -74,6 +74,18 @@ fn print_crash_summary(r: &CrashReport) {
             "LSM shape at the kill (non-empty levels: cycles): {}",
             cells.join(", ")
         );
+        let styles: Vec<String> = r
+            .lsm
+            .compaction_styles
+            .iter()
+            .map(|(s, n)| format!("{s} {n}"))
+            .collect();
+        println!(
+            "LSM: {} of {} cycles started from a deep base database; compaction styles: {}",
+            r.lsm.base_cycles,
+            r.cycles,
+            styles.join(", ")
+        );
     }
     for n in crashcheck::report::io_error_notes(r) {
         println!("io errors: {}", n.replace('`', ""));
@@ -223,13 +235,20 @@ pub(super) fn cmd_crash(a: CrashArgs) -> Res<u8> {
         duration,
         seed: a.seed,
         chain: a.chain,
+        deep_base: !a.empty_start,
         jobs: a
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         ops_per_cycle: a.ops,
         profile: prof,
         options: opts,
-        option_profile: a.option_profile.clone(),
+        option_profile: a.option_profile.clone().unwrap_or_else(|| {
+            if user.source.is_some() || a.common.options.is_some() {
+                "defaults".into()
+            } else {
+                "deep".into()
+            }
+        }),
         work_dir: PathBuf::new(),
         artifacts: a.artifacts.clone(),
         timeout: parse_duration(&a.timeout)?,

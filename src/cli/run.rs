@@ -79,6 +79,7 @@ pub(super) fn cmd_run(a: RunArgs) -> Res<u8> {
         kill_after_op: None,
         kill_step: None,
         comments: vec![v.to_string()],
+        base: Vec::new(),
         ops: case_ops,
         writers: Vec::new(),
         interleaving: None,

@@ -66,11 +66,12 @@ pub fn mode_and_fault(inputs: &PlanInputs<'_>, cycle: u64) -> (WalMode, Fault) {
 }
 
 /// Plans global cycle `cycle`; `base` gives the state the first writer's
-/// database starts from (a chain's recovered state, or empty).
+/// database starts from (a chain's recovered state, a deep base's, or
+/// empty), given the cycle's options.
 pub fn plan(
     inputs: &PlanInputs<'_>,
     cycle: u64,
-    base: impl FnOnce(WalMode) -> State,
+    base: impl FnOnce(&StoreOptions) -> State,
 ) -> Result<CyclePlan, String> {
     let (mode, fault) = mode_and_fault(inputs, cycle);
     let seed = cycle_seed(inputs.seed, cycle);
@@ -112,7 +113,7 @@ pub fn plan(
         })
         .collect();
     let first = ops.remove(0);
-    let mut histories = vec![History::new(first, base(mode))];
+    let mut histories = vec![History::new(first, base(&opts))];
     histories.extend(ops.into_iter().map(|o| History::new(o, State::new())));
     let kill = choose_kill(&mut rng, &histories[0], inputs.ack_kills_only);
     let mut sample = sample_keys(&mut rng, &histories[0]);

@@ -110,6 +110,7 @@ pub fn to_case(target: &str, data: &[u8]) -> Result<Case, String> {
         comments: vec![format!(
             "converted from a cargo-fuzz artifact of target '{target}'"
         )],
+        base: Vec::new(),
         ops: Vec::new(),
         writers: Vec::new(),
         interleaving: None,

@@ -79,6 +79,19 @@ pub fn markdown(r: &CrashReport) -> String {
         for (l, n) in shape {
             let _ = writeln!(s, "| {l} | {n} |");
         }
+        let styles: Vec<String> = r
+            .lsm
+            .compaction_styles
+            .iter()
+            .map(|(st, n)| format!("{st} {n}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "\n{} of {} cycles started from a deep base database; compaction styles: {}.",
+            r.lsm.base_cycles,
+            r.cycles,
+            styles.join(", ")
+        );
     }
     let io = io_error_notes(r);
     if !io.is_empty() {

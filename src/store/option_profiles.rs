@@ -21,7 +21,7 @@ use crate::store::user_options::split_options;
 use crate::store::{Compression, StoreOptions};
 
 /// Named option profiles for campaigns.
-pub const PROFILES: &[&str] = &["defaults", "tiny", "randomized"];
+pub const PROFILES: &[&str] = &["deep", "defaults", "tiny", "randomized"];
 
 /// Applies profile `name` to `base` for one cycle (`randomized` draws from
 /// `rng`). Unknown names are an error.
@@ -32,6 +32,7 @@ pub fn apply_profile(
 ) -> Result<StoreOptions, String> {
     match name {
         "defaults" => Ok(base.clone()),
+        "deep" => Ok(deep(base, rng)),
         "tiny" => Ok(StoreOptions {
             write_buffer_size: 64 << 10,
             max_write_buffer_number: 2,
@@ -52,6 +53,32 @@ pub fn apply_profile(
 
 fn pick<T: Copy>(rng: &mut ChaCha8Rng, xs: &[T]) -> T {
     xs[rng.random_range(0..xs.len())]
+}
+
+/// The default campaign's profile: an LSM geometry small enough that a
+/// cycle's few hundred KiB spread over several levels, drawn per cycle.
+/// None of it changes what survives a crash (sizes and triggers only), so
+/// the oracle is unchanged:
+/// - `write_buffer_size` 64 KiB, the least RocksDB accepts
+///   (db/column_family.cc `SanitizeCfOptions` L237 clips it to 64 KiB and up);
+/// - an L0 compaction trigger of 2 or 4;
+/// - target file sizes of 8-32 KiB and a level base of 16-64 KiB, so data
+///   below L0 needs two or more levels;
+/// - `level_compaction_dynamic_level_bytes` on (RocksDB's default: the
+///   tree grows from the bottom level up) or off (from L1 down).
+pub fn deep(base: &StoreOptions, rng: &mut ChaCha8Rng) -> StoreOptions {
+    let mut o = base.clone();
+    o.write_buffer_size = 64 << 10;
+    o.level0_file_num_compaction_trigger = pick(rng, &[2, 4]);
+    o.target_file_size_base = pick(rng, &[8 << 10, 16 << 10, 32 << 10]);
+    o.max_bytes_for_level_base = pick(rng, &[16 << 10, 32 << 10, 64 << 10]);
+    let mut parts = split_options(&o.rocksdb);
+    parts.push(format!(
+        "level_compaction_dynamic_level_bytes={}",
+        rng.random_bool(0.5)
+    ));
+    o.rocksdb = parts.join(";");
+    o
 }
 
 /// Draws one cycle's options: crashcheck's fields and further RocksDB

@@ -69,6 +69,25 @@ const FORCED: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The value of RocksDB option `key` in an options string (the last one
+/// given wins, as when RocksDB applies the string).
+pub fn option_value(s: &str, key: &str) -> Option<String> {
+    split_options(s).into_iter().rev().find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        (k.trim() == key).then(|| v.trim().to_string())
+    })
+}
+
+/// The compaction style of an options string: `level` (RocksDB's
+/// default), `universal` or `fifo`.
+pub fn compaction_style(s: &str) -> &'static str {
+    match option_value(s, "compaction_style").as_deref() {
+        Some(v) if v.contains("Universal") => "universal",
+        Some(v) if v.contains("FIFO") => "fifo",
+        _ => "level",
+    }
+}
+
 /// Splits `a=1;b={x=1;y=2};c=3` at top-level `;` (braces nest).
 pub fn split_options(s: &str) -> Vec<String> {
     let mut out = Vec::new();

@@ -7,6 +7,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+pub mod load;
 mod profile;
 
 pub use profile::{FlushStyle, Profile, Weights};

@@ -1,0 +1,200 @@
+//! Deep base databases: a tree several levels deep, built once by a load
+//! phase (`workload::load`) and cloned for each cycle, so that cycles
+//! start where LSM bugs live (deletes shadowing lower levels, merges over
+//! levels, multi-level compactions) without paying for the load each time.
+//!
+//! A base is built in a forked child by the stock RocksDB adapter, with the
+//! cycle's options but the WAL on and a flushing clean close, then checked
+//! against the model (a base that does not hold the load's state is an
+//! error, not a cycle's violation). A clone hard-links the SST and blob
+//! files, which RocksDB never changes once written, and copies everything
+//! else (MANIFEST, CURRENT, OPTIONS, logs), which it appends to or
+//! replaces. The model starts each cycle from the load's final state.
+//!
+//! Bases apply to single-writer, unchained cycles whose compaction style
+//! can open a multi-level tree (not FIFO, which keeps one level), and are
+//! kept per compaction style, level sizing and column families.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::crash::{isolate, ChildEnd};
+use crate::keyspace::Layout;
+use crate::model::history::History;
+use crate::model::{fingerprint_of, value_hash, State};
+use crate::op::Op;
+use crate::store::drive::{drive, Plain};
+use crate::store::user_options::{compaction_style, option_value};
+use crate::store::{RocksFactory, StoreFactory, StoreOptions, WalMode};
+use crate::workload::load::load_ops;
+use crate::workload::Profile;
+
+/// A built base: its directory, the ops that built it and the state they
+/// leave.
+#[derive(Clone, Debug)]
+pub struct Base {
+    /// The base database (never opened again after the build).
+    pub dir: PathBuf,
+    /// The load ops (a repro file's `base:` section).
+    pub ops: Vec<Op>,
+    /// The state after them.
+    pub state: State,
+}
+
+/// The options that decide whether a cycle can start from a base, and
+/// which one: compaction style, dynamic level sizing and level count (the
+/// last value given wins, as in RocksDB's option strings), and column
+/// families. `None` for FIFO compaction.
+pub fn base_key(opts: &StoreOptions) -> Option<String> {
+    let style = compaction_style(&opts.rocksdb);
+    if style == "fifo" {
+        return None;
+    }
+    let mut s = format!("cfs={};style={style}", opts.column_families.max(1));
+    for k in ["level_compaction_dynamic_level_bytes", "num_levels"] {
+        if let Some(v) = option_value(&opts.rocksdb, k) {
+            s.push_str(&format!(";{k}={v}"));
+        }
+    }
+    Some(s)
+}
+
+/// Builds a base at `dir` (which must not exist) from `ops` with the
+/// options of a cycle, `opts`, in a forked child. `Err` says why the base
+/// could not be built or does not hold the model's state.
+pub fn build(
+    dir: &Path,
+    opts: &StoreOptions,
+    ops: Vec<Op>,
+    timeout: Duration,
+) -> Result<Base, String> {
+    let h = History::new(ops, State::new());
+    let state = h.state_at(h.units());
+    let want = h.fps[h.units() as usize];
+    let bopts = StoreOptions {
+        wal_mode: WalMode::Wal,
+        avoid_flush_during_shutdown: false,
+        lose_unsynced_data: false,
+        io_fault_env: false,
+        fault_fs: None,
+        statistics: false,
+        ..opts.clone()
+    };
+    let child = || -> i32 {
+        let Ok(mut store) = RocksFactory.open(dir, &bopts) else {
+            return 10;
+        };
+        for op in &h.ops {
+            if drive(store.as_mut(), op, &mut Plain).is_err() {
+                return 11;
+            }
+        }
+        let Ok(all) = store.scan_all() else {
+            return 12;
+        };
+        let got = fingerprint_of(all.iter().map(|(k, v)| (k.as_slice(), value_hash(v))));
+        if got != want {
+            return 13;
+        }
+        match store.close() {
+            Ok(()) => 0,
+            Err(_) => 14,
+        }
+    };
+    let end = isolate(child, timeout).map_err(|e| e.to_string())?;
+    let why = match end {
+        ChildEnd::Exited { code: 0 } => {
+            return Ok(Base {
+                dir: dir.to_path_buf(),
+                ops: h.ops,
+                state,
+            })
+        }
+        ChildEnd::Exited { code: 10 } => "the database did not open",
+        ChildEnd::Exited { code: 11 } => "a load op failed",
+        ChildEnd::Exited { code: 12 } => "the full scan failed",
+        ChildEnd::Exited { code: 13 } => {
+            "the loaded database does not hold the model's state (no crash involved: a RocksDB bug or a bad option)"
+        }
+        ChildEnd::Exited { code: 14 } => "the clean close failed",
+        _ => "the builder died",
+    };
+    Err(format!(
+        "building the base database {}: {why}",
+        dir.display()
+    ))
+}
+
+/// The load ops of a campaign seeded `seed` for `profile` with `cfs`
+/// column families (one writer).
+pub fn ops_for(seed: u64, profile: &Profile, cfs: u8) -> Vec<Op> {
+    let layout = Layout {
+        cfs: cfs.max(1),
+        writer: 0,
+        writers: 1,
+    };
+    load_ops(seed, profile, layout)
+}
+
+/// Clones base directory `src` into `dst` (which must not exist):
+/// immutable table files are hard-linked, everything else copied.
+pub fn clone_into(src: &Path, dst: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dst)?;
+    for e in std::fs::read_dir(src)? {
+        let e = e?;
+        let to = dst.join(e.file_name());
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let immutable = name.ends_with(".sst") || name.ends_with(".blob");
+        if e.file_type()?.is_dir() {
+            clone_into(&e.path(), &to)?;
+        } else if !(immutable && std::fs::hard_link(e.path(), &to).is_ok()) {
+            std::fs::copy(e.path(), &to)?;
+        }
+    }
+    Ok(())
+}
+
+/// The bases of one campaign job, built on first use.
+#[derive(Default)]
+pub struct Bases {
+    built: BTreeMap<String, Base>,
+}
+
+impl Bases {
+    /// The base for a cycle with options `opts`, built under `root` on
+    /// first use; `Ok(None)` when no base applies to these options.
+    pub fn get(
+        &mut self,
+        root: &Path,
+        seed: u64,
+        profile: &Profile,
+        opts: &StoreOptions,
+        timeout: Duration,
+    ) -> Result<Option<&Base>, String> {
+        let Some(key) = base_key(opts) else {
+            return Ok(None);
+        };
+        if !self.built.contains_key(&key) {
+            let dir = root.join(format!("base-{}", self.built.len()));
+            let _ = crate::fsutil::remove_tree(&dir);
+            let base = build(
+                &dir,
+                opts,
+                ops_for(seed, profile, opts.column_families),
+                timeout,
+            )?;
+            self.built.insert(key.clone(), base);
+        }
+        Ok(self.built.get(&key))
+    }
+
+    /// Removes every base directory.
+    pub fn remove_all(&mut self) {
+        for b in self.built.values() {
+            let _ = crate::fsutil::remove_tree(&b.dir);
+        }
+        self.built.clear();
+    }
+}
