@@ -29,6 +29,9 @@ pub struct Durability {
     pub column_families: u8,
     /// `atomic_flush`.
     pub atomic_flush: bool,
+    /// FIFO compaction, which drops its oldest files (docs/durability.md
+    /// F1, `verify::fifo`).
+    pub fifo: bool,
 }
 
 impl Durability {
@@ -39,6 +42,7 @@ impl Durability {
             close_flushes: !opts.avoid_flush_during_shutdown,
             column_families: opts.column_families,
             atomic_flush: opts.atomic_flush,
+            fifo: crate::store::user_options::compaction_style(&opts.rocksdb) == "fifo",
         }
     }
 }

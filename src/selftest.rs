@@ -14,7 +14,7 @@ use crate::campaign::{run_campaign, CrashConfig};
 use crate::check::run_ops;
 use crate::crash::{isolate, ChildEnd};
 use crate::fault::Fault;
-use crate::mutants::{MutantFactory, MutantInfo, Setup, MUTANTS, PLAIN};
+use crate::mutants::{info, MutantFactory, MutantInfo, Setup, MUTANTS, PLAIN};
 use crate::store::{RocksFactory, StoreFactory, StoreOptions, WalMode};
 use crate::workload::{Generator, Profile};
 
@@ -93,6 +93,7 @@ fn crash_until_caught(
         options: StoreOptions {
             column_families: setup.cfs,
             atomic_flush: setup.atomic_flush,
+            rocksdb: setup.rocksdb.to_string(),
             ..base.options.clone()
         },
         ..base
@@ -232,6 +233,11 @@ pub fn run(
         atomic_flush: true,
         writers: 4,
         profile: "checkpoint",
+        rocksdb: "",
+    };
+    let fifo = Setup {
+        rocksdb: info("fifo-forgets-newest").map_or("", |m| m.setup.rocksdb),
+        ..PLAIN
     };
     let (mut crash_cycles, mut violations) = (0, 0);
     for (fault, frac, setup) in [
@@ -241,6 +247,7 @@ pub fn run(
         (Fault::IO_ERROR, 0.1, &PLAIN),
         (Fault::DISK_FULL, 0.15, &PLAIN),
         (Fault::READ_ERROR, 0.1, &PLAIN),
+        (Fault::KILL, 0.1, &fifo),
     ] {
         let rep = crash_until_caught(
             work,

@@ -601,3 +601,68 @@ fn the_default_campaign_starts_from_a_deep_base_and_reaches_three_levels() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn fifo_drops_old_data_within_its_rule_and_run_refuses_it() {
+    // Forced FIFO compaction deletes its oldest files within the cycles;
+    // the states it leaves are admitted by rule F1 (and counted), nothing
+    // else is.
+    let t = tempfile::tempdir().unwrap();
+    let o = run(
+        &[
+            "crash",
+            "--mode",
+            "all",
+            "--fault",
+            "kill,power-loss",
+            "--cycles",
+            "60",
+            "--seed",
+            "1",
+            "--compaction-style",
+            "fifo",
+            "--report",
+            "r.json",
+            "-q",
+        ],
+        t.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(r["lsm"]["compaction_styles"]["fifo"], 60, "{}", r["lsm"]);
+    assert!(
+        r["lsm"]["fifo_dropped_cycles"].as_u64().unwrap() > 0,
+        "{}",
+        r["lsm"]
+    );
+    let o = run(
+        &[
+            "crash",
+            "--cycles",
+            "1",
+            "--compaction-style",
+            "tiered",
+            "-q",
+        ],
+        t.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("unknown compaction style"),
+        "{}",
+        text(&o)
+    );
+    let o = run(
+        &[
+            "run",
+            "--ops",
+            "100",
+            "--options",
+            "compaction_style=kCompactionStyleFIFO",
+        ],
+        t.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("FIFO"), "{}", text(&o));
+}

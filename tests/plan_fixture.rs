@@ -76,6 +76,7 @@ fn plan_lines() -> Vec<String> {
     for (name, option_profile, cfs, writers, profile) in [
         ("default", "defaults", 1u8, 1usize, "crash"),
         ("randomized", "randomized", 1, 1, "crash"),
+        ("deep", "deep", 1, 1, "crash"),
         ("cfs4-w4", "defaults", 4, 4, "crash"),
         ("checkpoint", "tiny", 3, 2, "checkpoint"),
     ] {
@@ -111,6 +112,7 @@ fn plan_digest(option_profile: &str, cfs: u8, writers: usize, profile: &str, cyc
         seed: 1,
         options: &options,
         option_profile,
+        forced_options: "",
         writers,
         ops_per_cycle: 300,
         profile: &profile,

@@ -31,6 +31,9 @@ pub struct CrashConfig {
     pub seed: u64,
     /// Carry the recovered DB into the next cycle.
     pub chain: bool,
+    /// RocksDB options applied to every cycle after the option profile
+    /// (e.g. a forced compaction style).
+    pub forced_options: String,
     /// Start single-writer, unchained cycles from a deep base database
     /// (see `campaign::base`) instead of an empty one.
     pub deep_base: bool,
@@ -86,6 +89,7 @@ impl CrashConfig {
             seed: 1,
             chain: false,
             deep_base: false,
+            forced_options: String::new(),
             jobs: 2,
             ops_per_cycle: 300,
             profile: Profile::by_name("crash").unwrap_or_else(|| Profile::all().remove(0)),
@@ -182,6 +186,7 @@ impl CrashConfig {
             seed: self.seed,
             options: &self.options,
             option_profile: &self.option_profile,
+            forced_options: &self.forced_options,
             writers: self.writers,
             ops_per_cycle: self.ops_per_cycle,
             profile: &self.profile,

@@ -274,7 +274,8 @@ fn worker(
                     Err(e) => base_error = Some(e),
                 }
             }
-            if !chained {
+            // FIFO's rule needs an empty start (verify::fifo).
+            if !chained || crate::store::user_options::compaction_style(&opts.rocksdb) == "fifo" {
                 return State::new();
             }
             let mode = opts.wal_mode;
@@ -333,6 +334,11 @@ fn worker(
                 .unwrap_or_default(),
             kills_mid_unit: res.writer.killed_mid_unit as u64,
             base_cycles: cycle_base.is_some() as u64,
+            fifo_dropped_cycles: res
+                .fifo
+                .as_ref()
+                .is_some_and(|m| m.cutoffs.iter().any(|&c| c > 0))
+                as u64,
             cycles_by_compaction_style: BTreeMap::from([(
                 crate::store::user_options::compaction_style(&opts.rocksdb).to_string(),
                 1,
@@ -377,7 +383,7 @@ fn worker(
                     stats.in_flight_survived += (prefix > wp.acked) as u64;
                 }
                 // A diverged state is no prefix to build the next cycle on.
-                if chained && res.divergence.is_none() {
+                if chained && res.divergence.is_none() && !d.fifo {
                     next_base = Some(h.state_at(*prefix));
                 }
             }

@@ -151,6 +151,10 @@ pub struct ModeStats {
     /// Compaction style (`level`, `universal`, `fifo`) → cycles.
     #[serde(default)]
     pub cycles_by_compaction_style: BTreeMap<String, u64>,
+    /// FIFO cycles whose state matched only with FIFO's oldest units
+    /// dropped (docs/durability.md F1): information, not a violation.
+    #[serde(default)]
+    pub fifo_dropped_cycles: u64,
 }
 
 impl ModeStats {
@@ -194,6 +198,7 @@ impl ModeStats {
             *self.cycles_by_levels_populated.entry(*l).or_default() += n;
         }
         self.base_cycles += o.base_cycles;
+        self.fifo_dropped_cycles += o.fifo_dropped_cycles;
         for (st, n) in &o.cycles_by_compaction_style {
             *self
                 .cycles_by_compaction_style
@@ -271,6 +276,10 @@ pub struct Lsm {
     /// Compaction style → cycles.
     #[serde(default)]
     pub compaction_styles: BTreeMap<String, u64>,
+    /// FIFO cycles whose state matched only with FIFO's oldest units
+    /// dropped.
+    #[serde(default)]
+    pub fifo_dropped_cycles: u64,
 }
 
 impl Lsm {
@@ -284,6 +293,7 @@ impl Lsm {
             cycles_by_levels_populated: total.cycles_by_levels_populated,
             base_cycles: total.base_cycles,
             compaction_styles: total.cycles_by_compaction_style,
+            fifo_dropped_cycles: total.fifo_dropped_cycles,
         }
     }
 }

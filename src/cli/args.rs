@@ -252,6 +252,12 @@ pub(crate) struct CrashArgs {
     /// --options / --options-file (your options as they are).
     #[arg(long)]
     pub(crate) option_profile: Option<String>,
+    /// Force a compaction style for every cycle: level (RocksDB's
+    /// default), universal, or fifo (a 64 KiB size limit, so that FIFO
+    /// deletes its oldest files within a cycle; judged by FIFO's own rule,
+    /// docs/durability.md F1). Applied after the option profile.
+    #[arg(long)]
+    pub(crate) compaction_style: Option<String>,
     /// Column families (1-8). Keys route to them by a `c<N>/` prefix;
     /// WriteBatches span them. Without the WAL and without
     /// --atomic-flush each column family may recover to its own prefix:

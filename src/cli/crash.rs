@@ -81,10 +81,11 @@ fn print_crash_summary(r: &CrashReport) {
             .map(|(s, n)| format!("{s} {n}"))
             .collect();
         println!(
-            "LSM: {} of {} cycles started from a deep base database; compaction styles: {}",
+            "LSM: {} of {} cycles started from a deep base database; compaction styles: {}; FIFO had dropped its oldest writes in {} cycles (rule F1)",
             r.lsm.base_cycles,
             r.cycles,
-            styles.join(", ")
+            styles.join(", "),
+            r.lsm.fifo_dropped_cycles
         );
     }
     for n in crashcheck::report::io_error_notes(r) {
@@ -193,6 +194,12 @@ pub(super) fn cmd_crash(a: CrashArgs) -> Res<u8> {
     }
     opts.atomic_flush |= a.atomic_flush;
     opts.statistics = !a.no_stats;
+    let forced_style = a
+        .compaction_style
+        .as_deref()
+        .map(crashcheck::store::option_profiles::compaction_style_options)
+        .transpose()
+        .map_err(EnvError)?;
     let cf_flush = a
         .cf_flush
         .as_deref()
@@ -242,6 +249,7 @@ pub(super) fn cmd_crash(a: CrashArgs) -> Res<u8> {
         ops_per_cycle: a.ops,
         profile: prof,
         options: opts,
+        forced_options: forced_style.unwrap_or_default().to_string(),
         option_profile: a.option_profile.clone().unwrap_or_else(|| {
             if user.source.is_some() || a.common.options.is_some() {
                 "defaults".into()

@@ -16,6 +16,11 @@ pub(super) fn cmd_run(a: RunArgs) -> Res<u8> {
     if a.ops == 0 {
         return fail("--ops 0: a run of no ops checks nothing");
     }
+    if crashcheck::store::user_options::compaction_style(&opts.rocksdb) == "fifo" {
+        return fail(
+            "FIFO compaction deletes old data by design, and `run` compares every read with the model: use `crash --compaction-style fifo`, which judges FIFO by its own rule",
+        );
+    }
     let factory = factory_by_name(&a.common.store).map_err(EnvError)?;
     let wd = work_dir(a.common.dir.as_deref())?;
     let db = match &a.db {

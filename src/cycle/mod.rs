@@ -54,6 +54,9 @@ pub struct CycleResult {
     pub recovered: Option<Recovered>,
     /// The crash image applied after the kill, if any.
     pub image: Option<String>,
+    /// FIFO compaction had dropped its oldest units (docs/durability.md
+    /// F1): the state matched only as a FIFO suffix state.
+    pub fifo: Option<crate::verify::fifo::FifoMatch>,
 }
 
 /// The directory a cycle on `db` keeps its checkpoints, backups and
@@ -184,6 +187,7 @@ pub fn run_cycle(
         copies: CopyOutcome::default(),
         recovered: None,
         image,
+        fifo: None,
     };
     if res.writer.stop == WriterStop::Hung {
         res.outcome = CycleOutcome::Anomaly {
@@ -226,7 +230,23 @@ pub fn run_cycle(
             }
         }
     }
-    let reopened = crate::observe::reopen_and_read(factory, db, opts, sample, timeout)?;
+    // Under FIFO the verifier opens with automatic compactions off: a FIFO
+    // compaction right after the open would delete old files between the
+    // full scan and the point reads, which must agree (FIFO's deletions
+    // before the crash are judged by rule F1).
+    let vopts;
+    let vo = if d.fifo {
+        let mut parts = crate::store::user_options::split_options(&opts.rocksdb);
+        parts.push("disable_auto_compactions=true".into());
+        vopts = StoreOptions {
+            rocksdb: parts.join(";"),
+            ..opts.clone()
+        };
+        &vopts
+    } else {
+        opts
+    };
+    let reopened = crate::observe::reopen_and_read(factory, db, vo, sample, timeout)?;
     res.outcome = match reopened {
         Reopened::Opened(rec) => {
             let outcome = match adjudicate::writer_verdict(&res.writer.stop) {
@@ -327,6 +347,29 @@ fn judge_live(
                         bug: crate::known_bugs::ATOMIC_FLUSH_EARLY_RETURN,
                         detail: format!("{class}: {detail}"),
                     };
+                }
+            }
+            // FIFO compaction drops its oldest files by design (F1): a
+            // state that is a FIFO suffix state of an admissible prefix is
+            // consistent (single writer).
+            if d.fifo {
+                // Each writer on its own: FIFO drops a prefix of every
+                // writer's units (files are ordered by sequence number).
+                let n = histories.len();
+                let matches: Option<Vec<_>> = histories
+                    .iter()
+                    .enumerate()
+                    .map(|(t, h)| {
+                        let own = crate::verify::owned_by(rec, t, n);
+                        crate::verify::fifo::fifo_match(h, &adm_of(t, None), &own, cfs)
+                    })
+                    .collect();
+                if let Some(ms) = matches {
+                    res.prefixes = ms.iter().map(|m| m.prefix).collect();
+                    res.divergence = None;
+                    let prefix = res.prefixes.first().copied().unwrap_or(0);
+                    res.fifo = ms.into_iter().next();
+                    return adjudicate::with_copy_findings(d, prefix, &res.copies.findings);
                 }
             }
             // Lost only writes acknowledged after an op had failed, with

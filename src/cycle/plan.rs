@@ -27,6 +27,9 @@ pub struct PlanInputs<'a> {
     pub options: &'a StoreOptions,
     /// Option profile drawn per cycle.
     pub option_profile: &'a str,
+    /// RocksDB options applied after the profile (a forced compaction
+    /// style); empty for none.
+    pub forced_options: &'a str,
     /// Concurrent writers.
     pub writers: usize,
     /// Ops per cycle (split over the writers).
@@ -80,8 +83,13 @@ pub fn plan(
         wal_mode: mode,
         ..inputs.options.clone()
     };
-    let opts =
+    let mut opts =
         crate::store::option_profiles::apply_profile(inputs.option_profile, &start, &mut rng)?;
+    if !inputs.forced_options.is_empty() {
+        let mut parts = crate::store::user_options::split_options(&opts.rocksdb);
+        parts.push(inputs.forced_options.to_string());
+        opts.rocksdb = parts.join(";");
+    }
     let writers = inputs.writers.clamp(1, MAX_WRITERS);
     let flush_style = inputs.cf_flush.unwrap_or(if opts.atomic_flush {
         FlushStyle::All

@@ -87,10 +87,11 @@ pub fn markdown(r: &CrashReport) -> String {
             .collect();
         let _ = writeln!(
             s,
-            "\n{} of {} cycles started from a deep base database; compaction styles: {}.",
+            "\n{} of {} cycles started from a deep base database; compaction styles: {}; FIFO had dropped its oldest writes in {} cycles (rule F1, not a violation).",
             r.lsm.base_cycles,
             r.cycles,
-            styles.join(", ")
+            styles.join(", "),
+            r.lsm.fifo_dropped_cycles
         );
     }
     let io = io_error_notes(r);

@@ -55,6 +55,28 @@ fn pick<T: Copy>(rng: &mut ChaCha8Rng, xs: &[T]) -> T {
     xs[rng.random_range(0..xs.len())]
 }
 
+/// Compaction styles a campaign can force (`--compaction-style`).
+pub const COMPACTION_STYLES: &[&str] = &["level", "universal", "fifo"];
+
+/// RocksDB options selecting compaction style `style` (`level`,
+/// `universal` or `fifo`). FIFO gets a small size limit, so that it drops
+/// its oldest files within a cycle (advanced_options.h
+/// `CompactionOptionsFIFO::max_table_files_size`: "once the total sum of
+/// table files reaches this, we will delete the oldest table file"), and
+/// no TTL (db/column_family.cc `ValidateOptions`: FIFO with a TTL needs
+/// `max_open_files = -1`).
+pub fn compaction_style_options(style: &str) -> Result<&'static str, String> {
+    match style {
+        "level" => Ok("compaction_style=kCompactionStyleLevel"),
+        "universal" => Ok("compaction_style=kCompactionStyleUniversal"),
+        "fifo" => Ok("compaction_style=kCompactionStyleFIFO;ttl=0;compaction_options_fifo={max_table_files_size=65536;allow_compaction=true}"),
+        o => Err(format!(
+            "unknown compaction style '{o}' (known: {})",
+            COMPACTION_STYLES.join(", ")
+        )),
+    }
+}
+
 /// The default campaign's profile: an LSM geometry small enough that a
 /// cycle's few hundred KiB spread over several levels, drawn per cycle.
 /// None of it changes what survives a crash (sizes and triggers only), so
@@ -118,17 +140,9 @@ pub fn randomize(base: &StoreOptions, rng: &mut ChaCha8Rng) -> StoreOptions {
                 pick(rng, &[0u32, 0, 2])
             }
         ),
-        format!(
-            "compaction_style={}",
-            pick(
-                rng,
-                &[
-                    "kCompactionStyleLevel",
-                    "kCompactionStyleLevel",
-                    "kCompactionStyleUniversal"
-                ]
-            )
-        ),
+        compaction_style_options(pick(rng, &["level", "level", "level", "universal", "fifo"]))
+            .unwrap_or_default()
+            .to_string(),
     ];
     match rng.random_range(0..4) {
         0 => extra.push("enable_pipelined_write=true".into()),
@@ -162,6 +176,7 @@ mod tests {
         assert!(all.len() > 40);
         assert!(all.iter().any(|s| s.contains("unordered_write=true")));
         assert!(all.iter().any(|s| s.contains("kCompactionStyleUniversal")));
+        assert!(all.iter().any(|s| s.contains("kCompactionStyleFIFO")));
     }
 
     #[test]

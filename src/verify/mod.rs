@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 mod classify;
 pub mod copies;
+pub mod fifo;
 
 use classify::{classify, describe, diff_against, short};
 
@@ -211,6 +212,16 @@ pub fn project_cf(h: &History, cf: usize, cfs: usize) -> History {
         .map(|(k, e)| (k.clone(), e.clone()))
         .collect();
     History::new(ops, base)
+}
+
+/// The part of `rec` that writer `t` of `writers` owns (see
+/// [`crate::keyspace`]; keys of writers beyond the last count as the
+/// first's).
+pub fn owned_by(rec: &Recovered, t: usize, writers: usize) -> Recovered {
+    only(rec, |k| {
+        let o = owner_of(k);
+        o == t || (t == 0 && o >= writers)
+    })
 }
 
 fn only(rec: &Recovered, keep: impl Fn(&[u8]) -> bool) -> Recovered {

@@ -1,0 +1,160 @@
+//! FIFO compaction's own rule (docs/durability.md F1).
+//!
+//! FIFO compaction keeps every table file in L0 and, once their total size
+//! reaches `max_table_files_size`, deletes the oldest file
+//! (include/rocksdb/advanced_options.h `CompactionOptionsFIFO`: "once the
+//! total sum of table files reaches this, we will delete the oldest table
+//! file"). Files hold consecutive sequence numbers and a write unit never
+//! spans two of them (a WriteBatch goes to one memtable), so what FIFO
+//! drops is every write up to some unit `c`, nothing after it. The state it
+//! leaves is therefore the **suffix state** `(c, P]`: units `c + 1 ..= P`
+//! applied to an empty database, for an admissible prefix `P` and some
+//! `c <= P`. Anything else (a newer write gone while an older one stays, a
+//! value no suffix gives, part of a unit) is still a violation.
+//!
+//! Deciding it costs a replay per cutoff (`O(units²)` model steps), so it
+//! runs only when the ordinary prefix check failed on a FIFO cycle, and
+//! only from an empty start (a chained or deep base is no sequence of
+//! units to cut).
+
+use std::collections::BTreeMap;
+
+use crate::keyspace::cf_of;
+use crate::model::history::History;
+use crate::model::{fingerprint_of, Model};
+use crate::observe::Recovered;
+use crate::oracle::Admissible;
+
+/// A FIFO state that matches: prefix `prefix`, with every unit up to
+/// `cutoff` (per column family) dropped by FIFO.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FifoMatch {
+    /// The admissible prefix.
+    pub prefix: u64,
+    /// Per column family: units up to this one were dropped.
+    pub cutoffs: Vec<u64>,
+}
+
+/// The FIFO suffix state `(cutoff, P]` that `rec` equals, for some `P` in
+/// `adm` and a cutoff per column family (each column family has its own
+/// files); `None` when there is none or `h` starts from a non-empty base.
+pub fn fifo_match(h: &History, adm: &Admissible, rec: &Recovered, cfs: usize) -> Option<FifoMatch> {
+    if !h.base.is_empty() {
+        return None;
+    }
+    let cfs = cfs.max(1);
+    let recmap: BTreeMap<&[u8], u128> = rec
+        .entries
+        .iter()
+        .map(|(k, v)| (k.as_slice(), *v))
+        .collect();
+    // Point reads must still agree with the scan.
+    if rec
+        .point_reads
+        .iter()
+        .any(|(k, v)| recmap.get(k.as_slice()).copied() != *v)
+    {
+        return None;
+    }
+    let hi = adm.hi.min(h.units());
+    // Per column family: the fingerprint of what was recovered there.
+    let want: Vec<u128> = (0..cfs)
+        .map(|c| {
+            fingerprint_of(
+                recmap
+                    .iter()
+                    .filter(|(k, _)| cf_of(k, cfs) == c)
+                    .map(|(k, v)| (*k, *v)),
+            )
+        })
+        .collect();
+    // found[c][p]: a cutoff at which column family c matches prefix p.
+    let found: Vec<Vec<Option<u64>>> = (0..cfs)
+        .map(|c| {
+            if cfs == 1 {
+                cutoffs(h, adm.lo, hi, want[c])
+            } else {
+                cutoffs(&crate::verify::project_cf(h, c, cfs), adm.lo, hi, want[c])
+            }
+        })
+        .collect();
+    (adm.lo..=hi).rev().find_map(|p| {
+        let cutoffs: Option<Vec<u64>> = (0..cfs).map(|c| found[c][p as usize]).collect();
+        cutoffs.map(|cutoffs| FifoMatch { prefix: p, cutoffs })
+    })
+}
+
+/// For each prefix `p` in `lo..=hi`: the smallest cutoff `c <= p` whose
+/// suffix state `(c, p]` of `h` has fingerprint `want`.
+fn cutoffs(h: &History, lo: u64, hi: u64, want: u128) -> Vec<Option<u64>> {
+    let mut found = vec![None; hi as usize + 1];
+    for cut in 0..=hi {
+        let mut m = Model::new();
+        for p in cut..=hi {
+            if p > cut {
+                for w in h.ops[h.op_of_unit[p as usize - 1]].write_ops() {
+                    m.apply(w);
+                }
+            }
+            if p >= lo && found[p as usize].is_none() && m.fingerprint() == want {
+                found[p as usize] = Some(cut);
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::{Op, Value, WriteOp};
+
+    fn put(k: &str, v: &str) -> Op {
+        Op::Write(WriteOp::Put {
+            key: k.as_bytes().to_vec(),
+            value: Value::Lit(v.as_bytes().to_vec()),
+        })
+    }
+
+    fn rec(h: &History, from: u64, to: u64) -> Recovered {
+        let mut m = Model::new();
+        for u in from + 1..=to {
+            for w in h.ops[h.op_of_unit[u as usize - 1]].write_ops() {
+                m.apply(w);
+            }
+        }
+        Recovered {
+            entries: m.state().iter().map(|(k, e)| (k.clone(), e.hash)).collect(),
+            point_reads: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_oldest_first_drop_matches_and_anything_else_does_not() {
+        let h = History::new(
+            vec![put("a", "1"), put("b", "2"), put("a", "3"), put("c", "4")],
+            Default::default(),
+        );
+        let adm = Admissible {
+            lo: 4,
+            hi: 4,
+            rule: "test",
+        };
+        // Units 1-2 dropped: a=3, c=4 (b gone).
+        let m = fifo_match(&h, &adm, &rec(&h, 2, 4), 1).unwrap();
+        assert_eq!(
+            m,
+            FifoMatch {
+                prefix: 4,
+                cutoffs: vec![2]
+            }
+        );
+        // Nothing dropped.
+        assert_eq!(
+            fifo_match(&h, &adm, &rec(&h, 0, 4), 1).unwrap().cutoffs,
+            vec![0]
+        );
+        // The newest unit gone while older ones stay: no FIFO state.
+        assert!(fifo_match(&h, &adm, &rec(&h, 0, 3), 1).is_none());
+    }
+}
