@@ -46,13 +46,30 @@ pub struct CrashBench {
     pub fresh_ratio: f64,
     /// chained / bare.
     pub chained_ratio: f64,
+    /// Bare loop over deep trees: each cycle starts from a clone of the
+    /// same deep base database, with the deep option profile: cycles/s.
+    pub bare_deep_cycles_per_s: f64,
+    /// crashcheck's default campaign (deep base, deep profile): cycles/s.
+    pub deep_cycles_per_s: f64,
+    /// deep / bare deep.
+    pub deep_ratio: f64,
 }
 
 /// The bare loop: fork a writer that opens RocksDB, applies the writes of
 /// the same sequence with acks in shared memory and dies by SIGKILL at a
 /// random ack count; fork a verifier that reopens and counts keys; remove
 /// the directory. No model, no oracle, no verification beyond the count.
-fn bare_loop(work: &Path, seconds: f64, jobs: usize, ops: usize, cfs: u8) -> Result<f64, String> {
+/// With `deep`, every cycle starts from a clone of one deep base database
+/// (built once per job, as crashcheck builds it) and draws the deep option
+/// profile, as crashcheck's default campaign does.
+fn bare_loop(
+    work: &Path,
+    seconds: f64,
+    jobs: usize,
+    ops: usize,
+    cfs: u8,
+    deep: bool,
+) -> Result<f64, String> {
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let limit = Duration::from_secs_f64(seconds);
@@ -60,16 +77,32 @@ fn bare_loop(work: &Path, seconds: f64, jobs: usize, ops: usize, cfs: u8) -> Res
     for j in 0..jobs {
         let done = done.clone();
         let dir = work.join(format!("bare-{j}"));
+        let base_dir = work.join(format!("bare-base-{j}"));
         hs.push(std::thread::spawn(move || -> Result<(), String> {
             let log = SharedLog::new().map_err(|e| e.to_string())?;
-            let opts = StoreOptions {
+            let plain = StoreOptions {
                 column_families: cfs,
                 ..StoreOptions::default()
             };
+            if deep {
+                let p = Profile::by_name("crash").ok_or("profile")?;
+                let ops = crate::campaign::base::ops_for(1, &p, cfs);
+                crate::campaign::base::build(&base_dir, &plain, ops, Duration::from_secs(60))?;
+            }
             let mut cycle = 0u64;
             while start.elapsed() < limit {
                 cycle += 1;
                 let seed = cycle * 1000 + j as u64;
+                let opts = if deep {
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xDEE9);
+                    crate::store::option_profiles::deep(&plain, &mut rng)
+                } else {
+                    plain.clone()
+                };
+                if deep {
+                    crate::campaign::base::clone_into(&base_dir, &dir)
+                        .map_err(|e| e.to_string())?;
+                }
                 // The same op mix as crashcheck's cycles (writes, reads,
                 // flushes, compactions, reopens), without any checking.
                 let writes: Vec<Op> =
@@ -136,6 +169,7 @@ fn bare_loop(work: &Path, seconds: f64, jobs: usize, ops: usize, cfs: u8) -> Res
                 std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
                 done.fetch_add(1, Ordering::SeqCst);
             }
+            let _ = crate::fsutil::remove_tree(&base_dir);
             Ok(())
         }));
     }
@@ -152,6 +186,7 @@ fn crashcheck_loop(
     ops: usize,
     chain: bool,
     cfs: u8,
+    deep: bool,
 ) -> Result<f64, String> {
     let base = CrashConfig::new(work);
     let cfg = CrashConfig {
@@ -167,6 +202,8 @@ fn crashcheck_loop(
         ops_per_cycle: ops,
         timeout: Duration::from_secs(60),
         ack_kills_only: true,
+        deep_base: deep,
+        option_profile: if deep { "deep" } else { "defaults" }.into(),
         ..base
     };
     let r = run_campaign(cfg, Arc::new(RocksFactory), None).map_err(|e| e.to_string())?;
@@ -188,9 +225,11 @@ pub fn crash(
     ops: usize,
     cfs: u8,
 ) -> Result<CrashBench, String> {
-    let bare = bare_loop(work, seconds, jobs, ops, cfs)?;
-    let fresh = crashcheck_loop(work, seconds, jobs, ops, false, cfs)?;
-    let chained = crashcheck_loop(work, seconds, jobs, ops, true, cfs)?;
+    let bare = bare_loop(work, seconds, jobs, ops, cfs, false)?;
+    let fresh = crashcheck_loop(work, seconds, jobs, ops, false, cfs, false)?;
+    let chained = crashcheck_loop(work, seconds, jobs, ops, true, cfs, false)?;
+    let bare_deep = bare_loop(work, seconds, jobs, ops, cfs, true)?;
+    let deep = crashcheck_loop(work, seconds, jobs, ops, false, cfs, true)?;
     Ok(CrashBench {
         jobs,
         ops_per_cycle: ops,
@@ -200,6 +239,9 @@ pub fn crash(
         chained_cycles_per_s: chained,
         fresh_ratio: fresh / bare.max(1e-9),
         chained_ratio: chained / bare.max(1e-9),
+        bare_deep_cycles_per_s: bare_deep,
+        deep_cycles_per_s: deep,
+        deep_ratio: deep / bare_deep.max(1e-9),
     })
 }
 
