@@ -327,6 +327,14 @@ fn raw_apply(db: &rocksdb::DB, ops: &[Op], cfs: u8) -> Result<usize, String> {
                     db.compact_range_cf(h, lo.as_deref(), hi.as_deref());
                 }
             }
+            Op::CompactTo { level } => {
+                let mut o = rocksdb::CompactOptions::default();
+                o.set_change_level(true);
+                o.set_target_level(i32::from(*level));
+                for h in &all {
+                    db.compact_range_cf_opt(h, None::<&[u8]>, None::<&[u8]>, &o);
+                }
+            }
             Op::FlushCfs { cfs: list } => {
                 let hs: Vec<_> = match list {
                     None => all.clone(),

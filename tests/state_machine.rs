@@ -97,6 +97,7 @@ impl<const BUGGY: bool> ReferenceStateMachine for Ref<BUGGY> {
                 .prop_map(|cfs| Op::FlushCfs { cfs }),
             1 => any::<bool>().prop_map(|sync| Op::FlushWal { sync }),
             1 => Just(Op::Compact { lo: None, hi: None }),
+            1 => (1u8..=5).prop_map(|level| Op::CompactTo { level }),
             1 => Just(Op::Reopen),
         ]
         .boxed();

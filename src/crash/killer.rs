@@ -101,7 +101,7 @@ impl Phase {
             Op::Batch(_) => Phase::WritingBatch,
             Op::Flush | Op::FlushCfs { .. } => Phase::Flushing,
             Op::FlushWal { .. } => Phase::FlushingWal,
-            Op::Compact { .. } => Phase::Compacting,
+            Op::Compact { .. } | Op::CompactTo { .. } => Phase::Compacting,
             Op::Reopen => Phase::Reopening,
             Op::Checkpoint { .. } | Op::Backup { .. } | Op::CopyDir { .. } => Phase::Maintaining,
             Op::Snapshot { .. } | Op::Release { .. } => return None,

@@ -346,7 +346,10 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
             }
             if ctx.statistics
                 && (i % 32 == 31
-                    || matches!(op, Op::Flush | Op::FlushCfs { .. } | Op::Compact { .. }))
+                    || matches!(
+                        op,
+                        Op::Flush | Op::FlushCfs { .. } | Op::Compact { .. } | Op::CompactTo { .. }
+                    ))
             {
                 if let Some(st) = store.stats() {
                     ctx.shared.publish_stats(&st);

@@ -219,7 +219,7 @@ pub fn choose_kill(rng: &mut ChaCha8Rng, h: &History, ack_only: bool) -> KillPla
         25..=29 => phase(
             rng,
             Phase::Compacting,
-            count(&|o| matches!(o, Op::Compact { .. })),
+            count(&|o| matches!(o, Op::Compact { .. } | Op::CompactTo { .. })),
             5000,
         ),
         30..=34 => phase(

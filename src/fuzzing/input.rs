@@ -130,6 +130,8 @@ pub(super) fn decode_op(r: [u8; 5], cfs: u8) -> Op {
         // family (0.4-0.8 ms): one compaction in four is one; the others
         // cover a few keys of one column family.
         _ if a % 4 == 0 => Op::Compact { lo: None, hi: None },
+        // One in eight moves everything to a level (change_level).
+        _ if a % 8 == 1 => Op::CompactTo { level: 1 + b % 5 },
         _ => Op::Compact {
             lo: Some(key(k)),
             hi: Some(cf_key(cf(k, cfs), u32::from(k % KEYS + b % 8 + 1), cfs)),
@@ -238,10 +240,11 @@ pub fn encode_ops(ops: &[Op]) -> Vec<u8> {
             Op::Snapshot { .. } | Op::Release { .. } => [12, 0, 0, 0, 0],
             Op::Reopen => [14, 0, 0, 0, 0],
             Op::Compact { lo: None, .. } | Op::Compact { hi: None, .. } => [15, 0, 0, 0, 0],
+            Op::CompactTo { level } => [15, 0, 1, level.saturating_sub(1), 0],
             Op::Compact {
                 lo: Some(lo),
                 hi: Some(hi),
-            } => [15, key_index(lo), 1, span(lo, hi).saturating_sub(1) % 8, 0],
+            } => [15, key_index(lo), 2, span(lo, hi).saturating_sub(1) % 8, 0],
         };
         out.extend_from_slice(&rec);
     }

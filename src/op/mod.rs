@@ -247,6 +247,13 @@ pub enum Op {
         lo: Option<Vec<u8>>,
         hi: Option<Vec<u8>>,
     },
+    /// Manual compaction of everything, its output moved to `level`
+    /// (`CompactRangeOptions::change_level`, `target_level`). RocksDB may
+    /// decline the move (options.h: files move to "the minimum level
+    /// capable of holding the data or given level"; db_impl_compaction_flush.cc
+    /// `ReFitLevel` refuses when levels in between hold files); the
+    /// compaction runs either way, and nothing a read returns changes.
+    CompactTo { level: u8 },
     /// Clean close and reopen; releases every snapshot.
     Reopen,
 }

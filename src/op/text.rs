@@ -130,6 +130,7 @@ impl fmt::Display for Op {
                 write!(f, "flushwal {}", if *sync { "sync" } else { "nosync" })
             }
             Op::Compact { lo, hi } => write!(f, "compact {} {}", Bound(lo), Bound(hi)),
+            Op::CompactTo { level } => write!(f, "compact-to {level}"),
             Op::Reopen => f.write_str("reopen"),
         }
     }
@@ -432,6 +433,13 @@ impl FromStr for Op {
                     lo: parse_bound(args[0])?,
                     hi: parse_bound(args[1])?,
                 })
+            }
+            "compact-to" => {
+                expect_args(&toks, 2, "compact-to LEVEL")?;
+                match args[0].parse::<u8>() {
+                    Ok(level) if level < 7 => Ok(Op::CompactTo { level }),
+                    _ => err(format!("expected a level 0-6, got '{}'", args[0])),
+                }
             }
             "reopen" => {
                 expect_args(&toks, 1, "reopen")?;

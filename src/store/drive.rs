@@ -114,6 +114,7 @@ fn call(store: &mut dyn Store, op: &Op, hooks: &mut dyn Hooks) -> StoreResult<An
         Op::FlushCfs { cfs } => done(store.flush_cfs(cfs.as_deref())),
         Op::FlushWal { sync } => done(store.flush_wal(*sync)),
         Op::Compact { lo, hi } => done(store.compact(lo.as_deref(), hi.as_deref())),
+        Op::CompactTo { level } => done(store.compact_to(*level)),
         Op::Reopen => done(store.reopen()),
         Op::Checkpoint { .. } | Op::Backup { .. } | Op::CopyDir { .. } => {
             let Some(dir) = hooks.copy_dir(op) else {

@@ -65,6 +65,11 @@ pub trait Store {
     fn flush_wal(&mut self, sync: bool) -> StoreResult<()>;
     /// Manual compaction of `[lo, hi]` (`None` = unbounded).
     fn compact(&mut self, lo: Option<&[u8]>, hi: Option<&[u8]>) -> StoreResult<()>;
+    /// Compaction of everything with its output moved to `level`
+    /// (`change_level`); a store without levels compacts everything.
+    fn compact_to(&mut self, _level: u8) -> StoreResult<()> {
+        self.compact(None, None)
+    }
     /// Clean close followed by open at the same path; drops all snapshots.
     fn reopen(&mut self) -> StoreResult<()>;
     /// Clean close.

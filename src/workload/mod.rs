@@ -287,6 +287,10 @@ impl Generator {
             7 => Op::FlushWal {
                 sync: self.rng.random_bool(0.5),
             },
+            // One compaction in four moves everything to a level.
+            8 if self.rng.random_range(0..4) == 0 => Op::CompactTo {
+                level: self.rng.random_range(1..=5),
+            },
             8 => {
                 let (lo, hi) = self.range();
                 Op::Compact {
@@ -417,7 +421,15 @@ mod tests {
         assert!(range_hits > 20, "range deletes over live data {range_hits}");
         assert!(large > 20, "large values {large}");
         for kind in [
-            "flush", "flushwal", "compact", "reopen", "snap", "getat", "rscan", "batch",
+            "flush",
+            "flushwal",
+            "compact",
+            "compact-to",
+            "reopen",
+            "snap",
+            "getat",
+            "rscan",
+            "batch",
         ] {
             assert!(
                 ops.iter()
