@@ -509,6 +509,7 @@ fn io_error_and_disk_full_violations_replay_to_the_same_verdict() {
     for (mutant, fault, mode) in [
         ("swallow-sync-error", "io-error", "wal-manual-flush"),
         ("resume-drops-memtable", "disk-full", "wal-sync"),
+        ("ingest-not-durable", "kill", "wal-sync"),
     ] {
         replays_to_the_same_verdict(mutant, fault, mode);
     }

@@ -34,6 +34,34 @@ fn value() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// A bulk load: 1-4 puts in key order, all in one column family.
+fn ingest() -> impl Strategy<Value = Op> {
+    (
+        0u8..4,
+        proptest::collection::btree_map(0u8..8, value(), 1..5),
+        any::<bool>(),
+    )
+        .prop_map(|(c, m, mv)| Op::Ingest {
+            mode: if mv {
+                crashcheck::op::IngestMode::Move
+            } else {
+                crashcheck::op::IngestMode::Copy
+            },
+            puts: m
+                .into_iter()
+                .map(|(i, value)| WriteOp::Put {
+                    key: if c == 3 {
+                        format!("k{i}")
+                    } else {
+                        format!("c{c}/k{i}")
+                    }
+                    .into_bytes(),
+                    value,
+                })
+                .collect(),
+        })
+}
+
 fn write() -> impl Strategy<Value = WriteOp> {
     prop_oneof![
         4 => (key(), value()).prop_map(|(key, value)| WriteOp::Put { key, value }),
@@ -88,6 +116,7 @@ impl<const BUGGY: bool> ReferenceStateMachine for Ref<BUGGY> {
         let mut s = prop_oneof![
             8 => write().prop_map(Op::Write),
             3 => proptest::collection::vec(write(), 2..5).prop_map(Op::Batch),
+            1 => ingest(),
             4 => key().prop_map(|key| Op::Get { key }),
             1 => proptest::collection::vec(key(), 1..4).prop_map(|keys| Op::MultiGet { keys }),
             2 => scan().prop_map(Op::Scan),

@@ -334,6 +334,18 @@ fn worker(
                 .unwrap_or_default(),
             kills_mid_unit: res.writer.killed_mid_unit as u64,
             base_cycles: cycle_base.is_some() as u64,
+            ingestions: plan
+                .histories
+                .iter()
+                .zip(&res.writer.ops_done_each)
+                .map(|(h, &n)| {
+                    h.ops[..n.min(h.ops.len())]
+                        .iter()
+                        .filter(|o| matches!(o, Op::Ingest { .. }))
+                        .count() as u64
+                })
+                .sum(),
+            ingest_outlived_cycles: res.ingest_outlived as u64,
             fifo_dropped_cycles: res
                 .fifo
                 .as_ref()

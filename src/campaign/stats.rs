@@ -155,6 +155,13 @@ pub struct ModeStats {
     /// dropped (docs/durability.md F1): information, not a violation.
     #[serde(default)]
     pub fifo_dropped_cycles: u64,
+    /// Ingest ops the writers ran (`ingest move|copy`).
+    #[serde(default)]
+    pub ingestions: u64,
+    /// Cycles in which an ingest outlived earlier writes (rule I1):
+    /// information, not a violation.
+    #[serde(default)]
+    pub ingest_outlived_cycles: u64,
 }
 
 impl ModeStats {
@@ -199,6 +206,8 @@ impl ModeStats {
         }
         self.base_cycles += o.base_cycles;
         self.fifo_dropped_cycles += o.fifo_dropped_cycles;
+        self.ingestions += o.ingestions;
+        self.ingest_outlived_cycles += o.ingest_outlived_cycles;
         for (st, n) in &o.cycles_by_compaction_style {
             *self
                 .cycles_by_compaction_style
@@ -280,6 +289,12 @@ pub struct Lsm {
     /// dropped.
     #[serde(default)]
     pub fifo_dropped_cycles: u64,
+    /// Ingest ops run.
+    #[serde(default)]
+    pub ingestions: u64,
+    /// Cycles in which an ingest outlived earlier writes (rule I1).
+    #[serde(default)]
+    pub ingest_outlived_cycles: u64,
 }
 
 impl Lsm {
@@ -294,6 +309,8 @@ impl Lsm {
             base_cycles: total.base_cycles,
             compaction_styles: total.cycles_by_compaction_style,
             fifo_dropped_cycles: total.fifo_dropped_cycles,
+            ingestions: total.ingestions,
+            ingest_outlived_cycles: total.ingest_outlived_cycles,
         }
     }
 }

@@ -196,7 +196,7 @@ impl Hooks for WriterHooks<'_> {
             }
         }
         match op {
-            Op::Write(_) | Op::Batch(_) => {
+            Op::Write(_) | Op::Batch(_) | Op::Ingest { .. } => {
                 let unit = self.h.unit_of_op[self.i].unwrap_or(0);
                 self.log.started.store(unit, Ordering::SeqCst);
             }
@@ -225,7 +225,7 @@ impl Hooks for WriterHooks<'_> {
     fn after(&mut self, op: &Op, r: &StoreResult<Answer>) {
         let ok = r.is_ok();
         match op {
-            Op::Write(_) | Op::Batch(_) if ok => {
+            Op::Write(_) | Op::Batch(_) | Op::Ingest { .. } if ok => {
                 let unit = self.h.unit_of_op[self.i].unwrap_or(0);
                 self.log.acked.store(unit, Ordering::SeqCst);
             }

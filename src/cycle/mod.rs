@@ -57,6 +57,9 @@ pub struct CycleResult {
     /// FIFO compaction had dropped its oldest units (docs/durability.md
     /// F1): the state matched only as a FIFO suffix state.
     pub fifo: Option<crate::verify::fifo::FifoMatch>,
+    /// An ingest outlived earlier writes (docs/durability.md I1): the
+    /// state matched only as a prefix plus later ingests.
+    pub ingest_outlived: bool,
 }
 
 /// The directory a cycle on `db` keeps its checkpoints, backups and
@@ -188,6 +191,7 @@ pub fn run_cycle(
         recovered: None,
         image,
         fifo: None,
+        ingest_outlived: false,
     };
     if res.writer.stop == WriterStop::Hung {
         res.outcome = CycleOutcome::Anomaly {
@@ -369,6 +373,39 @@ fn judge_live(
                     res.divergence = None;
                     let prefix = res.prefixes.first().copied().unwrap_or(0);
                     res.fifo = ms.into_iter().next();
+                    return adjudicate::with_copy_findings(d, prefix, &res.copies.findings);
+                }
+            }
+            // An acknowledged ingest is durable on its own and may outlive
+            // earlier writes (I1): each writer is a prefix plus the
+            // ingests after it.
+            if histories
+                .iter()
+                .any(|h| h.ops.iter().any(|o| matches!(o, Op::Ingest { .. })))
+            {
+                let n = histories.len();
+                let matches: Option<Vec<u64>> = histories
+                    .iter()
+                    .enumerate()
+                    .map(|(t, h)| {
+                        let own = crate::verify::owned_by(rec, t, n);
+                        let adm = adm_of(t, None);
+                        match crate::verify::verify(h, &adm, &own) {
+                            Verdict::Ok { prefix } => Some(prefix),
+                            _ => crate::verify::ingest::ingest_match(
+                                h,
+                                &adm,
+                                progress(t).acked,
+                                &own,
+                            ),
+                        }
+                    })
+                    .collect();
+                if let Some(ps) = matches {
+                    res.prefixes = ps;
+                    res.divergence = None;
+                    res.ingest_outlived = true;
+                    let prefix = res.prefixes.first().copied().unwrap_or(0);
                     return adjudicate::with_copy_findings(d, prefix, &res.copies.findings);
                 }
             }

@@ -63,6 +63,28 @@ pub(super) fn decode_op(r: [u8; 5], cfs: u8) -> Op {
             key: key(k),
             operand: val(a, b % 2),
         }),
+        // One batch record in four (one column family only) is an ingest
+        // of its three keys instead, moved or copied.
+        7 if c & 6 == 6 && cfs <= 1 => {
+            let mut puts: Vec<WriteOp> =
+                [k, k.wrapping_add(KEYS + 1), k.wrapping_add(2 * KEYS + 2)]
+                    .into_iter()
+                    .map(|i| WriteOp::Put {
+                        key: key(i),
+                        value: val(a.wrapping_add(i), b),
+                    })
+                    .collect();
+            puts.sort_by(|x, y| x.key().cmp(y.key()));
+            puts.dedup_by(|x, y| x.key() == y.key());
+            Op::Ingest {
+                mode: if c & 8 == 8 {
+                    crate::op::IngestMode::Move
+                } else {
+                    crate::op::IngestMode::Copy
+                },
+                puts,
+            }
+        }
         7 => Op::Batch(vec![
             WriteOp::Put {
                 key: key(k),
@@ -211,6 +233,17 @@ pub fn encode_ops(ops: &[Op]) -> Vec<u8> {
                 });
                 [7, k, 1, 2, 0]
             }
+            Op::Ingest { mode, puts } => [
+                7,
+                puts.first().map_or(0, |p| key_index(p.key())),
+                1,
+                2,
+                6 | if *mode == crate::op::IngestMode::Move {
+                    8
+                } else {
+                    0
+                },
+            ],
             Op::Get { key } | Op::GetAt { key, .. } => [8, key_index(key), 0, 0, 0],
             Op::MultiGet { keys } => [
                 14,

@@ -201,7 +201,7 @@ impl Model {
     pub fn apply_op(&mut self, op: &Op) {
         match op {
             Op::Write(w) => self.apply(w),
-            Op::Batch(ws) => ws.iter().for_each(|w| self.apply(w)),
+            Op::Batch(ws) | Op::Ingest { puts: ws, .. } => ws.iter().for_each(|w| self.apply(w)),
             Op::Snapshot { id } => {
                 self.snapshots.insert(*id, Undo::new());
             }

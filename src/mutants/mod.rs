@@ -167,6 +167,20 @@ pub const MUTANTS: &[MutantInfo] = &[
         },
     },
     MutantInfo {
+        name: "ingest-not-durable",
+        bug: "acknowledges a bulk load after writing its keys to the memtable only (no SST file, no WAL)",
+        fault: Some(Fault::KILL),
+        modes: WAL_MODES,
+        setup: PLAIN,
+    },
+    MutantInfo {
+        name: "ingest-partial",
+        bug: "ingests a bulk load as one SST file per key, one ingest call each",
+        fault: Some(Fault::KILL),
+        modes: WAL_MODES,
+        setup: PLAIN,
+    },
+    MutantInfo {
         name: "resume-drops-memtable",
         bug: "recovers from a background error by reopening without its WAL (the memtable is dropped)",
         fault: Some(Fault::DISK_FULL),

@@ -306,6 +306,26 @@ impl Store for Mutant {
         self.inner.stats()
     }
 
+    fn ingest(&mut self, puts: &[WriteOp], mode: crate::op::IngestMode) -> StoreResult<()> {
+        match self.name {
+            "ingest-not-durable" => {
+                let db = self.inner.db()?;
+                db.write_opt(crate::store::rocks::to_batch(puts), &self.no_wal())
+                    .map_err(|e| StoreError::Other(e.into_string()))
+            }
+            "ingest-partial" => {
+                for (i, p) in puts.iter().enumerate() {
+                    if i > 0 {
+                        step_point();
+                    }
+                    self.inner.ingest(std::slice::from_ref(p), mode)?;
+                }
+                Ok(())
+            }
+            _ => self.inner.ingest(puts, mode),
+        }
+    }
+
     fn resume(&mut self) -> StoreResult<()> {
         if self.name != "resume-drops-memtable" {
             return self.inner.resume();

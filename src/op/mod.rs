@@ -256,12 +256,31 @@ pub enum Op {
     CompactTo { level: u8 },
     /// Clean close and reopen; releases every snapshot.
     Reopen,
+    /// Bulk load: the puts (sorted, distinct keys, one column family) are
+    /// written to an SST file with `SstFileWriter` and ingested with
+    /// `IngestExternalFile` (moved or copied): one write unit.
+    Ingest {
+        /// Move (hard-link, then unlink) or copy the file into the database.
+        mode: IngestMode,
+        /// The puts, in key order.
+        puts: Vec<WriteOp>,
+    },
+}
+
+/// How an ingested file gets into the database
+/// (`IngestExternalFileOptions::move_files`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IngestMode {
+    /// `move_files = true`: hard-linked, the input unlinked.
+    Move,
+    /// `move_files = false`: copied (and synced).
+    Copy,
 }
 
 impl Op {
     /// True when the op is a write unit (single write or batch).
     pub fn is_write(&self) -> bool {
-        matches!(self, Op::Write(_) | Op::Batch(_))
+        matches!(self, Op::Write(_) | Op::Batch(_) | Op::Ingest { .. })
     }
 
     /// True when the op only reads (point, multi-key or range reads, at
@@ -281,7 +300,7 @@ impl Op {
     pub fn write_ops(&self) -> &[WriteOp] {
         match self {
             Op::Write(w) => std::slice::from_ref(w),
-            Op::Batch(ws) => ws,
+            Op::Batch(ws) | Op::Ingest { puts: ws, .. } => ws,
             _ => &[],
         }
     }

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
-use super::{Op, Scan, Value, WriteOp};
+use super::{IngestMode, Op, Scan, Value, WriteOp};
 
 fn is_bare_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'/' | b'+' | b'=')
@@ -90,6 +90,19 @@ impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Op::Write(w) => write!(f, "{w}"),
+            Op::Ingest { mode, puts } => {
+                f.write_str(match mode {
+                    IngestMode::Move => "ingest move",
+                    IngestMode::Copy => "ingest copy",
+                })?;
+                for (i, w) in puts.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" |")?;
+                    }
+                    write!(f, " {w}")?;
+                }
+                Ok(())
+            }
             Op::Batch(ws) => {
                 f.write_str("batch")?;
                 for (i, w) in ws.iter().enumerate() {
@@ -339,6 +352,21 @@ impl FromStr for Op {
         let args = &toks[1..];
         match head {
             "put" | "del" | "delrange" | "merge" => Ok(Op::Write(parse_write(&toks)?)),
+            "ingest" => {
+                let mode = match args.first() {
+                    Some(&"move") => IngestMode::Move,
+                    Some(&"copy") => IngestMode::Copy,
+                    _ => return err("expected 'ingest move|copy put K V | put K V ...'"),
+                };
+                let mut puts = Vec::new();
+                for part in args[1..].split(|t| *t == "|") {
+                    match parse_write(part)? {
+                        w @ WriteOp::Put { .. } => puts.push(w),
+                        _ => return err("an ingest holds puts only"),
+                    }
+                }
+                Ok(Op::Ingest { mode, puts })
+            }
             "batch" => {
                 let mut ws = Vec::new();
                 for part in args.split(|t| *t == "|") {
@@ -478,6 +506,9 @@ mod tests {
             "checkpoint 2",
             "backup 1",
             "copy 7",
+            "compact-to 3",
+            "ingest move put k1 a | put k2 gen(7,128)",
+            "ingest copy put k000001 gen(1,5)",
         ] {
             let op: Op = line.parse().unwrap();
             assert_eq!(op.to_string(), line);
@@ -485,6 +516,12 @@ mod tests {
         assert!("flush cfs=9".parse::<Op>().is_err());
         assert!("flush some".parse::<Op>().is_err());
         assert!("checkpoint".parse::<Op>().is_err());
+        assert!("compact-to 9".parse::<Op>().is_err());
+        assert!("ingest move del k1".parse::<Op>().is_err());
+        assert!("ingest put k1 \"a\"".parse::<Op>().is_err());
+        let op: Op = "ingest copy put k1 \"a\" | put k2 \"b\"".parse().unwrap();
+        assert!(op.is_write());
+        assert_eq!(op.write_ops().len(), 2);
     }
 
     #[test]

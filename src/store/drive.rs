@@ -100,6 +100,7 @@ pub fn drive(store: &mut dyn Store, op: &Op, hooks: &mut dyn Hooks) -> StoreResu
 fn call(store: &mut dyn Store, op: &Op, hooks: &mut dyn Hooks) -> StoreResult<Answer> {
     let done = |r: StoreResult<()>| r.map(|()| Answer::Done);
     match op {
+        Op::Ingest { mode, puts } => done(store.ingest(puts, *mode)),
         Op::Write(_) | Op::Batch(_) => {
             done(store.write(op.write_ops(), matches!(op, Op::Batch(_))))
         }

@@ -8,6 +8,7 @@
 pub mod drive;
 pub mod engine;
 pub mod fault_fs;
+mod ingest;
 pub mod option_profiles;
 mod options;
 pub mod rocks;
@@ -65,6 +66,17 @@ pub trait Store {
     fn flush_wal(&mut self, sync: bool) -> StoreResult<()>;
     /// Manual compaction of `[lo, hi]` (`None` = unbounded).
     fn compact(&mut self, lo: Option<&[u8]>, hi: Option<&[u8]>) -> StoreResult<()>;
+    /// Bulk-loads `puts` (sorted, distinct keys of one column family) as
+    /// one SST file: written with `SstFileWriter`, then ingested, moved or
+    /// copied (`IngestExternalFile`).
+    fn ingest(
+        &mut self,
+        _puts: &[crate::op::WriteOp],
+        _mode: crate::op::IngestMode,
+    ) -> StoreResult<()> {
+        Err(unsupported("file ingestion"))
+    }
+
     /// Compaction of everything with its output moved to `level`
     /// (`change_level`); a store without levels compacts everything.
     fn compact_to(&mut self, _level: u8) -> StoreResult<()> {

@@ -440,6 +440,19 @@ impl Store for RocksStore {
         Ok(())
     }
 
+    fn ingest(
+        &mut self,
+        puts: &[crate::op::WriteOp],
+        mode: crate::op::IngestMode,
+    ) -> StoreResult<()> {
+        let db = self.db()?;
+        let Some(first) = puts.first() else {
+            return Ok(());
+        };
+        let cf = handle(db, cf_of(first.key(), self.cfs()))?;
+        super::ingest::ingest(db, cf, &self.rocks_opts, &self.path, puts, mode).map_err(map_err)
+    }
+
     fn compact_to(&mut self, level: u8) -> StoreResult<()> {
         let db = self.db()?;
         let mut o = rocksdb::CompactOptions::default();

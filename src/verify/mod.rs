@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 mod classify;
 pub mod copies;
 pub mod fifo;
+pub mod ingest;
 
 use classify::{classify, describe, diff_against, short};
 

@@ -73,6 +73,42 @@ impl Generator {
         self
     }
 
+    /// Never generates `ingest` (FIFO compaction, whose rule judges
+    /// suffixes of the write order, not independently durable units).
+    pub fn without_ingest(mut self) -> Generator {
+        self.profile.weights.ingest = 0;
+        self
+    }
+
+    /// An ingest of 2-16 distinct keys of one column family (the first
+    /// key's), in key order.
+    fn ingest_op(&mut self) -> Op {
+        let n = self.rng.random_range(2..=16);
+        let first = self.pick_key();
+        let cf = crate::keyspace::cf_of(&first, self.layout.cfs.max(1) as usize);
+        let mut puts = std::collections::BTreeMap::new();
+        puts.insert(first, self.value());
+        for _ in 1..n {
+            let k = self.pick_key();
+            if crate::keyspace::cf_of(&k, self.layout.cfs.max(1) as usize) == cf {
+                let v = self.value();
+                puts.insert(k, v);
+            }
+        }
+        let mode = if self.rng.random_bool(0.5) {
+            crate::op::IngestMode::Move
+        } else {
+            crate::op::IngestMode::Copy
+        };
+        Op::Ingest {
+            mode,
+            puts: puts
+                .into_iter()
+                .map(|(key, value)| WriteOp::Put { key, value })
+                .collect(),
+        }
+    }
+
     /// Generates `n` ops.
     pub fn ops(&mut self, n: usize) -> Vec<Op> {
         (0..n).map(|_| self.next_op()).collect()
@@ -255,6 +291,7 @@ impl Generator {
             w.checkpoint,
             w.backup,
             w.copy,
+            w.ingest,
         ];
         let total: u32 = table.iter().sum();
         let mut r = self.rng.random_range(0..total.max(1));
@@ -302,6 +339,7 @@ impl Generator {
                 self.live_snaps.clear();
                 Op::Reopen
             }
+            13 => self.ingest_op(),
             k => {
                 let slot = k - 10;
                 let id = self.next_aux[slot];
@@ -430,6 +468,7 @@ mod tests {
             "getat",
             "rscan",
             "batch",
+            "ingest",
         ] {
             assert!(
                 ops.iter()

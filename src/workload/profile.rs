@@ -65,6 +65,8 @@ pub struct Weights {
     pub backup: u32,
     /// `copy N`: a plain recursive copy of the live directory.
     pub copy: u32,
+    /// `ingest move|copy ...`: an SST file of 2-16 puts, bulk-loaded.
+    pub ingest: u32,
 }
 
 /// A named workload shape.
@@ -106,6 +108,7 @@ const BASE: Weights = Weights {
     checkpoint: 0,
     backup: 0,
     copy: 0,
+    ingest: 1,
 };
 
 /// Weights of the `crash` profile: write-heavy, with flushes, WAL flushes
@@ -127,6 +130,7 @@ const CRASH_WEIGHTS: Weights = Weights {
     checkpoint: 0,
     backup: 0,
     copy: 0,
+    ingest: 2,
 };
 
 impl Profile {
@@ -211,6 +215,7 @@ impl Profile {
                     checkpoint: 0,
                     backup: 0,
                     copy: 0,
+                    ingest: 0,
                 },
                 ..d.clone()
             },
