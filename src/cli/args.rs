@@ -183,6 +183,14 @@ pub(crate) struct RunArgs {
     /// Do not shrink a failing sequence.
     #[arg(long)]
     pub(crate) no_shrink: bool,
+    /// Start from an empty database. By default the run first loads a tree
+    /// several levels deep (every key written, compacted down, then
+    /// overwritten, deleted and merged in flushed waves; the same load as
+    /// `crash` cycles start from) and, without options of your own, uses
+    /// the deep option profile (a small LSM geometry), so that its reads
+    /// cross levels, tombstones above older values and compactions.
+    #[arg(long)]
+    pub(crate) empty_start: bool,
     #[command(flatten)]
     pub(crate) common: Common,
 }

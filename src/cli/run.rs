@@ -30,7 +30,17 @@ pub(super) fn cmd_run(a: RunArgs) -> Res<u8> {
         }
         None => wd.path().join("db"),
     };
-    let ops = Generator::new(a.seed, prof.clone()).ops(a.ops);
+    let mut ops = Vec::new();
+    if !a.empty_start {
+        // A deep tree first (campaign::base's load), with the deep geometry
+        // unless the user gave options.
+        if a.common.options.is_none() && a.common.options_file.is_none() {
+            let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(a.seed);
+            opts = crashcheck::store::option_profiles::deep(&opts, &mut rng);
+        }
+        ops = crashcheck::campaign::base::ops_for(a.seed, &prof, opts.column_families);
+    }
+    ops.extend(Generator::new(a.seed, prof.clone()).ops(a.ops));
     let start = std::time::Instant::now();
     let mut store = factory.open(&db, &opts).map_err(|e| match e {
         crashcheck::store::StoreError::Locked(m) => EnvError(format!(
