@@ -11,8 +11,11 @@
 //! checksum`, `ReadOptions::verify_checksums` default true), so a damaged
 //! read must surface as an error: a read may return an error (counted),
 //! **never a wrong value** (the writer compares every answer with the
-//! model and reports `read-mismatch`). Writes are not affected, so the
-//! cycle goes on to its planned kill, a power cut judged like `power-loss`.
+//! model and reports `read-mismatch`). Metadata reads (file sizes and
+//! existence, kMetadataRead) fail the same way; an op other than a read
+//! that fails on one is in flight and ends the cycle (rule E1). Otherwise
+//! the cycle goes on to its planned kill, a power cut judged like
+//! `power-loss`.
 
 use super::{FaultKind, IoErrors, Loss};
 use crate::store::fault_fs::IoErrorKinds;
@@ -36,6 +39,7 @@ impl FaultKind for ReadError {
     fn writer_io_errors(&self) -> Option<IoErrors> {
         let kinds = IoErrorKinds {
             reads: true,
+            metadata_reads: true,
             ..IoErrorKinds::default()
         };
         Some(IoErrors::thread_local(ONE_IN, kinds))

@@ -284,16 +284,19 @@ pub fn encode_ops(ops: &[Op]) -> Vec<u8> {
     out
 }
 
-/// Most reopens, and most checkpoints, in one input. Each costs a whole
-/// database open (2-5 ms, more than the input's other ops together), and
-/// coverage-guided fuzzing rewards inputs full of them; the ones past the
-/// cap are read as the record's other op (a multi-get, a WAL flush).
+/// Most reopens, most checkpoints, most ingests and most refitting
+/// compactions (`compact-to`) in one input. Each costs about as much as
+/// the input's other ops together (a database open 2-5 ms, an SST file
+/// written and ingested, a whole-range compaction), and coverage-guided
+/// fuzzing rewards inputs full of them; the ones past the cap are read as
+/// the record's other op (a multi-get, a WAL flush, a batch, a bounded
+/// compaction).
 const MAX_OPENS: usize = 1;
 
 fn decode_ops(u: &mut Unstructured<'_>, cfs: u8) -> arbitrary::Result<Vec<Op>> {
     let mut ops = Vec::new();
     let mut live_snaps = Vec::new();
-    let (mut reopens, mut checkpoints) = (0, 0);
+    let (mut reopens, mut checkpoints, mut ingests, mut refits) = (0, 0, 0, 0);
     while ops.len() < MAX_OPS && u.len() >= 5 {
         let mut r = [0u8; 5];
         for b in &mut r {
@@ -307,6 +310,14 @@ fn decode_ops(u: &mut Unstructured<'_>, cfs: u8) -> arbitrary::Result<Vec<Op>> {
                 op = decode_op([r[0], r[1], r[2], r[3], 1], cfs)
             }
             Op::Checkpoint { .. } => checkpoints += 1,
+            Op::Ingest { .. } if ingests == MAX_OPENS => {
+                op = decode_op([r[0], r[1], r[2], r[3], r[4] & !6], cfs)
+            }
+            Op::Ingest { .. } => ingests += 1,
+            Op::CompactTo { .. } if refits == MAX_OPENS => {
+                op = decode_op([r[0], r[1], 2, r[3], r[4]], cfs)
+            }
+            Op::CompactTo { .. } => refits += 1,
             _ => {}
         }
         // Keep snapshot reads meaningful: read only live snapshots.
