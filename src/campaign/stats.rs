@@ -298,6 +298,24 @@ pub struct Lsm {
 }
 
 impl Lsm {
+    /// One line on where the cycles started and what they exercised, for
+    /// the CLI and the Markdown report (`cycles` in all).
+    pub fn summary(&self, cycles: u64) -> String {
+        let styles: Vec<String> = self
+            .compaction_styles
+            .iter()
+            .map(|(st, n)| format!("{st} {n}"))
+            .collect();
+        format!(
+            "{} of {cycles} cycles started from a deep base database; compaction styles: {}; FIFO had dropped its oldest writes in {} cycles (rule F1, not a violation); {} ingestions, outliving earlier writes in {} cycles (rule I1, not a violation)",
+            self.base_cycles,
+            styles.join(", "),
+            self.fifo_dropped_cycles,
+            self.ingestions,
+            self.ingest_outlived_cycles
+        )
+    }
+
     /// The shapes summed over `by_mode`.
     pub fn of(by_mode: &BTreeMap<String, ModeStats>) -> Lsm {
         let mut total = ModeStats::default();

@@ -74,21 +74,7 @@ fn print_crash_summary(r: &CrashReport) {
             "LSM shape at the kill (non-empty levels: cycles): {}",
             cells.join(", ")
         );
-        let styles: Vec<String> = r
-            .lsm
-            .compaction_styles
-            .iter()
-            .map(|(s, n)| format!("{s} {n}"))
-            .collect();
-        println!(
-            "LSM: {} of {} cycles started from a deep base database; compaction styles: {}; FIFO had dropped its oldest writes in {} cycles (rule F1); {} ingestions, outliving earlier writes in {} cycles (rule I1)",
-            r.lsm.base_cycles,
-            r.cycles,
-            styles.join(", "),
-            r.lsm.fifo_dropped_cycles,
-            r.lsm.ingestions,
-            r.lsm.ingest_outlived_cycles
-        );
+        println!("LSM: {}", r.lsm.summary(r.cycles));
     }
     for n in crashcheck::report::io_error_notes(r) {
         println!("io errors: {}", n.replace('`', ""));

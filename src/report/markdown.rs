@@ -79,22 +79,7 @@ pub fn markdown(r: &CrashReport) -> String {
         for (l, n) in shape {
             let _ = writeln!(s, "| {l} | {n} |");
         }
-        let styles: Vec<String> = r
-            .lsm
-            .compaction_styles
-            .iter()
-            .map(|(st, n)| format!("{st} {n}"))
-            .collect();
-        let _ = writeln!(
-            s,
-            "\n{} of {} cycles started from a deep base database; compaction styles: {}; FIFO had dropped its oldest writes in {} cycles (rule F1, not a violation); {} ingestions, outliving earlier writes in {} cycles (rule I1, not a violation).",
-            r.lsm.base_cycles,
-            r.cycles,
-            styles.join(", "),
-            r.lsm.fifo_dropped_cycles,
-            r.lsm.ingestions,
-            r.lsm.ingest_outlived_cycles
-        );
+        let _ = writeln!(s, "\n{}.", r.lsm.summary(r.cycles));
     }
     let io = io_error_notes(r);
     if !io.is_empty() {
