@@ -152,8 +152,9 @@ pub(super) fn decode_op(r: [u8; 5], cfs: u8) -> Op {
         // family (0.4-0.8 ms): one compaction in four is one; the others
         // cover a few keys of one column family.
         _ if a % 4 == 0 => Op::Compact { lo: None, hi: None },
-        // One in eight moves everything to a level (change_level).
-        _ if a % 8 == 1 => Op::CompactTo { level: 1 + b % 5 },
+        // One in 32 moves everything to a level (change_level): a whole-range
+        // refit costs as much as a whole-range compaction.
+        _ if a % 32 == 1 => Op::CompactTo { level: 1 + b % 5 },
         _ => Op::Compact {
             lo: Some(key(k)),
             hi: Some(cf_key(cf(k, cfs), u32::from(k % KEYS + b % 8 + 1), cfs)),
