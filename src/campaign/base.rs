@@ -159,7 +159,7 @@ pub fn clone_into(src: &Path, dst: &Path) -> std::io::Result<()> {
 /// The bases of one campaign job, built on first use.
 #[derive(Default)]
 pub struct Bases {
-    built: BTreeMap<String, Base>,
+    built: BTreeMap<String, std::sync::Arc<Base>>,
 }
 
 impl Bases {
@@ -172,7 +172,7 @@ impl Bases {
         profile: &Profile,
         opts: &StoreOptions,
         timeout: Duration,
-    ) -> Result<Option<&Base>, String> {
+    ) -> Result<Option<std::sync::Arc<Base>>, String> {
         let Some(key) = base_key(opts) else {
             return Ok(None);
         };
@@ -185,9 +185,10 @@ impl Bases {
                 ops_for(seed, profile, opts.column_families),
                 timeout,
             )?;
-            self.built.insert(key.clone(), base);
+            self.built.insert(key.clone(), std::sync::Arc::new(base));
         }
-        Ok(self.built.get(&key))
+        // Shared, not copied: a cycle needs the ops only for its artifact.
+        Ok(self.built.get(&key).cloned())
     }
 
     /// Removes every base directory.

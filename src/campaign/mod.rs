@@ -260,15 +260,16 @@ fn worker(
     while let Some(cycle) = sh.take_cycle() {
         // Plan: the chain's state (per mode) is the first writer's base.
         let mut dir = cfg.work_dir.join(format!("db-{job}"));
-        let mut cycle_base: Option<base::Base> = None;
+        let mut cycle_base: Option<std::sync::Arc<base::Base>> = None;
         let mut base_error = None;
         let plan = crate::cycle::plan::plan(&inputs, cycle, |opts| {
             if use_base {
                 let root = cfg.work_dir.join(format!("bases-{job}"));
                 match bases.get(&root, cfg.seed, &cfg.profile, opts, cfg.timeout) {
                     Ok(Some(b)) => {
-                        cycle_base = Some(b.clone());
-                        return b.state.clone();
+                        let state = b.state.clone();
+                        cycle_base = Some(b);
+                        return state;
                     }
                     Ok(None) => {}
                     Err(e) => base_error = Some(e),

@@ -145,7 +145,7 @@ impl WriterIo {
         page.io_failed_ops.fetch_add(1, Ordering::SeqCst);
         if std::mem::take(&mut self.resume_left) {
             if let Some(v) = resume_after(page, store, h, i) {
-                self.voided = Some(v);
+                self.voided = v;
                 return Ok(Answer::Skipped);
             }
         }
@@ -180,9 +180,15 @@ impl WriterIo {
 }
 
 /// Restores the disk and resumes `store` after op `op` of `h` failed.
-/// `Some(voided history)` (the failed unit emptied; `h` itself when the op
-/// was no write) when the store resumed; `None` when it did not.
-fn resume_after(page: &LogPage, store: &mut dyn Store, h: &History, op: usize) -> Option<History> {
+/// `Some(voided history)` when the store resumed: the failed unit emptied,
+/// or `None` inside when the op was no write (nothing to void); `None`
+/// when it did not resume.
+fn resume_after(
+    page: &LogPage,
+    store: &mut dyn Store,
+    h: &History,
+    op: usize,
+) -> Option<Option<History>> {
     let resumed = fault_fs::restore_disk() && store.resume().is_ok();
     page.background_errors
         .fetch_add(fault_fs::take_background_errors(), Ordering::SeqCst);
@@ -194,8 +200,8 @@ fn resume_after(page: &LogPage, store: &mut dyn Store, h: &History, op: usize) -
     match h.unit_of_op.get(op).copied().flatten() {
         Some(unit) => {
             page.voided_unit.store(unit, Ordering::SeqCst);
-            Some(h.with_unit_voided(unit))
+            Some(Some(h.with_unit_voided(unit)))
         }
-        None => Some(h.clone()),
+        None => Some(None),
     }
 }
