@@ -21,9 +21,53 @@
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/version.h"
+#include "rocksdb/convenience.h"
+#include "rocksdb/utilities/checkpoint.h"
 #include "utilities/fault_injection_fs.h"
 
-// Must match the definition in RocksDB's db/c.cc (RocksDB 11.8).
+// What differs between the RocksDB versions crashcheck builds against
+// (scripts/versions.sh: 8.10.0, 9.9.3, 10.4.2, 11.8.1) in the test
+// filesystem it uses. From 9.9 on, FaultInjectionTestFS has per-thread error
+// contexts for every I/O type (SetThreadLocalErrorContext) and a switch for
+// unsynced-data loss (SetInjectUnsyncedDataLoss). 8.10 has neither: it
+// always keeps unsynced appends in memory, offers per-thread errors only
+// for reads and random write errors on every thread at once, and writes
+// through only by bypassing the wrapper (SetFilesystemDirectWritable), so
+// crashcheck's io-error, io-error-kill and read-error faults are not
+// available there (crashcheck_fault_env_thread_errors reports it).
+#if ROCKSDB_MAJOR > 9 || (ROCKSDB_MAJOR == 9 && ROCKSDB_MINOR >= 9)
+#define CRASHCHECK_THREAD_ERRORS 1
+#else
+#define CRASHCHECK_THREAD_ERRORS 0
+#endif
+
+// 1 when per-thread I/O error injection (crashcheck_fault_env_arm_thread)
+// works with this RocksDB, else 0.
+extern "C" int crashcheck_fault_env_thread_errors() {
+  return CRASHCHECK_THREAD_ERRORS;
+}
+
+// Copies `text` into `msg` (at most `cap` bytes, NUL-terminated).
+static void put_message(const std::string& text, char* msg, size_t cap) {
+  if (cap == 0) return;
+  size_t n = text.size() < cap - 1 ? text.size() : cap - 1;
+  memcpy(msg, text.data(), n);
+  msg[n] = 0;
+}
+
+// Unsynced appends kept in memory (lost at a power cut) or written through.
+static void set_unsynced_loss(rocksdb::FaultInjectionTestFS& fs, bool lose) {
+#if CRASHCHECK_THREAD_ERRORS
+  fs.SetInjectUnsyncedDataLoss(lose);
+#else
+  // 8.10 keeps appends in memory unless the filesystem is direct-writable,
+  // which hands out the target's files unwrapped.
+  fs.SetFilesystemDirectWritable(!lose);
+#endif
+}
+
+// Must match the definition in RocksDB's db/c.cc (the same in 8.10.0,
+// 9.9.3, 10.4.2 and 11.8.1).
 struct rocksdb_env_t {
   rocksdb::Env* rep;
   bool is_default;
@@ -41,7 +85,7 @@ static std::shared_ptr<rocksdb::FaultInjectionTestFS> last_fault_env_fs;
 extern "C" rocksdb_env_t* crashcheck_fault_env_create(int lose_unsynced) {
   auto fs = std::make_shared<rocksdb::FaultInjectionTestFS>(
       rocksdb::FileSystem::Default());
-  fs->SetInjectUnsyncedDataLoss(lose_unsynced != 0);
+  set_unsynced_loss(*fs, lose_unsynced != 0);
   last_fault_env_fs = fs;
   std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
   auto* out = new rocksdb_env_t;
@@ -67,7 +111,7 @@ extern "C" crashcheck_fault_fs_t* crashcheck_fault_fs_create() {
   auto* h = new crashcheck_fault_fs_t;
   h->fs = std::make_shared<rocksdb::FaultInjectionTestFS>(
       rocksdb::FileSystem::Default());
-  h->fs->SetInjectUnsyncedDataLoss(true);
+  set_unsynced_loss(*h->fs, true);
   std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(h->fs);
   h->env = new rocksdb_env_t;
   h->env->rep = env.release();
@@ -137,12 +181,18 @@ extern "C" const char* crashcheck_rocksdb_version() {
 // IOError("injected ..."), marked retryable when `retryable` is non-zero
 // (IOStatus::SetRetryable: RocksDB then treats a background error as
 // recoverable, db/error_handler.cc SetBGError). Background flush and
-// compaction threads are not armed. Returns 0, or 1 when no fault Env was
-// made in this process.
+// compaction threads are not armed. Returns 0, 1 when no fault Env was
+// made in this process, or 2 when this RocksDB cannot do it (8.10).
 extern "C" int crashcheck_fault_env_arm_thread(uint32_t seed, int one_in,
                                                int types, int retryable) {
   auto fs = last_fault_env_fs;
   if (!fs) return 1;
+  // Nothing to arm (disk-full: its errors come from the whole filesystem).
+  if (one_in <= 0) return 0;
+#if !CRASHCHECK_THREAD_ERRORS
+  (void)seed, (void)one_in, (void)types, (void)retryable;
+  return 2;
+#else
   using T = rocksdb::FaultInjectionIOType;
   const T all[] = {T::kWrite, T::kMetadataWrite, T::kRead, T::kMetadataRead};
   for (int i = 0; i < 4; i++) {
@@ -153,17 +203,22 @@ extern "C" int crashcheck_fault_env_arm_thread(uint32_t seed, int one_in,
     fs->EnableThreadLocalErrorInjection(all[i]);
   }
   return 0;
+#endif
 }
 
 // Errors injected on the calling thread since the last call, by type
 // (writes, metadata writes, reads, metadata reads) into out[0..4].
 extern "C" void crashcheck_fault_env_take_injected(int* out) {
+#if !CRASHCHECK_THREAD_ERRORS
+  for (int i = 0; i < 4; i++) out[i] = 0;
+#else
   auto fs = last_fault_env_fs;
   using T = rocksdb::FaultInjectionIOType;
   const T all[] = {T::kWrite, T::kMetadataWrite, T::kRead, T::kMetadataRead};
   for (int i = 0; i < 4; i++) {
     out[i] = fs ? fs->GetAndResetInjectedThreadLocalErrorCount(all[i]) : 0;
   }
+#endif
 }
 
 // The disk fills up: from now on every file operation of the fault Env,
@@ -213,7 +268,8 @@ class CrashcheckRecoveryListener : public rocksdb::EventListener {
   }
 };
 
-// Must match the definitions in RocksDB's db/c.cc (RocksDB 11.8).
+// Must match the definitions in RocksDB's db/c.cc (the same in 8.10.0,
+// 9.9.3, 10.4.2 and 11.8.1).
 struct rocksdb_options_t {
   rocksdb::Options rep;
 };
@@ -238,11 +294,61 @@ extern "C" int crashcheck_take_background_errors() {
 extern "C" int crashcheck_db_resume(rocksdb_t* db, char* msg, size_t cap) {
   rocksdb::Status s = db->rep->Resume();
   if (s.ok()) return 0;
-  std::string text = s.ToString();
-  if (cap > 0) {
-    size_t n = text.size() < cap - 1 ? text.size() : cap - 1;
-    memcpy(msg, text.data(), n);
-    msg[n] = 0;
-  }
+  put_message(s.ToString(), msg, cap);
   return 1;
+}
+
+// What the C API of every supported RocksDB does not offer (8.10.0 lacks
+// the first two setters) or rust-rocksdb before 0.25 does not wrap (the
+// last two): one implementation for every version, used by
+// src/store/compat.rs.
+
+// DBOptions::avoid_flush_during_recovery (include/rocksdb/options.h).
+extern "C" void crashcheck_options_set_avoid_flush_during_recovery(
+    rocksdb_options_t* o, int v) {
+  o->rep.avoid_flush_during_recovery = v != 0;
+}
+
+// DBOptions::avoid_flush_during_shutdown (include/rocksdb/options.h).
+extern "C" void crashcheck_options_set_avoid_flush_during_shutdown(
+    rocksdb_options_t* o, int v) {
+  o->rep.avoid_flush_during_shutdown = v != 0;
+}
+
+// Applies an options string ("write_buffer_size=1048576;...") to `o`, as
+// rocksdb_get_options_from_string does (include/rocksdb/convenience.h
+// GetOptionsFromString(base, opts_str, new_options): unknown options are
+// an error). `o` is unchanged on error. Returns 0, or 1 and the status text
+// in `msg`.
+extern "C" int crashcheck_options_apply_string(rocksdb_options_t* o,
+                                               const char* text, char* msg,
+                                               size_t cap) {
+  rocksdb::Options out;
+  rocksdb::Status s = rocksdb::GetOptionsFromString(o->rep, text, &out);
+  if (!s.ok()) {
+    put_message(s.ToString(), msg, cap);
+    return 1;
+  }
+  o->rep = out;
+  return 0;
+}
+
+// Checkpoint::CreateCheckpoint(dir, log_size_for_flush)
+// (include/rocksdb/utilities/checkpoint.h): with log_size_for_flush =
+// UINT64_MAX nothing is flushed; the checkpoint holds the SST files and the
+// WAL files as they are. Returns 0, or 1 and the status text in `msg`.
+extern "C" int crashcheck_checkpoint_create(rocksdb_t* db, const char* dir,
+                                            uint64_t log_size_for_flush,
+                                            char* msg, size_t cap) {
+  rocksdb::Checkpoint* cp = nullptr;
+  rocksdb::Status s = rocksdb::Checkpoint::Create(db->rep, &cp);
+  if (s.ok()) {
+    s = cp->CreateCheckpoint(dir, log_size_for_flush);
+  }
+  delete cp;
+  if (!s.ok()) {
+    put_message(s.ToString(), msg, cap);
+    return 1;
+  }
+  return 0;
 }

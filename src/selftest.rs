@@ -19,7 +19,7 @@ use crate::store::{RocksFactory, StoreFactory, StoreOptions, WalMode};
 use crate::workload::{Generator, Profile};
 
 /// One mutant's outcome.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct MutantResult {
     /// Mutant name.
     pub name: String,
@@ -29,7 +29,8 @@ pub struct MutantResult {
     pub fault_needed: String,
     /// Checker used: `crash` or `run`.
     pub checker: String,
-    /// `caught` or `survived`.
+    /// `caught`, `survived`, or `unsupported` (its fault cannot run on this
+    /// RocksDB: [`Fault::unsupported_here`]).
     pub status: String,
     /// Caught?
     pub caught: bool,
@@ -42,7 +43,7 @@ pub struct MutantResult {
 }
 
 /// The control: the unmodified adapter under the same checks.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct ControlResult {
     /// Crash cycles run.
     pub crash_cycles: u64,
@@ -53,9 +54,12 @@ pub struct ControlResult {
 }
 
 /// The selftest result.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct SelftestReport {
-    /// Every required mutant caught and the control clean.
+    /// The engine under test (`rocksdb_version`, ... at the top level).
+    #[serde(flatten)]
+    pub engine: crate::store::engine::Engine,
+    /// Every mutant that can run here caught and the control clean.
     pub passed: bool,
     /// Budget in seconds.
     pub budget_s: f64,
@@ -166,6 +170,10 @@ fn one(
         class: None,
     };
     let f = MutantFactory::new(m.name).ok_or("unknown mutant")?;
+    if m.fault.and_then(|f| f.unsupported_here()).is_some() {
+        r.status = "unsupported".into();
+        return Ok(r);
+    }
     if let Some(fault) = m.fault {
         let rep = crash_until_caught(
             work,
@@ -249,6 +257,9 @@ pub fn run(
         (Fault::READ_ERROR, 0.1, &PLAIN),
         (Fault::KILL, 0.1, &fifo),
     ] {
+        if fault.unsupported_here().is_some() {
+            continue;
+        }
         let rep = crash_until_caught(
             work,
             Arc::new(RocksFactory),
@@ -269,8 +280,12 @@ pub fn run(
         run_checks: runs,
         violations: violations + u64::from(failed.is_some()),
     };
-    let passed = control.violations == 0 && mutants.iter().all(|m| m.caught);
+    let passed = control.violations == 0
+        && mutants
+            .iter()
+            .all(|m| m.caught || m.status == "unsupported");
     Ok(SelftestReport {
+        engine: crate::store::engine::engine(),
         passed,
         budget_s: budget.as_secs_f64(),
         control,
@@ -281,6 +296,7 @@ pub fn run(
 /// The result as a text table.
 pub fn table(r: &SelftestReport) -> String {
     let mut s = String::new();
+    let _ = writeln!(s, "engine: {}", r.engine);
     let _ = writeln!(
         s,
         "{:<22} {:<11} {:<6} {:<24} {:>7} {:>9}  class",
@@ -305,6 +321,20 @@ pub fn table(r: &SelftestReport) -> String {
         "control (rocksdb): {} crash cycles, {} run checks, {} violations",
         r.control.crash_cycles, r.control.run_checks, r.control.violations
     );
+    let skipped: Vec<&str> = r
+        .mutants
+        .iter()
+        .filter(|m| m.status == "unsupported")
+        .map(|m| m.fault_needed.as_str())
+        .collect();
+    if !skipped.is_empty() {
+        let _ = writeln!(
+            s,
+            "not run here (their fault is unsupported on this RocksDB): {} mutant(s) needing {}",
+            skipped.len(),
+            skipped.join(", ")
+        );
+    }
     let _ = write!(
         s,
         "{}",

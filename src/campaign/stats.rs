@@ -260,6 +260,10 @@ pub struct CrashReport {
     pub options_source: Option<String>,
     /// User settings crashcheck replaced, and why.
     pub options_overridden: Vec<crate::store::user_options::Override>,
+    /// Requested faults this RocksDB cannot inject, each with the reason
+    /// ([`crate::fault::Fault::unsupported_here`]); they did not run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsupported_faults: Vec<String>,
     /// Violations.
     pub violations: Vec<ViolationReport>,
     /// Anomalies (hangs, deaths).
@@ -351,6 +355,11 @@ impl CrashReport {
             };
             out.writers = out.writers.max(r.writers);
             out.interrupted |= r.interrupted;
+            for u in &r.unsupported_faults {
+                if !out.unsupported_faults.contains(u) {
+                    out.unsupported_faults.push(u.clone());
+                }
+            }
             out.violations.extend(r.violations.iter().cloned());
             out.anomalies.extend(r.anomalies.iter().cloned());
             for (m, st) in &r.by_mode {

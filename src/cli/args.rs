@@ -69,6 +69,11 @@ pub(crate) enum Cmd {
     /// Combine JSON reports of `crash` runs (e.g. the shards of a CI
     /// matrix) into one JSON, JUnit and Markdown report.
     MergeReports(MergeArgs),
+    /// One table of crash campaigns and selftests run against several
+    /// RocksDB versions (scripts/versions.sh, scripts/matrix.sh): a row per
+    /// engine, never summed across engines. Exit 1 when any engine shows a
+    /// violation or a failed selftest.
+    Matrix(MatrixArgs),
 }
 
 #[derive(Args)]
@@ -106,6 +111,20 @@ pub(crate) struct MergeArgs {
     /// side by side (shards): wall times add up.
     #[arg(long)]
     pub(crate) sequential: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct MatrixArgs {
+    /// JSON reports written by `crash --report` and `selftest --report`,
+    /// from any engines.
+    #[arg(required = true)]
+    pub(crate) inputs: Vec<PathBuf>,
+    /// Markdown table.
+    #[arg(long)]
+    pub(crate) markdown: Option<PathBuf>,
+    /// JSON matrix.
+    #[arg(long)]
+    pub(crate) report: Option<PathBuf>,
 }
 
 #[derive(Args)]

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::args::{CrashArgs, MergeArgs};
+use super::args::{CrashArgs, MatrixArgs, MergeArgs};
 use super::*;
 use crashcheck::campaign::{self, CrashConfig, CrashReport};
 use crashcheck::fault::Fault;
@@ -15,6 +15,10 @@ fn print_crash_summary(r: &CrashReport) {
         "{} cycles in {:.1} s ({:.1} cycles/s), fault {}, seed {}",
         r.cycles, r.duration_s, r.cycles_per_s, r.fault, r.seed
     );
+    println!("engine: {}", r.engine);
+    for u in &r.unsupported_faults {
+        println!("unsupported here, not run: {u}");
+    }
     println!(
         "{:<19} {:<17} {:>7} {:>9} {:>11} {:>11} {:>10} {:>8}",
         "fault", "mode", "cycles", "acked", "lost-ok", "beyond", "violations", "anomal."
@@ -327,6 +331,13 @@ pub(super) fn cmd_merge(a: MergeArgs) -> Res<u8> {
         })?;
         rs.push(r);
     }
+    if let Some(other) = rs.iter().find(|r| r.engine != rs[0].engine) {
+        return Err(EnvError(format!(
+            "the reports come from different engines ({} and {}); counts are never added across RocksDB versions: use `crashcheck matrix`",
+            rs[0].engine, other.engine
+        ))
+        .into());
+    }
     let m = CrashReport::merge(&rs, !a.sequential);
     write_reports(&m, a.out.report.as_deref(), None, a.out.markdown.as_deref())?;
     if let Some(p) = &a.out.junit {
@@ -337,4 +348,35 @@ pub(super) fn cmd_merge(a: MergeArgs) -> Res<u8> {
     }
     print_crash_summary(&m);
     Ok(if m.violations.is_empty() { 0 } else { 1 })
+}
+
+pub(super) fn cmd_matrix(a: MatrixArgs) -> Res<u8> {
+    let (mut crash, mut selftests) = (Vec::new(), Vec::new());
+    for p in &a.inputs {
+        let text =
+            std::fs::read_to_string(p).map_err(|e| EnvError(format!("{}: {e}", p.display())))?;
+        let bad = |e: serde_json::Error| {
+            EnvError(format!(
+                "{}: not a crashcheck crash or selftest report: {e}",
+                p.display()
+            ))
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(bad)?;
+        if v.get("mutants").is_some() {
+            selftests.push(serde_json::from_value(v).map_err(bad)?);
+        } else {
+            crash.push(serde_json::from_value::<CrashReport>(v).map_err(bad)?);
+        }
+    }
+    let m = crashcheck::report::matrix(&crash, &selftests);
+    let md = crashcheck::report::matrix_markdown(&m);
+    if let Some(p) = &a.markdown {
+        crashcheck::report::write_file(p, &md)?;
+    }
+    if let Some(p) = &a.report {
+        let json = serde_json::to_string_pretty(&m).map_err(|e| EnvError(e.to_string()))?;
+        crashcheck::report::write_file(p, &json)?;
+    }
+    print!("{md}");
+    Ok(if m.passed { 0 } else { 1 })
 }

@@ -251,6 +251,7 @@ pub fn main() -> ExitCode {
         Cmd::RecoveryModes(a) => tools::cmd_recovery(a),
         Cmd::Bench(a) => tools::cmd_bench(a),
         Cmd::MergeReports(a) => crash::cmd_merge(a),
+        Cmd::Matrix(a) => crash::cmd_matrix(a),
         Cmd::FuzzRepro(a) => tools::cmd_fuzz_repro(a),
         Cmd::FuzzSeed(a) => tools::cmd_fuzz_seed(a),
     };

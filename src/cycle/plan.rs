@@ -101,6 +101,9 @@ pub fn plan(
     } else {
         inputs.ops_per_cycle
     };
+    // The first writer's starting state (a deep base, a chain's state, or
+    // empty).
+    let base_state = base(&opts);
     let mut ops: Vec<Vec<Op>> = (0..writers)
         .map(|w| {
             let s = if w == 0 {
@@ -118,6 +121,11 @@ pub fn plan(
             {
                 g = g.without_ingest();
             }
+            // One cycle in 8 on an empty database opens with an ingest and
+            // a snapshot, both at sequence number 0 (docs/findings.md H1).
+            if w == 0 && base_state.is_empty() && (seed >> 23) & 7 == 0 {
+                g = g.with_seqno_zero_opening();
+            }
             let layout = Layout {
                 cfs: opts.column_families.max(1),
                 writer: w as u8,
@@ -127,7 +135,7 @@ pub fn plan(
         })
         .collect();
     let first = ops.remove(0);
-    let mut histories = vec![History::new(first, base(&opts))];
+    let mut histories = vec![History::new(first, base_state)];
     histories.extend(ops.into_iter().map(|o| History::new(o, State::new())));
     let kill = choose_kill(&mut rng, &histories[0], inputs.ack_kills_only);
     let mut sample = sample_keys(&mut rng, &histories[0]);

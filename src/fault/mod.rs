@@ -189,6 +189,20 @@ impl Fault {
         self.0.writer_io_errors()
     }
 
+    /// Why this fault cannot run on the RocksDB this build links, or
+    /// `None` when it can. Per-thread I/O errors need a
+    /// FaultInjectionTestFS from 9.9 on (csrc/fault_env.cc); campaigns
+    /// report such a fault as unsupported instead of running it.
+    pub fn unsupported_here(self) -> Option<String> {
+        let e = self.writer_io_errors()?;
+        (e.one_in > 0 && !crate::store::fault_fs::thread_io_errors_supported()).then(|| {
+            format!(
+                "{self}: needs per-thread I/O error injection, which the FaultInjectionTestFS of RocksDB {} lacks (9.9 and later have it)",
+                crate::store::engine::engine().rocksdb_version
+            )
+        })
+    }
+
     /// See [`FaultKind::after_kill`].
     pub fn after_kill(self, db: &Path, ctx: &AfterKill<'_>) -> Option<String> {
         self.0.after_kill(db, ctx)

@@ -127,17 +127,10 @@ fn build(dir: &Path, ops: &[Op], a: usize, compress: bool) -> Result<(), String>
                     return 2;
                 };
                 if phase == 1 {
-                    use rocksdb::AsRawPtr;
                     // Keep the first WAL alive (options.h
                     // avoid_flush_during_recovery: "existing WAL logs will
                     // be kept").
-                    // SAFETY: valid options handle.
-                    unsafe {
-                        librocksdb_sys::rocksdb_options_set_avoid_flush_during_recovery(
-                            ro.as_raw_ptr(),
-                            1,
-                        );
-                    }
+                    crate::store::compat::set_avoid_flush_during_recovery(&mut ro, true);
                     ro.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
                 }
                 let Ok(mut st) = RocksStore::open_with(dir, &opts, ro) else {

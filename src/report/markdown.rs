@@ -10,6 +10,9 @@ pub fn markdown(r: &CrashReport) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# crashcheck crash campaign\n");
     let _ = writeln!(s, "engine: {}\n", r.engine);
+    for u in &r.unsupported_faults {
+        let _ = writeln!(s, "unsupported on this engine, not run: {u}\n");
+    }
     let _ = writeln!(
         s,
         "seed {} · fault `{}` · {} cycles in {:.1} s ({:.1} cycles/s) · {} job(s) · {} · profile `{}` · options `{}` · store `{}`\n",

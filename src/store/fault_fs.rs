@@ -116,6 +116,7 @@ extern "C" {
         retryable: libc::c_int,
     ) -> libc::c_int;
     fn crashcheck_fault_env_take_injected(out: *mut libc::c_int);
+    fn crashcheck_fault_env_thread_errors() -> libc::c_int;
     fn crashcheck_fault_env_disk_full() -> libc::c_int;
     fn crashcheck_fault_env_disk_restore() -> libc::c_int;
     fn crashcheck_options_add_recovery_listener(o: *mut librocksdb_sys::rocksdb_options_t);
@@ -194,6 +195,14 @@ pub fn arm_thread_io_errors(seed: u32, one_in: u32, kinds: IoErrorKinds, retryab
         | i32::from(kinds.metadata_reads) << 3;
     // SAFETY: plain values; the shim checks the Env exists.
     unsafe { crashcheck_fault_env_arm_thread(seed, one_in, types, i32::from(retryable)) == 0 }
+}
+
+/// True when this RocksDB's FaultInjectionTestFS injects errors per thread
+/// and I/O type (9.9 and later; csrc/fault_env.cc): the io-error,
+/// io-error-kill and read-error faults need it.
+pub fn thread_io_errors_supported() -> bool {
+    // SAFETY: a constant of the shim.
+    unsafe { crashcheck_fault_env_thread_errors() != 0 }
 }
 
 /// I/O errors injected on the calling thread since the last call, by type

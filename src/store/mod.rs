@@ -5,6 +5,7 @@
 //! crashcheck's checks against it: the checker then tests the wrapper's
 //! promises as well as RocksDB's. See `examples/app_store.rs`.
 
+pub mod compat;
 pub mod drive;
 pub mod engine;
 pub mod fault_fs;

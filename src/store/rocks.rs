@@ -12,7 +12,8 @@ use rocksdb::{
     SnapshotWithThreadMode, WriteBatch, WriteOptions, DB,
 };
 
-pub use super::rocks_options::{rocksdb_options, set_avoid_flush_during_shutdown, write_options};
+pub use super::compat::set_avoid_flush_during_shutdown;
+pub use super::rocks_options::{rocksdb_options, write_options};
 use super::{Store, StoreError, StoreFactory, StoreOptions, StoreResult, StoreStats};
 use crate::keyspace::{cf_name, cf_of};
 use crate::op::{Scan, WriteOp};
@@ -28,7 +29,11 @@ pub fn rocksdb_used() -> bool {
 }
 
 fn map_err(e: rocksdb::Error) -> StoreError {
-    let msg = e.into_string();
+    map_msg(e.into_string())
+}
+
+/// A RocksDB status text as a [`StoreError`].
+fn map_msg(msg: String) -> StoreError {
     if msg.contains("lock") && (msg.contains("temporarily unavailable") || msg.contains("LOCK")) {
         StoreError::Locked(msg)
     } else if msg.starts_with("Corruption") {
@@ -202,13 +207,12 @@ impl RocksStore {
     /// u64::MAX`: no flush, only what is already in SST files (and the
     /// WALs), which loses WAL-less writes still in the memtables.
     pub fn checkpoint_with(&self, dir: &Path, flush: bool) -> StoreResult<()> {
-        let c = Checkpoint::new(self.db()?).map_err(map_err)?;
         if flush {
-            c.create_checkpoint(dir)
+            let c = Checkpoint::new(self.db()?).map_err(map_err)?;
+            c.create_checkpoint(dir).map_err(map_err)
         } else {
-            c.create_checkpoint_with_log_size(dir, u64::MAX)
+            super::compat::checkpoint_without_flush(self.db()?, dir).map_err(map_msg)
         }
-        .map_err(map_err)
     }
 
     /// Adds a backup to the BackupEngine directory `dir`, flushing the

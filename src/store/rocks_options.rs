@@ -43,9 +43,8 @@ pub fn rocksdb_options(o: &StoreOptions) -> StoreResult<Options> {
     opts.set_max_background_jobs(o.max_background_jobs);
     opts.set_keep_log_file_num(2);
     if !o.rocksdb.is_empty() {
-        opts = opts
-            .get_options_from_string(&o.rocksdb)
-            .map_err(|e| StoreError::Other(format!("bad RocksDB options: {}", e.into_string())))?;
+        super::compat::apply_options_string(&mut opts, &o.rocksdb)
+            .map_err(|e| StoreError::Other(format!("bad RocksDB options: {e}")))?;
     }
     // What crashcheck controls, whatever the user's options say.
     // options.h DBOptions::atomic_flush: "If true, RocksDB supports flushing
@@ -61,7 +60,7 @@ pub fn rocksdb_options(o: &StoreOptions) -> StoreResult<Options> {
     opts.create_missing_column_families(true);
     opts.set_wal_dir("");
     opts.set_db_log_dir("");
-    set_avoid_flush_during_shutdown(&mut opts, o.avoid_flush_during_shutdown);
+    super::compat::set_avoid_flush_during_shutdown(&mut opts, o.avoid_flush_during_shutdown);
     opts.set_manual_wal_flush(o.wal_mode == WalMode::WalManualFlush);
     if o.lose_unsynced_data || o.io_fault_env {
         super::fault_fs::install_fault_env(&mut opts, o.lose_unsynced_data);
@@ -77,19 +76,6 @@ pub fn rocksdb_options(o: &StoreOptions) -> StoreResult<Options> {
         acc
     });
     Ok(opts)
-}
-
-/// `avoid_flush_during_shutdown`, which rust-rocksdb does not wrap: set
-/// through the C API (`rocksdb_options_set_avoid_flush_during_shutdown`).
-pub fn set_avoid_flush_during_shutdown(opts: &mut Options, v: bool) {
-    use rocksdb::AsRawPtr;
-    // SAFETY: a valid options handle owned by `opts`.
-    unsafe {
-        librocksdb_sys::rocksdb_options_set_avoid_flush_during_shutdown(
-            opts.as_raw_ptr(),
-            u8::from(v),
-        );
-    }
 }
 
 /// Write options for a durability mode.

@@ -30,6 +30,8 @@ pub struct Generator {
     layout: Layout,
     flush_style: FlushStyle,
     next_aux: [u32; 3],
+    /// Start with an ingest and a snapshot ([`Generator::with_seqno_zero_opening`]).
+    opening: bool,
 }
 
 impl Generator {
@@ -48,7 +50,20 @@ impl Generator {
             layout: Layout::default(),
             flush_style: FlushStyle::All,
             next_aux: [1; 3],
+            opening: false,
         }
+    }
+
+    /// Starts the sequence with an ingest and then a snapshot, for a cycle
+    /// on an empty database. Ingested into an empty database, the file
+    /// keeps sequence number 0 (nothing overlaps it:
+    /// db/external_sst_file_ingestion_job.cc), and a snapshot taken before
+    /// any write is at sequence number 0 too: an edge every later
+    /// compaction must respect (RocksDB 8.10-9.9 drops such keys,
+    /// docs/findings.md H1). No effect when ingests are off.
+    pub fn with_seqno_zero_opening(mut self) -> Generator {
+        self.opening = true;
+        self
     }
 
     /// Never generates `reopen` (for cycles where a clean close would
@@ -111,7 +126,18 @@ impl Generator {
 
     /// Generates `n` ops.
     pub fn ops(&mut self, n: usize) -> Vec<Op> {
-        (0..n).map(|_| self.next_op()).collect()
+        let mut out = Vec::with_capacity(n);
+        if std::mem::take(&mut self.opening) && self.profile.weights.ingest > 0 && n >= 2 {
+            out.push(self.ingest_op());
+            let id = self.next_snap;
+            self.next_snap += 1;
+            self.live_snaps.push(id);
+            out.push(Op::Snapshot { id });
+        }
+        while out.len() < n {
+            out.push(self.next_op());
+        }
+        out
     }
 
     fn key_index(&mut self) -> u32 {
