@@ -246,6 +246,10 @@ extern "C" int crashcheck_fault_env_disk_restore() {
 // Background errors seen by every database opened with the listener below.
 static std::atomic<int> background_errors{0};
 
+// Flushes still to complete before the disk fills up again (0: off); see
+// crashcheck_fault_env_refill_after_flushes.
+static std::atomic<int> refill_after_flushes{0};
+
 // Counts background errors and vetoes automatic recovery, so that a
 // database in an error state leaves it only by DB::Resume, when crashcheck
 // asks (include/rocksdb/listener.h OnErrorRecoveryBegin: "The callback can
@@ -266,6 +270,20 @@ class CrashcheckRecoveryListener : public rocksdb::EventListener {
                             bool* auto_recovery) override {
     *auto_recovery = false;
   }
+  // The disk fills up again after the armed number of flushes (include/
+  // rocksdb/listener.h OnFlushCompleted: called after the flush's result
+  // is installed, its SST file and MANIFEST entry synced).
+  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo&) override {
+    int n = refill_after_flushes.load();
+    while (n > 0 && !refill_after_flushes.compare_exchange_weak(n, n - 1)) {
+    }
+    if (n == 1) {
+      if (auto fs = last_fault_env_fs) {
+        fs->SetFilesystemActive(false,
+                                rocksdb::IOStatus::NoSpace("disk full again"));
+      }
+    }
+  }
 };
 
 // Must match the definitions in RocksDB's db/c.cc (the same in 8.10.0,
@@ -279,6 +297,16 @@ struct rocksdb_t {
 
 extern "C" void crashcheck_options_add_recovery_listener(rocksdb_options_t* o) {
   o->rep.listeners.push_back(std::make_shared<CrashcheckRecoveryListener>());
+}
+
+// The disk fills up again (every file operation fails with NoSpace, as
+// crashcheck_fault_env_disk_full) right after the next `n` flushes of a
+// database with the listener complete; 0 disarms. crashcheck arms it with
+// n = 1 before DB::Resume, whose recovery flushes the column families (one
+// at a time without atomic_flush: db_impl_compaction_flush.cc
+// FlushAllColumnFamilies), so the space runs out between two of them.
+extern "C" void crashcheck_fault_env_refill_after_flushes(int n) {
+  refill_after_flushes.store(n);
 }
 
 // Background errors since the last call.

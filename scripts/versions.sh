@@ -78,7 +78,7 @@ export CARGO_TARGET_DIR=$dir/target
 # The rust-rocksdb copy with the AsRawPtr backport, made once per version
 # (and again when the backport changes).
 crate=$dir/rust-rocksdb
-stamp=$(sha256sum "$root/patches/rust-rocksdb/as_raw_ptr.rs" | cut -c1-16)
+stamp=$(cat "$root/patches/rust-rocksdb/as_raw_ptr.rs" "$0" | sha256sum | cut -c1-16)
 if [ "$(cat "$crate/.crashcheck-stamp" 2>/dev/null)" != "$stamp" ]; then
   cp "$dir/Cargo.toml.new" "$dir/Cargo.toml"
   cargo fetch --quiet --manifest-path "$dir/Cargo.toml" >&2
@@ -89,6 +89,9 @@ if [ "$(cat "$crate/.crashcheck-stamp" 2>/dev/null)" != "$stamp" ]; then
   cp "$root/patches/rust-rocksdb/as_raw_ptr.rs" "$crate.tmp/src/crashcheck_as_raw_ptr.rs"
   printf '\n// Added by crashcheck (scripts/versions.sh).\nmod crashcheck_as_raw_ptr;\npub use crate::crashcheck_as_raw_ptr::AsRawPtr;\n' \
     >> "$crate.tmp/src/lib.rs"
+  # A path dependency's warnings are shown; a registry crate's are not.
+  { echo '#![allow(warnings)]'; cat "$crate.tmp/src/lib.rs"; } > "$crate.tmp/src/lib.rs.new"
+  mv "$crate.tmp/src/lib.rs.new" "$crate.tmp/src/lib.rs"
   echo "$stamp" > "$crate.tmp/.crashcheck-stamp"
   rm -rf "$crate"
   mv "$crate.tmp" "$crate"

@@ -388,6 +388,7 @@ fn worker(
             background_errors: res.writer.io.background_errors,
             resumes: res.writer.io.resumes,
             resumes_failed: res.writer.io.resumes_failed,
+            resumes_refilled: res.writer.io.resumes_refilled,
             resumed_past_failed_write: (res.writer.io.resumes > 0
                 && res.writer.io.voided_unit.is_some())
                 as u64,

@@ -120,6 +120,11 @@ pub struct ModeStats {
     /// `DB::Resume` calls that failed (the cycle ended in the error state).
     #[serde(default)]
     pub resumes_failed: u64,
+    /// `DB::Resume` calls during which the disk filled up again after the
+    /// first recovery flush (csrc/fault_env.cc
+    /// crashcheck_fault_env_refill_after_flushes).
+    #[serde(default)]
+    pub resumes_refilled: u64,
     /// Resumed cycles whose failed op was a write unit: in flight for
     /// good while later units were acknowledged.
     #[serde(default)]
@@ -188,6 +193,7 @@ impl ModeStats {
         self.background_errors += o.background_errors;
         self.resumes += o.resumes;
         self.resumes_failed += o.resumes_failed;
+        self.resumes_refilled += o.resumes_refilled;
         self.resumed_past_failed_write += o.resumed_past_failed_write;
         self.continued_after_error += o.continued_after_error;
         self.acked_after_error += o.acked_after_error;

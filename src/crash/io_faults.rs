@@ -21,7 +21,13 @@
 //! neither acked nor refused, so the writer's own reads (and the verifier,
 //! see [`History::with_unit_voided`]) admit the states with and without
 //! it. A failed `Resume` ends the cycle in the error state, as the kill
-//! variant does.
+//! variant does. In half of the resumed cycles the space runs out again
+//! right after the recovery's first flush (csrc/fault_env.cc
+//! `crashcheck_fault_env_refill_after_flushes`): `Resume` flushes every
+//! column family, one at a time without atomic_flush, and a failure
+//! between two of them must leave a state the rules admit (RocksDB before
+//! 9.7 tore cross-family batches there with `manual_wal_flush`,
+//! docs/findings.md H2).
 //!
 //! **Writes in the error state** (`io-error` and `io-error-kill`, one
 //! writer, half of the cycles): after the first failed op the run goes on,
@@ -49,6 +55,8 @@ pub(super) struct WriterIo {
     disk_full_at: Option<usize>,
     /// Space comes back after the next failed op.
     resume_left: bool,
+    /// The disk fills up again after the first flush of that resume.
+    refill_in_resume: bool,
     /// After a resume: the history without the failed unit.
     voided: Option<History>,
     /// This thread's errors are retryable.
@@ -84,6 +92,8 @@ impl WriterIo {
             // Half of the single-writer cycles, drawn from the seed so that
             // a replay draws the same.
             resume_left: first && writers == 1 && (seed >> 20) & 1 == 1,
+            // Half of those: the space runs out again during the recovery.
+            refill_in_resume: (seed >> 24) & 1 == 1,
             voided: None,
             retryable,
             continue_left: !errors.disk_full
@@ -144,7 +154,7 @@ impl WriterIo {
         }
         page.io_failed_ops.fetch_add(1, Ordering::SeqCst);
         if std::mem::take(&mut self.resume_left) {
-            if let Some(v) = resume_after(page, store, h, i) {
+            if let Some(v) = resume_after(page, store, h, i, self.refill_in_resume) {
                 self.voided = v;
                 return Ok(Answer::Skipped);
             }
@@ -179,7 +189,12 @@ impl WriterIo {
     }
 }
 
-/// Restores the disk and resumes `store` after op `op` of `h` failed.
+/// Restores the disk and resumes `store` after op `op` of `h` failed; with
+/// `refill`, the disk fills up again after the first flush of the
+/// recovery (DB::Resume flushes every column family, one at a time without
+/// atomic_flush: a failure between two of them must not leave them
+/// inconsistent; RocksDB before 9.7 did with manual_wal_flush,
+/// docs/findings.md H2).
 /// `Some(voided history)` when the store resumed: the failed unit emptied,
 /// or `None` inside when the op was no write (nothing to void); `None`
 /// when it did not resume.
@@ -188,8 +203,14 @@ fn resume_after(
     store: &mut dyn Store,
     h: &History,
     op: usize,
+    refill: bool,
 ) -> Option<Option<History>> {
+    if refill {
+        page.resumes_refilled.fetch_add(1, Ordering::SeqCst);
+        fault_fs::refill_disk_after_flushes(1);
+    }
     let resumed = fault_fs::restore_disk() && store.resume().is_ok();
+    fault_fs::refill_disk_after_flushes(0);
     page.background_errors
         .fetch_add(fault_fs::take_background_errors(), Ordering::SeqCst);
     if !resumed {

@@ -99,6 +99,9 @@ pub(super) struct LogPage {
     /// space coming back).
     pub(super) resumes: AtomicU64,
     pub(super) resumes_failed: AtomicU64,
+    /// `DB::Resume` calls during which the disk filled up again after the
+    /// first recovery flush.
+    pub(super) resumes_refilled: AtomicU64,
     /// The first writer's write unit that failed before a successful
     /// resume (0: none): it never happened as far as later ops know.
     pub(super) voided_unit: AtomicU64,
@@ -127,6 +130,9 @@ pub struct IoCounts {
     pub resumes: u64,
     /// Failed `DB::Resume` calls (the cycle then ends in the error state).
     pub resumes_failed: u64,
+    /// `DB::Resume` calls during which the disk filled up again after the
+    /// first recovery flush.
+    pub resumes_refilled: u64,
     /// The write unit (first writer) that failed before a successful
     /// resume, and stays in flight while later units are acknowledged.
     pub voided_unit: Option<u64>,
@@ -354,6 +360,7 @@ impl SharedLog {
             background_errors: p.background_errors.load(Ordering::SeqCst),
             resumes: p.resumes.load(Ordering::SeqCst),
             resumes_failed: p.resumes_failed.load(Ordering::SeqCst),
+            resumes_refilled: p.resumes_refilled.load(Ordering::SeqCst),
             voided_unit: (voided > 0).then_some(voided),
             error_after_unit: p.error_after_unit.load(Ordering::SeqCst).checked_sub(1),
             acked_after_error: p.acked_after_error.load(Ordering::SeqCst),

@@ -201,8 +201,8 @@ pub fn io_error_notes(r: &CrashReport) -> Vec<String> {
             }
             if m.resumes + m.resumes_failed > 0 {
                 parts.push(format!(
-                    "space came back and `DB::Resume` succeeded {} times ({} past a failed write), failed {} times",
-                    m.resumes, m.resumed_past_failed_write, m.resumes_failed
+                    "space came back and `DB::Resume` succeeded {} times ({} past a failed write), failed {} times; the disk filled up again during {} of the resumes",
+                    m.resumes, m.resumed_past_failed_write, m.resumes_failed, m.resumes_refilled
                 ));
             }
             if m.io_failed_reads > 0 {

@@ -121,6 +121,7 @@ extern "C" {
     fn crashcheck_fault_env_disk_restore() -> libc::c_int;
     fn crashcheck_options_add_recovery_listener(o: *mut librocksdb_sys::rocksdb_options_t);
     fn crashcheck_take_background_errors() -> libc::c_int;
+    fn crashcheck_fault_env_refill_after_flushes(n: libc::c_int);
     fn crashcheck_db_resume(
         db: *mut librocksdb_sys::rocksdb_t,
         msg: *mut libc::c_char,
@@ -157,6 +158,16 @@ pub fn resume(db: &rocksdb::DB) -> Result<(), String> {
     // SAFETY: NUL-terminated by the shim (or all zero).
     let text = unsafe { std::ffi::CStr::from_ptr(msg.as_ptr()) };
     Err(text.to_string_lossy().into_owned())
+}
+
+/// The disk fills up again right after the next `n` flushes complete (of a
+/// database opened with crashcheck's listener); 0 disarms. Armed before
+/// `DB::Resume`, it makes the space run out between the recovery's flushes
+/// (csrc/fault_env.cc).
+pub fn refill_disk_after_flushes(n: u32) {
+    let n = libc::c_int::try_from(n).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a plain value; the shim stores it.
+    unsafe { crashcheck_fault_env_refill_after_flushes(n) }
 }
 
 /// The disk fills up: every later file operation of the fault Env this
