@@ -107,6 +107,7 @@ fn plan_digest(option_profile: &str, cfs: u8, writers: usize, profile: &str, cyc
     };
     let profile = Profile::by_name(profile).unwrap();
     let inputs = PlanInputs {
+        seqno_zero_opening: false,
         modes: &WalMode::ALL,
         faults: &faults,
         seed: 1,

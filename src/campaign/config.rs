@@ -66,6 +66,12 @@ pub struct CrashConfig {
     /// Kill only after a random number of acknowledgements (no delay or
     /// phase kills): the benchmark's like-for-like setting.
     pub ack_kills_only: bool,
+    /// One cycle in 8 that starts on an empty database opens with an
+    /// ingest and a snapshot at sequence number 0
+    /// ([`crate::workload::Generator::with_seqno_zero_opening`]). On for
+    /// `crash --empty-start`; off by default: stock RocksDB mishandles a
+    /// snapshot at sequence number 0 (docs/findings.md 6, H1).
+    pub seqno_zero_opening: bool,
     /// Concurrent writer threads per cycle, each over its own key
     /// partition (1 = the classic single writer).
     pub writers: usize,
@@ -103,6 +109,7 @@ impl CrashConfig {
             stop_on_violation: false,
             shard: (0, 1),
             ack_kills_only: false,
+            seqno_zero_opening: false,
             writers: 1,
             cf_flush: None,
         }
@@ -192,6 +199,7 @@ impl CrashConfig {
             profile: &self.profile,
             cf_flush: self.cf_flush,
             ack_kills_only: self.ack_kills_only,
+            seqno_zero_opening: self.seqno_zero_opening,
         }
     }
 }

@@ -235,6 +235,7 @@ pub(super) fn cmd_crash(a: CrashArgs) -> Res<u8> {
         seed: a.seed,
         chain: a.chain,
         deep_base: !a.empty_start,
+        seqno_zero_opening: a.empty_start,
         jobs: a
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),

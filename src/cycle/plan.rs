@@ -40,6 +40,8 @@ pub struct PlanInputs<'a> {
     pub cf_flush: Option<FlushStyle>,
     /// Kill only after a random number of acknowledgements.
     pub ack_kills_only: bool,
+    /// See `CrashConfig::seqno_zero_opening`.
+    pub seqno_zero_opening: bool,
 }
 
 /// Everything decided about one cycle before it runs.
@@ -121,9 +123,11 @@ pub fn plan(
             {
                 g = g.without_ingest();
             }
-            // One cycle in 8 on an empty database opens with an ingest and
-            // a snapshot, both at sequence number 0 (docs/findings.md H1).
-            if w == 0 && base_state.is_empty() && (seed >> 23) & 7 == 0 {
+            // With the opening on, one cycle in 8 on an empty database
+            // opens with an ingest and a snapshot, both at sequence number
+            // 0 (docs/findings.md 6 and H1).
+            if inputs.seqno_zero_opening && w == 0 && base_state.is_empty() && (seed >> 23) & 7 == 0
+            {
                 g = g.with_seqno_zero_opening();
             }
             let layout = Layout {
