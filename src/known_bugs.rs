@@ -89,8 +89,26 @@ pub const ATOMIC_FLUSH_EARLY_RETURN: KnownBug = KnownBug {
     seen_on: "9.9.3, 10.4.2, 11.8.1",
 };
 
+/// docs/findings.md finding 6: with a snapshot at sequence number 0 (taken
+/// on an empty database, after an ingest that kept sequence number 0),
+/// compaction merges into a range-deleted value and the snapshot loses
+/// what it saw. compaction_iterator.cc uses `prev_snapshot = 0` for "no
+/// earlier snapshot" and merge_helper.cc `MergeUntil` stops at a snapshot
+/// only when `stop_before > 0`; the sentinel predates every version
+/// crashcheck builds.
+pub const SNAPSHOT_SEQNO_ZERO: KnownBug = KnownBug {
+    id: "snapshot-at-seqno-zero",
+    finding: 6,
+    title: "a snapshot at sequence number 0 is taken for no snapshot: compaction merges into deleted values and drops what the snapshot sees",
+    since: (8, 10, 0),
+    fixed_in: None,
+    fixed_by_patch: None,
+    // examples/snapshot_zero_merge on each (scripts/reproduce-on.sh).
+    seen_on: "8.10.0, 9.9.3, 10.4.2, 11.8.1",
+};
+
 /// Every known bug.
-pub const ALL: &[KnownBug] = &[OPEN_HANG, ATOMIC_FLUSH_EARLY_RETURN];
+pub const ALL: &[KnownBug] = &[OPEN_HANG, ATOMIC_FLUSH_EARLY_RETURN, SNAPSHOT_SEQNO_ZERO];
 
 /// True when `CRASHCHECK_REPRODUCE_KNOWN_BUGS` is set: known bugs are then
 /// neither avoided nor excused.

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::crash::{ChildEnd, WriterStop};
 use crate::known_bugs::{self, KnownBug};
+use crate::model::history::History;
+use crate::op::Op;
 use crate::oracle::Durability;
 use crate::store::WalMode;
 use crate::verify::copies::CopyFinding;
@@ -151,6 +153,38 @@ pub fn live_violation_may_be_known_bug(
         && crate::store::engine::excuses(&known_bugs::ATOMIC_FLUSH_EARLY_RETURN)
 }
 
+/// True when a history may hold a snapshot at sequence number 0: it starts
+/// on an empty database and takes a snapshot before any op other than
+/// ingests (an ingest that overlaps nothing keeps sequence number 0).
+pub fn has_snapshot_at_seqno_zero(h: &History) -> bool {
+    h.base.is_empty()
+        && h.ops
+            .iter()
+            .find(|o| !matches!(o, Op::Ingest { .. }))
+            .is_some_and(|o| matches!(o, Op::Snapshot { .. }))
+}
+
+/// A violation in a cycle with a snapshot at sequence number 0 is
+/// [`known_bugs::SNAPSHOT_SEQNO_ZERO`] (data missing, a merge on a deleted
+/// base, or a read that disagrees), where this RocksDB has that bug; the
+/// outcome is returned unchanged otherwise. Such cycles come from
+/// `crash --empty-start` (`CrashConfig::seqno_zero_opening`).
+pub fn excuse_snapshot_at_seqno_zero(outcome: CycleOutcome, histories: &[History]) -> CycleOutcome {
+    match outcome {
+        CycleOutcome::Violation { class, detail, .. }
+            if (class == ViolationClass::ReadMismatch || MISSING_DATA.contains(&class))
+                && histories.iter().any(has_snapshot_at_seqno_zero)
+                && crate::store::engine::excuses(&known_bugs::SNAPSHOT_SEQNO_ZERO) =>
+        {
+            CycleOutcome::KnownBug {
+                bug: known_bugs::SNAPSHOT_SEQNO_ZERO,
+                detail: format!("{class}: {detail}"),
+            }
+        }
+        o => o,
+    }
+}
+
 /// What the writer's stop says before the database is looked at: a
 /// violation or anomaly of its own, or nothing (`None`: judge the state).
 pub fn writer_verdict(stop: &WriterStop) -> Option<CycleOutcome> {
@@ -212,5 +246,37 @@ pub fn with_copy_findings(d: &Durability, prefix: u64, findings: &[CopyFinding])
             ),
         },
         None => CycleOutcome::Consistent { prefix },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::State;
+    use crate::op::{IngestMode, Value, WriteOp};
+
+    fn put(k: &str) -> WriteOp {
+        WriteOp::Put {
+            key: k.as_bytes().to_vec(),
+            value: Value::Lit(b"v".to_vec()),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_before_any_write_but_ingests_may_be_at_seqno_zero() {
+        let ingest = Op::Ingest {
+            mode: IngestMode::Copy,
+            puts: vec![put("a")],
+        };
+        let snap = Op::Snapshot { id: 1 };
+        let opening = History::new(vec![ingest.clone(), snap.clone()], State::new());
+        assert!(has_snapshot_at_seqno_zero(&opening));
+        let written_first = History::new(vec![Op::Write(put("b")), snap.clone()], State::new());
+        assert!(!has_snapshot_at_seqno_zero(&written_first));
+        let mut m = crate::model::Model::default();
+        m.apply(&put("z"));
+        let base = m.state().clone();
+        let on_a_base = History::new(vec![ingest, snap], base);
+        assert!(!has_snapshot_at_seqno_zero(&on_a_base));
     }
 }

@@ -280,7 +280,7 @@ pub fn run_cycle(
                 }
             };
             res.recovered = Some(rec);
-            outcome
+            adjudicate::excuse_snapshot_at_seqno_zero(outcome, histories)
         }
         // absolute-consistency refuses any torn WAL tail (options.h
         // kAbsoluteConsistency: "We don't expect to find any corruption in
