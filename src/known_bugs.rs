@@ -86,7 +86,8 @@ pub const ATOMIC_FLUSH_EARLY_RETURN: KnownBug = KnownBug {
     since: (7, 10, 2),
     fixed_in: None,
     fixed_by_patch: Some("finding-4-atomic-flush-wait-ids"),
-    seen_on: "9.9.3, 10.4.2, 11.8.1",
+    // 8.10.0: crashcheck's own checkpoint campaign (scripts/versions.sh 0.22).
+    seen_on: "8.10.0, 9.9.3, 10.4.2, 11.8.1",
 };
 
 /// docs/findings.md finding 6: with a snapshot at sequence number 0 (taken
