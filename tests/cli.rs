@@ -667,3 +667,51 @@ fn fifo_drops_old_data_within_its_rule_and_run_refuses_it() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("FIFO"), "{}", text(&o));
 }
+
+#[test]
+fn reports_of_different_engines_are_tabled_per_engine_never_summed() {
+    let t = tempfile::tempdir().unwrap();
+    let o = run(
+        &[
+            "crash", "--cycles", "4", "--seed", "3", "-q", "--report", "a.json",
+        ],
+        t.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // The same report as if it came from another RocksDB.
+    let mut r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path().join("a.json")).unwrap()).unwrap();
+    let here = r["rocksdb_version"].as_str().unwrap().to_string();
+    r["rocksdb_version"] = "8.10.0".into();
+    r["librocksdb_sys_version"] = "0.16.0+8.10.0".into();
+    std::fs::write(t.path().join("b.json"), r.to_string()).unwrap();
+    let m = run(&["merge-reports", "a.json", "b.json"], t.path());
+    assert_eq!(m.status.code(), Some(2), "{}", text(&m));
+    assert!(text(&m).contains("different engines"), "{}", text(&m));
+    let x = run(
+        &[
+            "matrix",
+            "a.json",
+            "b.json",
+            "--markdown",
+            "m.md",
+            "--report",
+            "m.json",
+        ],
+        t.path(),
+    );
+    assert_eq!(x.status.code(), Some(0), "{}", text(&x));
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path().join("m.json")).unwrap()).unwrap();
+    let rows = j["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{j}");
+    assert_eq!(rows[0]["rocksdb_version"], "8.10.0");
+    assert_eq!(rows[1]["rocksdb_version"], here.as_str());
+    assert_eq!(rows[0]["cycles"], 4);
+    assert_eq!(rows[1]["cycles"], 4);
+    let md = std::fs::read_to_string(t.path().join("m.md")).unwrap();
+    assert!(
+        md.contains("| 8.10.0 |") && md.contains(&format!("| {here} |")),
+        "{md}"
+    );
+}

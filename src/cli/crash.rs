@@ -336,8 +336,7 @@ pub(super) fn cmd_merge(a: MergeArgs) -> Res<u8> {
         return Err(EnvError(format!(
             "the reports come from different engines ({} and {}); counts are never added across RocksDB versions: use `crashcheck matrix`",
             rs[0].engine, other.engine
-        ))
-        .into());
+        )));
     }
     let m = CrashReport::merge(&rs, !a.sequential);
     write_reports(&m, a.out.report.as_deref(), None, a.out.markdown.as_deref())?;

@@ -233,4 +233,25 @@ mod tests {
         assert!(m.passed);
         assert!(matrix_markdown(&m).contains("| 8.10.0 | 0.x | 0.y+8.10.0 | 50 | 5.0 |"));
     }
+
+    #[test]
+    fn a_failed_selftest_on_one_engine_fails_the_matrix() {
+        let r = report("9.9.3", 10, 1.0);
+        let failed = SelftestReport {
+            engine: r.engine.clone(),
+            passed: false,
+            budget_s: 60.0,
+            control: crate::selftest::ControlResult {
+                crash_cycles: 10,
+                run_checks: 1,
+                violations: 1,
+            },
+            mutants: Vec::new(),
+        };
+        let m = matrix(&[r], &[failed]);
+        assert_eq!(m.rows.len(), 1);
+        assert_eq!(m.rows[0].selftest_passed, Some(false));
+        assert!(!m.passed);
+        assert!(matrix_markdown(&m).contains("FAILED"));
+    }
 }
