@@ -21,8 +21,9 @@
 //!   [`check`] (the in-process run check), [`mutants`] (broken stores),
 //!   [`recovery`] (the WAL recovery-mode matrix), [`fuzzing`] (the fuzz
 //!   targets' bodies), [`campaign`] (many cycles, artifacts, replay),
-//!   [`report`] and [`metrics`], [`selftest`], [`bench`], [`harness`]
-//!   (crash checks from `cargo test`).
+//!   [`report`] and [`metrics`], [`selftest`], [`matrix`] (results per
+//!   RocksDB version), [`bench`], [`harness`] (crash checks from `cargo
+//!   test`).
 
 pub mod bench;
 pub mod campaign;
@@ -35,6 +36,7 @@ pub mod fuzzing;
 pub mod harness;
 pub mod keyspace;
 pub mod known_bugs;
+pub mod matrix;
 pub mod metrics;
 pub mod model;
 pub mod mutants;

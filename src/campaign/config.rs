@@ -117,6 +117,25 @@ impl CrashConfig {
 }
 
 impl CrashConfig {
+    /// Removes the faults this RocksDB cannot inject and returns why each
+    /// cannot ([`Fault::unsupported_here`]): they are reported, not run, and
+    /// never crash a campaign. A campaign of only such faults is an error.
+    pub fn drop_unsupported_faults(&mut self) -> Result<Vec<String>, ConfigError> {
+        let unsupported: Vec<String> = self
+            .faults
+            .iter()
+            .filter_map(|f| f.unsupported_here())
+            .collect();
+        self.faults.retain(|f| f.unsupported_here().is_none());
+        if self.faults.is_empty() && !unsupported.is_empty() {
+            return Err(ConfigError(format!(
+                "no requested fault runs on this RocksDB: {}",
+                unsupported.join("; ")
+            )));
+        }
+        Ok(unsupported)
+    }
+
     /// Checks the settings before anything runs. A campaign that would
     /// check nothing (no cycles, no time, no jobs, no ops) is refused, as
     /// are settings that do not fit together.

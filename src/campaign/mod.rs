@@ -158,24 +158,10 @@ pub fn run_campaign_with(
     progress: Option<Arc<ProgressFn>>,
     sink: Option<Arc<dyn CycleSink>>,
 ) -> Result<CrashReport, CrashError> {
-    // Faults this RocksDB cannot inject are reported, not run (and not a
-    // crash): a campaign of only such faults is a configuration error.
     let mut cfg = cfg;
-    let unsupported_faults: Vec<String> = cfg
-        .faults
-        .iter()
-        .filter_map(|f| f.unsupported_here())
-        .collect();
-    cfg.faults.retain(|f| f.unsupported_here().is_none());
-    if cfg.faults.is_empty() && !unsupported_faults.is_empty() {
-        return Err(CrashError::Sys(
-            "config",
-            std::io::Error::other(format!(
-                "no requested fault runs on this RocksDB: {}",
-                unsupported_faults.join("; ")
-            )),
-        ));
-    }
+    let unsupported_faults = cfg
+        .drop_unsupported_faults()
+        .map_err(|e| CrashError::Sys("config", std::io::Error::other(e.0)))?;
     cfg.validate()
         .map_err(|e| CrashError::Sys("config", std::io::Error::other(e.0)))?;
     // A new campaign starts uninterrupted (a library may run several).

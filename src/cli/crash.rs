@@ -368,8 +368,8 @@ pub(super) fn cmd_matrix(a: MatrixArgs) -> Res<u8> {
             crash.push(serde_json::from_value::<CrashReport>(v).map_err(bad)?);
         }
     }
-    let m = crashcheck::report::matrix(&crash, &selftests);
-    let md = crashcheck::report::matrix_markdown(&m);
+    let m = crashcheck::matrix::matrix(&crash, &selftests);
+    let md = crashcheck::matrix::matrix_markdown(&m);
     if let Some(p) = &a.markdown {
         crashcheck::report::write_file(p, &md)?;
     }

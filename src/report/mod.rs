@@ -4,7 +4,6 @@
 
 mod junit;
 mod markdown;
-mod matrix;
 mod svg;
 
 use std::io::Write as _;
@@ -15,7 +14,6 @@ pub use markdown::{
     copy_rows, hazard_notes, io_error_notes, labelled, markdown, stats_rows, COPY_COLUMNS,
     STATS_COLUMNS,
 };
-pub use matrix::{matrix, matrix_markdown, Matrix, MatrixRow};
 pub use svg::svg_chart;
 
 /// An output that cannot be written, naming the path.
