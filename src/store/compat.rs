@@ -46,10 +46,15 @@ extern "C" {
     ) -> libc::c_int;
 }
 
-/// The status text the shim wrote into `msg`.
-fn message(msg: &[u8]) -> String {
+/// Calls `f` with a message buffer; `Ok` when it returns 0, else the
+/// status text the shim wrote into the buffer.
+fn shim_call(f: impl FnOnce(*mut libc::c_char, libc::size_t) -> libc::c_int) -> Result<(), String> {
+    let mut msg = vec![0u8; 1024];
+    if f(msg.as_mut_ptr().cast(), msg.len()) == 0 {
+        return Ok(());
+    }
     let end = msg.iter().position(|&b| b == 0).unwrap_or(msg.len());
-    String::from_utf8_lossy(&msg[..end]).into_owned()
+    Err(String::from_utf8_lossy(&msg[..end]).into_owned())
 }
 
 fn c_string(s: &str) -> Result<CString, String> {
@@ -74,42 +79,20 @@ pub fn set_avoid_flush_during_shutdown(opts: &mut Options, v: bool) {
 /// error); `opts` is unchanged on error.
 pub fn apply_options_string(opts: &mut Options, text: &str) -> Result<(), String> {
     let t = c_string(text)?;
-    let mut msg = vec![0u8; 1024];
     // SAFETY: valid handle and NUL-terminated string; the shim writes at
-    // most msg.len() bytes.
-    let rc = unsafe {
-        crashcheck_options_apply_string(
-            opts.as_raw_ptr(),
-            t.as_ptr(),
-            msg.as_mut_ptr().cast(),
-            msg.len(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(message(&msg))
-    }
+    // most `cap` bytes into `msg`.
+    shim_call(|msg, cap| unsafe {
+        crashcheck_options_apply_string(opts.as_raw_ptr(), t.as_ptr(), msg, cap)
+    })
 }
 
 /// A checkpoint of `db` in `dir` without a flush (`log_size_for_flush =
 /// u64::MAX`, checkpoint.h): the SST files and WAL files as they are.
 pub fn checkpoint_without_flush(db: &DB, dir: &Path) -> Result<(), String> {
     let d = c_string(&dir.to_string_lossy())?;
-    let mut msg = vec![0u8; 1024];
-    // SAFETY: `db` is open for the call; NUL-terminated path; bounded msg.
-    let rc = unsafe {
-        crashcheck_checkpoint_create(
-            db.as_raw_ptr(),
-            d.as_ptr(),
-            u64::MAX,
-            msg.as_mut_ptr().cast(),
-            msg.len(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(message(&msg))
-    }
+    // SAFETY: `db` is open for the call; NUL-terminated path; the shim
+    // writes at most `cap` bytes into `msg`.
+    shim_call(|msg, cap| unsafe {
+        crashcheck_checkpoint_create(db.as_raw_ptr(), d.as_ptr(), u64::MAX, msg, cap)
+    })
 }
