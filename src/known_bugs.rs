@@ -103,7 +103,7 @@ pub const SNAPSHOT_SEQNO_ZERO: KnownBug = KnownBug {
     title: "a snapshot at sequence number 0 is taken for no snapshot: compaction merges into deleted values and drops what the snapshot sees",
     since: (8, 10, 0),
     fixed_in: None,
-    fixed_by_patch: None,
+    fixed_by_patch: Some("finding-6-snapshot-seqno-zero"),
     // examples/snapshot_zero_merge on each (scripts/reproduce-on.sh).
     seen_on: "8.10.0, 9.9.3, 10.4.2, 11.8.1",
 };
