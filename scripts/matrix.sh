@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The version matrix: for each RocksDB version crashcheck builds against
 # (scripts/versions.sh), the default crash campaign (every mode x every
-# fault the version supports, CYCLES cycles) and the mutant selftest
-# (BUDGET), then one table with a row per engine (`crashcheck matrix`).
+# fault the version supports, CYCLES cycles), the library's unit tests and
+# the mutant selftest (BUDGET), then one table with a row per engine
+# (`crashcheck matrix`).
 #
 #   scripts/matrix.sh                      all four versions, 200 cycles, 60s
 #   VERSIONS="0.22 0.25" CYCLES=400 BUDGET=120s scripts/matrix.sh
@@ -11,7 +12,7 @@
 #   scripts/matrix.sh --merge DIR...       the table from such directories
 #
 # Writes reports/matrix/<version>/ (crash.json, junit.xml, crash.md,
-# selftest.json, build.txt with the build time, artifacts/) and
+# unit-tests.txt, selftest.json, build.txt with the build time, artifacts/) and
 # reports/matrix/matrix.{md,json}. Exit 1 when a version shows a
 # violation or fails its selftest, 2 when a build fails.
 set -uo pipefail
@@ -50,6 +51,10 @@ if [ $merge_only -eq 0 ]; then
       --artifacts "$d/artifacts" > "$d/crash.txt" 2>&1
     rc=$?
     [ $rc -ne 0 ] && { note "$v: crash campaign exited $rc (see $d/crash.txt)"; status=1; }
+    note "$v: the library's unit tests"
+    scripts/versions.sh "$v" --unit-tests -q > "$d/unit-tests.txt" 2>&1
+    rc=$?
+    [ $rc -ne 0 ] && { note "$v: unit tests exited $rc (see $d/unit-tests.txt)"; status=1; }
     note "$v: selftest, budget $budget"
     scripts/versions.sh "$v" selftest --budget "$budget" --seed "$seed" \
       --report "$d/selftest.json" > "$d/selftest.txt" 2>&1

@@ -7,6 +7,7 @@
 #   scripts/versions.sh 0.22 selftest --budget 60s
 #   scripts/versions.sh 0.24 --version
 #   scripts/versions.sh 0.24 --manifest          prepare only; print the Cargo.toml
+#   scripts/versions.sh 0.22 --unit-tests        the library's unit tests on that engine
 #
 #   VERSION  rust-rocksdb      librocksdb-sys    RocksDB
 #   0.22     0.22.0            0.16.0+8.10.0     8.10.0
@@ -31,14 +32,14 @@
 # What else differs between versions lives in src/store/compat.rs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-usage() { sed -n '2,17p' "$0" >&2; }
+usage() { sed -n '2,18p' "$0" >&2; }
 [ $# -ge 1 ] || { usage; exit 2; }
 ver=$1
 shift
 features='"lz4", "zstd", "snappy", "bindgen-runtime"'
 case "$ver" in
   list)
-    sed -n '11,15p' "$0" | sed 's/^# *//'
+    sed -n '12,16p' "$0" | sed 's/^# *//'
     exit 0
     ;;
   0.22) rr=0.22.0 sys=0.16.0 features='"lz4", "zstd", "snappy"' ;;
@@ -55,6 +56,10 @@ cache=${CRASHCHECK_CACHE:-$HOME/.cache/crashcheck}
 
 if [ "$ver" = 0.25 ]; then
   export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target}
+  if [ "${1:-}" = --unit-tests ]; then
+    shift
+    exec cargo test --locked --manifest-path "$root/Cargo.toml" --lib "$@"
+  fi
   cargo build --quiet --manifest-path "$root/Cargo.toml" --bin crashcheck >&2
   exec "$CARGO_TARGET_DIR/debug/crashcheck" "$@"
 fi
@@ -122,6 +127,12 @@ if [ "${1:-}" = --manifest ]; then
   # For scripts and CI: prepare the build directory, print its manifest.
   echo "$dir/Cargo.toml"
   exit 0
+fi
+if [ "${1:-}" = --unit-tests ]; then
+  # The library's unit tests against this engine (the integration tests
+  # under tests/ run on the default build: scripts/test.sh).
+  shift
+  exec cargo test "${locked[@]}" --manifest-path "$dir/Cargo.toml" --lib "$@"
 fi
 echo "versions.sh: crashcheck with rust-rocksdb $rr (librocksdb-sys $sys) in $dir" >&2
 cargo build "${locked[@]}" --manifest-path "$dir/Cargo.toml" --bin crashcheck >&2

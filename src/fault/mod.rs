@@ -299,3 +299,28 @@ fn edit_newest_wal(
     std::fs::write(&wal, bytes).ok()?;
     Some(what)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exactly_the_per_thread_error_faults_depend_on_the_engine() {
+        let e = crate::store::engine::engine();
+        let v = crate::known_bugs::parse_version(&e.rocksdb_version).expect("x.y.z");
+        let threads = crate::store::fault_fs::thread_io_errors_supported();
+        // The shim's answer follows the linked RocksDB (9.9 and later).
+        assert_eq!(threads, v >= (9, 9, 0), "{e}");
+        for f in Fault::all() {
+            let needs = f.writer_io_errors().is_some_and(|x| x.one_in > 0);
+            let why = f.unsupported_here();
+            assert_eq!(why.is_some(), needs && !threads, "{f}: {why:?}");
+            if let Some(w) = why {
+                assert!(
+                    w.contains(&e.rocksdb_version) && w.starts_with(f.name()),
+                    "{w}"
+                );
+            }
+        }
+    }
+}
