@@ -176,9 +176,17 @@ pub fn excuse_snapshot_at_seqno_zero(outcome: CycleOutcome, histories: &[History
                 && histories.iter().any(has_snapshot_at_seqno_zero)
                 && crate::store::engine::excuses(&known_bugs::SNAPSHOT_SEQNO_ZERO) =>
         {
+            // Before 9.10.0 the same cycles also meet the fixed sibling H1
+            // (facebook/rocksdb#13155, docs/findings.md H1).
+            let e = crate::store::engine::engine();
+            let h1 = known_bugs::parse_version(&e.rocksdb_version).is_some_and(|v| v < (9, 10, 0));
             CycleOutcome::KnownBug {
                 bug: known_bugs::SNAPSHOT_SEQNO_ZERO,
-                detail: format!("{class}: {detail}"),
+                detail: if h1 {
+                    format!("{class}: {detail} (RocksDB {} also has H1, facebook/rocksdb#13155, fixed in 9.10.0)", e.rocksdb_version)
+                } else {
+                    format!("{class}: {detail}")
+                },
             }
         }
         o => o,
