@@ -98,16 +98,8 @@ pub fn matrix(crash: &[CrashReport], selftests: &[SelftestReport]) -> Matrix {
         m.selftests += 1;
         m.selftest_passed = Some(m.selftest_passed.unwrap_or(true) && s.passed);
         m.mutants_caught += s.mutants.iter().filter(|x| x.caught).count();
-        m.mutants_unsupported += s
-            .mutants
-            .iter()
-            .filter(|x| x.status == "unsupported")
-            .count();
-        m.mutants_run += s
-            .mutants
-            .iter()
-            .filter(|x| x.status != "unsupported")
-            .count();
+        m.mutants_unsupported += s.mutants.iter().filter(|x| x.unsupported).count();
+        m.mutants_run += s.mutants.iter().filter(|x| !x.unsupported).count();
     }
     let mut rows: Vec<MatrixRow> = rows.into_values().collect();
     for m in &mut rows {
