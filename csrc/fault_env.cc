@@ -270,10 +270,18 @@ class CrashcheckRecoveryListener : public rocksdb::EventListener {
                             bool* auto_recovery) override {
     *auto_recovery = false;
   }
-  // The disk fills up again after the armed number of flushes (include/
-  // rocksdb/listener.h OnFlushCompleted: called after the flush's result
-  // is installed, its SST file and MANIFEST entry synced).
-  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo&) override {
+  // The disk fills up again after the armed number of error-recovery
+  // flushes (include/rocksdb/listener.h OnFlushCompleted: called after the
+  // flush's result is installed, its SST file and MANIFEST entry synced;
+  // FlushJobInfo::flush_reason kErrorRecovery or kErrorRecoveryRetryFlush
+  // for the flushes of DB::Resume). Other flushes finishing meanwhile do
+  // not count, so the refill lands at the same point in a replay.
+  void OnFlushCompleted(rocksdb::DB*,
+                        const rocksdb::FlushJobInfo& info) override {
+    if (info.flush_reason != rocksdb::FlushReason::kErrorRecovery &&
+        info.flush_reason != rocksdb::FlushReason::kErrorRecoveryRetryFlush) {
+      return;
+    }
     int n = refill_after_flushes.load();
     while (n > 0 && !refill_after_flushes.compare_exchange_weak(n, n - 1)) {
     }
@@ -300,8 +308,8 @@ extern "C" void crashcheck_options_add_recovery_listener(rocksdb_options_t* o) {
 }
 
 // The disk fills up again (every file operation fails with NoSpace, as
-// crashcheck_fault_env_disk_full) right after the next `n` flushes of a
-// database with the listener complete; 0 disarms. crashcheck arms it with
+// crashcheck_fault_env_disk_full) right after the next `n` error-recovery
+// flushes of a database with the listener complete; 0 disarms. crashcheck arms it with
 // n = 1 before DB::Resume, whose recovery flushes the column families (one
 // at a time without atomic_flush: db_impl_compaction_flush.cc
 // FlushAllColumnFamilies), so the space runs out between two of them.

@@ -160,10 +160,10 @@ pub fn resume(db: &rocksdb::DB) -> Result<(), String> {
     Err(text.to_string_lossy().into_owned())
 }
 
-/// The disk fills up again right after the next `n` flushes complete (of a
-/// database opened with crashcheck's listener); 0 disarms. Armed before
-/// `DB::Resume`, it makes the space run out between the recovery's flushes
-/// (csrc/fault_env.cc).
+/// The disk fills up again right after the next `n` error-recovery flushes
+/// (those of `DB::Resume`) of a database opened with crashcheck's listener
+/// complete; 0 disarms. Armed before `DB::Resume`, it makes the space run
+/// out between the recovery's flushes (csrc/fault_env.cc).
 pub fn refill_disk_after_flushes(n: u32) {
     let n = libc::c_int::try_from(n).unwrap_or(libc::c_int::MAX);
     // SAFETY: a plain value; the shim stores it.
