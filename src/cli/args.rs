@@ -240,7 +240,9 @@ pub(crate) struct CrashArgs {
     /// levels deep, built once by a load phase (every key written,
     /// compacted down, then overwritten, deleted and merged in flushed
     /// waves), whose state the model knows; repro files carry it as a
-    /// `base:` section.
+    /// `base:` section. With an empty start, one cycle in 8 opens with an
+    /// ingest and a snapshot at sequence number 0, an edge stock RocksDB
+    /// gets wrong (docs/findings.md finding 6, reported as a known bug).
     #[arg(long)]
     pub(crate) empty_start: bool,
     /// Parallel cycle streams (default: number of cores).
