@@ -117,16 +117,7 @@ mod tests {
     }
 
     fn rec(h: &History, from: u64, to: u64) -> Recovered {
-        let mut m = Model::new();
-        for u in from + 1..=to {
-            for w in h.ops[h.op_of_unit[u as usize - 1]].write_ops() {
-                m.apply(w);
-            }
-        }
-        Recovered {
-            entries: m.state().iter().map(|(k, e)| (k.clone(), e.hash)).collect(),
-            point_reads: Vec::new(),
-        }
+        super::super::recovered_of_units(h, from + 1..=to)
     }
 
     #[test]

@@ -341,6 +341,22 @@ pub fn verify_all(
     }
 }
 
+/// Tests: what a store holding exactly write units `units` of `h` (applied
+/// in that order, from an empty state) would be read back as.
+#[cfg(test)]
+pub(crate) fn recovered_of_units(h: &History, units: impl IntoIterator<Item = u64>) -> Recovered {
+    let mut m = crate::model::Model::new();
+    for u in units {
+        for w in h.ops[h.op_of_unit[u as usize - 1]].write_ops() {
+            m.apply(w);
+        }
+    }
+    Recovered {
+        entries: m.state().iter().map(|(k, e)| (k.clone(), e.hash)).collect(),
+        point_reads: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
