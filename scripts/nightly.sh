@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Nightly crash-recovery campaign, within a time budget:
-#   crash campaigns over every durability mode x fault x option profile
-#   (defaults, tiny, randomized, and chained cycles), then the WAL
+#   crash campaigns over every durability mode x fault x configuration in
+#   scripts/nightly-configs (option profiles, chained cycles, column
+#   families, writers, checkpoints), then the WAL
 #   recovery-mode matrix, the mutant selftest and, when present, a short
 #   fuzz run. Writes reports/nightly/: JSON, JUnit XML (one testcase per
 #   mode x fault x profile), a Markdown summary with an SVG chart, and
@@ -28,16 +29,21 @@ share() { awk -v b="$budget" -v f="$1" 'BEGIN { s = int(b * f); if (s < 5) s = 5
 shard_args=()
 [ -n "$shard" ] && shard_args=(--shard "$shard")
 
-# 1. Crash campaigns: 65% of the budget, split over seven profiles (the last
-#    two: column families with atomic flush and 8 writers; checkpoints,
-#    backups and plain copies with 16 writers over 3 column families).
-per=$(share 0.093)
+# 1. Crash campaigns: 65% of the budget, split over the configurations in
+#    scripts/nightly-configs (option profiles, fresh and chained, column
+#    families with atomic flush and 8 writers, checkpoints/backups/copies with
+#    16 writers over 3 column families). The CI soundness gate
+#    (tests/soundness.rs) runs every one of them too.
+configs=()
+while read -r name _gate flags; do
+  case "$name" in ''|'#'*) continue ;; esac
+  configs+=("$name|$flags")
+done < scripts/nightly-configs
+per=$(awk -v b="$budget" -v n="${#configs[@]}" 'BEGIN { s = int(b * 0.65 / n); if (s < 5) s = 5; print s }')
 reports=()
-for profile in deep defaults tiny randomized chained cfs-writers checkpoints; do
-  args=(--option-profile "$profile")
-  [ "$profile" = chained ] && args=(--option-profile defaults --chain)
-  [ "$profile" = cfs-writers ] && args=(--cfs 4 --atomic-flush --writers 8)
-  [ "$profile" = checkpoints ] && args=(--profile checkpoint --cfs 3 --writers 16)
+for c in "${configs[@]}"; do
+  profile="${c%%|*}"
+  read -r -a args <<< "${c#*|}"
   note "crash campaign '$profile' for ${per}s"
   "$bin" crash --mode all --fault all --duration "${per}s" --seed "$seed" "${args[@]}" "${shard_args[@]}" \
     --report "$out/crash-$profile.json" --junit "$out/crash-$profile.xml" --markdown "$out/crash-$profile.md" \

@@ -290,8 +290,8 @@ pub fn replay_case(
                 r.writer.progress.acked, r.adm.lo, r.adm.hi
             ));
             match r.outcome {
-                CycleOutcome::Consistent { prefix } => {
-                    lines.push(format!("ok: recovered state equals prefix {prefix}"));
+                CycleOutcome::Consistent { explanation } => {
+                    lines.push(format!("ok: recovered state equals {explanation}"));
                     Expect::Ok
                 }
                 CycleOutcome::Violation {

@@ -167,6 +167,23 @@ pub struct ModeStats {
     /// information, not a violation.
     #[serde(default)]
     pub ingest_outlived_cycles: u64,
+    /// Chained cycles (`--chain`): cycles that started on a chain's
+    /// database, empty or not.
+    #[serde(default)]
+    pub chained_cycles: u64,
+    /// Chained cycles whose recovered state was an admitted non-prefix
+    /// state (I1, E5, column families at their own prefixes) and was
+    /// carried on as such.
+    #[serde(default)]
+    pub chain_carried_special: u64,
+    /// Chained cycles after which the chain started afresh (a violation,
+    /// an anomaly, or a state that could not be carried).
+    #[serde(default)]
+    pub chain_restarts: u64,
+    /// Consistent chained cycles whose explanation did not name the state
+    /// read back (a crashcheck bug: must stay 0; the chain restarts).
+    #[serde(default)]
+    pub chain_unexplained: u64,
 }
 
 impl ModeStats {
@@ -214,6 +231,10 @@ impl ModeStats {
         self.fifo_dropped_cycles += o.fifo_dropped_cycles;
         self.ingestions += o.ingestions;
         self.ingest_outlived_cycles += o.ingest_outlived_cycles;
+        self.chained_cycles += o.chained_cycles;
+        self.chain_carried_special += o.chain_carried_special;
+        self.chain_restarts += o.chain_restarts;
+        self.chain_unexplained += o.chain_unexplained;
         for (st, n) in &o.cycles_by_compaction_style {
             *self
                 .cycles_by_compaction_style
@@ -305,6 +326,19 @@ pub struct Lsm {
     /// Cycles in which an ingest outlived earlier writes (rule I1).
     #[serde(default)]
     pub ingest_outlived_cycles: u64,
+    /// Chained cycles (see [`ModeStats::chained_cycles`]).
+    #[serde(default)]
+    pub chained_cycles: u64,
+    /// Chained cycles carried on through an admitted non-prefix state.
+    #[serde(default)]
+    pub chain_carried_special: u64,
+    /// Chained cycles after which the chain started afresh.
+    #[serde(default)]
+    pub chain_restarts: u64,
+    /// Consistent chained cycles whose explanation did not name the state
+    /// read back (must be 0).
+    #[serde(default)]
+    pub chain_unexplained: u64,
 }
 
 impl Lsm {
@@ -323,6 +357,23 @@ impl Lsm {
             self.fifo_dropped_cycles,
             self.ingestions,
             self.ingest_outlived_cycles
+        ) + &self.chain_summary()
+    }
+
+    /// The chain's part of [`Lsm::summary`] (empty without `--chain`).
+    fn chain_summary(&self) -> String {
+        if self.chained_cycles == 0 {
+            return String::new();
+        }
+        format!(
+            "; {} chained cycles, {} carried on through an admitted non-prefix state (I1, E5, column families apart), chain restarted {} times{}",
+            self.chained_cycles,
+            self.chain_carried_special,
+            self.chain_restarts,
+            match self.chain_unexplained {
+                0 => String::new(),
+                n => format!(", {n} states UNEXPLAINED (a crashcheck bug)"),
+            }
         )
     }
 
@@ -339,6 +390,10 @@ impl Lsm {
             fifo_dropped_cycles: total.fifo_dropped_cycles,
             ingestions: total.ingestions,
             ingest_outlived_cycles: total.ingest_outlived_cycles,
+            chained_cycles: total.chained_cycles,
+            chain_carried_special: total.chain_carried_special,
+            chain_restarts: total.chain_restarts,
+            chain_unexplained: total.chain_unexplained,
         }
     }
 }

@@ -12,16 +12,17 @@ use crate::op::Op;
 use crate::oracle::Durability;
 use crate::store::WalMode;
 use crate::verify::copies::CopyFinding;
-use crate::verify::ViolationClass;
+use crate::verify::{Explanation, ViolationClass};
 
 /// What a cycle came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CycleOutcome {
     /// Every database (live, checkpoints, backups) holds an admissible
-    /// state; the live one equals prefix `prefix` (first writer).
+    /// state; the live one equals the state `explanation` names (a plain
+    /// prefix, or one of the non-prefix states the oracle admits).
     Consistent {
-        /// The matched prefix.
-        prefix: u64,
+        /// Which admitted state the live database equals, per writer.
+        explanation: Explanation,
     },
     /// A broken promise.
     Violation {
@@ -95,6 +96,14 @@ impl CycleOutcome {
     pub fn class(&self) -> Option<ViolationClass> {
         match self {
             CycleOutcome::Violation { class, .. } => Some(*class),
+            _ => None,
+        }
+    }
+
+    /// The explanation of a consistent outcome.
+    pub fn explanation(&self) -> Option<&Explanation> {
+        match self {
+            CycleOutcome::Consistent { explanation } => Some(explanation),
             _ => None,
         }
     }
@@ -237,7 +246,11 @@ pub fn writer_anomaly(stop: &WriterStop) -> Option<(AnomalyKind, String)> {
 /// The live database was consistent: the first checkpoint or backup
 /// finding that no known bug explains is the cycle's violation; if every
 /// finding is explained, the cycle is that known bug.
-pub fn with_copy_findings(d: &Durability, prefix: u64, findings: &[CopyFinding]) -> CycleOutcome {
+pub fn with_copy_findings(
+    d: &Durability,
+    explanation: Explanation,
+    findings: &[CopyFinding],
+) -> CycleOutcome {
     if let Some(f) = findings.iter().find(|f| !copy_finding_is_known_bug(d, f)) {
         return CycleOutcome::Violation {
             class: f.class,
@@ -253,7 +266,7 @@ pub fn with_copy_findings(d: &Durability, prefix: u64, findings: &[CopyFinding])
                 f.detail
             ),
         },
-        None => CycleOutcome::Consistent { prefix },
+        None => CycleOutcome::Consistent { explanation },
     }
 }
 

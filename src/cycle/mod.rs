@@ -24,12 +24,13 @@ pub use plan::{CyclePlan, PlanInputs};
 use crate::crash::{self, CrashError, KillPlan, SharedLog, WriterJob, WriterRun, WriterStop};
 use crate::fault::{AfterKill, Fault};
 use crate::model::history::History;
+use crate::model::State;
 use crate::observe::{Recovered, Reopened};
 use crate::op::Op;
 use crate::oracle::{admissible, admissible_in, cross_cf_promise, Admissible, Durability};
 use crate::store::{RecoveryMode, StoreFactory, StoreOptions};
 use crate::verify::copies::CopyOutcome;
-use crate::verify::{verify_all, Verdict, ViolationClass};
+use crate::verify::{verify_all, Explanation, Matched, Verdict, ViolationClass};
 
 /// Everything about one finished cycle.
 #[derive(Clone, Debug)]
@@ -38,13 +39,12 @@ pub struct CycleResult {
     pub writer: WriterRun,
     /// Admissible range (of the first writer).
     pub adm: Admissible,
-    /// What the cycle came to.
+    /// What the cycle came to. A consistent outcome carries its
+    /// [`Explanation`]: which admitted state the database equals.
     pub outcome: CycleOutcome,
     /// An anomaly of the writer reported whatever the outcome (it died of
     /// a signal, or could not open the database).
     pub writer_anomaly: Option<(AnomalyKind, String)>,
-    /// Per writer: the recovered prefix, when consistent.
-    pub prefixes: Vec<u64>,
     /// Column families recovered to different prefixes where the
     /// configuration allows it (a hazard, not a violation).
     pub divergence: Option<String>,
@@ -54,12 +54,23 @@ pub struct CycleResult {
     pub recovered: Option<Recovered>,
     /// The crash image applied after the kill, if any.
     pub image: Option<String>,
-    /// FIFO compaction had dropped its oldest units (docs/durability.md
-    /// F1): the state matched only as a FIFO suffix state.
-    pub fifo: Option<crate::verify::fifo::FifoMatch>,
-    /// An ingest outlived earlier writes (docs/durability.md I1): the
-    /// state matched only as a prefix plus later ingests.
-    pub ingest_outlived: bool,
+}
+
+impl CycleResult {
+    /// The explanation of a consistent cycle.
+    pub fn explanation(&self) -> Option<&Explanation> {
+        self.outcome.explanation()
+    }
+
+    /// The recovered state, derived from the explanation and confirmed
+    /// against what the verifier read back: what a chained campaign
+    /// carries on to its next cycle. `None` when the cycle was not
+    /// consistent (or, which must never happen, the explanation does not
+    /// name what was read).
+    pub fn recovered_state(&self, histories: &[History], cfs: usize) -> Option<State> {
+        self.explanation()?
+            .state_of(histories, cfs, self.recovered.as_ref()?)
+    }
 }
 
 /// The directory a cycle on `db` keeps its checkpoints, backups and
@@ -95,6 +106,18 @@ fn io_error_seed(histories: &[History]) -> u32 {
     xxhash_rust::xxh3::xxh3_64(text.as_bytes()) as u32
 }
 
+/// True when some history takes a checkpoint, backup or copy.
+fn uses_copies(histories: &[History]) -> bool {
+    histories.iter().any(|h| {
+        h.ops.iter().any(|o| {
+            matches!(
+                o,
+                Op::Checkpoint { .. } | Op::Backup { .. } | Op::CopyDir { .. }
+            )
+        })
+    })
+}
+
 /// Runs one crash cycle on `db` (which may hold the chain's base state):
 /// one writer per history (usually one). `keep_image`: where to keep a
 /// hard-linked image of the database as the kill left it. `order`: replay
@@ -116,20 +139,12 @@ pub fn run_cycle(
 ) -> Result<CycleResult, CrashError> {
     let single = histories.len() <= 1;
     let d = Durability::of(opts);
-    let loss = fault.loss();
 
     // Write and kill.
     let root = copies_root(db);
-    let uses_copies = histories.iter().any(|h| {
-        h.ops.iter().any(|o| {
-            matches!(
-                o,
-                Op::Checkpoint { .. } | Op::Backup { .. } | Op::CopyDir { .. }
-            )
-        })
-    });
+    let copies = uses_copies(histories);
     let mut _root_guard = None;
-    if uses_copies {
+    if copies {
         // Ours alone (a previous cycle on this path made it): start empty,
         // and remove it whatever happens below.
         let _ = crate::fsutil::remove_tree(&root);
@@ -164,7 +179,7 @@ pub fn run_cycle(
     // After the kill: the fault's crash image. Images index WAL records
     // by the single writer's units; with several writers one record may
     // hold a whole write group.
-    let adm = admissible(&d, loss, &writer.progress);
+    let adm = admissible(&d, fault.loss(), &writer.progress);
     let image = match histories.first() {
         Some(h) if single => fault.after_kill(
             db,
@@ -184,14 +199,14 @@ pub fn run_cycle(
         writer_anomaly: adjudicate::writer_anomaly(&writer.stop),
         writer,
         adm,
-        outcome: CycleOutcome::Consistent { prefix: 0 },
-        prefixes: Vec::new(),
+        outcome: CycleOutcome::Anomaly {
+            kind: AnomalyKind::AbnormalExit,
+            detail: "not judged".into(),
+        },
         divergence: None,
         copies: CopyOutcome::default(),
         recovered: None,
         image,
-        fifo: None,
-        ingest_outlived: false,
     };
     if res.writer.stop == WriterStop::Hung {
         res.outcome = CycleOutcome::Anomaly {
@@ -200,239 +215,306 @@ pub fn run_cycle(
         };
         return Ok(res);
     }
+    let judge = Judge {
+        d: &d,
+        loss: fault.loss(),
+        promise: cross_cf_promise(&d, &res.writer.progress),
+        histories,
+        voided: voided_histories(histories, res.writer.io.voided_unit),
+    };
+    if copies {
+        res.copies = judge.copies(factory, opts, &res.writer, &root, timeout)?;
+    }
+    judge.observe(factory, db, opts, sample, timeout, &mut res)?;
+    Ok(res)
+}
 
-    // Judge the checkpoints, backups and copies, then observe and judge
-    // the live database.
-    let promise = cross_cf_promise(&d, &res.writer.progress);
-    // A write unit that failed before the store resumed (disk-full) is in
-    // flight for good: the states without it are admitted too.
-    let voided: Option<Vec<History>> = res.writer.io.voided_unit.map(|u| {
-        let mut v = histories.to_vec();
-        if let Some(h) = v.first_mut() {
-            *h = h.with_unit_voided(u);
-        }
-        v
-    });
-    if uses_copies {
+/// A write unit that failed before the store resumed (disk-full) is in
+/// flight for good: the histories without it, whose states are admitted
+/// too (docs/durability.md E5).
+fn voided_histories(histories: &[History], unit: Option<u64>) -> Option<(u64, Vec<History>)> {
+    let u = unit?;
+    let mut v = histories.to_vec();
+    if let Some(h) = v.first_mut() {
+        *h = h.with_unit_voided(u);
+    }
+    Some((u, v))
+}
+
+/// What judging a cycle needs besides the result: the durability rules,
+/// the loss class, the cross-column-family promise and the histories
+/// (with the failed unit voided, where one was).
+struct Judge<'a> {
+    d: &'a Durability,
+    loss: crate::fault::Loss,
+    promise: Result<&'static str, &'static str>,
+    histories: &'a [History],
+    voided: Option<(u64, Vec<History>)>,
+}
+
+impl Judge<'_> {
+    /// Judges the checkpoints, backups and copies; against the voided
+    /// histories too when the planned ones leave findings.
+    fn copies(
+        &self,
+        factory: &dyn StoreFactory,
+        opts: &StoreOptions,
+        writer: &WriterRun,
+        root: &Path,
+        timeout: Duration,
+    ) -> Result<CopyOutcome, CrashError> {
         let judge = |hs: &[History]| {
             crate::verify::copies::judge(
                 factory,
                 opts,
-                loss,
+                self.loss,
                 hs,
-                &res.writer,
-                &root,
-                promise,
+                writer,
+                root,
+                self.promise,
                 timeout,
             )
         };
-        res.copies = judge(histories)?;
-        if let (false, Some(v)) = (res.copies.findings.is_empty(), &voided) {
+        let first = judge(self.histories)?;
+        if let (false, Some((_, v))) = (first.findings.is_empty(), &self.voided) {
             let again = judge(v)?;
             if again.findings.is_empty() {
-                res.copies = again;
+                return Ok(again);
             }
+        }
+        Ok(first)
+    }
+
+    /// Reopens the database in the verifier child, reads it back and
+    /// judges it: `res.outcome`, `res.recovered`, `res.divergence`.
+    fn observe(
+        &self,
+        factory: &dyn StoreFactory,
+        db: &Path,
+        opts: &StoreOptions,
+        sample: &[Vec<u8>],
+        timeout: Duration,
+        res: &mut CycleResult,
+    ) -> Result<(), CrashError> {
+        // Under FIFO the verifier opens with automatic compactions off: a
+        // FIFO compaction right after the open would delete old files
+        // between the full scan and the point reads, which must agree
+        // (FIFO's deletions before the crash are judged by rule F1).
+        let vopts;
+        let vo = if self.d.fifo {
+            let mut parts = crate::store::user_options::split_options(&opts.rocksdb);
+            parts.push("disable_auto_compactions=true".into());
+            vopts = StoreOptions {
+                rocksdb: parts.join(";"),
+                ..opts.clone()
+            };
+            &vopts
+        } else {
+            opts
+        };
+        let reopened = crate::observe::reopen_and_read(factory, db, vo, sample, timeout)?;
+        res.outcome = match reopened {
+            Reopened::Opened(rec) => {
+                let outcome = match adjudicate::writer_verdict(&res.writer.stop) {
+                    Some(o) => o,
+                    None => self.recovered(&rec, res),
+                };
+                res.recovered = Some(rec);
+                adjudicate::excuse_snapshot_at_seqno_zero(outcome, self.histories)
+            }
+            // absolute-consistency refuses any torn WAL tail (options.h
+            // kAbsoluteConsistency: "We don't expect to find any corruption in
+            // the WAL"); a crash may leave one, so a refusal is admitted.
+            Reopened::Failed(msg)
+                if opts.wal_recovery_mode == RecoveryMode::AbsoluteConsistency
+                    && msg.contains("Corruption") =>
+            {
+                CycleOutcome::Anomaly {
+                    kind: AnomalyKind::OpenRefused,
+                    detail: format!(
+                        "open refused under absolute-consistency (admitted: a crash may tear the WAL tail): {msg}"
+                    ),
+                }
+            }
+            Reopened::Failed(msg) => CycleOutcome::Violation {
+                class: ViolationClass::UnexpectedOpenFailure,
+                detail: format!("reopen after the crash failed: {msg}"),
+                diff: Vec::new(),
+            },
+            Reopened::Died(end) => CycleOutcome::Anomaly {
+                kind: if end == crash::ChildEnd::Hung {
+                    AnomalyKind::Hang
+                } else {
+                    AnomalyKind::AbnormalExit
+                },
+                detail: format!("verifier child ended abnormally: {end:?}"),
+            },
+        };
+        Ok(())
+    }
+
+    /// The recovered state against the planned histories, then (after a
+    /// violation) against the histories with the failed unit voided. If
+    /// both fail, the report keeps the milder class (the nearer
+    /// explanation: a value of the failed write is no phantom, its absence
+    /// no hole).
+    fn recovered(&self, rec: &Recovered, res: &mut CycleResult) -> CycleOutcome {
+        let first = self.live(self.histories, None, rec, res);
+        let (Some(c1), Some((u, v))) = (first.class(), &self.voided) else {
+            return first;
+        };
+        let saved = res.divergence.clone();
+        let again = self.live(v, Some(*u), rec, res);
+        match again {
+            CycleOutcome::Violation { class: c2, .. } if c2 < c1 => {
+                res.divergence = saved;
+                first
+            }
+            _ => again,
         }
     }
-    // Under FIFO the verifier opens with automatic compactions off: a FIFO
-    // compaction right after the open would delete old files between the
-    // full scan and the point reads, which must agree (FIFO's deletions
-    // before the crash are judged by rule F1).
-    let vopts;
-    let vo = if d.fifo {
-        let mut parts = crate::store::user_options::split_options(&opts.rocksdb);
-        parts.push("disable_auto_compactions=true".into());
-        vopts = StoreOptions {
-            rocksdb: parts.join(";"),
-            ..opts.clone()
-        };
-        &vopts
-    } else {
-        opts
-    };
-    let reopened = crate::observe::reopen_and_read(factory, db, vo, sample, timeout)?;
-    res.outcome = match reopened {
-        Reopened::Opened(rec) => {
-            let outcome = match adjudicate::writer_verdict(&res.writer.stop) {
-                Some(o) => o,
-                None => {
-                    let first = judge_live(&d, loss, promise, histories, &rec, &mut res);
-                    match (&first, &voided) {
-                        // Judged again against the history without the
-                        // failed unit; if both fail, the report keeps the
-                        // milder class (the nearer explanation: a value
-                        // of the failed write is no phantom, its absence
-                        // no hole).
-                        (CycleOutcome::Violation { class: c1, .. }, Some(v)) => {
-                            let c1 = *c1;
-                            let saved = (res.prefixes.clone(), res.divergence.clone());
-                            let again = judge_live(&d, loss, promise, v, &rec, &mut res);
-                            match again {
-                                CycleOutcome::Violation { class: c2, .. } if c2 < c1 => {
-                                    (res.prefixes, res.divergence) = saved;
-                                    first
-                                }
-                                _ => again,
-                            }
-                        }
-                        _ => first,
-                    }
-                }
-            };
-            res.recovered = Some(rec);
-            adjudicate::excuse_snapshot_at_seqno_zero(outcome, histories)
-        }
-        // absolute-consistency refuses any torn WAL tail (options.h
-        // kAbsoluteConsistency: "We don't expect to find any corruption in
-        // the WAL"); a crash may leave one, so a refusal is admitted.
-        Reopened::Failed(msg)
-            if opts.wal_recovery_mode == RecoveryMode::AbsoluteConsistency
-                && msg.contains("Corruption") =>
-        {
-            CycleOutcome::Anomaly {
-                kind: AnomalyKind::OpenRefused,
-                detail: format!(
-                    "open refused under absolute-consistency (admitted: a crash may tear the WAL tail): {msg}"
-                ),
-            }
-        }
-        Reopened::Failed(msg) => CycleOutcome::Violation {
-            class: ViolationClass::UnexpectedOpenFailure,
-            detail: format!("reopen after the crash failed: {msg}"),
-            diff: Vec::new(),
-        },
-        Reopened::Died(end) => CycleOutcome::Anomaly {
-            kind: if end == crash::ChildEnd::Hung {
-                AnomalyKind::Hang
-            } else {
-                AnomalyKind::AbnormalExit
-            },
-            detail: format!("verifier child ended abnormally: {end:?}"),
-        },
-    };
-    Ok(res)
-}
 
-/// Judges the recovered live database (every writer, every column
-/// family), then the copies' findings, and adjudicates known bugs.
-fn judge_live(
-    d: &Durability,
-    loss: crate::fault::Loss,
-    promise: Result<&'static str, &'static str>,
-    histories: &[History],
-    rec: &Recovered,
-    res: &mut CycleResult,
-) -> CycleOutcome {
-    let cfs = d.column_families.max(1) as usize;
-    let progress = |t: usize| res.writer.writers.get(t).copied().unwrap_or_default();
-    let adm_of = |t: usize, cf: Option<usize>| admissible_in(d, loss, &progress(t), cf);
-    let cv = verify_all(histories, &adm_of, rec, cfs, promise);
-    res.prefixes = cv.prefixes;
-    res.divergence = cv.divergence;
-    match cv.verdict {
-        Verdict::Ok { prefix } => adjudicate::with_copy_findings(d, prefix, &res.copies.findings),
-        Verdict::Violation {
-            class,
-            detail,
-            diff,
-        } => {
-            if adjudicate::live_violation_may_be_known_bug(d, histories.len(), class) {
-                // Would the state pass if flushes that overlapped another
-                // had persisted nothing? Then it is the known bug, not
-                // something new.
-                let solo = |t: usize, cf: Option<usize>| {
-                    admissible_in(d, loss, &progress(t).without_overlapping_flushes(), cf)
-                };
-                let again = verify_all(histories, &solo, rec, cfs, promise);
-                if matches!(again.verdict, Verdict::Ok { .. }) {
-                    res.prefixes = again.prefixes;
-                    res.divergence = again.divergence;
-                    return CycleOutcome::KnownBug {
-                        bug: crate::known_bugs::ATOMIC_FLUSH_EARLY_RETURN,
-                        detail: format!("{class}: {detail}"),
-                    };
-                }
+    /// Judges the recovered live database against `histories` (every
+    /// writer, every column family; `voided`: the failed unit voided in
+    /// them), then the copies' findings, and adjudicates known bugs.
+    fn live(
+        &self,
+        histories: &[History],
+        voided: Option<u64>,
+        rec: &Recovered,
+        res: &mut CycleResult,
+    ) -> CycleOutcome {
+        let d = self.d;
+        let (loss, promise) = (self.loss, self.promise);
+        let cfs = d.column_families.max(1) as usize;
+        let progress = |t: usize| res.writer.writers.get(t).copied().unwrap_or_default();
+        let adm_of = |t: usize, cf: Option<usize>| admissible_in(d, loss, &progress(t), cf);
+        let explained = |writers: Vec<Matched>| Explanation {
+            writers,
+            voided_unit: voided,
+        };
+        let cv = verify_all(histories, &adm_of, rec, cfs, promise);
+        res.divergence = cv.divergence;
+        let (class, detail, diff) = match cv.verdict {
+            Verdict::Ok { .. } => {
+                return adjudicate::with_copy_findings(
+                    d,
+                    explained(cv.matched),
+                    &res.copies.findings,
+                )
             }
-            // FIFO compaction drops its oldest files by design (F1): a
-            // state that is a FIFO suffix state of an admissible prefix is
-            // consistent (single writer).
-            if d.fifo {
-                // Each writer on its own: FIFO drops a prefix of every
-                // writer's units (files are ordered by sequence number).
-                let n = histories.len();
-                let matches: Option<Vec<_>> = histories
-                    .iter()
-                    .enumerate()
-                    .map(|(t, h)| {
-                        let own = crate::verify::owned_by(rec, t, n);
-                        crate::verify::fifo::fifo_match(h, &adm_of(t, None), &own, cfs)
-                    })
-                    .collect();
-                if let Some(ms) = matches {
-                    res.prefixes = ms.iter().map(|m| m.prefix).collect();
-                    res.divergence = None;
-                    let prefix = res.prefixes.first().copied().unwrap_or(0);
-                    res.fifo = ms.into_iter().next();
-                    return adjudicate::with_copy_findings(d, prefix, &res.copies.findings);
-                }
-            }
-            // An acknowledged ingest is durable on its own and may outlive
-            // earlier writes (I1): each writer is a prefix plus the
-            // ingests after it.
-            if histories
-                .iter()
-                .any(|h| h.ops.iter().any(|o| matches!(o, Op::Ingest { .. })))
-            {
-                let n = histories.len();
-                let matches: Option<Vec<u64>> = histories
-                    .iter()
-                    .enumerate()
-                    .map(|(t, h)| {
-                        let own = crate::verify::owned_by(rec, t, n);
-                        let adm = adm_of(t, None);
-                        match crate::verify::verify(h, &adm, &own) {
-                            Verdict::Ok { prefix } => Some(prefix),
-                            _ => crate::verify::ingest::ingest_match(
-                                h,
-                                &adm,
-                                progress(t).acked,
-                                &own,
-                            ),
-                        }
-                    })
-                    .collect();
-                if let Some(ps) = matches {
-                    res.prefixes = ps;
-                    res.divergence = None;
-                    res.ingest_outlived = true;
-                    let prefix = res.prefixes.first().copied().unwrap_or(0);
-                    return adjudicate::with_copy_findings(d, prefix, &res.copies.findings);
-                }
-            }
-            // Lost only writes acknowledged after an op had failed, with
-            // no resume between (E7): a class of its own.
-            if let (ViolationClass::LostAckedWrite, Some(e)) =
-                (class, res.writer.io.error_after_unit)
-            {
-                let before = |t: usize, cf: Option<usize>| {
-                    admissible_in(d, loss, &progress(t).capped_at(e), cf)
-                };
-                let again = verify_all(histories, &before, rec, cfs, promise);
-                if matches!(again.verdict, Verdict::Ok { .. }) {
-                    return CycleOutcome::Violation {
-                        class: ViolationClass::LostAckedAfterError,
-                        detail: format!(
-                            "{detail}; every lost write was acknowledged after an op failed with an I/O error (after unit {e}), with no resume between"
-                        ),
-                        diff,
-                    };
-                }
-            }
-            CycleOutcome::Violation {
+            Verdict::Violation {
                 class,
                 detail,
                 diff,
+            } => (class, detail, diff),
+        };
+        if adjudicate::live_violation_may_be_known_bug(d, histories.len(), class) {
+            // Would the state pass if flushes that overlapped another had
+            // persisted nothing? Then it is the known bug, not something
+            // new.
+            let solo = |t: usize, cf: Option<usize>| {
+                admissible_in(d, loss, &progress(t).without_overlapping_flushes(), cf)
+            };
+            let again = verify_all(histories, &solo, rec, cfs, promise);
+            if matches!(again.verdict, Verdict::Ok { .. }) {
+                res.divergence = again.divergence;
+                return CycleOutcome::KnownBug {
+                    bug: crate::known_bugs::ATOMIC_FLUSH_EARLY_RETURN,
+                    detail: format!("{class}: {detail}"),
+                };
             }
+        }
+        // FIFO compaction drops its oldest files by design (F1), and an
+        // acknowledged ingest is durable on its own and may outlive
+        // earlier writes (I1).
+        let special = match d.fifo {
+            true => fifo_states(histories, &adm_of, promise.is_err(), rec, cfs),
+            false => ingest_states(histories, &adm_of, &progress, rec),
+        };
+        if let Some(writers) = special {
+            res.divergence = None;
+            return adjudicate::with_copy_findings(d, explained(writers), &res.copies.findings);
+        }
+        // Lost only writes acknowledged after an op had failed, with no
+        // resume between (E7): a class of its own.
+        if let (ViolationClass::LostAckedWrite, Some(e)) = (class, res.writer.io.error_after_unit) {
+            let before =
+                |t: usize, cf: Option<usize>| admissible_in(d, loss, &progress(t).capped_at(e), cf);
+            let again = verify_all(histories, &before, rec, cfs, promise);
+            if matches!(again.verdict, Verdict::Ok { .. }) {
+                return CycleOutcome::Violation {
+                    class: ViolationClass::LostAckedAfterError,
+                    detail: format!(
+                        "{detail}; every lost write was acknowledged after an op failed with an I/O error (after unit {e}), with no resume between"
+                    ),
+                    diff,
+                };
+            }
+        }
+        CycleOutcome::Violation {
+            class,
+            detail,
+            diff,
         }
     }
 }
+
+/// Rule F1: each writer's keys are a FIFO suffix state of an admissible
+/// prefix (FIFO drops a prefix of every writer's units: files are ordered
+/// by sequence number); where the column families may recover to
+/// different prefixes (`apart`), each column family's of its own. `None`
+/// when some writer's are not.
+fn fifo_states(
+    histories: &[History],
+    adm_of: &dyn Fn(usize, Option<usize>) -> Admissible,
+    apart: bool,
+    rec: &Recovered,
+    cfs: usize,
+) -> Option<Vec<Matched>> {
+    use crate::verify::fifo::{fifo_match, fifo_match_apart};
+    let n = histories.len();
+    histories
+        .iter()
+        .enumerate()
+        .map(|(t, h)| {
+            let own = crate::verify::owned_by(rec, t, n);
+            let m = match apart && cfs > 1 {
+                true => fifo_match_apart(h, &|c| adm_of(t, Some(c)), &own, cfs),
+                false => fifo_match(h, &adm_of(t, None), &own, cfs),
+            };
+            m.map(Matched::FifoSuffix)
+        })
+        .collect()
+}
+
+/// Rule I1: each writer's keys are a prefix, or a prefix plus the ingests
+/// after it. `None` when no history ingests, or some writer's keys are
+/// neither.
+fn ingest_states(
+    histories: &[History],
+    adm_of: &dyn Fn(usize, Option<usize>) -> Admissible,
+    progress: &dyn Fn(usize) -> crate::crash::Progress,
+    rec: &Recovered,
+) -> Option<Vec<Matched>> {
+    let ingests = |h: &History| h.ops.iter().any(|o| matches!(o, Op::Ingest { .. }));
+    if !histories.iter().any(ingests) {
+        return None;
+    }
+    let n = histories.len();
+    histories
+        .iter()
+        .enumerate()
+        .map(|(t, h)| {
+            let own = crate::verify::owned_by(rec, t, n);
+            let adm = adm_of(t, None);
+            match crate::verify::verify(h, &adm, &own) {
+                Verdict::Ok { prefix } => Some(Matched::Prefix(prefix)),
+                _ => crate::verify::ingest::ingest_match(h, &adm, progress(t).acked, &own),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

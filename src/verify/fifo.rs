@@ -25,12 +25,16 @@ use crate::model::{fingerprint_of, Model};
 use crate::observe::Recovered;
 use crate::oracle::Admissible;
 
-/// A FIFO state that matches: prefix `prefix`, with every unit up to
-/// `cutoff` (per column family) dropped by FIFO.
+/// A FIFO state that matches: per column family `c`, units
+/// `cutoffs[c] + 1 ..= prefixes[c]` (every unit up to the cutoff dropped by
+/// FIFO).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FifoMatch {
-    /// The admissible prefix.
+    /// The admissible prefix reported: the smallest column family's.
     pub prefix: u64,
+    /// Per column family: its admissible prefix (all equal unless the
+    /// column families may recover to different prefixes).
+    pub prefixes: Vec<u64>,
     /// Per column family: units up to this one were dropped.
     pub cutoffs: Vec<u64>,
 }
@@ -39,6 +43,29 @@ pub struct FifoMatch {
 /// `adm` and a cutoff per column family (each column family has its own
 /// files); `None` when there is none or `h` starts from a non-empty base.
 pub fn fifo_match(h: &History, adm: &Admissible, rec: &Recovered, cfs: usize) -> Option<FifoMatch> {
+    fifo_match_in(h, &|_| adm.clone(), false, rec, cfs)
+}
+
+/// [`fifo_match`] where the column families may recover to different
+/// prefixes (WAL disabled without atomic flush, `oracle::cross_cf_promise`):
+/// each column family `c` is a suffix state of its own prefix in
+/// `adm(c)`, with its own cutoff.
+pub fn fifo_match_apart(
+    h: &History,
+    adm: &dyn Fn(usize) -> Admissible,
+    rec: &Recovered,
+    cfs: usize,
+) -> Option<FifoMatch> {
+    fifo_match_in(h, adm, true, rec, cfs)
+}
+
+fn fifo_match_in(
+    h: &History,
+    adm_cf: &dyn Fn(usize) -> Admissible,
+    apart: bool,
+    rec: &Recovered,
+    cfs: usize,
+) -> Option<FifoMatch> {
     if !h.base.is_empty() {
         return None;
     }
@@ -56,7 +83,8 @@ pub fn fifo_match(h: &History, adm: &Admissible, rec: &Recovered, cfs: usize) ->
     {
         return None;
     }
-    let hi = adm.hi.min(h.units());
+    let hi = |c: usize| adm_cf(c).hi.min(h.units());
+    let lo = |c: usize| adm_cf(c).lo;
     // Per column family: the fingerprint of what was recovered there.
     let want: Vec<u128> = (0..cfs)
         .map(|c| {
@@ -72,15 +100,34 @@ pub fn fifo_match(h: &History, adm: &Admissible, rec: &Recovered, cfs: usize) ->
     let found: Vec<Vec<Option<u64>>> = (0..cfs)
         .map(|c| {
             if cfs == 1 {
-                cutoffs(h, adm.lo, hi, want[c])
+                cutoffs(h, lo(c), hi(c), want[c])
             } else {
-                cutoffs(&crate::verify::project_cf(h, c, cfs), adm.lo, hi, want[c])
+                cutoffs(&crate::verify::project_cf(h, c, cfs), lo(c), hi(c), want[c])
             }
         })
         .collect();
-    (adm.lo..=hi).rev().find_map(|p| {
-        let cutoffs: Option<Vec<u64>> = (0..cfs).map(|c| found[c][p as usize]).collect();
-        cutoffs.map(|cutoffs| FifoMatch { prefix: p, cutoffs })
+    let at = |c: usize, p: u64| found[c].get(p as usize).copied().flatten();
+    let (prefixes, cutoffs): (Vec<u64>, Vec<u64>) = if apart {
+        // Each column family at the largest prefix of its own range.
+        (0..cfs)
+            .map(|c| {
+                (lo(c)..=hi(c))
+                    .rev()
+                    .find_map(|p| at(c, p).map(|cut| (p, cut)))
+            })
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .unzip()
+    } else {
+        (lo(0)..=hi(0)).rev().find_map(|p| {
+            let cuts: Option<Vec<u64>> = (0..cfs).map(|c| at(c, p)).collect();
+            cuts.map(|cuts| (vec![p; cfs], cuts))
+        })?
+    };
+    Some(FifoMatch {
+        prefix: prefixes.iter().copied().min().unwrap_or(0),
+        prefixes,
+        cutoffs,
     })
 }
 
@@ -137,6 +184,7 @@ mod tests {
             m,
             FifoMatch {
                 prefix: 4,
+                prefixes: vec![4],
                 cutoffs: vec![2]
             }
         );
@@ -147,5 +195,42 @@ mod tests {
         );
         // The newest unit gone while older ones stay: no FIFO state.
         assert!(fifo_match(&h, &adm, &rec(&h, 0, 3), 1).is_none());
+    }
+
+    #[test]
+    fn column_families_apart_may_each_be_a_suffix_of_their_own_prefix() {
+        // Two column families, WAL off without atomic flush: cf0 recovered
+        // to prefix 4 with unit 1 dropped, cf1 to prefix 2 (nothing
+        // dropped, its unit 3 not flushed).
+        let h = History::new(
+            vec![
+                put("c0/a", "1"),
+                put("c1/b", "2"),
+                put("c1/d", "3"),
+                put("c0/c", "4"),
+            ],
+            Default::default(),
+        );
+        let mut r = rec(&h, 3, 4);
+        r.entries
+            .push((b"c1/b".to_vec(), crate::model::value_hash(b"2")));
+        r.entries.sort();
+        let any = |_: usize| Admissible {
+            lo: 0,
+            hi: 4,
+            rule: "test",
+        };
+        // No common prefix explains it ...
+        assert!(fifo_match(&h, &any(0), &r, 2).is_none());
+        // ... but each column family is a FIFO state of its own prefix.
+        let m = fifo_match_apart(&h, &any, &r, 2).unwrap();
+        assert_eq!(m.prefixes, vec![4, 2], "{m:?}");
+        assert!(m.cutoffs[0] >= 1, "{m:?}");
+        // Each column family is still held to its own floor.
+        let floor = |c: usize| Admissible {
+            lo: if c == 1 { 3 } else { 0 },
+            ..any(c)
+        };
+        assert!(fifo_match_apart(&h, &floor, &r, 2).is_none());
     }
 }

@@ -21,10 +21,13 @@ use crate::observe::Recovered;
 use crate::op::Op;
 use crate::oracle::Admissible;
 
-/// The prefix `P` such that `rec` is units `1..=P` plus the ingests in
-/// `(P, Q]` for some `Q` at or after the last ingest acknowledged by unit
-/// `acked`; `None` when there is none or `h` has no ingest.
-pub fn ingest_match(h: &History, adm: &Admissible, acked: u64, rec: &Recovered) -> Option<u64> {
+use super::explain::Matched;
+
+/// The state `rec` equals: units `1..=P` plus the ingests in `(P, Q]` for
+/// some `Q` at or after the last ingest acknowledged by unit `acked`
+/// (`Matched::PrefixPlusIngests`, or `Matched::Prefix` when no ingest
+/// after `P` is needed); `None` when there is none or `h` has no ingest.
+pub fn ingest_match(h: &History, adm: &Admissible, acked: u64, rec: &Recovered) -> Option<Matched> {
     let hi = adm.hi.min(h.units());
     let ingests: Vec<u64> = (1..=hi)
         .filter(|&u| matches!(h.ops[h.op_of_unit[u as usize - 1]], Op::Ingest { .. }))
@@ -42,14 +45,19 @@ pub fn ingest_match(h: &History, adm: &Admissible, acked: u64, rec: &Recovered) 
     for p in (adm.lo..=hi).rev() {
         let mut m = Model::from_state(h.state_at(p));
         if p >= must && m.fingerprint() == want {
-            return Some(p);
+            return Some(Matched::Prefix(p));
         }
+        let mut applied = Vec::new();
         for &u in ingests.iter().filter(|&&u| u > p) {
             for w in h.ops[h.op_of_unit[u as usize - 1]].write_ops() {
                 m.apply(w);
             }
+            applied.push(u);
             if u >= must && m.fingerprint() == want {
-                return Some(p);
+                return Some(Matched::PrefixPlusIngests {
+                    prefix: p,
+                    ingests: applied,
+                });
             }
         }
     }
@@ -91,8 +99,27 @@ mod tests {
             hi: 4,
             rule: "test",
         };
-        // Unit 2 lost, the acked ingest (unit 3) kept: admitted at P = 1.
-        assert_eq!(ingest_match(&h, &adm, 3, &state(&h, &[1, 3])), Some(1));
+        // Unit 2 lost, the acked ingest (unit 3) kept: admitted at P = 1,
+        // and the match names exactly that state.
+        let rec = state(&h, &[1, 3]);
+        let m = ingest_match(&h, &adm, 3, &rec).unwrap();
+        assert_eq!(
+            m,
+            Matched::PrefixPlusIngests {
+                prefix: 1,
+                ingests: vec![3]
+            }
+        );
+        let named = m.state(&h, 1);
+        assert_eq!(
+            named
+                .iter()
+                .map(|(k, e)| (k.clone(), e.hash))
+                .collect::<Vec<_>>(),
+            rec.entries
+        );
+        // Not the plain prefix 1 a chain used to carry on (unit 3 missing).
+        assert_ne!(named.len(), h.state_at(1).len());
         // The acked ingest lost: not admitted.
         assert_eq!(ingest_match(&h, &adm, 3, &state(&h, &[1])), None);
         // Unit 2 kept, unit 1 lost: a hole, not admitted.

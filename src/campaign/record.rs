@@ -1,0 +1,233 @@
+//! What a campaign records of one finished cycle: its counts
+//! ([`ModeStats`]) and its case (the repro file of a failure).
+
+use std::collections::BTreeMap;
+
+use crate::crash::{self, KillPlan, Phase};
+use crate::cycle::{CyclePlan, CycleResult};
+use crate::fault::Fault;
+use crate::model::history::History;
+use crate::op::Op;
+use crate::oracle::Durability;
+use crate::repro::{Case, CheckKind, Expect};
+
+use super::stats::ModeStats;
+use super::CrashConfig;
+
+/// The counts of one cycle, before the chain's and the guarantee's.
+pub(super) fn cycle_stats(plan: &CyclePlan, res: &CycleResult, from_base: bool) -> ModeStats {
+    let opts = &plan.opts;
+    let p = &res.writer.progress;
+    let io = &res.writer.io;
+    ModeStats {
+        cycles: 1,
+        acked_writes: res.writer.writers.iter().map(|l| l.acked).sum(),
+        cf_divergence: res.divergence.is_some() as u64,
+        partial_flush_cycles: (opts.column_families > 1 && p.partial_flush) as u64,
+        copies: res.copies.clone(),
+        rocksdb: res.writer.stats.unwrap_or_default(),
+        rocksdb_samples: res.writer.stats.is_some() as u64,
+        cycles_by_levels_populated: res
+            .writer
+            .stats
+            .map(|s| BTreeMap::from([(s.levels_populated, 1)]))
+            .unwrap_or_default(),
+        kills_mid_unit: res.writer.killed_mid_unit as u64,
+        base_cycles: from_base as u64,
+        ingestions: plan
+            .histories
+            .iter()
+            .zip(&res.writer.ops_done_each)
+            .map(|(h, &n)| {
+                h.ops[..n.min(h.ops.len())]
+                    .iter()
+                    .filter(|o| matches!(o, Op::Ingest { .. }))
+                    .count() as u64
+            })
+            .sum(),
+        ingest_outlived_cycles: res.explanation().is_some_and(|e| e.ingest_outlived()) as u64,
+        fifo_dropped_cycles: res
+            .explanation()
+            .and_then(|e| e.fifo())
+            .is_some_and(|m| m.cutoffs.iter().any(|&c| c > 0)) as u64,
+        cycles_by_compaction_style: BTreeMap::from([(
+            crate::store::user_options::compaction_style(&opts.rocksdb).to_string(),
+            1,
+        )]),
+        io_errors_injected: io.injected.iter().sum(),
+        io_errors_by_type: crate::store::fault_fs::IO_ERROR_TYPES
+            .iter()
+            .zip(io.injected)
+            .filter(|(_, n)| *n > 0)
+            .map(|(t, n)| (t.to_string(), n))
+            .collect(),
+        io_errors_retryable: io.retryable,
+        io_failed_ops: io.failed_ops,
+        io_failed_reads: io.failed_reads,
+        background_errors: io.background_errors,
+        resumes: io.resumes,
+        resumes_failed: io.resumes_failed,
+        resumes_refilled: io.resumes_refilled,
+        resumed_past_failed_write: (io.resumes > 0 && io.voided_unit.is_some()) as u64,
+        continued_after_error: io.error_after_unit.is_some() as u64,
+        acked_after_error: io.acked_after_error,
+        kills_in_background_phase: matches!(
+            res.writer.phase,
+            Phase::Flushing
+                | Phase::FlushingWal
+                | Phase::Compacting
+                | Phase::Opening
+                | Phase::Reopening
+        ) as u64,
+        ..ModeStats::default()
+    }
+}
+
+/// Adds what a consistent cycle says about the guarantee: acknowledged
+/// writes lost within it, writes that survived beyond it, in-flight
+/// writes that survived.
+pub(super) fn guarantee_stats(
+    stats: &mut ModeStats,
+    res: &CycleResult,
+    d: &Durability,
+    fault: Fault,
+) {
+    let Some(e) = res.explanation() else {
+        return;
+    };
+    let prefixes = e.prefixes();
+    for (t, wp) in res.writer.writers.iter().enumerate() {
+        let prefix = prefixes.get(t).copied().unwrap_or(e.prefix());
+        let lo = crate::oracle::admissible(d, fault.loss(), wp).lo;
+        stats.lost_within_guarantee += wp.acked.saturating_sub(prefix);
+        stats.survived_beyond_guarantee += prefix.min(wp.acked).saturating_sub(lo);
+        stats.in_flight_survived += (prefix > wp.acked) as u64;
+    }
+}
+
+/// Each writer's completed ops and the order (writer of each op) in which
+/// they started, from the writer child's record; when the writer stopped
+/// on its own (a failed read or write), every started op, so the failing
+/// one is replayed. `None` when the record overflowed.
+pub(super) fn recorded_interleaving(
+    histories: &[History],
+    w: &crash::WriterRun,
+) -> Option<(Vec<Vec<Op>>, Vec<u8>)> {
+    let schedule = w.schedule.as_ref()?;
+    let started: Vec<usize> = (0..histories.len())
+        .map(|t| schedule.iter().filter(|e| e.0 == t).count())
+        .collect();
+    // A writer that stopped on its own, hung or died: every started op
+    // (the failing one included). A kill at a step point inside writer
+    // 0's op: that op too, last (writers own their keys, so where it
+    // stands among the others' completed ops does not change the state).
+    let all_started = matches!(
+        w.stop,
+        crash::WriterStop::StoreError { .. }
+            | crash::WriterStop::ReadMismatch { .. }
+            | crash::WriterStop::Hung
+            | crash::WriterStop::Abnormal(_)
+    );
+    let completed = |t: usize| w.ops_done_each.get(t).copied().unwrap_or(0);
+    let done = |t: usize| {
+        if all_started {
+            started[t]
+        } else {
+            completed(t)
+        }
+    };
+    let mut ops: Vec<Vec<Op>> = histories
+        .iter()
+        .enumerate()
+        .map(|(t, h)| h.ops[..done(t).min(h.ops.len())].to_vec())
+        .collect();
+    let mut order: Vec<u8> = schedule
+        .iter()
+        .filter(|&&(t, i)| i < done(t))
+        .map(|&(t, _)| t as u8)
+        .collect();
+    if w.killed_mid_unit && !all_started {
+        let n = completed(0);
+        if let (Some(op), Some(first)) = (histories[0].ops.get(n), ops.first_mut()) {
+            first.push(op.clone());
+            order.push(0);
+        }
+    }
+    Some((ops, order))
+}
+
+/// Builds the cases (repro files) of one cycle: its ops as planned, or as
+/// recorded for several writers, the kill point, and the ops that build
+/// the database it started from.
+pub(super) struct CaseOf<'a> {
+    pub cfg: &'a CrashConfig,
+    pub plan: &'a CyclePlan,
+    /// The `base:` section: a deep base's load ops, or the ops that build
+    /// a chain's state; empty for an empty start.
+    pub base: Vec<Op>,
+    /// A kill at a step point inside op `n`: `(n, step)`.
+    pub step: Option<(usize, u32)>,
+    /// Several writers: each writer's ops and their recorded order.
+    pub recorded: Option<(Vec<Vec<Op>>, Vec<u8>)>,
+}
+
+impl<'a> CaseOf<'a> {
+    /// The builder for a cycle that came to `res`.
+    pub fn new(
+        cfg: &'a CrashConfig,
+        plan: &'a CyclePlan,
+        res: &CycleResult,
+        base: Vec<Op>,
+    ) -> Self {
+        // A kill at a step point inside op n replays as such; any other
+        // kill as "after the ops the writer completed".
+        let step = match plan.kill {
+            KillPlan::InsideOp { n, step } if res.writer.killed_mid_unit => Some((n, step)),
+            _ => None,
+        };
+        // Several writers: each writer's completed ops, in the recorded
+        // order in which they started; a replay runs them in that order.
+        let recorded = (plan.histories.len() > 1)
+            .then(|| recorded_interleaving(&plan.histories, &res.writer))
+            .flatten();
+        CaseOf {
+            cfg,
+            plan,
+            base,
+            step,
+            recorded,
+        }
+    }
+
+    /// The case that expects `expect`, killed after op `kill_after_op`.
+    pub fn case(&self, expect: Expect, kill_after_op: usize, comment: String) -> Case {
+        let h = &self.plan.histories[0];
+        Case {
+            check: CheckKind::Crash,
+            seed: self.plan.seed,
+            profile: self.cfg.profile.name.into(),
+            store: self.cfg.store_name.clone(),
+            options: self.plan.opts.clone(),
+            expect,
+            fault: Some(self.plan.fault),
+            kill_after_op: Some(self.step.map_or(kill_after_op, |(n, _)| n)),
+            kill_step: self.step.map(|(_, s)| s),
+            comments: vec![comment],
+            base: self.base.clone(),
+            ops: self
+                .recorded
+                .as_ref()
+                .map_or_else(|| h.ops.clone(), |r| r.0[0].clone()),
+            writers: self.recorded.as_ref().map_or_else(
+                || {
+                    self.plan.histories[1..]
+                        .iter()
+                        .map(|l| l.ops.clone())
+                        .collect()
+                },
+                |r| r.0[1..].to_vec(),
+            ),
+            interleaving: self.recorded.as_ref().map(|r| r.1.clone()),
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The CI soundness gate: every crash-campaign configuration the nightly
+//! runs (`scripts/nightly-configs`: option profiles, fresh and chained,
+//! column families, writers, checkpoints; every mode and every fault) runs
+//! here on stock RocksDB for the cycles that file gives it, and must show
+//! 0 violations and no unexplained anomaly. A false alarm on stock RocksDB
+//! is the worst defect crashcheck can have; this is where it is caught
+//! before it lands.
+//!
+//! The seed is fixed (`CRASHCHECK_GATE_SEED` overrides it), so a failure
+//! names the configuration and seed that reproduce it with
+//! `crashcheck crash --mode all --fault all --cycles N --seed S FLAGS`.
+
+use std::path::Path;
+
+mod common;
+use common::{run, text};
+
+/// The gate's default seed.
+const SEED: &str = "20261205";
+
+/// One line of `scripts/nightly-configs`.
+struct Config {
+    name: String,
+    cycles: u64,
+    flags: Vec<String>,
+}
+
+fn configs() -> Vec<Config> {
+    include_str!("../scripts/nightly-configs")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let mut parts = l.split_whitespace();
+            let name = parts.next().expect("a name").to_string();
+            let cycles = parts
+                .next()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or_else(|| panic!("{name}: the gate's cycle count is missing"));
+            Config {
+                name,
+                cycles,
+                flags: parts.map(String::from).collect(),
+            }
+        })
+        .collect()
+}
+
+/// Anomalies that are no verdict against RocksDB's promises: a known bug
+/// with its registry id, a configuration RocksDB rejected, an open that
+/// absolute-consistency may refuse. `hang` under `disk-full` is finding 5
+/// (docs/findings.md: `DB::Resume()` blocking after a full disk, about one
+/// in 3,000 disk-full cycles, not yet explained by evidence): tolerated
+/// here and printed, so the gate does not flake on it; any other hang or
+/// abnormal exit fails the gate.
+fn unexplained(a: &serde_json::Value) -> bool {
+    let kind = a["kind"].as_str().unwrap_or("");
+    match kind {
+        "known-rocksdb-bug" => a["known_bug"].as_str().is_none(),
+        "configuration-rejected" | "open-refused" => false,
+        "hang" if a["fault"].as_str() == Some("disk-full") => {
+            eprintln!("gate: tolerated finding-5 hang: {a}");
+            false
+        }
+        _ => true,
+    }
+}
+
+fn gate(c: &Config, seed: &str, dir: &Path) -> Result<String, String> {
+    let report = dir.join(format!("{}.json", c.name));
+    let cycles = c.cycles.to_string();
+    let mut args = vec![
+        "crash", "--mode", "all", "--fault", "all", "--cycles", &cycles, "--seed", seed,
+    ];
+    args.extend(c.flags.iter().map(String::as_str));
+    let (r, a) = (report.to_string_lossy(), dir.join("artifacts"));
+    let a = a.to_string_lossy();
+    args.extend(["--quiet", "--no-shrink", "--report", &r, "--artifacts", &a]);
+    let o = run(&args, dir);
+    let json = std::fs::read_to_string(&report)
+        .map_err(|e| format!("{}: no report ({e}): {}", c.name, text(&o)))?;
+    let v: serde_json::Value = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+    let violations = v["violations"].as_array().cloned().unwrap_or_default();
+    let bad: Vec<_> = v["anomalies"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(unexplained)
+        .collect();
+    let lsm = &v["lsm"];
+    let unexplained_states = lsm["chain_unexplained"].as_u64().unwrap_or(0);
+    let ran = v["cycles"].as_u64().unwrap_or(0);
+    if !violations.is_empty() || !bad.is_empty() || unexplained_states > 0 || ran != c.cycles {
+        return Err(format!(
+            "{}: `crashcheck {}` on stock RocksDB: {ran} cycles, {} violations, {} unexplained anomalies, {unexplained_states} unexplained chain states, exit {:?}\nviolations: {}\nanomalies: {}",
+            c.name,
+            args.join(" "),
+            violations.len(),
+            bad.len(),
+            o.status.code(),
+            serde_json::to_string_pretty(&violations).unwrap_or_default(),
+            serde_json::to_string_pretty(&bad).unwrap_or_default(),
+        ));
+    }
+    Ok(format!(
+        "{}: {ran} cycles, 0 violations, {} chained ({} through admitted non-prefix states), {} ingest-outlived",
+        c.name,
+        lsm["chained_cycles"],
+        lsm["chain_carried_special"],
+        lsm["ingest_outlived_cycles"]
+    ))
+}
+
+#[test]
+fn every_nightly_configuration_is_clean_on_stock_rocksdb() {
+    let seed = std::env::var("CRASHCHECK_GATE_SEED").unwrap_or_else(|_| SEED.into());
+    let cs = configs();
+    assert!(cs.len() >= 7, "scripts/nightly-configs lost configurations");
+    assert!(cs.iter().any(|c| c.flags.iter().any(|f| f == "--chain")));
+    let t = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for c in &cs {
+        let dir = t.path().join(&c.name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let started = std::time::Instant::now();
+        match gate(c, &seed, &dir) {
+            Ok(line) => eprintln!("gate: {line} ({:.1} s)", started.elapsed().as_secs_f64()),
+            Err(e) => failures.push(e),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "the soundness gate failed (seed {seed}):\n{}",
+        failures.join("\n\n")
+    );
+}
