@@ -135,3 +135,61 @@ fn every_nightly_configuration_is_clean_on_stock_rocksdb() {
         failures.join("\n\n")
     );
 }
+
+/// A chained cycle's failure is a repro file that starts where the cycle
+/// started: its `base:` section holds the chain's state, and the replay
+/// (and the shrunk case) reach the saved verdict.
+#[test]
+fn a_chained_failure_replays_from_the_chain_state() {
+    let t = tempfile::tempdir().unwrap();
+    let art = t.path().join("artifacts");
+    let o = run(
+        &[
+            "crash",
+            "--chain",
+            "--store",
+            "mutant:stale-read",
+            "--mode",
+            "all",
+            "--fault",
+            "kill",
+            "--cycles",
+            "12",
+            "--seed",
+            "1",
+            "--quiet",
+            "--artifacts",
+            art.to_str().unwrap(),
+        ],
+        t.path(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let mut based = Vec::new();
+    for e in std::fs::read_dir(&art).unwrap() {
+        let dir = e.unwrap().path();
+        for name in ["case.repro", "shrunk.repro"] {
+            let f = dir.join(name);
+            let Ok(body) = std::fs::read_to_string(&f) else {
+                continue;
+            };
+            if body.contains("\nbase:\nput ") {
+                based.push(f);
+            }
+        }
+    }
+    assert!(
+        !based.is_empty(),
+        "no chained case with a base: {:?}",
+        common::names(&art)
+    );
+    for f in based {
+        let o = run(&["replay", f.to_str().unwrap()], t.path());
+        assert_eq!(o.status.code(), Some(1), "{}: {}", f.display(), text(&o));
+        assert!(
+            text(&o).contains("matches the saved verdict"),
+            "{}: {}",
+            f.display(),
+            text(&o)
+        );
+    }
+}
