@@ -27,9 +27,26 @@ fn layout(cfs: u8) -> Layout {
     }
 }
 
-/// Crash-cycle throughput.
+/// Where each cycle of a benchmark loop starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Start {
+    /// An empty database.
+    Fresh,
+    /// The database the previous cycle left (a chain).
+    Chained,
+    /// A clone of one deep base database, with the deep option profile.
+    Deep,
+}
+
+/// Crash-cycle throughput. Each crashcheck loop is paired with a bare loop
+/// that starts its cycles the same way (fresh, chained, deep), and the
+/// pairs run in turn over several rounds, so a drift in the machine's
+/// speed moves both sides of a ratio; each ratio is the median of its
+/// rounds' ratios.
 #[derive(Clone, Debug, Serialize)]
 pub struct CrashBench {
+    /// Rounds: each pair was measured this many times, in turn.
+    pub rounds: usize,
     /// Parallel streams.
     pub jobs: usize,
     /// Ops per cycle.
@@ -44,8 +61,17 @@ pub struct CrashBench {
     pub chained_cycles_per_s: f64,
     /// fresh / bare.
     pub fresh_ratio: f64,
-    /// chained / bare.
+    /// Bare loop, chained: each cycle starts from the database the previous
+    /// one left, as a chained campaign's do: cycles/s.
+    pub bare_chained_cycles_per_s: f64,
+    /// chained / bare chained: crashcheck's cost in a chain. (A chain's
+    /// database grows and compacts, which costs RocksDB the same in both
+    /// loops; against the fresh bare loop that cost would count as
+    /// crashcheck's.)
     pub chained_ratio: f64,
+    /// chained / bare (fresh), the figure reported before the chained bare
+    /// loop existed: crashcheck's cost plus the chain's own RocksDB work.
+    pub chained_vs_fresh_bare: f64,
     /// Bare loop over deep trees: each cycle starts from a clone of the
     /// same deep base database, with the deep option profile: cycles/s.
     pub bare_deep_cycles_per_s: f64,
@@ -59,17 +85,19 @@ pub struct CrashBench {
 /// the same sequence with acks in shared memory and dies by SIGKILL at a
 /// random ack count; fork a verifier that reopens and counts keys; remove
 /// the directory. No model, no oracle, no verification beyond the count.
-/// With `deep`, every cycle starts from a clone of one deep base database
-/// (built once per job, as crashcheck builds it) and draws the deep option
-/// profile, as crashcheck's default campaign does.
+/// With [`Start::Deep`], every cycle starts from a clone of one deep base
+/// database (built once per job, as crashcheck builds it) and draws the
+/// deep option profile, as crashcheck's default campaign does; with
+/// [`Start::Chained`] from the database the previous cycle left.
 fn bare_loop(
     work: &Path,
     seconds: f64,
     jobs: usize,
     ops: usize,
     cfs: u8,
-    deep: bool,
+    start_from: Start,
 ) -> Result<f64, String> {
+    let deep = start_from == Start::Deep;
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let limit = Duration::from_secs_f64(seconds);
@@ -166,10 +194,13 @@ fn bare_loop(
                 if end != (ChildEnd::Exited { code: 0 }) {
                     return Err(format!("bare verifier failed: {end:?}"));
                 }
-                std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
+                if start_from != Start::Chained {
+                    std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
+                }
                 done.fetch_add(1, Ordering::SeqCst);
             }
             let _ = crate::fsutil::remove_tree(&base_dir);
+            let _ = crate::fsutil::remove_tree(&dir);
             Ok(())
         }));
     }
@@ -216,8 +247,21 @@ fn crashcheck_loop(
     Ok(r.cycles_per_s)
 }
 
-/// Crash cycles/s: bare loop vs crashcheck fresh and chained, same run,
-/// over `cfs` column families.
+/// Rounds of [`crash`]: each pair is measured this many times, in turn.
+const ROUNDS: usize = 3;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// Crash cycles/s: bare loop vs crashcheck, fresh, chained and deep, in
+/// pairs over [`ROUNDS`] rounds of `seconds / ROUNDS` each, over `cfs`
+/// column families.
 pub fn crash(
     work: &Path,
     seconds: f64,
@@ -225,23 +269,49 @@ pub fn crash(
     ops: usize,
     cfs: u8,
 ) -> Result<CrashBench, String> {
-    let bare = bare_loop(work, seconds, jobs, ops, cfs, false)?;
-    let fresh = crashcheck_loop(work, seconds, jobs, ops, false, cfs, false)?;
-    let chained = crashcheck_loop(work, seconds, jobs, ops, true, cfs, false)?;
-    let bare_deep = bare_loop(work, seconds, jobs, ops, cfs, true)?;
-    let deep = crashcheck_loop(work, seconds, jobs, ops, false, cfs, true)?;
+    let per = seconds / ROUNDS as f64;
+    // pairs[start]: per round, (bare, crashcheck) cycles/s.
+    let starts = [Start::Fresh, Start::Chained, Start::Deep];
+    let mut pairs: Vec<Vec<(f64, f64)>> = vec![Vec::new(); starts.len()];
+    for _ in 0..ROUNDS {
+        for (i, &s) in starts.iter().enumerate() {
+            let bare = bare_loop(work, per, jobs, ops, cfs, s)?;
+            let checked = crashcheck_loop(
+                work,
+                per,
+                jobs,
+                ops,
+                s == Start::Chained,
+                cfs,
+                s == Start::Deep,
+            )?;
+            pairs[i].push((bare, checked));
+        }
+    }
+    let bare = |i: usize| mean(&pairs[i].iter().map(|p| p.0).collect::<Vec<_>>());
+    let checked = |i: usize| mean(&pairs[i].iter().map(|p| p.1).collect::<Vec<_>>());
+    let ratio = |i: usize| median(pairs[i].iter().map(|p| p.1 / p.0.max(1e-9)).collect());
     Ok(CrashBench {
+        rounds: ROUNDS,
         jobs,
         ops_per_cycle: ops,
         column_families: cfs,
-        bare_cycles_per_s: bare,
-        fresh_cycles_per_s: fresh,
-        chained_cycles_per_s: chained,
-        fresh_ratio: fresh / bare.max(1e-9),
-        chained_ratio: chained / bare.max(1e-9),
-        bare_deep_cycles_per_s: bare_deep,
-        deep_cycles_per_s: deep,
-        deep_ratio: deep / bare_deep.max(1e-9),
+        bare_cycles_per_s: bare(0),
+        fresh_cycles_per_s: checked(0),
+        fresh_ratio: ratio(0),
+        bare_chained_cycles_per_s: bare(1),
+        chained_cycles_per_s: checked(1),
+        chained_ratio: ratio(1),
+        chained_vs_fresh_bare: median(
+            pairs[1]
+                .iter()
+                .zip(&pairs[0])
+                .map(|(c, f)| c.1 / f.0.max(1e-9))
+                .collect(),
+        ),
+        bare_deep_cycles_per_s: bare(2),
+        deep_cycles_per_s: checked(2),
+        deep_ratio: ratio(2),
     })
 }
 
