@@ -42,3 +42,82 @@ pub fn remove_tree(dir: &Path) -> std::io::Result<()> {
         r => r,
     }
 }
+
+/// Removes crashcheck's own directories off the caller's path: a
+/// directory handed to [`Trash::remove`] is renamed next to itself at once
+/// (so the path is free for the next cycle) and removed by a background
+/// thread, so a campaign's cycles do not wait for the unlinks. Dropping the
+/// trash waits until everything handed to it is gone.
+pub struct Trash {
+    tx: Option<std::sync::mpsc::Sender<std::path::PathBuf>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    n: u64,
+}
+
+impl Default for Trash {
+    fn default() -> Trash {
+        let (tx, rx) = std::sync::mpsc::channel::<std::path::PathBuf>();
+        let thread = std::thread::spawn(move || {
+            for dir in rx {
+                let _ = remove_tree(&dir);
+            }
+        });
+        Trash {
+            tx: Some(tx),
+            thread: Some(thread),
+            n: 0,
+        }
+    }
+}
+
+impl Trash {
+    /// Removes `dir` (a missing one is fine): renamed to `<dir>.trash-N`
+    /// now, removed in the background; removed here when it cannot be
+    /// renamed.
+    pub fn remove(&mut self, dir: &Path) -> std::io::Result<()> {
+        self.n += 1;
+        let mut to = dir.as_os_str().to_owned();
+        to.push(format!(".trash-{}", self.n));
+        let to = std::path::PathBuf::from(to);
+        match std::fs::rename(dir, &to) {
+            Ok(()) => match &self.tx {
+                Some(tx) if tx.send(to.clone()).is_ok() => Ok(()),
+                _ => remove_tree(&to),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(_) => remove_tree(dir),
+        }
+    }
+}
+
+impl Drop for Trash {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trash_frees_the_path_at_once_and_removes_everything_by_drop() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("db");
+        {
+            let mut trash = Trash::default();
+            for _ in 0..3 {
+                std::fs::create_dir_all(d.join("sub")).unwrap();
+                std::fs::write(d.join("sub/f"), b"x").unwrap();
+                trash.remove(&d).unwrap();
+                assert!(!d.exists(), "the path is free for the next cycle");
+            }
+            trash.remove(&t.path().join("missing")).unwrap();
+        }
+        let left: Vec<_> = std::fs::read_dir(t.path()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}

@@ -213,6 +213,7 @@ fn worker(
         chained,
         // Deep bases: single writer, unchained, stock RocksDB.
         use_base: cfg.deep_base && !chained && cfg.writers <= 1 && factory.uses_rocksdb(),
+        trash: crate::fsutil::Trash::default(),
     };
     let mut run = || -> Result<(), CrashError> {
         while let Some(cycle) = sh.take_cycle() {
@@ -241,6 +242,8 @@ struct Job<'a> {
     bases: base::Bases,
     chained: bool,
     use_base: bool,
+    /// Removes the cycles' databases and images in the background.
+    trash: crate::fsutil::Trash,
 }
 
 /// Where a cycle starts: its plan, its database directory, and the deep
@@ -315,7 +318,7 @@ impl Job<'_> {
         let start = self.start(cycle)?;
         let plan = &start.plan;
         let image = cfg.work_dir.join(format!("image-{}", self.id));
-        let _ = crate::fsutil::remove_tree(&image);
+        let _ = self.trash.remove(&image);
         let res = run_cycle(
             &self.log,
             self.factory,
@@ -342,7 +345,7 @@ impl Job<'_> {
         let cases = CaseOf::new(cfg, plan, &res, base_ops);
         let (anomaly, anomaly_artifact) = self.anomaly(cycle, &cases, &res, &image);
         let vreport = self.violation(cycle, &cases, &res, &image, &mut stats);
-        let _ = crate::fsutil::remove_tree(&image);
+        let _ = self.trash.remove(&image);
         // The chain carries the state the verdict explained, or ends.
         let cfs = plan.opts.column_families.max(1) as usize;
         let next = start.chain.and_then(|c| {
@@ -356,7 +359,7 @@ impl Job<'_> {
         });
         match next {
             Some(c) => self.chains.keep(plan.mode, c),
-            None => crate::fsutil::remove_tree(&start.dir).map_err(|e| {
+            None => self.trash.remove(&start.dir).map_err(|e| {
                 let at = format!("{}: {e}", start.dir.display());
                 CrashError::Sys("remove db", std::io::Error::new(e.kind(), at))
             })?,
