@@ -460,6 +460,21 @@ impl Judge<'_> {
     }
 }
 
+/// Each writer's match of its own keys in `rec` (`matched(t, history,
+/// its keys)`); `None` when some writer's keys do not match.
+fn per_writer(
+    histories: &[History],
+    rec: &Recovered,
+    matched: impl Fn(usize, &History, &Recovered) -> Option<Matched>,
+) -> Option<Vec<Matched>> {
+    let n = histories.len();
+    histories
+        .iter()
+        .enumerate()
+        .map(|(t, h)| matched(t, h, &crate::verify::owned_by(rec, t, n)))
+        .collect()
+}
+
 /// Rule F1: each writer's keys are a FIFO suffix state of an admissible
 /// prefix (FIFO drops a prefix of every writer's units: files are ordered
 /// by sequence number); where the column families may recover to
@@ -473,19 +488,13 @@ fn fifo_states(
     cfs: usize,
 ) -> Option<Vec<Matched>> {
     use crate::verify::fifo::{fifo_match, fifo_match_apart};
-    let n = histories.len();
-    histories
-        .iter()
-        .enumerate()
-        .map(|(t, h)| {
-            let own = crate::verify::owned_by(rec, t, n);
-            let m = match apart && cfs > 1 {
-                true => fifo_match_apart(h, &|c| adm_of(t, Some(c)), &own, cfs),
-                false => fifo_match(h, &adm_of(t, None), &own, cfs),
-            };
-            m.map(Matched::FifoSuffix)
-        })
-        .collect()
+    per_writer(histories, rec, |t, h, own| {
+        let m = match apart && cfs > 1 {
+            true => fifo_match_apart(h, &|c| adm_of(t, Some(c)), own, cfs),
+            false => fifo_match(h, &adm_of(t, None), own, cfs),
+        };
+        m.map(Matched::FifoSuffix)
+    })
 }
 
 /// Rule I1: each writer's keys are a prefix, or a prefix plus the ingests
@@ -501,19 +510,13 @@ fn ingest_states(
     if !histories.iter().any(ingests) {
         return None;
     }
-    let n = histories.len();
-    histories
-        .iter()
-        .enumerate()
-        .map(|(t, h)| {
-            let own = crate::verify::owned_by(rec, t, n);
-            let adm = adm_of(t, None);
-            match crate::verify::verify(h, &adm, &own) {
-                Verdict::Ok { prefix } => Some(Matched::Prefix(prefix)),
-                _ => crate::verify::ingest::ingest_match(h, &adm, progress(t).acked, &own),
-            }
-        })
-        .collect()
+    per_writer(histories, rec, |t, h, own| {
+        let adm = adm_of(t, None);
+        match crate::verify::verify(h, &adm, own) {
+            Verdict::Ok { prefix } => Some(Matched::Prefix(prefix)),
+            _ => crate::verify::ingest::ingest_match(h, &adm, progress(t).acked, own),
+        }
+    })
 }
 
 #[cfg(test)]
