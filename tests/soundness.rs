@@ -157,6 +157,10 @@ fn a_chained_failure_replays_from_the_chain_state() {
             "12",
             "--seed",
             "1",
+            // One job: every mode's second cycle runs on its first one's
+            // chain (with two jobs, which job takes which cycle is timing).
+            "--jobs",
+            "1",
             "--quiet",
             "--artifacts",
             art.to_str().unwrap(),
