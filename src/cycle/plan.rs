@@ -276,6 +276,11 @@ pub fn choose_kill(rng: &mut ChaCha8Rng, h: &History, ack_only: bool) -> KillPla
             }),
             20_000,
         ),
+        // Inside a bulk load: batches far outnumber ingests in the pool
+        // above, and a store that tears an ingest (one file per key) is
+        // caught only by a kill inside one. Without a multi-key ingest
+        // this falls through to an acknowledgement count, as before.
+        90..=98 => inside_unit(rng, h, Aim::Ingest),
         _ => None,
     };
     plan.unwrap_or_else(|| {
@@ -301,6 +306,8 @@ enum Aim {
     Batch,
     /// A lone range delete that removes two or more live keys.
     RangeDelete,
+    /// A bulk load of two or more keys.
+    Ingest,
     /// Any unit.
     Any,
 }
@@ -333,6 +340,7 @@ fn inside_unit(rng: &mut ChaCha8Rng, h: &History, aim: Aim) -> Option<KillPlan> 
     let kind = |op: &Op| match aim {
         Aim::Batch => matches!(op, Op::Batch(_) | Op::Ingest { .. }),
         Aim::RangeDelete => matches!(op, Op::Write(WriteOp::DeleteRange { .. })),
+        Aim::Ingest => matches!(op, Op::Ingest { .. }),
         Aim::Any => true,
     };
     let candidates: Vec<(usize, u32)> = h
