@@ -43,6 +43,23 @@ fn checks_that_would_check_nothing_are_usage_errors() {
             vec!["crash", "--cycles", "5", "--writers", "0", "--dir", d],
             "--writers 0",
         ),
+        (
+            vec!["bench", "run", "--seconds", "0", "--dir", d],
+            "--seconds 0",
+        ),
+        (
+            vec!["bench", "crash", "--seconds", "0", "--dir", d],
+            "--seconds 0",
+        ),
+        (vec!["fuzz-seed", "--count", "0"], "--count 0"),
+        (
+            vec!["recovery-modes", "--only", "bogus", "--dir", d],
+            "--only bogus: matches no cell",
+        ),
+        (
+            vec!["run", "--repro-out", "/proc/nope/x.repro", "--dir", d],
+            "--repro-out /proc/nope/x.repro",
+        ),
     ] {
         let o = run(&args, t.path());
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
@@ -232,4 +249,15 @@ fn a_full_disk_under_a_report_fails_with_its_path_and_leaves_no_half_file() {
         text(&o)
     );
     assert_eq!(names(t.path()), vec!["r.json"], "nothing half-written left");
+}
+
+#[test]
+fn the_shard_help_says_shards_count_from_zero() {
+    let t = tempfile::tempdir().unwrap();
+    let o = run(&["crash", "--help"], t.path());
+    assert!(
+        text(&o).contains("counting from 0 (`0/4` to `3/4`"),
+        "{}",
+        text(&o)
+    );
 }

@@ -266,8 +266,10 @@ pub(crate) struct CrashArgs {
     /// Stop at the first violation.
     #[arg(long)]
     pub(crate) stop_on_violation: bool,
-    /// Run shard I of N (e.g. 2/4): this runner takes every N-th cycle of
-    /// the campaign, so N CI runners share it; merge with `merge-reports`.
+    /// Run shard I of N, counting from 0 (`0/4` to `3/4` for four
+    /// runners): this runner takes every N-th cycle of the campaign,
+    /// starting at cycle I, so N CI runners share it; merge with
+    /// `merge-reports`.
     #[arg(long)]
     pub(crate) shard: Option<String>,
     /// Option profile per cycle: deep (a small LSM geometry drawn per

@@ -22,6 +22,14 @@ pub(super) fn cmd_run(a: RunArgs) -> Res<u8> {
         );
     }
     let factory = factory_by_name(&a.common.store).map_err(EnvError)?;
+    // Where a violation's repro file goes: checked before the run, as
+    // `crash` checks its output paths.
+    let repro_out = a
+        .repro_out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("crashcheck-artifacts/run-seed{}.repro", a.seed)));
+    crashcheck::report::check_output(&repro_out)
+        .map_err(|e| EnvError(format!("--repro-out {e}")))?;
     let wd = work_dir(a.common.dir.as_deref())?;
     let db = match &a.db {
         Some(p) => {
@@ -99,11 +107,7 @@ pub(super) fn cmd_run(a: RunArgs) -> Res<u8> {
         writers: Vec::new(),
         interleaving: None,
     };
-    let want = a
-        .repro_out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("crashcheck-artifacts/run-seed{}.repro", a.seed)));
-    let path = write_new(&want, &case.to_text())?;
+    let path = write_new(&repro_out, &case.to_text())?;
     println!(
         "repro: {}\nreplay: crashcheck replay {}",
         path.display(),

@@ -36,6 +36,7 @@ pub(super) fn cmd_recovery(a: RecoveryArgs) -> Res<u8> {
     if a.trials == 0 {
         return fail("--trials 0: a matrix of no trials checks nothing");
     }
+    recovery::check_only(&a.only).map_err(EnvError)?;
     let wd = work_dir(a.dir.as_deref())?;
     let cfg = recovery::MatrixConfig {
         trials: a.trials,
@@ -90,6 +91,9 @@ pub(super) fn cmd_fuzz_repro(a: FuzzReproArgs) -> Res<u8> {
 }
 
 pub(super) fn cmd_fuzz_seed(a: FuzzSeedArgs) -> Res<u8> {
+    if a.count == 0 {
+        return fail("--count 0: a corpus of no seeds gives the fuzzer nothing to start from");
+    }
     for t in crashcheck::fuzzing::TARGETS {
         let dir = a.out.join(t);
         std::fs::create_dir_all(&dir).map_err(|e| EnvError(format!("{}: {e}", dir.display())))?;
@@ -110,6 +114,15 @@ pub(super) fn cmd_fuzz_seed(a: FuzzSeedArgs) -> Res<u8> {
 }
 
 pub(super) fn cmd_bench(a: BenchArgs) -> Res<u8> {
+    if !(a.seconds.is_finite() && a.seconds > 0.0) {
+        return fail(format!(
+            "--seconds {}: a benchmark needs a positive time to measure anything",
+            a.seconds
+        ));
+    }
+    if a.jobs == 0 {
+        return fail("--jobs 0: a benchmark of no streams measures nothing");
+    }
     let wd = work_dir(a.dir.as_deref())?;
     let out = match a.what.as_str() {
         "crash" => serde_json::to_value(

@@ -241,12 +241,33 @@ fn selected(only: &Option<String>, m: RecoveryMode, d: Damage, t: Target) -> boo
     })
 }
 
+/// Checks an `--only` filter before any work: it must select at least one
+/// cell, so a typo is an error, not an empty matrix that passes.
+pub fn check_only(only: &Option<String>) -> Result<(), String> {
+    let any = [Target::Newest, Target::Older].iter().any(|&t| {
+        Damage::ALL
+            .iter()
+            .any(|&d| MODES.iter().any(|&m| selected(only, m, d, t)))
+    });
+    if any {
+        return Ok(());
+    }
+    let names = |v: Vec<&str>| v.join("|");
+    Err(format!(
+        "--only {}: matches no cell (cells are MODE:DAMAGE@WAL, each part may be *: MODE {}, DAMAGE {}, WAL newest|older)",
+        only.as_deref().unwrap_or(""),
+        names(MODES.iter().map(|&m| mode_name(m)).collect()),
+        names(Damage::ALL.iter().map(|d| d.name()).collect()),
+    ))
+}
+
 type Key = (String, String, String, String);
 /// Per cell: outcome counts and contradictions.
 type Cells = BTreeMap<Key, (BTreeMap<String, u64>, u64)>;
 
 /// Runs the matrix. The calling process must not have used RocksDB.
 pub fn run_matrix(cfg: &MatrixConfig) -> Result<Matrix, String> {
+    check_only(&cfg.only)?;
     crate::crash::assert_fork_safe().map_err(|e| e.to_string())?;
     let cells: Arc<Mutex<Cells>> = Arc::default();
     let findings: Arc<Mutex<Vec<Finding>>> = Arc::default();
@@ -498,6 +519,16 @@ mod tests {
         // a truncated last fragment is not a record
         b.truncate(end as usize - 1);
         assert_eq!(parse_wal(&b).len(), 1);
+    }
+
+    #[test]
+    fn an_only_filter_that_selects_nothing_is_refused() {
+        assert!(check_only(&None).is_ok());
+        assert!(check_only(&Some("point-in-time:*@*".into())).is_ok());
+        for bad in ["bogus", "point-in-time:bogus@*", "*:*@nowhere"] {
+            let e = check_only(&Some(bad.into())).unwrap_err();
+            assert!(e.contains("matches no cell") && e.contains(bad), "{e}");
+        }
     }
 
     #[test]
