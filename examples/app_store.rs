@@ -10,7 +10,13 @@
 //! ```sh
 //! cargo run --example app_store            # exits 0: the wrapper keeps its promises
 //! cargo run --example app_store -- --buggy # exits 1: torn batch, with a repro
+//! cargo run --example app_store -- --buggy --replay FILE  # replays it with this store
 //! ```
+//!
+//! A failure's replay line is this example's own `--replay` command
+//! (`CrashConfig::replay_command`): `crashcheck replay` knows only its
+//! built-in stores, and replays through `crashcheck::harness::replay_file`
+//! with the store that failed.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -261,8 +267,47 @@ impl StoreFactory for AppFactory {
     }
 }
 
+/// `--replay FILE`: the case replayed with this store; exit 0 when the
+/// replay reaches the saved verdict.
+fn replay(file: &Path, buggy: bool) -> std::process::ExitCode {
+    let work = tempfile::tempdir().expect("temp dir");
+    let saved = match crashcheck::repro::Case::load(file) {
+        Ok(c) => c.expect,
+        Err(e) => {
+            eprintln!("app_store: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match crashcheck::harness::replay_file(file, &AppFactory { buggy }, work.path()) {
+        Ok(r) => {
+            for l in &r.lines {
+                println!("{l}");
+            }
+            let same = saved.matches(r.verdict);
+            println!(
+                "verdict '{}' {} the saved verdict '{saved}'",
+                r.verdict,
+                if same { "matches" } else { "differs from" }
+            );
+            std::process::ExitCode::from(if same { 0 } else { 1 })
+        }
+        Err(e) => {
+            eprintln!("app_store: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
-    let buggy = std::env::args().any(|a| a == "--buggy");
+    let args: Vec<String> = std::env::args().collect();
+    let buggy = args.iter().any(|a| a == "--buggy");
+    if let Some(i) = args.iter().position(|a| a == "--replay") {
+        let Some(file) = args.get(i + 1) else {
+            eprintln!("app_store: --replay needs a repro file");
+            return std::process::ExitCode::from(2);
+        };
+        return replay(Path::new(file), buggy);
+    }
     let work = tempfile::tempdir().expect("temp dir");
     let cfg = CrashConfig {
         // The wrapper offers sync and plain WAL writes.
@@ -272,6 +317,10 @@ fn main() -> std::process::ExitCode {
         artifacts: PathBuf::from("crashcheck-artifacts/app_store"),
         shrink: true,
         store_name: "app-kv".into(),
+        replay_command: Some(format!(
+            "cargo run --example app_store -- {}--replay {{}}",
+            if buggy { "--buggy " } else { "" }
+        )),
         stop_on_violation: true,
         ..CrashConfig::new(work.path())
     };

@@ -77,3 +77,78 @@ fn crash_check_from_a_test_process_catches_a_mutant() {
         r.cycles
     );
 }
+
+/// The store, mode and seed of the replay test pair below. Artifacts go
+/// where the isolated run and the calling process both find them (each has
+/// its own temporary directory).
+fn stale_read_cfg(work: &std::path::Path) -> CrashConfig {
+    CrashConfig {
+        artifacts: std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("harness-replay"),
+        shrink: true,
+        ..cfg(work, vec![WalMode::WalSync], 40)
+    }
+}
+
+#[test]
+fn a_failure_in_a_test_replays_with_the_tests_store() {
+    let t = tempfile::tempdir().unwrap();
+    let name = "a_failure_in_a_test_replays_with_the_tests_store";
+    if std::env::var_os(crashcheck::harness::ISOLATED_REPORT_ENV).is_none() {
+        let _ = std::fs::remove_dir_all(stale_read_cfg(t.path()).artifacts);
+    }
+    let r = crash_check_in_test(
+        name,
+        stale_read_cfg(t.path()),
+        Arc::new(MutantFactory::new("stale-read").unwrap()),
+    )
+    .unwrap();
+    // The isolated run of this test only runs the check: the rest is the
+    // calling process's.
+    if std::env::var_os(crashcheck::harness::ISOLATED_REPORT_ENV).is_some() {
+        return;
+    }
+    let v = r.violations.first().expect("stale-read caught");
+    // The replay line names this test and the store's own replay, not
+    // `crashcheck replay` (which does not have a user's store).
+    let replay = v.replay.clone().unwrap();
+    let file = replay
+        .strip_prefix("CRASHCHECK_REPLAY=")
+        .and_then(|r| r.split_once(' '))
+        .map(|(f, rest)| {
+            assert_eq!(rest, format!("cargo test {name} -- --exact"));
+            std::path::PathBuf::from(f)
+        })
+        .unwrap_or_else(|| panic!("replay line: {replay}"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("\nstore: mutant:stale-read\n"), "{text}");
+    // Run as printed (with the helper test below standing in for this
+    // one): the isolated process replays the case with the test's store.
+    let o = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["replayed_with_the_tests_store", "--exact", "--ignored"])
+        .env("CRASHCHECK_REPLAY", &file)
+        .env("CRASHCHECK_REPLAY_EXPECT", v.class.name())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+#[ignore = "run by a_failure_in_a_test_replays_with_the_tests_store, with CRASHCHECK_REPLAY set"]
+fn replayed_with_the_tests_store() {
+    let want = std::env::var("CRASHCHECK_REPLAY_EXPECT").expect("run by the replay test");
+    let t = tempfile::tempdir().unwrap();
+    let r = crash_check_in_test(
+        "replayed_with_the_tests_store",
+        stale_read_cfg(t.path()),
+        Arc::new(MutantFactory::new("stale-read").unwrap()),
+    )
+    .unwrap();
+    assert_eq!(r.cycles, 1, "a replay, not a campaign");
+    let classes: Vec<&str> = r.violations.iter().map(|v| v.class.name()).collect();
+    assert_eq!(classes, vec![want.as_str()]);
+}

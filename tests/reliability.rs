@@ -261,3 +261,20 @@ fn the_shard_help_says_shards_count_from_zero() {
         text(&o)
     );
 }
+
+#[test]
+fn a_case_from_a_store_the_binary_does_not_have_is_refused_with_the_way_to_replay_it() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("case.repro");
+    std::fs::write(
+        &f,
+        "# crashcheck repro v1\ncheck: crash\nseed: 1\nprofile: default\nstore: app-kv\noptions: wal_mode=wal\nexpect: torn-batch\nfault: kill\nkill: after-op 1\nops:\nput k000001 gen(1,8)\n",
+    )
+    .unwrap();
+    let o = run(&["replay", f.to_str().unwrap()], t.path());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let e = stderr(&o);
+    assert!(e.contains("store 'app-kv'"), "{e}");
+    assert!(e.contains("CRASHCHECK_REPLAY="), "{e}");
+    assert_eq!(names(t.path()), vec!["case.repro"]);
+}

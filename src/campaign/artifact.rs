@@ -7,8 +7,19 @@ use crate::crash::KillPlan;
 use crate::cycle::CycleResult;
 use crate::repro::Case;
 
+/// The command that replays the repro file `file`: `replay_with` with
+/// `{}` replaced by the file, or `crashcheck replay FILE`.
+fn replay_command(replay_with: Option<&str>, file: &Path) -> String {
+    let f = file.display().to_string();
+    match replay_with {
+        Some(t) => t.replace("{}", &f),
+        None => format!("crashcheck replay {f}"),
+    }
+}
+
 /// Writes the artifact of a failing cycle into `dir` and returns the
-/// command that replays it.
+/// command that replays it (`replay_with`: see
+/// [`super::CrashConfig::replay_command`]).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn write_artifact(
     dir: &Path,
@@ -18,14 +29,14 @@ pub(super) fn write_artifact(
     res: &CycleResult,
     diff: &[String],
     detail: &str,
-    plan: KillPlan,
+    (plan, replay_with): (KillPlan, Option<&str>),
 ) -> std::io::Result<String> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("case.repro"), case.to_text())?;
-    let mut cmd = format!("crashcheck replay {}", dir.join("case.repro").display());
+    let mut cmd = replay_command(replay_with, &dir.join("case.repro"));
     if let Some(s) = shrunk {
         std::fs::write(dir.join("shrunk.repro"), s.to_text())?;
-        cmd = format!("crashcheck replay {}", dir.join("shrunk.repro").display());
+        cmd = replay_command(replay_with, &dir.join("shrunk.repro"));
     }
     if image.exists() {
         crate::fsutil::copy_tree(image, &dir.join("db"))?;

@@ -56,8 +56,16 @@ pub struct CrashConfig {
     pub timeout: Duration,
     /// Shrink the first violation to a minimal sequence.
     pub shrink: bool,
-    /// Store name for repro files (`rocksdb` or `mutant:<name>`).
+    /// Store name for repro files and reports (`rocksdb`,
+    /// `mutant:<name>`, or a user's store); empty: the factory's own
+    /// ([`crate::store::StoreFactory::name`]).
     pub store_name: String,
+    /// How a failure's artifact says to replay it: a command with `{}`
+    /// where the repro file goes. `None`: `crashcheck replay {}`, which
+    /// knows only the built-in stores; a user's store replays through
+    /// [`crate::harness::replay_file`] (or `CRASHCHECK_REPLAY`, which
+    /// [`crate::harness::crash_check_in_test`] sets up here).
+    pub replay_command: Option<String>,
     /// Stop at the first violation.
     pub stop_on_violation: bool,
     /// `(i, n)`: run only global cycles `c` with `c % n == i`, so `n`
@@ -105,7 +113,8 @@ impl CrashConfig {
             artifacts: work_dir.join("artifacts"),
             timeout: Duration::from_secs(30),
             shrink: false,
-            store_name: "rocksdb".into(),
+            store_name: String::new(),
+            replay_command: None,
             stop_on_violation: false,
             shard: (0, 1),
             ack_kills_only: false,

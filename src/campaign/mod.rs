@@ -106,6 +106,9 @@ pub fn run_campaign_with(
     sink: Option<Arc<dyn CycleSink>>,
 ) -> Result<CrashReport, CrashError> {
     let mut cfg = cfg;
+    if cfg.store_name.is_empty() {
+        cfg.store_name = factory.name();
+    }
     let unsupported_faults = cfg
         .drop_unsupported_faults()
         .map_err(|e| CrashError::Sys("config", std::io::Error::other(e.0)))?;
@@ -398,8 +401,18 @@ impl Job<'_> {
             plan.fault.name(),
         ));
         let c = cases.case(Expect::Anomaly, res.writer.ops_done, detail.clone());
-        let written =
-            artifact::write_artifact(&art, &c, None, image, res, &[], detail, plan.kill).is_ok();
+        let replay_with = self.sh.cfg.replay_command.as_deref();
+        let written = artifact::write_artifact(
+            &art,
+            &c,
+            None,
+            image,
+            res,
+            &[],
+            detail,
+            (plan.kill, replay_with),
+        )
+        .is_ok();
         (anomaly.clone(), written.then_some(art))
     }
 
@@ -462,7 +475,7 @@ impl Job<'_> {
             res,
             diff,
             detail,
-            plan.kill,
+            (plan.kill, cfg.replay_command.as_deref()),
         );
         let (artifact, replay) = match written {
             Ok(cmd) => (Some(art), Some(cmd)),

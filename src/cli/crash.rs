@@ -255,6 +255,7 @@ pub(super) fn cmd_crash(a: CrashArgs) -> Res<u8> {
         timeout: parse_duration(&a.timeout)?,
         shrink: !a.no_shrink,
         store_name: a.common.store.clone(),
+        replay_command: None,
         stop_on_violation: a.stop_on_violation,
         shard,
         ack_kills_only: false,

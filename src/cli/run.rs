@@ -127,8 +127,18 @@ pub(super) fn cmd_replay(a: ReplayArgs) -> Res<u8> {
     {
         println!("note: written on {there}; replaying on {here}");
     }
-    let factory =
-        factory_by_name(&case.store).map_err(|e| EnvError(format!("{}: {e}", a.file.display())))?;
+    let factory = match factory_by_name(&case.store) {
+        Ok(f) => f,
+        Err(_) if !(case.store == "rocksdb" || case.store.starts_with("mutant:")) => {
+            return fail(format!(
+                "{}: this case comes from the store '{}', which the crashcheck binary does not have; replay it with that store: CRASHCHECK_REPLAY={} cargo test <the test that calls crash_check_in_test> -- --exact, or crashcheck::harness::replay_file",
+                a.file.display(),
+                case.store,
+                a.file.display()
+            ))
+        }
+        Err(e) => return fail(format!("{}: {e}", a.file.display())),
+    };
     let wd = work_dir(a.dir.as_deref())?;
     let r = crashcheck::campaign::replay_case(
         factory.as_ref(),
