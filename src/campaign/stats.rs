@@ -423,6 +423,7 @@ impl CrashReport {
             }
             out.violations.extend(r.violations.iter().cloned());
             out.anomalies.extend(r.anomalies.iter().cloned());
+            out.chain |= r.chain;
             for (m, st) in &r.by_mode {
                 out.by_mode.entry(m.clone()).or_default().add(st);
             }

@@ -22,7 +22,12 @@ pub fn markdown(r: &CrashReport) -> String {
         r.duration_s,
         r.cycles_per_s,
         r.jobs,
-        if r.chain { "chained" } else { "fresh DB per cycle" },
+        match (r.chain, r.lsm.chained_cycles) {
+            (false, _) => "fresh DB per cycle",
+            // Merged reports of fresh and chained campaigns.
+            (true, n) if n < r.cycles => "fresh and chained cycles",
+            (true, _) => "chained",
+        },
         r.profile,
         r.option_profile,
         r.store
