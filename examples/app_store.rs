@@ -63,6 +63,12 @@ pub struct KvConfig {
     pub write_buffer_size: usize,
     /// The planted bug: batches written op by op.
     pub buggy_batches: bool,
+    /// A failpoint between the writes of a batch written op by op (a
+    /// storage layer's test hook; a no-op in production). The adapter
+    /// below points it at `crashcheck::store::drive::step_point`, so that
+    /// crashcheck can kill the process exactly there, and a replay kills it
+    /// there again.
+    pub between_batch_writes: fn(),
 }
 
 /// The application's RocksDB backend.
@@ -98,7 +104,10 @@ impl KvStore for RocksKv {
     }
     fn write_batch(&self, ops: Vec<KvOp>) -> Result<(), String> {
         if self.cfg.buggy_batches {
-            for op in ops {
+            for (i, op) in ops.into_iter().enumerate() {
+                if i > 0 {
+                    (self.cfg.between_batch_writes)();
+                }
                 match op {
                     KvOp::Put(k, v) => self.put(&k, &v)?,
                     KvOp::Delete(k) => self.delete(&k)?,
@@ -261,6 +270,7 @@ impl StoreFactory for AppFactory {
             sync_writes: opts.wal_mode == WalMode::WalSync,
             write_buffer_size: opts.write_buffer_size,
             buggy_batches: self.buggy,
+            between_batch_writes: crashcheck::store::drive::step_point,
         };
         let kv = RocksKv::open(cfg.clone()).map_err(e)?;
         Ok(Box::new(AppStore { kv: Some(kv), cfg }))
