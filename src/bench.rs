@@ -260,7 +260,7 @@ fn mean(v: &[f64]) -> f64 {
 }
 
 /// Crash cycles/s: bare loop vs crashcheck, fresh, chained and deep, in
-/// pairs over [`ROUNDS`] rounds of `seconds / ROUNDS` each, over `cfs`
+/// pairs over three rounds (`ROUNDS`) of `seconds / ROUNDS` each, over `cfs`
 /// column families.
 pub fn crash(
     work: &Path,

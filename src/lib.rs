@@ -22,7 +22,7 @@
 //!   [`recovery`] (the WAL recovery-mode matrix), [`fuzzing`] (the fuzz
 //!   targets' bodies), [`campaign`] (many cycles, artifacts, replay),
 //!   [`report`] and [`metrics`], [`selftest`], [`matrix`] (results per
-//!   RocksDB version), [`bench`], [`harness`] (crash checks from `cargo
+//!   RocksDB version), [`bench`](mod@bench), [`harness`] (crash checks from `cargo
 //!   test`).
 
 pub mod bench;

@@ -112,7 +112,7 @@ pub(super) struct LogPage {
     pub(super) acked_after_error: AtomicU64,
 }
 
-/// What the I/O-error faults did in one cycle (see [`LogPage`]).
+/// What the I/O-error faults did in one cycle (published in the shared log page).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IoCounts {
     /// I/O errors injected on the writer threads, by type (the order of

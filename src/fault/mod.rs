@@ -7,7 +7,7 @@
 //! works with. Nothing outside this folder matches on a particular fault.
 //!
 //! Adding a fault: a new file with a unit struct implementing
-//! [`FaultKind`], and one line in the [`registry!`] below.
+//! [`FaultKind`], and one line in the `registry!` below.
 
 use std::path::Path;
 
@@ -79,7 +79,7 @@ pub struct AfterKill<'a> {
     pub seed: u64,
 }
 
-/// One fault. Implementations are unit structs listed in [`registry!`].
+/// One fault. Implementations are unit structs listed in `registry!` (in this module).
 pub trait FaultKind: Send + Sync + 'static {
     /// CLI and report name.
     fn name(&self) -> &'static str;

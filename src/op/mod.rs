@@ -86,7 +86,7 @@ impl Value {
     }
 
     /// The value's bytes in a shared allocation. A generated value asked
-    /// for again while it is among the last [`RECENT_VALUES`] asked for on
+    /// for again while it is among the last `RECENT_VALUES` asked for on
     /// this thread is not generated again: the run check's store writes a
     /// value, then its model applies the very same bytes.
     pub fn shared(&self) -> Arc<[u8]> {
