@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 
 use crate::campaign::CrashReport;
 
-/// A Markdown summary a person reads in a minute.
-pub fn markdown(r: &CrashReport) -> String {
+/// The title, the engine, what was not run and the campaign's one-line
+/// settings.
+fn header(r: &CrashReport) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# crashcheck crash campaign\n");
     let _ = writeln!(s, "engine: {}\n", r.engine);
@@ -32,6 +33,12 @@ pub fn markdown(r: &CrashReport) -> String {
         r.option_profile,
         r.store
     );
+    s
+}
+
+/// A Markdown summary a person reads in a minute.
+pub fn markdown(r: &CrashReport) -> String {
+    let mut s = header(r);
     let _ = writeln!(
         s,
         "| fault | mode | cycles | acked writes | lost within guarantee | survived beyond guarantee | in-flight survived | kills in flush/open/compaction | kills inside a unit | violations | anomalies |"
