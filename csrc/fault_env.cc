@@ -73,6 +73,31 @@ struct rocksdb_env_t {
   bool is_default;
 };
 
+// Files opened for writing through any Env made by
+// crashcheck_fault_env_create in this process. A store that opens its own
+// RocksDB without crashcheck's Env leaves it at 0 after its open (a DB open
+// always writes a MANIFEST, CURRENT and OPTIONS file), so a power-loss
+// campaign can refuse it instead of running what would be plain kills.
+static std::atomic<long> fault_env_files_opened{0};
+
+class CountingFaultFs : public rocksdb::FaultInjectionTestFS {
+ public:
+  explicit CountingFaultFs(const std::shared_ptr<rocksdb::FileSystem>& base)
+      : rocksdb::FaultInjectionTestFS(base) {}
+  rocksdb::IOStatus NewWritableFile(
+      const std::string& fname, const rocksdb::FileOptions& file_opts,
+      std::unique_ptr<rocksdb::FSWritableFile>* result,
+      rocksdb::IODebugContext* dbg) override {
+    fault_env_files_opened.fetch_add(1);
+    return rocksdb::FaultInjectionTestFS::NewWritableFile(fname, file_opts,
+                                                          result, dbg);
+  }
+};
+
+extern "C" long crashcheck_fault_env_files_opened() {
+  return fault_env_files_opened.load();
+}
+
 // The filesystem of the last Env made by crashcheck_fault_env_create: the
 // one a writer child's database runs on (each child makes one), so its
 // threads can arm I/O error injection on it.
@@ -83,8 +108,7 @@ static std::shared_ptr<rocksdb::FaultInjectionTestFS> last_fault_env_fs;
 // "if (... !unsync_data_loss_) s = target_->Append(...)"), so that a kill is
 // a process crash: for I/O errors without a power cut.
 extern "C" rocksdb_env_t* crashcheck_fault_env_create(int lose_unsynced) {
-  auto fs = std::make_shared<rocksdb::FaultInjectionTestFS>(
-      rocksdb::FileSystem::Default());
+  auto fs = std::make_shared<CountingFaultFs>(rocksdb::FileSystem::Default());
   set_unsynced_loss(*fs, lose_unsynced != 0);
   last_fault_env_fs = fs;
   std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);

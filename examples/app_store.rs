@@ -23,8 +23,9 @@ use std::sync::Arc;
 
 use crashcheck::campaign::{run_campaign, CrashConfig};
 use crashcheck::op::{Scan, Value, WriteOp};
-use crashcheck::store::{Store, StoreError, StoreFactory, StoreOptions, StoreResult, WalMode};
-use crashcheck::workload::Profile;
+use crashcheck::store::{
+    Capabilities, Store, StoreError, StoreFactory, StoreOptions, StoreResult, WalMode,
+};
 
 // ---------------------------------------------------------------------------
 // The application's storage layer (what a user already has).
@@ -167,8 +168,8 @@ struct AppStore {
 }
 
 fn unsupported<T>(what: &str) -> StoreResult<T> {
-    Err(StoreError::Other(format!(
-        "{what} is not part of the application's API"
+    Err(StoreError::Unsupported(format!(
+        "{what} (not part of the application's API)"
     )))
 }
 
@@ -264,6 +265,17 @@ impl StoreFactory for AppFactory {
     fn name(&self) -> String {
         format!("app-kv{}", if self.buggy { " (buggy batches)" } else { "" })
     }
+    /// What the application's API offers: crashcheck generates nothing
+    /// else (no merges, range deletes, snapshots or `flush_wal`).
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            merges: false,
+            range_deletes: false,
+            snapshots: false,
+            flush_wal: false,
+            ..Capabilities::CLASSIC
+        }
+    }
     fn open(&self, path: &Path, opts: &StoreOptions) -> StoreResult<Box<dyn Store>> {
         let cfg = KvConfig {
             path: path.to_path_buf(),
@@ -323,7 +335,6 @@ fn main() -> std::process::ExitCode {
         // The wrapper offers sync and plain WAL writes.
         modes: vec![WalMode::WalSync, WalMode::Wal],
         cycles: Some(200),
-        profile: Profile::by_name("kv").expect("kv profile"),
         artifacts: PathBuf::from("crashcheck-artifacts/app_store"),
         shrink: true,
         store_name: "app-kv".into(),

@@ -154,7 +154,7 @@ pub fn crash_check_in_test(
             return Err("the isolated test process used RocksDB before the crash check; call crash_check_in_test first in its test".into());
         }
         let r = match std::env::var_os(REPLAY_ENV) {
-            Some(file) => replay_report(Path::new(&file), factory.as_ref(), &cfg)?,
+            Some(file) => replay_report(Path::new(&file), factory.as_ref(), &cfg),
             None => {
                 let mut cfg = cfg;
                 // A failure replays with this test's store, not with the
@@ -162,12 +162,13 @@ pub fn crash_check_in_test(
                 cfg.replay_command.get_or_insert_with(|| {
                     format!("{REPLAY_ENV}={{}} cargo test {test_name} -- --exact")
                 });
-                run_campaign(cfg, factory, None).map_err(|e| e.to_string())?
+                run_campaign(cfg, factory, None).map_err(|e| e.to_string())
             }
         };
+        // The error goes back too (a refusal is an answer, not a crash).
         let json = serde_json::to_string(&r).map_err(|e| e.to_string())?;
         std::fs::write(PathBuf::from(path), json).map_err(|e| e.to_string())?;
-        return Ok(r);
+        return r;
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the test binary: {e}"))?;
     let out =
@@ -192,5 +193,6 @@ pub fn crash_check_in_test(
             String::from_utf8_lossy(&child.stderr)
         ));
     }
-    serde_json::from_str(&text).map_err(|e| format!("bad report from the isolated run: {e}"))
+    serde_json::from_str::<Result<CrashReport, String>>(&text)
+        .map_err(|e| format!("bad report from the isolated run: {e}"))?
 }

@@ -19,15 +19,24 @@ pub struct Recovered {
 }
 
 impl Recovered {
-    /// Reads a store: a full scan (values as hashes) and point reads of
-    /// `sample` (memtable, SST and bloom paths).
+    /// Reads a store: every entry (values as hashes) and point reads of
+    /// `sample` (memtable, SST and bloom paths). Every entry comes from a
+    /// full scan, or, with `universe` (a store without scans,
+    /// [`crate::store::Capabilities::scans`]), from point reads of those
+    /// keys: the keys the cycle wrote, so a key outside them that the
+    /// store invented stays unseen.
     pub fn read(
         store: &mut dyn crate::store::Store,
         sample: &[Vec<u8>],
+        universe: Option<&[Vec<u8>]>,
     ) -> Result<Recovered, String> {
-        let entries = store
-            .scan_all()
-            .map_err(|e| format!("scan after recovery failed: {e}"))?
+        let all = match universe {
+            None => store
+                .scan_all()
+                .map_err(|e| format!("scan after recovery failed: {e}"))?,
+            Some(keys) => point_read_all(store, keys)?,
+        };
+        let entries = all
             .into_iter()
             .map(|(k, v)| {
                 let h = crate::model::value_hash(&v);
@@ -46,6 +55,29 @@ impl Recovered {
             point_reads,
         })
     }
+}
+
+/// Key-value pairs in key order.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The live entries among `keys`, in key order, read one by one.
+fn point_read_all(
+    store: &mut dyn crate::store::Store,
+    keys: &[Vec<u8>],
+) -> Result<Entries, String> {
+    let mut sorted: Vec<&Vec<u8>> = keys.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let mut out = Vec::new();
+    for k in sorted {
+        if let Some(v) = store
+            .get(k, None)
+            .map_err(|e| format!("get after recovery failed: {e}"))?
+        {
+            out.push((k.clone(), v));
+        }
+    }
+    Ok(out)
 }
 
 /// What the verifier child reports.
@@ -145,24 +177,28 @@ fn verify_read(
     path: &Path,
     opts: &StoreOptions,
     sample: &[Vec<u8>],
+    universe: &[Vec<u8>],
 ) -> Result<Recovered, String> {
     let mut store = factory.open(path, opts).map_err(|e| e.to_string())?;
-    let rec = Recovered::read(store.as_mut(), sample)?;
+    let keys = (!factory.capabilities().scans).then_some(universe);
+    let rec = Recovered::read(store.as_mut(), sample, keys)?;
     store.close().map_err(|e| e.to_string())?;
     Ok(rec)
 }
 
-/// Forks a verifier child that opens the database at `path`, scans it,
-/// reads `sample` point-wise and sends back what it saw.
+/// Forks a verifier child that opens the database at `path`, scans it
+/// (or, for a store without scans, reads every key of `universe`), reads
+/// `sample` point-wise and sends back what it saw.
 pub fn reopen_and_read(
     factory: &dyn StoreFactory,
     path: &Path,
     opts: &StoreOptions,
     sample: &[Vec<u8>],
+    universe: &[Vec<u8>],
     timeout: Duration,
 ) -> Result<Reopened, CrashError> {
     let (end, data) = isolate_output(
-        || encode(&verify_read(factory, path, opts, sample)),
+        || encode(&verify_read(factory, path, opts, sample, universe)),
         timeout,
     )?;
     Ok(match (end, decode(&data)) {

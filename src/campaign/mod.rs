@@ -7,6 +7,7 @@ mod artifact;
 pub mod base;
 mod chain;
 pub mod config;
+mod preflight;
 mod record;
 pub mod replay;
 pub mod stats;
@@ -117,6 +118,10 @@ pub fn run_campaign_with(
     // A new campaign starts uninterrupted (a library may run several).
     INTERRUPTED.store(false, Ordering::SeqCst);
     crash::assert_fork_safe()?;
+    preflight::preflight(&cfg, factory.as_ref())?;
+    // Only ops the store supports are generated.
+    let caps = factory.capabilities();
+    caps.restrict(&mut cfg.profile.weights);
     let modes_stats = || {
         cfg.modes
             .iter()
@@ -139,6 +144,7 @@ pub fn run_campaign_with(
         profile: cfg.profile.name.into(),
         option_profile: cfg.option_profile.clone(),
         store: cfg.store_name.clone(),
+        store_lacks: caps.missing().into_iter().map(String::from).collect(),
         writers: cfg.writers.max(1),
         options: cfg.options.to_options_string(),
         by_mode: modes_stats(),
@@ -229,6 +235,10 @@ fn worker(
         Ok(())
     };
     let r = run();
+    if r.is_err() {
+        // The other jobs stop too: the campaign's answer is this error.
+        sh.stop.store(true, Ordering::SeqCst);
+    }
     w.chains.remove_all();
     w.bases.remove_all();
     r
@@ -335,6 +345,13 @@ impl Job<'_> {
             Some(&image),
             None,
         )?;
+        if let crate::crash::WriterStop::Unsupported { op, msg } = &res.writer.stop {
+            sh.stop.store(true, Ordering::SeqCst);
+            return Err(CrashError::Refused(format!(
+                "store '{}' does not support op #{op} {msg}, yet its StoreFactory::capabilities declare it: declare it unsupported, or implement it (docs/your-store.md)",
+                cfg.store_name
+            )));
+        }
         let d = crate::oracle::Durability::of(&plan.opts);
         let mut stats = record::cycle_stats(plan, &res, start.base.is_some());
         record::guarantee_stats(&mut stats, &res, &d, plan.fault);

@@ -278,6 +278,11 @@ pub struct CrashReport {
     pub option_profile: String,
     /// Store name.
     pub store: String,
+    /// What the store does not support
+    /// ([`crate::store::Capabilities::missing`]): the campaign generated
+    /// none of these ops.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub store_lacks: Vec<String>,
     /// Concurrent writers per cycle.
     #[serde(default)]
     pub writers: usize,

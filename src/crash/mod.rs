@@ -39,6 +39,10 @@ pub enum CrashError {
     /// A system call failed.
     #[error("{0}: {1}")]
     Sys(&'static str, std::io::Error),
+    /// The store cannot run this check (a capability it lacks, or a fault
+    /// that cannot reach it): one line saying why and what to do.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Refuses to go on in a process that has used RocksDB.

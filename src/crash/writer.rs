@@ -26,6 +26,7 @@ mod code {
     pub const OPEN_FAILED: i32 = 90;
     pub const STORE_ERROR: i32 = 91;
     pub const READ_MISMATCH: i32 = 92;
+    pub const UNSUPPORTED: i32 = 93;
 }
 
 std::thread_local! {
@@ -70,6 +71,15 @@ pub enum WriterStop {
         /// Op index.
         op: usize,
         /// The store's message.
+        msg: String,
+    },
+    /// The store answered [`StoreError::Unsupported`](crate::store::StoreError)
+    /// at op `op` (0-based): it lacks what its capabilities declare. No
+    /// verdict: the campaign stops with a refusal.
+    Unsupported {
+        /// Op index.
+        op: usize,
+        /// The op and what the store does not support.
         msg: String,
     },
     /// A read disagreed with the model at op `op` (0-based).
@@ -314,6 +324,9 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
                     }
                 }
             }
+            Err(e @ crate::store::StoreError::Unsupported(_)) => {
+                ctx.fail(writer, i, &format!("`{op}`: {e}"), code::UNSUPPORTED)
+            }
             Err(e) => match op {
                 read if read.is_read() => ctx.fail(
                     writer,
@@ -527,6 +540,12 @@ pub fn run_writer(shared: &SharedLog, job: &WriterJob<'_>) -> Result<WriterRun, 
             },
             Some((op, msg)),
         ) => WriterStop::ReadMismatch { op, msg },
+        (
+            ChildEnd::Exited {
+                code: code::UNSUPPORTED,
+            },
+            Some((op, msg)),
+        ) => WriterStop::Unsupported { op, msg },
         (other, _) => WriterStop::Abnormal(other.clone()),
     };
     Ok(WriterRun {

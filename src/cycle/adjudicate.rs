@@ -211,6 +211,12 @@ pub fn writer_verdict(stop: &WriterStop) -> Option<CycleOutcome> {
             detail: format!("writer read at op #{op}: {msg}"),
             diff: Vec::new(),
         }),
+        // No verdict on a store that lacks what it declared; a campaign
+        // stops with a refusal before it records this.
+        WriterStop::Unsupported { op, msg } => Some(CycleOutcome::Anomaly {
+            kind: AnomalyKind::AbnormalExit,
+            detail: format!("op #{op}: {msg} (not a violation: the store lacks it)"),
+        }),
         WriterStop::StoreError { op, msg } if msg.starts_with("Invalid argument") => {
             Some(CycleOutcome::Anomaly {
                 kind: AnomalyKind::ConfigurationRejected,

@@ -312,7 +312,20 @@ impl Judge<'_> {
         } else {
             opts
         };
-        let reopened = crate::observe::reopen_and_read(factory, db, vo, sample, timeout)?;
+        // A store without scans is read key by key over every key the
+        // cycle's writers (or its base) could have left.
+        let universe: Vec<Vec<u8>> = if factory.capabilities().scans {
+            Vec::new()
+        } else {
+            let keys: std::collections::BTreeSet<&Vec<u8>> = self
+                .histories
+                .iter()
+                .flat_map(|h| h.timelines.keys())
+                .collect();
+            keys.into_iter().cloned().collect()
+        };
+        let reopened =
+            crate::observe::reopen_and_read(factory, db, vo, sample, &universe, timeout)?;
         res.outcome = match reopened {
             Reopened::Opened(rec) => {
                 let outcome = match adjudicate::writer_verdict(&res.writer.stop) {

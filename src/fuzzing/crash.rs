@@ -156,7 +156,7 @@ pub fn run_crash(
     let mut store = factory
         .open(&path, &plain)
         .map_err(|e| format!("reopen after the power cut failed: {e}"))?;
-    let rec = Recovered::read(store.as_mut(), &[])?;
+    let rec = Recovered::read(store.as_mut(), &[], None)?;
     let _ = store.close();
     // As a campaign cycle judges it: per column family where the options
     // do not promise one cut across them (oracle::cross_cf_promise).

@@ -105,7 +105,7 @@ pub fn run_wal(factory: &dyn StoreFactory, input: &WalInput) -> Result<(), Strin
     let Ok(mut store) = factory.open(&path, &ropts) else {
         return Ok(()); // refusing to open is always allowed here
     };
-    let rec = Recovered::read(store.as_mut(), &[])?;
+    let rec = Recovered::read(store.as_mut(), &[], None)?;
     let _ = store.close();
     let outcome = classify(&h, &rec, h.units());
     match (outcome, input.mode) {

@@ -289,6 +289,10 @@ impl StoreFactory for MutantFactory {
         format!("mutant:{}", self.info.name)
     }
 
+    fn capabilities(&self) -> crate::store::Capabilities {
+        crate::store::Capabilities::ALL
+    }
+
     fn open(&self, path: &Path, opts: &StoreOptions) -> StoreResult<Box<dyn Store>> {
         let mut o = opts.clone();
         if self.info.name == "fast-shutdown" {

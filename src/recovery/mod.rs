@@ -395,8 +395,15 @@ fn one_trial(
                     wal_recovery_mode: m,
                     ..base_opts(compress)
                 };
-                let r = reopen_and_read(&RocksFactory, &dir, &opts, &[], Duration::from_secs(20))
-                    .map_err(|e| e.to_string())?;
+                let r = reopen_and_read(
+                    &RocksFactory,
+                    &dir,
+                    &opts,
+                    &[],
+                    &[],
+                    Duration::from_secs(20),
+                )
+                .map_err(|e| e.to_string())?;
                 cleanup(&dir);
                 let (outcome, detail) = match r {
                     Reopened::Opened(rec) => {

@@ -122,11 +122,21 @@ extern "C" {
     fn crashcheck_options_add_recovery_listener(o: *mut librocksdb_sys::rocksdb_options_t);
     fn crashcheck_take_background_errors() -> libc::c_int;
     fn crashcheck_fault_env_refill_after_flushes(n: libc::c_int);
+    fn crashcheck_fault_env_files_opened() -> libc::c_long;
     fn crashcheck_db_resume(
         db: *mut librocksdb_sys::rocksdb_t,
         msg: *mut libc::c_char,
         cap: libc::size_t,
     ) -> libc::c_int;
+}
+
+/// Files opened for writing through the fault Envs this process made
+/// ([`install_fault_env`]). 0 after a store opened its database means the
+/// store's RocksDB does not run on crashcheck's fault filesystem, so a
+/// power cut or an injected I/O error would never reach it.
+pub fn fault_env_files_opened() -> u64 {
+    // SAFETY: no arguments; reads an atomic counter.
+    u64::try_from(unsafe { crashcheck_fault_env_files_opened() }).unwrap_or(0)
 }
 
 /// Space comes back: the fault Env this process made last works again
@@ -229,6 +239,19 @@ pub fn take_thread_io_errors() -> [u64; 4] {
 /// [`take_thread_io_errors`] returns them (FaultInjectionIOType kWrite,
 /// kMetadataWrite, kRead, kMetadataRead).
 pub const IO_ERROR_TYPES: [&str; 4] = ["write", "metadata-write", "read", "metadata-read"];
+
+/// Puts crashcheck's fault filesystem under a wrapper's own RocksDB
+/// `opts` when the store options `o` ask for it (power-loss and I/O-error
+/// cycles: [`StoreOptions::lose_unsynced_data`](super::StoreOptions) or
+/// `io_fault_env`), and does nothing otherwise. A store that builds its
+/// own `rocksdb::Options` calls this in
+/// [`StoreFactory::open`](super::StoreFactory::open); without it a power
+/// cut would be a plain kill, and the campaign refuses to run it.
+pub fn wire_fault_env(opts: &mut Options, o: &super::StoreOptions) {
+    if o.lose_unsynced_data || o.io_fault_env {
+        install_fault_env(opts, o.lose_unsynced_data);
+    }
+}
 
 /// Installs a fresh fault-injecting Env (see csrc/fault_env.cc) in `opts`,
 /// and a listener that counts background errors and vetoes RocksDB's

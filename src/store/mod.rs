@@ -5,6 +5,7 @@
 //! crashcheck's checks against it: the checker then tests the wrapper's
 //! promises as well as RocksDB's. See `examples/app_store.rs`.
 
+pub mod capabilities;
 pub mod compat;
 pub mod drive;
 pub mod engine;
@@ -18,6 +19,7 @@ pub mod user_options;
 
 use std::path::Path;
 
+pub use capabilities::Capabilities;
 pub use options::{Compression, FaultFsRef, OptionsError, RecoveryMode, StoreOptions, WalMode};
 pub use rocks::{RocksFactory, RocksStore};
 
@@ -33,6 +35,12 @@ pub enum StoreError {
     /// RocksDB reported corruption.
     #[error("corruption: {0}")]
     Corruption(String),
+    /// The store does not offer this operation (the trait's defaults
+    /// return it). Never a violation: an op the store's
+    /// [`Capabilities`] declare but that returns this stops the campaign
+    /// with a refusal naming the capability.
+    #[error("this store does not support {0}")]
+    Unsupported(String),
     /// Any other failure, with the store's message.
     #[error("{0}")]
     Other(String),
@@ -46,27 +54,51 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The checker calls these in the order of a generated op sequence. A
 /// write unit is acknowledged when [`Store::write`] returns `Ok`: from then
 /// on the durability oracle holds the store to its mode's promise.
+///
+/// Only [`Store::write`] and [`Store::get`] are required. Every other
+/// method defaults to [`StoreError::Unsupported`] (or to a harmless
+/// equivalent, noted on the method); declare what the store really
+/// supports in [`StoreFactory::capabilities`], and the checker asks for
+/// nothing else (docs/your-store.md).
 pub trait Store {
     /// Applies one write unit: a single mutation (`batch == false`, one op)
     /// or an atomic WriteBatch of `ops`.
     fn write(&mut self, ops: &[WriteOp], batch: bool) -> StoreResult<()>;
     /// Point read at the latest state, or at snapshot `snap`.
     fn get(&mut self, key: &[u8], snap: Option<u32>) -> StoreResult<Option<Vec<u8>>>;
-    /// Several point reads at the latest state.
-    fn multi_get(&mut self, keys: &[Vec<u8>]) -> StoreResult<Vec<Option<Vec<u8>>>>;
-    /// Range read with iterator bounds, at the latest state or a snapshot.
-    fn scan(&mut self, scan: &Scan, snap: Option<u32>) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>>;
-    /// Takes snapshot `id`.
-    fn snapshot(&mut self, id: u32) -> StoreResult<()>;
-    /// Releases snapshot `id`.
-    fn release(&mut self, id: u32) -> StoreResult<()>;
-    /// Flushes memtables to SST files and waits until done.
-    fn flush(&mut self) -> StoreResult<()>;
+    /// Several point reads at the latest state. Defaults to one
+    /// [`Store::get`] per key.
+    fn multi_get(&mut self, keys: &[Vec<u8>]) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        keys.iter().map(|k| self.get(k, None)).collect()
+    }
+    /// Range read with iterator bounds, at the latest state or a snapshot
+    /// ([`Capabilities::scans`]).
+    fn scan(&mut self, _scan: &Scan, _snap: Option<u32>) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        Err(unsupported("scans"))
+    }
+    /// Takes snapshot `id` ([`Capabilities::snapshots`]).
+    fn snapshot(&mut self, _id: u32) -> StoreResult<()> {
+        Err(unsupported("snapshots"))
+    }
+    /// Releases snapshot `id` ([`Capabilities::snapshots`]).
+    fn release(&mut self, _id: u32) -> StoreResult<()> {
+        Err(unsupported("snapshots"))
+    }
+    /// Flushes memtables to SST files and waits until done
+    /// ([`Capabilities::flush`]).
+    fn flush(&mut self) -> StoreResult<()> {
+        Err(unsupported("flush"))
+    }
     /// `FlushWAL(sync)`: hands buffered WAL data to the OS, and syncs it
-    /// when `sync`.
-    fn flush_wal(&mut self, sync: bool) -> StoreResult<()>;
-    /// Manual compaction of `[lo, hi]` (`None` = unbounded).
-    fn compact(&mut self, lo: Option<&[u8]>, hi: Option<&[u8]>) -> StoreResult<()>;
+    /// when `sync` ([`Capabilities::flush_wal`]).
+    fn flush_wal(&mut self, _sync: bool) -> StoreResult<()> {
+        Err(unsupported("flush_wal"))
+    }
+    /// Manual compaction of `[lo, hi]` (`None` = unbounded)
+    /// ([`Capabilities::compact`]).
+    fn compact(&mut self, _lo: Option<&[u8]>, _hi: Option<&[u8]>) -> StoreResult<()> {
+        Err(unsupported("manual compaction"))
+    }
     /// Bulk-loads `puts` (sorted, distinct keys of one column family) as
     /// one SST file: written with `SstFileWriter`, then ingested, moved or
     /// copied (`IngestExternalFile`).
@@ -83,10 +115,15 @@ pub trait Store {
     fn compact_to(&mut self, _level: u8) -> StoreResult<()> {
         self.compact(None, None)
     }
-    /// Clean close followed by open at the same path; drops all snapshots.
-    fn reopen(&mut self) -> StoreResult<()>;
-    /// Clean close.
-    fn close(self: Box<Self>) -> StoreResult<()>;
+    /// Clean close followed by open at the same path; drops all snapshots
+    /// ([`Capabilities::reopen`]).
+    fn reopen(&mut self) -> StoreResult<()> {
+        Err(unsupported("reopen"))
+    }
+    /// Clean close. Defaults to dropping the store.
+    fn close(self: Box<Self>) -> StoreResult<()> {
+        Ok(())
+    }
 
     /// Flushes the memtables of column families `cfs` (`None` = all) and
     /// waits; with `atomic_flush` they commit as one unit. A store without
@@ -155,7 +192,7 @@ pub trait Store {
 }
 
 fn unsupported(what: &str) -> StoreError {
-    StoreError::Other(format!("this store does not support {what}"))
+    StoreError::Unsupported(what.to_string())
 }
 
 /// RocksDB figures for reports: DB properties (summed over column
@@ -191,6 +228,12 @@ pub trait StoreFactory: Send + Sync {
     /// checked): nothing is written there. Defaults to [`Self::open`].
     fn open_read_only(&self, path: &Path, opts: &StoreOptions) -> StoreResult<Box<dyn Store>> {
         self.open(path, opts)
+    }
+    /// What the store supports: the campaign draws only these ops, and
+    /// refuses checks that need more (see [`Capabilities`]). Defaults to
+    /// [`Capabilities::CLASSIC`].
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::CLASSIC
     }
     /// True when this store's writes go through RocksDB in this process
     /// (then forking after its first use is unsafe; see `crash`).

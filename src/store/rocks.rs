@@ -562,6 +562,10 @@ impl StoreFactory for RocksFactory {
         Ok(Box::new(RocksStore::open(path, opts)?))
     }
 
+    fn capabilities(&self) -> super::Capabilities {
+        super::Capabilities::ALL
+    }
+
     /// `DB::OpenForReadOnly` (db.h): it recovers the WAL into memory and
     /// writes nothing, no new MANIFEST, OPTIONS file or WAL, which also
     /// makes it several times cheaper than a read-write open.

@@ -62,9 +62,7 @@ pub fn rocksdb_options(o: &StoreOptions) -> StoreResult<Options> {
     opts.set_db_log_dir("");
     super::compat::set_avoid_flush_during_shutdown(&mut opts, o.avoid_flush_during_shutdown);
     opts.set_manual_wal_flush(o.wal_mode == WalMode::WalManualFlush);
-    if o.lose_unsynced_data || o.io_fault_env {
-        super::fault_fs::install_fault_env(&mut opts, o.lose_unsynced_data);
-    }
+    super::fault_fs::wire_fault_env(&mut opts, o);
     if let Some(f) = &o.fault_fs {
         f.0.install(&mut opts);
     }

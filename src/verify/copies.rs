@@ -148,11 +148,12 @@ fn check_dir(
             rule: "checkpoint/backup: every write acknowledged before the call, none started after it returned (checkpoint_impl.cc flushes first; backup_engine.cc flush_before_backup)",
         }
     };
-    let got: Recovered = match crate::observe::reopen_and_read(factory, dir, opts, &[], timeout)? {
-        Reopened::Opened(r) => r,
-        Reopened::Failed(msg) => return Ok(DirCheck::Unopenable(msg)),
-        Reopened::Died(_) => return Ok(DirCheck::VerifierDied),
-    };
+    let got: Recovered =
+        match crate::observe::reopen_and_read(factory, dir, opts, &[], &[], timeout)? {
+            Reopened::Opened(r) => r,
+            Reopened::Failed(msg) => return Ok(DirCheck::Unopenable(msg)),
+            Reopened::Died(_) => return Ok(DirCheck::VerifierDied),
+        };
     let cfs = opts.column_families.max(1) as usize;
     Ok(match verify_all(lanes, &adm, &got, cfs, promise).verdict {
         Verdict::Ok { .. } => DirCheck::Consistent,

@@ -1,0 +1,228 @@
+//! What a store supports, so that the checker asks only for that.
+//!
+//! Applications' storage traits often do much less than RocksDB: a real
+//! VM's `KVStore` has only `get(key)` and `store(changes)`. A store
+//! declares its [`Capabilities`] through
+//! [`StoreFactory::capabilities`](super::StoreFactory::capabilities); the
+//! campaign then generates only ops it supports
+//! ([`Capabilities::restrict`]), reads a recovered database by point reads
+//! over the keys the cycle wrote when it has no scan, and refuses a check
+//! that truly needs a missing capability before the first cycle
+//! ([`Capabilities::refusal`]), with one line, never as violations. A
+//! store that returns [`StoreError::Unsupported`](super::StoreError) for
+//! something it declared stops the campaign with the same kind of refusal.
+
+use crate::workload::Weights;
+
+/// The optional parts of the [`Store`](super::Store) trait a store
+/// supports. Single puts, batches of puts and point reads (`get`,
+/// `multi_get`) are always required.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Capabilities {
+    /// Single deletes, and deletes inside batches.
+    pub deletes: bool,
+    /// Merges (RocksDB's merge operator, as crashcheck's model defines it).
+    pub merges: bool,
+    /// Range deletes.
+    pub range_deletes: bool,
+    /// Range reads ([`Store::scan`](super::Store::scan)). Without them,
+    /// the verifier reads a recovered store by point reads over every key
+    /// the cycle wrote; an invented key outside those stays unseen.
+    pub scans: bool,
+    /// Snapshots and reads at a snapshot.
+    pub snapshots: bool,
+    /// Memtable flushes (`flush`, `flush_cfs`).
+    pub flush: bool,
+    /// `FlushWAL` (`flush_wal`).
+    pub flush_wal: bool,
+    /// Manual compactions (`compact`, `compact_to`).
+    pub compact: bool,
+    /// Clean close and reopen inside a cycle.
+    pub reopen: bool,
+    /// SST file ingestion.
+    pub ingest: bool,
+    /// Several column families (`--cfs` above 1).
+    pub column_families: bool,
+    /// A second handle for concurrent writers (`--writers` above 1).
+    pub writers: bool,
+    /// Checkpoints.
+    pub checkpoints: bool,
+    /// Backups.
+    pub backups: bool,
+    /// Plain copies of the live directory.
+    pub copies: bool,
+}
+
+impl Capabilities {
+    /// Everything: crashcheck's RocksDB store and its mutants.
+    pub const ALL: Capabilities = Capabilities {
+        deletes: true,
+        merges: true,
+        range_deletes: true,
+        scans: true,
+        snapshots: true,
+        flush: true,
+        flush_wal: true,
+        compact: true,
+        reopen: true,
+        ingest: true,
+        column_families: true,
+        writers: true,
+        checkpoints: true,
+        backups: true,
+        copies: true,
+    };
+
+    /// Puts, batches of puts and point reads, nothing else: a
+    /// `get`/`store(changes)` key-value trait.
+    pub const MINIMAL: Capabilities = Capabilities {
+        deletes: false,
+        merges: false,
+        range_deletes: false,
+        scans: false,
+        snapshots: false,
+        flush: false,
+        flush_wal: false,
+        compact: false,
+        reopen: false,
+        ingest: false,
+        column_families: false,
+        writers: false,
+        checkpoints: false,
+        backups: false,
+        copies: false,
+    };
+
+    /// The default of [`StoreFactory::capabilities`](super::StoreFactory::capabilities):
+    /// the single-column-family operations every store implemented before
+    /// capabilities existed (deletes, merges, range deletes, scans,
+    /// snapshots, flush, `flush_wal`, compaction, reopen), and none of
+    /// the later ones (ingestion, column families, concurrent writers,
+    /// checkpoints, backups, copies), whose trait methods default to
+    /// "unsupported".
+    pub const CLASSIC: Capabilities = Capabilities {
+        ingest: false,
+        column_families: false,
+        writers: false,
+        checkpoints: false,
+        backups: false,
+        copies: false,
+        ..Capabilities::ALL
+    };
+
+    /// Sets the weight of every op this store does not support to 0, so
+    /// the generator never draws it. Weights of supported ops are kept, so
+    /// a store with every capability gets the same sequences as before.
+    pub fn restrict(&self, w: &mut Weights) {
+        let off = |on: bool, weight: &mut u32| {
+            if !on {
+                *weight = 0;
+            }
+        };
+        off(self.deletes, &mut w.delete);
+        off(self.merges, &mut w.merge);
+        off(self.range_deletes, &mut w.delete_range);
+        off(self.scans, &mut w.scan);
+        off(self.snapshots, &mut w.snapshot);
+        off(self.flush, &mut w.flush);
+        off(self.flush_wal, &mut w.flush_wal);
+        off(self.compact, &mut w.compact);
+        off(self.reopen, &mut w.reopen);
+        off(self.ingest, &mut w.ingest);
+        off(self.checkpoints, &mut w.checkpoint);
+        off(self.backups, &mut w.backup);
+        off(self.copies, &mut w.copy);
+    }
+
+    /// Why a campaign of `writers` writers over `cfs` column families
+    /// cannot run with this store, or `None`. Checked before the first
+    /// cycle: a check that needs a missing capability is refused, not
+    /// reported as violations.
+    pub fn refusal(&self, store: &str, writers: usize, cfs: u8) -> Option<String> {
+        if writers > 1 && !self.writers {
+            return Some(format!(
+                "store '{store}' does not support concurrent writers (Store::share), so --writers {writers} cannot run; use --writers 1, or implement Store::share and declare Capabilities::writers"
+            ));
+        }
+        if cfs > 1 && !self.column_families {
+            return Some(format!(
+                "store '{store}' does not support column families, so --cfs {cfs} cannot run; use --cfs 1, or implement Store::flush_cfs with column families and declare Capabilities::column_families"
+            ));
+        }
+        None
+    }
+
+    /// The names of the capabilities this store lacks, for reports
+    /// (`deletes`, `scans`, ...).
+    pub fn missing(&self) -> Vec<&'static str> {
+        let all = [
+            (self.deletes, "deletes"),
+            (self.merges, "merges"),
+            (self.range_deletes, "range-deletes"),
+            (self.scans, "scans"),
+            (self.snapshots, "snapshots"),
+            (self.flush, "flush"),
+            (self.flush_wal, "flush-wal"),
+            (self.compact, "compact"),
+            (self.reopen, "reopen"),
+            (self.ingest, "ingest"),
+            (self.column_families, "column-families"),
+            (self.writers, "writers"),
+            (self.checkpoints, "checkpoints"),
+            (self.backups, "backups"),
+            (self.copies, "copies"),
+        ];
+        all.iter().filter(|(on, _)| !on).map(|(_, n)| *n).collect()
+    }
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities::CLASSIC
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::Profile;
+
+    #[test]
+    fn all_keeps_every_weight_and_minimal_keeps_only_puts_batches_and_reads() {
+        let p = Profile::by_name("crash").unwrap();
+        let mut w = p.weights.clone();
+        Capabilities::ALL.restrict(&mut w);
+        assert_eq!(w, p.weights);
+        Capabilities::MINIMAL.restrict(&mut w);
+        assert!(w.put > 0 && w.batch > 0 && w.get > 0);
+        let rest = [
+            w.delete,
+            w.merge,
+            w.delete_range,
+            w.scan,
+            w.snapshot,
+            w.flush,
+            w.flush_wal,
+            w.compact,
+            w.reopen,
+            w.ingest,
+            w.checkpoint,
+            w.backup,
+            w.copy,
+        ];
+        assert!(rest.iter().all(|&x| x == 0), "{w:?}");
+        assert_eq!(Capabilities::ALL.missing(), Vec::<&str>::new());
+        assert_eq!(Capabilities::MINIMAL.missing().len(), 15);
+    }
+
+    #[test]
+    fn refusals_name_the_store_and_the_missing_capability() {
+        let c = Capabilities::CLASSIC;
+        assert_eq!(c.refusal("kv", 1, 1), None);
+        let w = c.refusal("kv", 2, 1).unwrap();
+        assert!(w.contains("'kv'") && w.contains("Store::share"), "{w}");
+        let f = c.refusal("kv", 1, 3).unwrap();
+        assert!(f.contains("--cfs 3"), "{f}");
+        assert_eq!(Capabilities::ALL.refusal("rocksdb", 4, 4), None);
+    }
+}
