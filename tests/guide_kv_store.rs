@@ -180,6 +180,8 @@ struct KvFactory {
     /// Put crashcheck's fault filesystem under the RocksDB backend (needed
     /// for power loss).
     wire_faults: bool,
+    /// What it declares (`MINIMAL`: what it has).
+    caps: Capabilities,
 }
 
 impl StoreFactory for KvFactory {
@@ -211,7 +213,7 @@ impl StoreFactory for KvFactory {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::MINIMAL
+        self.caps
     }
 }
 
@@ -267,6 +269,7 @@ fn the_rocksdb_backend_survives_kills_and_power_loss() {
         Arc::new(KvFactory {
             split_batches: false,
             wire_faults: true,
+            caps: Capabilities::MINIMAL,
         }),
     )
     .unwrap();
@@ -295,6 +298,7 @@ fn a_batch_split_in_two_writes_is_caught() {
         Arc::new(KvFactory {
             split_batches: true,
             wire_faults: true,
+            caps: Capabilities::MINIMAL,
         }),
     )
     .unwrap();
@@ -315,6 +319,7 @@ fn power_loss_without_the_fault_filesystem_is_refused() {
         Arc::new(KvFactory {
             split_batches: false,
             wire_faults: false,
+            caps: Capabilities::MINIMAL,
         }),
     );
     let e = r.expect_err("a power cut that cannot reach the store ran");
@@ -333,8 +338,29 @@ fn kills_need_no_fault_filesystem() {
         Arc::new(KvFactory {
             split_batches: false,
             wire_faults: false,
+            caps: Capabilities::MINIMAL,
         }),
     )
     .unwrap();
     assert!(r.violations.is_empty(), "{:#?}", r.violations);
+}
+
+#[test]
+fn a_store_that_declares_more_than_it_has_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let r = crash_check_in_test(
+        "a_store_that_declares_more_than_it_has_is_refused",
+        config(t.path(), vec![Fault::KILL], 20),
+        Arc::new(KvFactory {
+            split_batches: false,
+            wire_faults: false,
+            // The default: deletes, scans, flush, ... which it lacks.
+            caps: Capabilities::default(),
+        }),
+    );
+    let e = r.expect_err("ops the store does not support were run");
+    assert!(
+        e.contains("'guide-kv'") && e.contains("does not support") && e.contains("capabilities"),
+        "{e}"
+    );
 }
