@@ -24,6 +24,7 @@
 //!   [`report`] and [`metrics`], [`selftest`], [`matrix`] (results per
 //!   RocksDB version), [`bench`](mod@bench), [`harness`] (crash checks from `cargo
 //!   test`).
+#![warn(missing_docs)]
 
 pub mod bench;
 pub mod campaign;

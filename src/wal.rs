@@ -10,7 +10,9 @@ use rand_chacha::ChaCha8Rng;
 /// WAL block size and header sizes (db/log_format.h: kBlockSize,
 /// kHeaderSize, kRecyclableHeaderSize).
 pub const BLOCK: u64 = 32768;
+/// Header of a legacy WAL record (checksum, length, type).
 pub const HEADER: u64 = 7;
+/// Header of a recyclable WAL record (adds the log number).
 pub const RECYCLABLE_HEADER: u64 = 11;
 
 /// A logical WAL record holding data (one write unit): byte range.

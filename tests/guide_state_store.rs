@@ -70,7 +70,9 @@ impl StateStore {
 
     fn family(&self, i: usize) -> Result<&rocksdb::ColumnFamily, String> {
         let name = FAMILIES.get(i).ok_or("no such family")?;
-        self.db.cf_handle(name).ok_or_else(|| format!("{name} missing"))
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| format!("{name} missing"))
     }
 
     /// Applies `changes` atomically, across families.
@@ -360,5 +362,8 @@ fn more_writers_than_the_store_can_share_is_refused() {
         Arc::new(StateFactory),
     );
     let e = r.expect_err("two writers ran on a store without Store::share");
-    assert!(e.contains("'guide-state'") && e.contains("--writers 2"), "{e}");
+    assert!(
+        e.contains("'guide-state'") && e.contains("--writers 2"),
+        "{e}"
+    );
 }

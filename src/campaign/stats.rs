@@ -99,6 +99,7 @@ pub struct ModeStats {
     /// `metadata-read`; FaultInjectionIOType), and how many were retryable.
     #[serde(default)]
     pub io_errors_by_type: BTreeMap<String, u64>,
+    /// Injected I/O errors that were marked retryable.
     #[serde(default)]
     pub io_errors_retryable: u64,
     /// Cycles that ended at an op that returned an error while I/O errors
@@ -133,6 +134,7 @@ pub struct ModeStats {
     /// the next write (io-error), and writes acknowledged there.
     #[serde(default)]
     pub continued_after_error: u64,
+    /// Writes acknowledged in those cycles after the failed op.
     #[serde(default)]
     pub acked_after_error: u64,
     /// Checkpoints, backups and plain copies, and how they were judged

@@ -34,12 +34,6 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// This progress as if flushes that overlapped another flush had not
-    /// persisted anything. Used only to recognise docs/findings.md finding
-    /// 4 (an atomic flush that overlaps another may return before
-    /// persisting writes acknowledged before it): a state that passes with
-    /// these bounds but not with the real ones is reported as that known
-    /// bug, not as a new violation.
     /// This progress as if nothing after unit `unit` had been acknowledged
     /// or made durable: the promises made before an op failed. A state
     /// that passes with these bounds but not with the real ones lost only
@@ -58,6 +52,12 @@ impl Progress {
         }
     }
 
+    /// This progress as if flushes that overlapped another flush had not
+    /// persisted anything. Used only to recognise docs/findings.md finding
+    /// 4 (an atomic flush that overlaps another may return before
+    /// persisting writes acknowledged before it): a state that passes with
+    /// these bounds but not with the real ones is reported as that known
+    /// bug, not as a new violation.
     pub fn without_overlapping_flushes(&self) -> Progress {
         Progress {
             flushed: self.flushed_solo,

@@ -58,7 +58,12 @@ pub enum Value {
     /// Literal bytes, written quoted when not a bare token.
     Lit(Vec<u8>),
     /// `len` bytes derived from `seed` (see [`Value::bytes`]).
-    Gen { seed: u64, len: u32 },
+    Gen {
+        /// Seed of the bytes.
+        seed: u64,
+        /// Length in bytes.
+        len: u32,
+    },
 }
 
 impl Value {
@@ -164,13 +169,31 @@ pub fn gen_into(seed: u64, out: &mut [u8]) {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WriteOp {
     /// Set `key` to `value`.
-    Put { key: Vec<u8>, value: Value },
+    Put {
+        /// Key.
+        key: Vec<u8>,
+        /// New value.
+        value: Value,
+    },
     /// Remove `key`.
-    Delete { key: Vec<u8> },
+    Delete {
+        /// Key.
+        key: Vec<u8>,
+    },
     /// Remove every key in `[start, end)`.
-    DeleteRange { start: Vec<u8>, end: Vec<u8> },
+    DeleteRange {
+        /// First key removed.
+        start: Vec<u8>,
+        /// First key kept after the range.
+        end: Vec<u8>,
+    },
     /// Apply the crashcheck append operator (see [`crate::model::merge_values`]).
-    Merge { key: Vec<u8>, operand: Value },
+    Merge {
+        /// Key.
+        key: Vec<u8>,
+        /// Operand appended to the value.
+        operand: Value,
+    },
 }
 
 impl WriteOp {
@@ -197,6 +220,8 @@ pub struct Scan {
 }
 
 /// One step of a workload.
+/// One step of a generated sequence: a write unit, a read, or a call that
+/// changes what is durable (flush, `FlushWAL`, compaction, reopen, copies).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
     /// A single write: one write unit.
@@ -204,19 +229,41 @@ pub enum Op {
     /// A WriteBatch: one atomic write unit.
     Batch(Vec<WriteOp>),
     /// Point read.
-    Get { key: Vec<u8> },
+    Get {
+        /// Key.
+        key: Vec<u8>,
+    },
     /// Several point reads at once.
-    MultiGet { keys: Vec<Vec<u8>> },
+    MultiGet {
+        /// Keys, in the order of the answers.
+        keys: Vec<Vec<u8>>,
+    },
     /// Range read at the latest state.
     Scan(Scan),
     /// Take snapshot `id` of the current state.
-    Snapshot { id: u32 },
+    Snapshot {
+        /// Snapshot number within the sequence.
+        id: u32,
+    },
     /// Point read at snapshot `id`.
-    GetAt { id: u32, key: Vec<u8> },
+    GetAt {
+        /// Snapshot number.
+        id: u32,
+        /// Key.
+        key: Vec<u8>,
+    },
     /// Range read at snapshot `id`.
-    ScanAt { id: u32, scan: Scan },
+    ScanAt {
+        /// Snapshot number.
+        id: u32,
+        /// Bounds, direction and limit.
+        scan: Scan,
+    },
     /// Release snapshot `id`.
-    Release { id: u32 },
+    Release {
+        /// Snapshot number.
+        id: u32,
+    },
     /// Flush the default column family's memtables to SST files and wait
     /// for it (what `db.flush()` does, whatever other column families hold).
     Flush,
@@ -241,10 +288,15 @@ pub enum Op {
         id: u32,
     },
     /// `DB::FlushWAL(sync)`.
-    FlushWal { sync: bool },
+    FlushWal {
+        /// Also fsync the WAL.
+        sync: bool,
+    },
     /// Manual compaction over `[lo, hi]`.
     Compact {
+        /// Lower bound (`None`: unbounded).
         lo: Option<Vec<u8>>,
+        /// Upper bound (`None`: unbounded).
         hi: Option<Vec<u8>>,
     },
     /// Manual compaction of everything, its output moved to `level`
@@ -253,7 +305,10 @@ pub enum Op {
     /// capable of holding the data or given level"; db_impl_compaction_flush.cc
     /// `ReFitLevel` refuses when levels in between hold files); the
     /// compaction runs either way, and nothing a read returns changes.
-    CompactTo { level: u8 },
+    CompactTo {
+        /// Target level.
+        level: u8,
+    },
     /// Clean close and reopen; releases every snapshot.
     Reopen,
     /// Bulk load: the puts (sorted, distinct keys, one column family) are

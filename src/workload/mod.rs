@@ -66,10 +66,6 @@ impl Generator {
         self
     }
 
-    /// Never generates `reopen` (for cycles where a clean close would
-    /// itself lose data; see `campaign::reopen_loses_data`). Filtering
-    /// reopens out afterwards would leave the generator's snapshot
-    /// bookkeeping wrong (a reopen releases every snapshot).
     /// Lays keys out over column families and writer partitions (see
     /// [`crate::keyspace`]). A plain layout draws nothing extra, so
     /// single-CF, single-writer sequences are unchanged.
@@ -83,6 +79,10 @@ impl Generator {
         self
     }
 
+    /// Never generates `reopen` (for cycles where a clean close would
+    /// itself lose data; see `campaign::reopen_loses_data`). Filtering
+    /// reopens out afterwards would leave the generator's snapshot
+    /// bookkeeping wrong (a reopen releases every snapshot).
     pub fn without_reopen(mut self) -> Generator {
         self.profile.weights.reopen = 0;
         self
