@@ -13,6 +13,27 @@
 //! (`CRASHCHECK_REPLAY=case.repro cargo test my_test -- --exact`).
 //! [`replay_file`] and [`shrink_file`] do the same for callers outside
 //! `cargo test`.
+//!
+//! The same test can run a short campaign in a pull-request job and a
+//! long one in a nightly job: these environment variables, when set and
+//! not empty, replace the test's [`CrashConfig`] settings
+//! ([`apply_env`]):
+//!
+//! - `CRASHCHECK_CYCLES` ([`CYCLES_ENV`]): run this many cycles (replaces
+//!   the config's duration too);
+//! - `CRASHCHECK_DURATION` ([`DURATION_ENV`]): run this long, as the CLI's
+//!   `--duration` takes it (`90s`, `20m`, `2h`; replaces the config's
+//!   cycles). Setting both variables is an error;
+//! - `CRASHCHECK_SEED` ([`SEED_ENV`]): the campaign seed (the CLI reads it
+//!   too);
+//! - `CRASHCHECK_JOBS` ([`JOBS_ENV`]): parallel jobs.
+//!
+//! A bad value makes [`crash_check_in_test`] return an error naming the
+//! variable before anything runs. The report states the budget it ran to
+//! and where that came from ([`CrashReport::budget`]: `cycles 100
+//! (config)`, `duration 20m (CRASHCHECK_DURATION)`), and so does its
+//! Markdown rendering. For example
+//! `CRASHCHECK_DURATION=20m cargo test my_crash_test -- --exact`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,6 +49,104 @@ use crate::store::StoreFactory;
 /// replays that case with the test's own store instead of running a
 /// campaign.
 pub const REPLAY_ENV: &str = "CRASHCHECK_REPLAY";
+
+/// Environment variable: the number of cycles [`crash_check_in_test`]
+/// runs (see [`apply_env`]).
+pub const CYCLES_ENV: &str = "CRASHCHECK_CYCLES";
+
+/// Environment variable: how long [`crash_check_in_test`] runs (`90s`,
+/// `20m`, `2h`; see [`apply_env`]).
+pub const DURATION_ENV: &str = "CRASHCHECK_DURATION";
+
+/// Environment variable: the campaign seed of [`crash_check_in_test`]
+/// (see [`apply_env`]).
+pub const SEED_ENV: &str = "CRASHCHECK_SEED";
+
+/// Environment variable: the parallel jobs of [`crash_check_in_test`]
+/// (see [`apply_env`]).
+pub const JOBS_ENV: &str = "CRASHCHECK_JOBS";
+
+/// Applies the budget, seed and jobs that `lookup` (an environment
+/// variable's value by name: `|k| std::env::var(k).ok()`) finds to `cfg`.
+///
+/// [`CYCLES_ENV`] sets the cycles and drops the config's duration;
+/// [`DURATION_ENV`] sets the duration (parsed as the CLI's `--duration`)
+/// and drops the config's cycles; either one becomes
+/// [`CrashConfig::budget_source`]. [`SEED_ENV`] and [`JOBS_ENV`] set the
+/// seed and the jobs. Unset or empty variables change nothing. A bad
+/// value, a zero budget or zero jobs, or both budget variables at once,
+/// is an error of one line that names the variable, and `cfg` is left as
+/// it was.
+pub fn apply_env(
+    cfg: &mut CrashConfig,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(), String> {
+    let get = |name: &str| {
+        lookup(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let cycles: Option<u64> = whole(CYCLES_ENV, get(CYCLES_ENV), "of cycles")?;
+    let duration = get(DURATION_ENV)
+        .map(|v| crate::campaign::config::parse_duration(&v))
+        .transpose()
+        .map_err(|e| format!("{DURATION_ENV}: {e}"))?;
+    let seed: Option<u64> = whole(SEED_ENV, get(SEED_ENV), "(the campaign seed)")?;
+    let jobs: Option<usize> = whole(JOBS_ENV, get(JOBS_ENV), "of jobs")?;
+    if cycles == Some(0) {
+        return Err(format!(
+            "{CYCLES_ENV}=0: a campaign of no cycles checks nothing"
+        ));
+    }
+    if duration.is_some_and(|d| d.is_zero()) {
+        return Err(format!(
+            "{DURATION_ENV}: a campaign of no time checks nothing"
+        ));
+    }
+    if jobs == Some(0) {
+        return Err(format!("{JOBS_ENV}=0: at least one job must run"));
+    }
+    match (cycles, duration) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+            "{CYCLES_ENV} and {DURATION_ENV} are both set: set one (a number of cycles or a time)"
+        ))
+        }
+        (Some(n), None) => {
+            (cfg.cycles, cfg.duration) = (Some(n), None);
+            cfg.budget_source = CYCLES_ENV.into();
+        }
+        (None, Some(d)) => {
+            (cfg.cycles, cfg.duration) = (None, Some(d));
+            cfg.budget_source = DURATION_ENV.into();
+        }
+        (None, None) => {}
+    }
+    cfg.seed = seed.unwrap_or(cfg.seed);
+    cfg.jobs = jobs.unwrap_or(cfg.jobs);
+    Ok(())
+}
+
+/// The whole number in `value` of the variable `name`, if set; the error
+/// names the variable and says what it counts (`what`).
+fn whole<T: std::str::FromStr>(
+    name: &str,
+    value: Option<String>,
+    what: &str,
+) -> Result<Option<T>, String> {
+    value
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|_| format!("{name}: expected a whole number {what}, got {v:?}"))
+        })
+        .transpose()
+}
+
+/// The process environment for [`apply_env`]: a value that is not UTF-8
+/// is passed on (lossily) to be refused as a bad value, not ignored.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+}
 
 /// How long one replayed child may run before it counts as a hang.
 const REPLAY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -103,6 +222,7 @@ fn replay_report(
         engine: crate::store::engine::engine(),
         seed: case.seed,
         cycles: 1,
+        budget: format!("replay of {} ({REPLAY_ENV})", file.display()),
         store: case.store.clone(),
         ..CrashReport::default()
     };
@@ -144,11 +264,20 @@ pub const ISOLATED_REPORT_ENV: &str = "CRASHCHECK_ISOLATED_REPORT";
 /// touches RocksDB: the function runs twice, once in the test process
 /// (which re-executes the binary and waits) and once in the fresh process
 /// (which runs the campaign). Both return the same report.
+///
+/// The budget, seed and jobs come from [`CYCLES_ENV`], [`DURATION_ENV`],
+/// [`SEED_ENV`] and [`JOBS_ENV`] when they are set ([`apply_env`]; the
+/// fresh process inherits the test's environment and applies them to the
+/// config it runs, and the test process checks them first, so a bad value
+/// is this call's error before anything runs). The report's
+/// [`CrashReport::budget`] says which budget ran and where it came from.
 pub fn crash_check_in_test(
     test_name: &str,
     cfg: CrashConfig,
     factory: Arc<dyn StoreFactory>,
 ) -> Result<CrashReport, String> {
+    let mut cfg = cfg;
+    apply_env(&mut cfg, process_env)?;
     if let Some(path) = std::env::var_os(ISOLATED_REPORT_ENV) {
         if rocksdb_used() {
             return Err("the isolated test process used RocksDB before the crash check; call crash_check_in_test first in its test".into());
@@ -156,7 +285,6 @@ pub fn crash_check_in_test(
         let r = match std::env::var_os(REPLAY_ENV) {
             Some(file) => replay_report(Path::new(&file), factory.as_ref(), &cfg),
             None => {
-                let mut cfg = cfg;
                 // A failure replays with this test's store, not with the
                 // crashcheck binary's.
                 cfg.replay_command.get_or_insert_with(|| {
@@ -195,4 +323,131 @@ pub fn crash_check_in_test(
     }
     serde_json::from_str::<Result<CrashReport, String>>(&text)
         .map_err(|e| format!("bad report from the isolated run: {e}"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// `cfg` after [`apply_env`] with the variables `vars`.
+    fn applied(mut cfg: CrashConfig, vars: &[(&str, &str)]) -> Result<CrashConfig, String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        apply_env(&mut cfg, |k| vars.get(k).cloned())?;
+        Ok(cfg)
+    }
+
+    fn base() -> CrashConfig {
+        CrashConfig {
+            seed: 9,
+            jobs: 1,
+            ..CrashConfig::new(Path::new("/nonexistent"))
+        }
+    }
+
+    #[test]
+    fn without_variables_the_config_stands() {
+        let c = applied(base(), &[(CYCLES_ENV, ""), (SEED_ENV, "  ")]).unwrap();
+        assert_eq!(
+            (c.cycles, c.duration, c.seed, c.jobs),
+            (Some(100), None, 9, 1)
+        );
+        assert_eq!(c.budget(), "cycles 100 (config)");
+    }
+
+    #[test]
+    fn cycles_from_the_environment_replace_a_duration() {
+        let cfg = CrashConfig {
+            cycles: None,
+            duration: Some(Duration::from_secs(60)),
+            ..base()
+        };
+        assert_eq!(cfg.budget(), "duration 1m (config)");
+        let c = applied(cfg, &[(CYCLES_ENV, " 7\n")]).unwrap();
+        assert_eq!((c.cycles, c.duration), (Some(7), None));
+        assert_eq!(c.budget(), "cycles 7 (CRASHCHECK_CYCLES)");
+    }
+
+    #[test]
+    fn a_duration_from_the_environment_replaces_the_cycles() {
+        for (text, secs, shown) in [
+            ("20m", 1200.0, "20m"),
+            ("90s", 90.0, "90s"),
+            ("2h", 7200.0, "2h"),
+            ("1.5s", 1.5, "1500ms"),
+            ("45", 45.0, "45s"),
+        ] {
+            let c = applied(base(), &[(DURATION_ENV, text)]).unwrap();
+            assert_eq!(c.cycles, None, "{text}");
+            assert_eq!(c.duration, Some(Duration::from_secs_f64(secs)), "{text}");
+            assert_eq!(
+                c.budget(),
+                format!("duration {shown} (CRASHCHECK_DURATION)"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn seed_and_jobs_from_the_environment() {
+        let c = applied(
+            base(),
+            &[(SEED_ENV, "18446744073709551615"), (JOBS_ENV, "4")],
+        )
+        .unwrap();
+        assert_eq!((c.seed, c.jobs), (u64::MAX, 4));
+        assert_eq!(c.budget(), "cycles 100 (config)");
+    }
+
+    #[test]
+    fn a_bad_value_is_one_line_naming_the_variable() {
+        for (vars, name) in [
+            (vec![(CYCLES_ENV, "lots")], CYCLES_ENV),
+            (vec![(CYCLES_ENV, "-3")], CYCLES_ENV),
+            (vec![(CYCLES_ENV, "0")], CYCLES_ENV),
+            (vec![(DURATION_ENV, "soon")], DURATION_ENV),
+            (vec![(DURATION_ENV, "20x")], DURATION_ENV),
+            (vec![(DURATION_ENV, "0s")], DURATION_ENV),
+            (vec![(DURATION_ENV, "-5m")], DURATION_ENV),
+            // Too long for a Duration: an error, not a panic.
+            (vec![(DURATION_ENV, "1e30h")], DURATION_ENV),
+            (vec![(SEED_ENV, "0x10")], SEED_ENV),
+            (vec![(SEED_ENV, "18446744073709551616")], SEED_ENV),
+            (vec![(JOBS_ENV, "0")], JOBS_ENV),
+            (vec![(JOBS_ENV, "two\nthree")], JOBS_ENV),
+            (vec![(CYCLES_ENV, "5"), (DURATION_ENV, "1m")], CYCLES_ENV),
+        ] {
+            let e = applied(base(), &vars).unwrap_err();
+            assert!(e.starts_with(name), "{vars:?}: {e}");
+            assert!(!e.contains('\n'), "{vars:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_error_leaves_the_config_as_it_was() {
+        let mut cfg = base();
+        let vars = [(CYCLES_ENV, "5"), (SEED_ENV, "3"), (JOBS_ENV, "zero")];
+        let e = apply_env(&mut cfg, |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        });
+        assert!(e.is_err());
+        assert_eq!((cfg.cycles, cfg.seed, cfg.jobs), (Some(100), 9, 1));
+        assert_eq!(cfg.budget_source, "config");
+    }
+
+    #[test]
+    fn durations_read_back_as_written() {
+        use crate::campaign::config::{format_duration, parse_duration};
+        for text in ["2h", "20m", "90s", "1500ms", "0s", "61m"] {
+            let d = parse_duration(text).unwrap();
+            assert_eq!(format_duration(d), text);
+        }
+        assert_eq!(format_duration(Duration::from_nanos(1_500)), "0.0000015s");
+    }
 }

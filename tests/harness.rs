@@ -152,3 +152,68 @@ fn replayed_with_the_tests_store() {
     let classes: Vec<&str> = r.violations.iter().map(|v| v.class.name()).collect();
     assert_eq!(classes, vec![want.as_str()]);
 }
+
+/// Runs the helper test below in a process of its own with `vars` set on
+/// that process only (so no other test of this binary sees them), and
+/// `CRASHCHECK_BUDGET_EXPECT` saying what it must find.
+fn run_budget_helper(vars: &[(&str, &str)], expect: &str) {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["budget_from_the_environment", "--exact", "--ignored"]);
+    for v in [
+        "CRASHCHECK_CYCLES",
+        "CRASHCHECK_DURATION",
+        "CRASHCHECK_SEED",
+        "CRASHCHECK_JOBS",
+    ] {
+        cmd.env_remove(v);
+    }
+    let o = cmd
+        .envs(vars.iter().copied())
+        .env("CRASHCHECK_BUDGET_EXPECT", expect)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{vars:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn the_budget_and_seed_come_from_the_environment() {
+    // The test's config says 16 cycles and seed 9; the environment, which
+    // the isolated run inherits, says 3 cycles and seed 4.
+    run_budget_helper(
+        &[("CRASHCHECK_CYCLES", "3"), ("CRASHCHECK_SEED", "4")],
+        "cycles 3 (CRASHCHECK_CYCLES)",
+    );
+}
+
+#[test]
+fn a_bad_budget_in_the_environment_is_an_error() {
+    run_budget_helper(&[("CRASHCHECK_DURATION", "soon")], "error");
+}
+
+#[test]
+#[ignore = "run by the_budget_and_seed_come_from_the_environment and a_bad_budget_in_the_environment_is_an_error"]
+fn budget_from_the_environment() {
+    let want = std::env::var("CRASHCHECK_BUDGET_EXPECT").expect("run by a budget test");
+    let t = tempfile::tempdir().unwrap();
+    let r = crash_check_in_test(
+        "budget_from_the_environment",
+        cfg(t.path(), vec![WalMode::Wal], 16),
+        Arc::new(RocksFactory),
+    );
+    if want == "error" {
+        // Refused before the test binary is re-executed, in one line.
+        let e = r.unwrap_err();
+        assert!(e.starts_with("CRASHCHECK_DURATION: "), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+        return;
+    }
+    let r = r.unwrap();
+    assert_eq!((r.cycles, r.seed), (3, 4));
+    assert_eq!(r.budget, want);
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+}

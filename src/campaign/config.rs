@@ -27,6 +27,11 @@ pub struct CrashConfig {
     pub cycles: Option<u64>,
     /// Stop after this long (if set).
     pub duration: Option<Duration>,
+    /// Where `cycles` / `duration` came from, for the report's
+    /// [`CrashReport::budget`](crate::campaign::CrashReport::budget):
+    /// `config` ([`CrashConfig::new`]), a CLI flag, or an environment
+    /// variable ([`crate::harness::apply_env`]).
+    pub budget_source: String,
     /// Campaign seed; each cycle derives its own.
     pub seed: u64,
     /// Carry the recovered DB into the next cycle.
@@ -100,6 +105,7 @@ impl CrashConfig {
             faults: vec![Fault::KILL],
             cycles: Some(100),
             duration: None,
+            budget_source: "config".into(),
             seed: 1,
             chain: false,
             deep_base: false,
@@ -213,6 +219,21 @@ impl CrashConfig {
         Ok(())
     }
 
+    /// The budget and where it came from, as the report states it:
+    /// `cycles 100 (config)`, `duration 20m (CRASHCHECK_DURATION)`.
+    pub fn budget(&self) -> String {
+        let what = match (self.cycles, self.duration) {
+            (Some(n), None) => format!("cycles {n}"),
+            (None, Some(d)) => format!("duration {}", format_duration(d)),
+            (Some(n), Some(d)) => format!("cycles {n} or duration {}", format_duration(d)),
+            (None, None) => "none".into(),
+        };
+        match self.budget_source.as_str() {
+            "" => what,
+            from => format!("{what} ({from})"),
+        }
+    }
+
     /// What the cycle planner needs of these settings.
     pub fn plan_inputs(&self) -> PlanInputs<'_> {
         PlanInputs {
@@ -229,6 +250,45 @@ impl CrashConfig {
             ack_kills_only: self.ack_kills_only,
             seqno_zero_opening: self.seqno_zero_opening,
         }
+    }
+}
+
+/// Parses a duration as the CLI's `--duration` takes it: `60s`, `20m`,
+/// `2h`, `500ms` or plain seconds (fractions allowed). The error names
+/// the text and gives examples.
+pub fn parse_duration(s: &str) -> Result<Duration, ConfigError> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (s, 1.0)
+    };
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        // Too large for a Duration is an error, not a panic.
+        .and_then(|v| Duration::try_from_secs_f64(v * mult).ok())
+        .ok_or_else(|| ConfigError(format!("bad duration '{s}' (examples: 90s, 20m, 1h)")))
+}
+
+/// A duration as [`parse_duration`] reads it back, in the largest unit
+/// that states it exactly: `2h`, `20m`, `90s`, `1500ms`.
+pub fn format_duration(d: Duration) -> String {
+    let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
+    match (secs, nanos) {
+        (0, 0) => "0s".into(),
+        (s, 0) if s % 3600 == 0 => format!("{}h", s / 3600),
+        (s, 0) if s % 60 == 0 => format!("{}m", s / 60),
+        (s, 0) => format!("{s}s"),
+        _ if nanos % 1_000_000 == 0 => format!("{}ms", d.as_millis()),
+        _ => format!("{}s", d.as_secs_f64()),
     }
 }
 

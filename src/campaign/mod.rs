@@ -131,6 +131,7 @@ pub fn run_campaign_with(
     let report = CrashReport {
         engine: crate::store::engine::engine(),
         seed: cfg.seed,
+        budget: cfg.budget(),
         fault: cfg
             .faults
             .iter()

@@ -259,6 +259,13 @@ pub struct CrashReport {
     pub fault: String,
     /// Cycles run.
     pub cycles: u64,
+    /// The budget the campaign ran to and where it came from
+    /// ([`crate::campaign::CrashConfig::budget`]): `cycles 100 (config)`,
+    /// `duration 20m (CRASHCHECK_DURATION)`. Empty in reports written
+    /// before it was recorded; merged reports of different budgets list
+    /// each once, separated by `; `.
+    #[serde(default)]
+    pub budget: String,
     /// Wall time.
     pub duration_s: f64,
     /// Throughput.
@@ -431,6 +438,12 @@ impl CrashReport {
             out.violations.extend(r.violations.iter().cloned());
             out.anomalies.extend(r.anomalies.iter().cloned());
             out.chain |= r.chain;
+            if !r.budget.is_empty() && !out.budget.split("; ").any(|b| b == r.budget) {
+                if !out.budget.is_empty() {
+                    out.budget.push_str("; ");
+                }
+                out.budget.push_str(&r.budget);
+            }
             for (m, st) in &r.by_mode {
                 out.by_mode.entry(m.clone()).or_default().add(st);
             }

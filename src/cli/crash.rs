@@ -12,8 +12,16 @@ use crashcheck::mutants::factory_by_name;
 
 fn print_crash_summary(r: &CrashReport) {
     println!(
-        "{} cycles in {:.1} s ({:.1} cycles/s), fault {}, seed {}",
-        r.cycles, r.duration_s, r.cycles_per_s, r.fault, r.seed
+        "{} cycles in {:.1} s ({:.1} cycles/s), fault {}, seed {}{}",
+        r.cycles,
+        r.duration_s,
+        r.cycles_per_s,
+        r.fault,
+        r.seed,
+        match r.budget.as_str() {
+            "" => String::new(),
+            b => format!(", budget {b}"),
+        }
     );
     println!("engine: {}", r.engine);
     for u in &r.unsupported_faults {
@@ -232,6 +240,12 @@ pub(super) fn cmd_crash(a: CrashArgs) -> Res<u8> {
         faults,
         cycles,
         duration,
+        budget_source: match (a.cycles, duration) {
+            (Some(_), _) => "--cycles",
+            (None, Some(_)) => "--duration",
+            (None, None) => "default",
+        }
+        .into(),
         seed: a.seed,
         chain: a.chain,
         deep_base: !a.empty_start,

@@ -34,24 +34,10 @@ pub(super) fn fail<T>(msg: impl Into<String>) -> Res<T> {
     Err(EnvError(msg.into()))
 }
 
-/// Parses `60s`, `20m`, `2h`, `500ms` or plain seconds.
+/// Parses `60s`, `20m`, `2h`, `500ms` or plain seconds (the library's
+/// parser, which `crash_check_in_test` shares for `CRASHCHECK_DURATION`).
 pub(super) fn parse_duration(s: &str) -> Res<Duration> {
-    let s = s.trim();
-    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = s.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (s, 1.0)
-    };
-    match num.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(Duration::from_secs_f64(v * mult)),
-        _ => fail(format!("bad duration '{s}' (examples: 90s, 20m, 1h)")),
-    }
+    Ok(crashcheck::campaign::config::parse_duration(s)?)
 }
 
 pub(super) fn profile(name: Option<&str>, default: &str) -> Res<Profile> {

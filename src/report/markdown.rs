@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use crate::campaign::CrashReport;
 
 /// The title, the engine, what was not run and the campaign's one-line
-/// settings.
+/// settings (the budget and where it came from among them).
 fn header(r: &CrashReport) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# crashcheck crash campaign\n");
@@ -16,12 +16,17 @@ fn header(r: &CrashReport) -> String {
     }
     let _ = writeln!(
         s,
-        "seed {} · fault `{}` · {} cycles in {:.1} s ({:.1} cycles/s) · {} job(s) · {} · profile `{}` · options `{}` · store `{}`\n",
+        "seed {} · fault `{}` · {} cycles in {:.1} s ({:.1} cycles/s){} · {} job(s) · {} · profile `{}` · options `{}` · store `{}`\n",
         r.seed,
         r.fault,
         r.cycles,
         r.duration_s,
         r.cycles_per_s,
+        // Empty in reports written before the budget was recorded.
+        match r.budget.as_str() {
+            "" => String::new(),
+            b => format!(" · budget: {b}"),
+        },
         r.jobs,
         match (r.chain, r.lsm.chained_cycles) {
             (false, _) => "fresh DB per cycle",
@@ -320,4 +325,53 @@ pub fn stats_rows(r: &CrashReport) -> Vec<Vec<String>> {
             ]
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_states_the_budget_and_its_source() {
+        let r = CrashReport {
+            cycles: 12,
+            budget: "duration 20m (CRASHCHECK_DURATION)".into(),
+            ..CrashReport::default()
+        };
+        let h = header(&r);
+        assert!(
+            h.contains(" · budget: duration 20m (CRASHCHECK_DURATION) · "),
+            "{h}"
+        );
+    }
+
+    #[test]
+    fn a_report_from_before_the_budget_loads_and_renders_without_it() {
+        let mut json = serde_json::to_value(CrashReport::default()).unwrap();
+        assert!(json.as_object_mut().unwrap().remove("budget").is_some());
+        let r: CrashReport = serde_json::from_value(json).unwrap();
+        assert_eq!(r.budget, "");
+        assert!(!header(&r).contains("budget"), "{}", header(&r));
+    }
+
+    #[test]
+    fn merged_reports_list_each_budget_once() {
+        let part = |b: &str| CrashReport {
+            budget: b.into(),
+            ..CrashReport::default()
+        };
+        let m = CrashReport::merge(
+            &[
+                part("cycles 100 (--cycles)"),
+                part("cycles 100 (--cycles)"),
+                part(""),
+                part("duration 20m (CRASHCHECK_DURATION)"),
+            ],
+            true,
+        );
+        assert_eq!(
+            m.budget,
+            "cycles 100 (--cycles); duration 20m (CRASHCHECK_DURATION)"
+        );
+    }
 }
