@@ -80,6 +80,49 @@ struct rocksdb_env_t {
 // campaign can refuse it instead of running what would be plain kills.
 static std::atomic<long> fault_env_files_opened{0};
 
+// Automatic step points: crashcheck's hook runs before every append to a
+// WAL file (`*.log`, db/filename.cc LogFileName) made through this Env, on
+// the appending thread. The crash writer counts the appends of the op it
+// aims at and may kill the process before the second one: a store that
+// turns one unit into two RocksDB writes is killed between them without
+// calling step_point() itself. RocksDB's own write of one unit reaches the
+// file as one append (WritableFileWriter buffers the record and appends it
+// at Flush, db/log_writer.cc AddRecord), unless it exceeds the buffer.
+static std::atomic<void (*)()> wal_append_hook{nullptr};
+
+extern "C" void crashcheck_fault_env_set_wal_append_hook(void (*f)()) {
+  wal_append_hook.store(f);
+}
+
+static void before_wal_append() {
+  auto f = wal_append_hook.load();
+  if (f != nullptr) f();
+}
+
+class HookedWalFile : public rocksdb::FSWritableFileOwnerWrapper {
+ public:
+  explicit HookedWalFile(std::unique_ptr<rocksdb::FSWritableFile>&& t)
+      : rocksdb::FSWritableFileOwnerWrapper(std::move(t)) {}
+  rocksdb::IOStatus Append(const rocksdb::Slice& data,
+                           const rocksdb::IOOptions& options,
+                           rocksdb::IODebugContext* dbg) override {
+    before_wal_append();
+    return rocksdb::FSWritableFileOwnerWrapper::Append(data, options, dbg);
+  }
+  rocksdb::IOStatus Append(const rocksdb::Slice& data,
+                           const rocksdb::IOOptions& options,
+                           const rocksdb::DataVerificationInfo& info,
+                           rocksdb::IODebugContext* dbg) override {
+    before_wal_append();
+    return rocksdb::FSWritableFileOwnerWrapper::Append(data, options, info,
+                                                       dbg);
+  }
+};
+
+static bool is_wal(const std::string& fname) {
+  return fname.size() > 4 && fname.compare(fname.size() - 4, 4, ".log") == 0;
+}
+
 class CountingFaultFs : public rocksdb::FaultInjectionTestFS {
  public:
   explicit CountingFaultFs(const std::shared_ptr<rocksdb::FileSystem>& base)
@@ -89,8 +132,25 @@ class CountingFaultFs : public rocksdb::FaultInjectionTestFS {
       std::unique_ptr<rocksdb::FSWritableFile>* result,
       rocksdb::IODebugContext* dbg) override {
     fault_env_files_opened.fetch_add(1);
-    return rocksdb::FaultInjectionTestFS::NewWritableFile(fname, file_opts,
-                                                          result, dbg);
+    auto s = rocksdb::FaultInjectionTestFS::NewWritableFile(fname, file_opts,
+                                                            result, dbg);
+    if (s.ok() && is_wal(fname)) {
+      *result = std::make_unique<HookedWalFile>(std::move(*result));
+    }
+    return s;
+  }
+  rocksdb::IOStatus ReuseWritableFile(
+      const std::string& fname, const std::string& old_fname,
+      const rocksdb::FileOptions& file_opts,
+      std::unique_ptr<rocksdb::FSWritableFile>* result,
+      rocksdb::IODebugContext* dbg) override {
+    fault_env_files_opened.fetch_add(1);
+    auto s = rocksdb::FaultInjectionTestFS::ReuseWritableFile(
+        fname, old_fname, file_opts, result, dbg);
+    if (s.ok() && is_wal(fname)) {
+      *result = std::make_unique<HookedWalFile>(std::move(*result));
+    }
+    return s;
   }
 };
 

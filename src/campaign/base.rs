@@ -77,6 +77,7 @@ pub fn build(
         avoid_flush_during_shutdown: false,
         lose_unsynced_data: false,
         io_fault_env: false,
+        step_env: false,
         fault_fs: None,
         statistics: false,
         ..opts.clone()

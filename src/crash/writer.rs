@@ -203,6 +203,7 @@ impl Hooks for WriterHooks<'_> {
         if let (0, KillPlan::InsideOp { n, step }) = (self.writer, self.ctx.plan) {
             if self.i + 1 == n {
                 TRAP.with(|t| t.set((step, 0)));
+                crate::store::drive::reset_wal_appends();
             }
         }
         match op {

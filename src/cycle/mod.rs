@@ -154,11 +154,14 @@ pub fn run_cycle(
     let wopts = StoreOptions {
         lose_unsynced_data: fault.drops_unsynced(opts, single),
         io_fault_env: fault.writer_io_errors().is_some(),
+        // A kill aimed inside a unit: WAL appends become step points.
+        step_env: matches!(kill, KillPlan::InsideOp { .. }),
         ..opts.clone()
     };
     let opts = &StoreOptions {
         lose_unsynced_data: false,
         io_fault_env: false,
+        step_env: false,
         ..opts.clone()
     };
     let job = WriterJob {

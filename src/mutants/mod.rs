@@ -59,6 +59,13 @@ pub const MUTANTS: &[MutantInfo] = &[
         setup: PLAIN,
     },
     MutantInfo {
+        name: "split-batch-silent",
+        bug: "writes a WriteBatch as two RocksDB batches and never calls step_point (an application's wrapper)",
+        fault: Some(Fault::KILL),
+        modes: WAL_MODES,
+        setup: PLAIN,
+    },
+    MutantInfo {
         name: "early-ack",
         bug: "acknowledges a write before handing it to RocksDB (queue drained later)",
         fault: Some(Fault::KILL),

@@ -80,6 +80,13 @@ impl Store for Mutant {
                 }
                 Ok(())
             }
+            // The kill must find the gap by itself: the fault filesystem's
+            // WAL appends are its only step points.
+            "split-batch-silent" if batch && ops.len() >= 2 => {
+                let (a, b) = ops.split_at(ops.len() / 2);
+                self.inner.write(a, true)?;
+                self.inner.write(b, true)
+            }
             "delrange-by-key" if !batch => match ops {
                 [WriteOp::DeleteRange { start, end }] => {
                     let live = self.inner.scan(

@@ -61,6 +61,27 @@ pub trait Hooks {
 
 std::thread_local! {
     static ON_STEP: std::cell::Cell<Option<fn()>> = const { std::cell::Cell::new(None) };
+    /// WAL appends seen on this thread since [`reset_wal_appends`].
+    static WAL_APPENDS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Called by the fault filesystem before every append to a WAL file
+/// (csrc/fault_env.cc `HookedWalFile`): every append after the first since
+/// [`reset_wal_appends`] is a [`step_point`]. A store that writes one unit
+/// as several RocksDB writes is thus killed between them even if it never
+/// calls `step_point` (RocksDB's own unit reaches the WAL as one append).
+pub fn wal_append_point() {
+    let n = WAL_APPENDS.with(std::cell::Cell::get);
+    WAL_APPENDS.with(|c| c.set(n.saturating_add(1)));
+    if n > 0 {
+        step_point();
+    }
+}
+
+/// Starts counting WAL appends afresh on this thread (at the start of the
+/// op a kill aims inside).
+pub fn reset_wal_appends() {
+    WAL_APPENDS.with(|c| c.set(0));
 }
 
 /// A point between two internal steps of one write unit. A store that

@@ -123,6 +123,7 @@ extern "C" {
     fn crashcheck_take_background_errors() -> libc::c_int;
     fn crashcheck_fault_env_refill_after_flushes(n: libc::c_int);
     fn crashcheck_fault_env_files_opened() -> libc::c_long;
+    fn crashcheck_fault_env_set_wal_append_hook(f: Option<extern "C" fn()>);
     fn crashcheck_db_resume(
         db: *mut librocksdb_sys::rocksdb_t,
         msg: *mut libc::c_char,
@@ -248,9 +249,16 @@ pub const IO_ERROR_TYPES: [&str; 4] = ["write", "metadata-write", "read", "metad
 /// [`StoreFactory::open`](super::StoreFactory::open); without it a power
 /// cut would be a plain kill, and the campaign refuses to run it.
 pub fn wire_fault_env(opts: &mut Options, o: &super::StoreOptions) {
-    if o.lose_unsynced_data || o.io_fault_env {
+    if o.lose_unsynced_data || o.io_fault_env || o.step_env {
         install_fault_env(opts, o.lose_unsynced_data);
     }
+}
+
+/// The fault filesystem's WAL append hook: a step point for the crash
+/// writer ([`super::drive::wal_append_point`]). Never unwinds: the step
+/// hook only counts, or kills the process.
+extern "C" fn on_wal_append() {
+    super::drive::wal_append_point();
 }
 
 /// Installs a fresh fault-injecting Env (see csrc/fault_env.cc) in `opts`,
@@ -266,6 +274,7 @@ pub fn install_fault_env(opts: &mut Options, lose_unsynced: bool) {
     // stores its Env pointer in the options.
     unsafe {
         let env = crashcheck_fault_env_create(i32::from(lose_unsynced));
+        crashcheck_fault_env_set_wal_append_hook(Some(on_wal_append));
         librocksdb_sys::rocksdb_options_set_env(opts.as_raw_ptr(), env);
         crashcheck_options_add_recovery_listener(opts.as_raw_ptr());
     }

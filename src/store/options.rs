@@ -145,6 +145,12 @@ pub struct StoreOptions {
     /// I/O errors under a process kill. Not part of the text form.
     #[serde(skip)]
     pub io_fault_env: bool,
+    /// Run RocksDB on the fault-injecting filesystem, writing through, so
+    /// that WAL appends are step points
+    /// ([`crate::store::drive::wal_append_point`]): for a kill aimed inside
+    /// a write unit. Not part of the text form.
+    #[serde(skip)]
+    pub step_env: bool,
     /// An in-process fault filesystem to run on (fuzz targets); not part
     /// of the text form.
     #[serde(skip)]
@@ -191,6 +197,7 @@ impl Default for StoreOptions {
             rocksdb: String::new(),
             lose_unsynced_data: false,
             io_fault_env: false,
+            step_env: false,
             fault_fs: None,
         }
     }
