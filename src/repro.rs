@@ -107,6 +107,9 @@ pub struct Case {
     /// this step point (`kill: in-op N step S`; see
     /// `store::drive::step_point`).
     pub kill_step: Option<u32>,
+    /// Crash cases with [`Case::kill_step`]: the writer whose op it is
+    /// (`kill: in-op N step S writer W`; 0 when absent).
+    pub kill_writer: usize,
     /// Free-form comment lines (without `# `).
     pub comments: Vec<String>,
     /// Ops that build the database the case starts from (`base:`
@@ -178,6 +181,10 @@ impl Case {
             let _ = writeln!(s, "fault: {f}");
         }
         match (self.kill_after_op, self.kill_step) {
+            (Some(k), Some(step)) if self.kill_writer > 0 => {
+                let w = self.kill_writer;
+                let _ = writeln!(s, "kill: in-op {k} step {step} writer {w}");
+            }
             (Some(k), Some(step)) => {
                 let _ = writeln!(s, "kill: in-op {k} step {step}");
             }
@@ -227,6 +234,7 @@ impl Case {
             fault: None,
             kill_after_op: None,
             kill_step: None,
+            kill_writer: 0,
             comments: Vec::new(),
             base: Vec::new(),
             ops: Vec::new(),
@@ -310,15 +318,20 @@ impl Case {
                     let bad = || {
                         perr(
                             n,
-                            format!("bad kill point '{v}' (after-op N, in-op N step S)"),
+                            format!("bad kill point '{v}' (after-op N, in-op N step S [writer W])"),
                         )
                     };
                     if let Some(x) = v.strip_prefix("after-op ") {
                         case.kill_after_op = Some(x.trim().parse().map_err(|_| bad())?);
                     } else if let Some(x) = v.strip_prefix("in-op ") {
-                        let (op, step) = x.split_once(" step ").ok_or_else(bad)?;
+                        let (op, rest) = x.split_once(" step ").ok_or_else(bad)?;
+                        let (step, writer) = match rest.split_once(" writer ") {
+                            Some((s, w)) => (s, w.trim().parse().map_err(|_| bad())?),
+                            None => (rest, 0),
+                        };
                         case.kill_after_op = Some(op.trim().parse().map_err(|_| bad())?);
                         case.kill_step = Some(step.trim().parse().map_err(|_| bad())?);
+                        case.kill_writer = writer;
                     } else {
                         return Err(bad());
                     }
@@ -462,6 +475,7 @@ mod tests {
             fault: Some(Fault::KILL),
             kill_after_op: Some(17),
             kill_step: None,
+            kill_writer: 0,
             comments: vec!["a comment".into()],
             base: Vec::new(),
             ops,
@@ -560,7 +574,22 @@ mod tests {
         assert_eq!((c.kill_after_op, c.kill_step), (Some(3), Some(2)));
         assert_eq!(c.expect, Expect::Violation(Some(ViolationClass::TornBatch)));
         assert_eq!(Case::parse(&c.to_text(), "t").unwrap(), c);
-        for bad in ["kill: in-op 3", "kill: in-op x step 1", "kill: somewhere"] {
+        assert_eq!(c.kill_writer, 0);
+        // Another writer's op.
+        let w = text.replace("step 2\n", "step 2 writer 3\n");
+        let c = Case::parse(&w, "t").unwrap();
+        assert_eq!(
+            (c.kill_after_op, c.kill_step, c.kill_writer),
+            (Some(3), Some(2), 3)
+        );
+        assert!(c.to_text().contains("kill: in-op 3 step 2 writer 3\n"));
+        assert_eq!(Case::parse(&c.to_text(), "t").unwrap(), c);
+        for bad in [
+            "kill: in-op 3",
+            "kill: in-op x step 1",
+            "kill: somewhere",
+            "kill: in-op 3 step 2 writer x",
+        ] {
             let t = text.replace("kill: in-op 3 step 2", bad);
             assert!(Case::parse(&t, "t").is_err(), "{bad}");
         }

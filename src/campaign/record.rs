@@ -33,6 +33,12 @@ pub(super) fn cycle_stats(plan: &CyclePlan, res: &CycleResult, from_base: bool) 
             .map(|s| BTreeMap::from([(s.levels_populated, 1)]))
             .unwrap_or_default(),
         kills_mid_unit: res.writer.killed_mid_unit as u64,
+        kills_mid_unit_by_writer: match plan.kill {
+            crate::crash::KillPlan::InsideOp { writer, .. } if res.writer.killed_mid_unit => {
+                BTreeMap::from([(writer as u64, 1)])
+            }
+            _ => BTreeMap::new(),
+        },
         base_cycles: from_base as u64,
         ingestions: plan
             .histories
@@ -112,6 +118,7 @@ pub(super) fn guarantee_stats(
 pub(super) fn recorded_interleaving(
     histories: &[History],
     w: &crash::WriterRun,
+    kill_writer: usize,
 ) -> Option<(Vec<Vec<Op>>, Vec<u8>)> {
     let schedule = w.schedule.as_ref()?;
     let started: Vec<usize> = (0..histories.len())
@@ -119,7 +126,7 @@ pub(super) fn recorded_interleaving(
         .collect();
     // A writer that stopped on its own, hung or died: every started op
     // (the failing one included). A kill at a step point inside writer
-    // 0's op: that op too, last (writers own their keys, so where it
+    // `kill_writer`'s op: that op too, last (writers own their keys, so where it
     // stands among the others' completed ops does not change the state).
     let all_started = matches!(
         w.stop,
@@ -147,10 +154,13 @@ pub(super) fn recorded_interleaving(
         .map(|&(t, _)| t as u8)
         .collect();
     if w.killed_mid_unit && !all_started {
-        let n = completed(0);
-        if let (Some(op), Some(first)) = (histories[0].ops.get(n), ops.first_mut()) {
-            first.push(op.clone());
-            order.push(0);
+        let n = completed(kill_writer);
+        if let (Some(op), Some(mine)) = (
+            histories.get(kill_writer).and_then(|h| h.ops.get(n)),
+            ops.get_mut(kill_writer),
+        ) {
+            mine.push(op.clone());
+            order.push(kill_writer as u8);
         }
     }
     Some((ops, order))
@@ -165,8 +175,8 @@ pub(super) struct CaseOf<'a> {
     /// The `base:` section: a deep base's load ops, or the ops that build
     /// a chain's state; empty for an empty start.
     pub base: Vec<Op>,
-    /// A kill at a step point inside op `n`: `(n, step)`.
-    pub step: Option<(usize, u32)>,
+    /// A kill at a step point inside op `n` of a writer: `(writer, n, step)`.
+    pub step: Option<(usize, usize, u32)>,
     /// Several writers: each writer's ops and their recorded order.
     pub recorded: Option<(Vec<Vec<Op>>, Vec<u8>)>,
 }
@@ -182,13 +192,18 @@ impl<'a> CaseOf<'a> {
         // A kill at a step point inside op n replays as such; any other
         // kill as "after the ops the writer completed".
         let step = match plan.kill {
-            KillPlan::InsideOp { n, step } if res.writer.killed_mid_unit => Some((n, step)),
+            KillPlan::InsideOp { writer, n, step } if res.writer.killed_mid_unit => {
+                Some((writer, n, step))
+            }
             _ => None,
         };
         // Several writers: each writer's completed ops, in the recorded
         // order in which they started; a replay runs them in that order.
         let recorded = (plan.histories.len() > 1)
-            .then(|| recorded_interleaving(&plan.histories, &res.writer))
+            .then(|| {
+                let kill_writer = step.map_or(0, |(w, _, _)| w);
+                recorded_interleaving(&plan.histories, &res.writer, kill_writer)
+            })
             .flatten();
         CaseOf {
             cfg,
@@ -210,8 +225,9 @@ impl<'a> CaseOf<'a> {
             options: self.plan.opts.clone(),
             expect,
             fault: Some(self.plan.fault),
-            kill_after_op: Some(self.step.map_or(kill_after_op, |(n, _)| n)),
-            kill_step: self.step.map(|(_, s)| s),
+            kill_after_op: Some(self.step.map_or(kill_after_op, |(_, n, _)| n)),
+            kill_step: self.step.map(|(_, _, s)| s),
+            kill_writer: self.step.map_or(0, |(w, _, _)| w),
             comments: vec![comment],
             base: self.base.clone(),
             ops: self

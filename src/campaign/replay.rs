@@ -48,7 +48,11 @@ pub fn replay_crash(
     let plan = match (case.kill_step, &case.interleaving) {
         // Inside the first writer's last op (with an interleaving, that
         // op comes last in the order).
-        (Some(step), _) => KillPlan::InsideOp { n, step },
+        (Some(step), _) => KillPlan::InsideOp {
+            writer: case.kill_writer,
+            n,
+            step,
+        },
         // A recorded interleaving ends with its last op.
         (None, Some(_)) => KillPlan::AfterOp { n: usize::MAX },
         (None, None) => KillPlan::AfterOp { n },

@@ -79,6 +79,10 @@ pub struct ModeStats {
     /// units are single steps, so stock RocksDB shows 0).
     #[serde(default)]
     pub kills_mid_unit: u64,
+    /// The same by writer index (kill plans aim inside any writer's
+    /// units).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kills_mid_unit_by_writer: BTreeMap<u64, u64>,
     /// Violations.
     pub violations: u64,
     /// Hangs and abnormal child exits.
@@ -198,6 +202,9 @@ impl ModeStats {
         self.in_flight_survived += o.in_flight_survived;
         self.kills_in_background_phase += o.kills_in_background_phase;
         self.kills_mid_unit += o.kills_mid_unit;
+        for (w, n) in &o.kills_mid_unit_by_writer {
+            *self.kills_mid_unit_by_writer.entry(*w).or_default() += n;
+        }
         self.violations += o.violations;
         self.anomalies += o.anomalies;
         self.cf_divergence += o.cf_divergence;

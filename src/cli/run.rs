@@ -101,6 +101,7 @@ pub(super) fn cmd_run(a: RunArgs) -> Res<u8> {
         fault: None,
         kill_after_op: None,
         kill_step: None,
+        kill_writer: 0,
         comments: vec![v.to_string()],
         base: Vec::new(),
         ops: case_ops,

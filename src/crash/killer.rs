@@ -71,11 +71,13 @@ pub enum KillPlan {
         /// Delay in microseconds.
         micros: u64,
     },
-    /// Inside op `n` (1-based) of the first writer, at its `step`-th step
+    /// Inside op `n` (1-based) of writer `writer`, at its `step`-th step
     /// point ([`crate::store::drive::step_point`]): exact and replayable
     /// whatever the machine's load. A store that takes fewer steps (an
     /// atomic unit) is killed right after op `n` returns instead.
     InsideOp {
+        /// The writer whose op it is (0 with one writer).
+        writer: usize,
         /// The op (1-based).
         n: usize,
         /// The step point (1-based).

@@ -200,8 +200,8 @@ impl Hooks for WriterHooks<'_> {
         if let Some(p) = Phase::of(op) {
             self.ctx.enter(p);
         }
-        if let (0, KillPlan::InsideOp { n, step }) = (self.writer, self.ctx.plan) {
-            if self.i + 1 == n {
+        if let KillPlan::InsideOp { writer, n, step } = self.ctx.plan {
+            if self.writer == writer && self.i + 1 == n {
                 TRAP.with(|t| t.set((step, 0)));
                 crate::store::drive::reset_wal_appends();
             }
@@ -270,7 +270,7 @@ impl Hooks for WriterHooks<'_> {
 /// Runs writer `writer`'s ops against `store`, publishing progress.
 fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &History) {
     let log = ctx.shared.writer(writer);
-    if let (0, KillPlan::InsideOp { .. }) = (writer, ctx.plan) {
+    if matches!(ctx.plan, KillPlan::InsideOp { writer: w, .. } if w == writer) {
         MID_UNIT.with(|m| m.set(&ctx.shared.get().mid_unit));
         crate::store::drive::set_step_hook(Some(on_step));
     }
@@ -352,22 +352,22 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
                 die_now();
             }
         }
-        if writer == 0 {
-            match ctx.plan {
-                // An op that took fewer steps than planned: right after it.
-                KillPlan::AfterOp { n } | KillPlan::InsideOp { n, .. } if n == i + 1 => die_now(),
-                _ => {}
-            }
-            if ctx.statistics
-                && (i % 32 == 31
-                    || matches!(
-                        op,
-                        Op::Flush | Op::FlushCfs { .. } | Op::Compact { .. } | Op::CompactTo { .. }
-                    ))
-            {
-                if let Some(st) = store.stats() {
-                    ctx.shared.publish_stats(&st);
-                }
+        match ctx.plan {
+            KillPlan::AfterOp { n } if writer == 0 && n == i + 1 => die_now(),
+            // An op that took fewer steps than planned: right after it.
+            KillPlan::InsideOp { writer: w, n, .. } if w == writer && n == i + 1 => die_now(),
+            _ => {}
+        }
+        if writer == 0
+            && ctx.statistics
+            && (i % 32 == 31
+                || matches!(
+                    op,
+                    Op::Flush | Op::FlushCfs { .. } | Op::Compact { .. } | Op::CompactTo { .. }
+                ))
+        {
+            if let Some(st) = store.stats() {
+                ctx.shared.publish_stats(&st);
             }
         }
     }

@@ -141,7 +141,7 @@ pub fn plan(
     let first = ops.remove(0);
     let mut histories = vec![History::new(first, base_state)];
     histories.extend(ops.into_iter().map(|o| History::new(o, State::new())));
-    let kill = choose_kill(&mut rng, &histories[0], inputs.ack_kills_only);
+    let kill = choose_kill(&mut rng, &histories, inputs.ack_kills_only);
     let mut sample = sample_keys(&mut rng, &histories[0]);
     for other in &histories[1..] {
         sample.extend(sample_keys(&mut rng, other));
@@ -203,7 +203,17 @@ pub fn reopen_loses_data(fault: Fault, opts: &StoreOptions) -> bool {
 ///
 /// `ack_only` restricts kills to "after a random number of
 /// acknowledgements" (the benchmark compares that with a bare loop).
-pub fn choose_kill(rng: &mut ChaCha8Rng, h: &History, ack_only: bool) -> KillPlan {
+pub fn choose_kill(rng: &mut ChaCha8Rng, histories: &[History], ack_only: bool) -> KillPlan {
+    let h = &histories[0];
+    // A kill inside a unit aims at any writer's units (drawn only when
+    // there are several, so one writer's plans are as before).
+    let aim_inside = |rng: &mut ChaCha8Rng, aim: Aim| {
+        let w = match histories.len() {
+            0 | 1 => 0,
+            n => rng.random_range(0..n),
+        };
+        inside_unit(rng, w, &histories[w], aim)
+    };
     let count = |f: &dyn Fn(&Op) -> bool| h.ops.iter().filter(|o| f(o)).count() as u32;
     let roll = if ack_only {
         99
@@ -256,13 +266,9 @@ pub fn choose_kill(rng: &mut ChaCha8Rng, h: &History, ack_only: bool) -> KillPla
         35..=44 => Some(KillPlan::AfterDelay {
             micros: rng.random_range(0..30_000),
         }),
-        45..=59 => {
-            inside_unit(rng, h, Aim::Batch).or_else(|| inside_unit(rng, h, Aim::RangeDelete))
-        }
-        60..=74 => {
-            inside_unit(rng, h, Aim::RangeDelete).or_else(|| inside_unit(rng, h, Aim::Batch))
-        }
-        75..=79 => inside_unit(rng, h, Aim::Any),
+        45..=59 => aim_inside(rng, Aim::Batch).or_else(|| aim_inside(rng, Aim::RangeDelete)),
+        60..=74 => aim_inside(rng, Aim::RangeDelete).or_else(|| aim_inside(rng, Aim::Batch)),
+        75..=79 => aim_inside(rng, Aim::Any),
         // Inside a checkpoint, backup or copy (none in most profiles: then
         // this falls through to an acknowledgement count).
         80..=89 => phase(
@@ -280,7 +286,7 @@ pub fn choose_kill(rng: &mut ChaCha8Rng, h: &History, ack_only: bool) -> KillPla
         // above, and a store that tears an ingest (one file per key) is
         // caught only by a kill inside one. Without a multi-key ingest
         // this falls through to an acknowledgement count, as before.
-        90..=98 => inside_unit(rng, h, Aim::Ingest),
+        90..=98 => aim_inside(rng, Aim::Ingest),
         _ => None,
     };
     plan.unwrap_or_else(|| {
@@ -334,7 +340,7 @@ fn steps_of(h: &History, oi: usize, unit: u64) -> u32 {
 
 /// A kill at a step point inside a write unit of `h` that `aim` selects,
 /// at a step drawn from the unit's step points (two for any other unit).
-fn inside_unit(rng: &mut ChaCha8Rng, h: &History, aim: Aim) -> Option<KillPlan> {
+fn inside_unit(rng: &mut ChaCha8Rng, writer: usize, h: &History, aim: Aim) -> Option<KillPlan> {
     // The kind first: counting a range delete's live keys is the costly
     // part, and the crash cycle plans on its hot path.
     let kind = |op: &Op| match aim {
@@ -356,6 +362,7 @@ fn inside_unit(rng: &mut ChaCha8Rng, h: &History, aim: Aim) -> Option<KillPlan> 
     }
     let (oi, steps) = candidates[rng.random_range(0..candidates.len())];
     Some(KillPlan::InsideOp {
+        writer,
         n: oi + 1,
         step: rng.random_range(1..=steps.max(2)),
     })

@@ -107,6 +107,7 @@ pub fn to_case(target: &str, data: &[u8]) -> Result<Case, String> {
         fault: None,
         kill_after_op: None,
         kill_step: None,
+        kill_writer: 0,
         comments: vec![format!(
             "converted from a cargo-fuzz artifact of target '{target}'"
         )],
@@ -140,6 +141,7 @@ pub fn to_case(target: &str, data: &[u8]) -> Result<Case, String> {
                 fault: Some(Fault::POWER_LOSS),
                 kill_after_op: Some(i.crash_after),
                 kill_step: None,
+                kill_writer: 0,
                 comments,
                 ops: i.ops,
                 ..base
