@@ -226,3 +226,69 @@ fn metrics_endpoint_serves_counters_during_a_run() {
         assert!(body.contains(name), "{name} missing:\n{body}");
     }
 }
+
+/// Kills aim inside the units of every writer, and the torn batches found
+/// with four writers replay to their verdict: those killed at a planned
+/// step point exactly, and those a timed kill caught between two step
+/// points (each writer's step count at the kill) nearly always. A timed
+/// kill after a step point may land before or after the next write
+/// applied, and a replay picks one: measured over seeds 1-8 of this
+/// command with 80 cycles, 422 of 433 cases replayed (97%); before step
+/// counts were recorded, 45 of 130 did. WAL-sync only: in no-wal and
+/// manual-flush modes a background flush can make a tear durable at a
+/// moment no replay reproduces.
+#[test]
+fn kills_inside_any_writers_units_replay_to_their_verdict() {
+    let t = tempfile::tempdir().unwrap();
+    let o = bin()
+        .current_dir(t.path())
+        .args([
+            "crash",
+            "--store",
+            "mutant:non-atomic-batch",
+            "--writers",
+            "4",
+            "--mode",
+            "wal-sync",
+            "--cycles",
+            "80",
+            "--seed",
+            "1",
+            "--no-shrink",
+            "--report",
+            "r.json",
+            "-q",
+        ])
+        .output()
+        .expect("spawn crashcheck");
+    assert_eq!(o.status.code(), Some(1), "the mutant must be caught");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path().join("r.json")).unwrap()).unwrap();
+    let by_writer = &r["by_mode"]["wal-sync"]["kills_mid_unit_by_writer"];
+    let writers = by_writer.as_object().map_or(0, |m| m.len());
+    assert!(writers >= 3, "mid-unit kills by writer: {by_writer}");
+    let violations = r["violations"].as_array().unwrap();
+    assert!(violations.len() >= 20, "{}", violations.len());
+    let (mut replayed, mut other_writers, mut missed) = (0, 0, Vec::new());
+    for v in violations {
+        let case = v["artifact"].as_str().unwrap().to_string() + "/case.repro";
+        let case = t.path().join(case);
+        let text = std::fs::read_to_string(&case).unwrap();
+        let elsewhere = text
+            .lines()
+            .any(|l| l.starts_with("kill: in-op") && l.contains(" writer "));
+        let out = bin().arg("replay").arg(&case).output().unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains("matches the saved verdict") {
+            replayed += 1;
+            other_writers += usize::from(elsewhere);
+        } else {
+            missed.push(case.display().to_string());
+        }
+    }
+    assert!(
+        replayed * 10 >= violations.len() * 9,
+        "{replayed} of {} replayed; missed: {missed:?}",
+        violations.len()
+    );
+    assert!(other_writers > 0, "no case inside writers 1-3 replayed");
+}

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::crash::{self, KillPlan, Phase};
-use crate::cycle::{CyclePlan, CycleResult};
+use crate::cycle::{CycleOutcome, CyclePlan, CycleResult};
 use crate::fault::Fault;
 use crate::model::history::History;
 use crate::op::Op;
@@ -118,7 +118,7 @@ pub(super) fn guarantee_stats(
 pub(super) fn recorded_interleaving(
     histories: &[History],
     w: &crash::WriterRun,
-    kill_writer: usize,
+    kill_in: Option<usize>,
 ) -> Option<(Vec<Vec<Op>>, Vec<u8>)> {
     let schedule = w.schedule.as_ref()?;
     let started: Vec<usize> = (0..histories.len())
@@ -126,7 +126,7 @@ pub(super) fn recorded_interleaving(
         .collect();
     // A writer that stopped on its own, hung or died: every started op
     // (the failing one included). A kill at a step point inside writer
-    // `kill_writer`'s op: that op too, last (writers own their keys, so where it
+    // `kill_in`'s op: that op too, last (writers own their keys, so where it
     // stands among the others' completed ops does not change the state).
     let all_started = matches!(
         w.stop,
@@ -153,7 +153,7 @@ pub(super) fn recorded_interleaving(
         .filter(|&&(t, i)| i < done(t))
         .map(|&(t, _)| t as u8)
         .collect();
-    if w.killed_mid_unit && !all_started {
+    if let (Some(kill_writer), false) = (kill_in, all_started) {
         let n = completed(kill_writer);
         if let (Some(op), Some(mine)) = (
             histories.get(kill_writer).and_then(|h| h.ops.get(n)),
@@ -164,6 +164,42 @@ pub(super) fn recorded_interleaving(
         }
     }
     Some((ops, order))
+}
+
+/// A kill not aimed at a step point that landed inside a writer's op
+/// after its `s`-th step point: `(writer, op, s)`, so that the case
+/// replays as a kill at that step point. The kill may have come after the
+/// step that followed point `s` applied, so the replayed state can hold
+/// one step less than the recorded one; both are the same torn unit
+/// unless that step was the last. Before the op's first step point
+/// (`s == 0`) only a torn unit is replayed so (at point 1: its first step
+/// applied, which the tear shows); any other verdict keeps "after the ops
+/// completed". With several writers inside a unit, the one the violation
+/// names (`prefer`) is chosen.
+fn unaimed_step(
+    w: &crash::WriterRun,
+    prefer: Option<usize>,
+    torn: bool,
+) -> Option<(usize, usize, u32)> {
+    let at = |t: usize| match w.steps_in_op.get(t).copied().flatten() {
+        Some(0) if torn => Some(1),
+        Some(0) | None => None,
+        Some(s) => Some(s),
+    };
+    let writer = prefer
+        .filter(|&t| at(t).is_some())
+        .or_else(|| (0..w.steps_in_op.len()).find(|&t| at(t).is_some()))?;
+    Some((writer, w.ops_done_each.get(writer)? + 1, at(writer)?))
+}
+
+/// The writer a violation's detail names (`writer N: ...`, as the
+/// per-writer judgement words it), if any.
+fn violating_writer(outcome: &CycleOutcome) -> Option<usize> {
+    let CycleOutcome::Violation { detail, .. } = outcome else {
+        return None;
+    };
+    let rest = detail.strip_prefix("writer ")?;
+    rest.split(':').next()?.trim().parse().ok()
 }
 
 /// Builds the cases (repro files) of one cycle: its ops as planned, or as
@@ -195,14 +231,24 @@ impl<'a> CaseOf<'a> {
             KillPlan::InsideOp { writer, n, step } if res.writer.killed_mid_unit => {
                 Some((writer, n, step))
             }
+            _ if res.writer.stop == crash::WriterStop::Killed => {
+                let torn = matches!(
+                    res.outcome,
+                    CycleOutcome::Violation {
+                        class: crate::verify::ViolationClass::TornBatch,
+                        ..
+                    }
+                );
+                unaimed_step(&res.writer, violating_writer(&res.outcome), torn)
+            }
             _ => None,
         };
         // Several writers: each writer's completed ops, in the recorded
         // order in which they started; a replay runs them in that order.
         let recorded = (plan.histories.len() > 1)
             .then(|| {
-                let kill_writer = step.map_or(0, |(w, _, _)| w);
-                recorded_interleaving(&plan.histories, &res.writer, kill_writer)
+                let kill_in = step.map(|(w, _, _)| w);
+                recorded_interleaving(&plan.histories, &res.writer, kill_in)
             })
             .flatten();
         CaseOf {

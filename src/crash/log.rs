@@ -35,6 +35,14 @@ pub(super) struct WriterLog {
     /// overlapped (see `oracle::Progress::flushed_solo`).
     pub(super) flushed_solo: AtomicU64,
     pub(super) cf_flushed_solo: [AtomicU64; MAX_CFS],
+    /// 1 + the step points passed in the op running now (0 between ops):
+    /// where a kill that was not aimed at a step point landed inside a
+    /// unit.
+    pub(super) steps: AtomicU64,
+    /// 1 when the last of those step points came right before a WAL
+    /// append, so the write after it most likely completed before the
+    /// kill.
+    pub(super) step_at_append: AtomicU64,
 }
 
 /// One checkpoint, backup or copy taken during the cycle.
@@ -346,6 +354,22 @@ impl SharedLog {
     /// Ops writer `writer` completed.
     pub fn ops_done_of(&self, writer: usize) -> usize {
         self.writer(writer).ops_done.load(Ordering::SeqCst) as usize
+    }
+
+    /// Where a kill found `writer`: `None` between ops, `Some(s)` inside
+    /// an op after its `s`-th step point; `s + 1` when that point came
+    /// right before a WAL append (`step_at_append`: the time after it is
+    /// mostly the write's own append, sync and memtable insert, so the
+    /// write most likely completed). (Tried for a store's own points with
+    /// several writers too: more replays missed, as the next point is
+    /// often past the unit's last write.)
+    pub fn steps_in_op_of(&self, writer: usize) -> Option<u32> {
+        let l = self.writer(writer);
+        let v = l.steps.load(Ordering::SeqCst);
+        let append = l.step_at_append.load(Ordering::SeqCst);
+        let s = v.checked_sub(1)?;
+        let s = if s > 0 { s + append } else { s };
+        Some(u32::try_from(s).unwrap_or(u32::MAX))
     }
 
     /// What the I/O-error faults did in the cycle.

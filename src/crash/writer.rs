@@ -4,7 +4,7 @@
 //! marked started and acknowledged, and durability points are recorded.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::accounting::{CopyStart, FlushStart};
@@ -36,11 +36,26 @@ std::thread_local! {
     /// Where to record a mid-unit kill (the shared log's flag).
     static MID_UNIT: std::cell::Cell<*const AtomicU32> =
         const { std::cell::Cell::new(std::ptr::null()) };
+    /// This writer's count of step points passed in its current op, and
+    /// whether the last one preceded a WAL append (the shared log's
+    /// `steps` and `step_at_append`).
+    static STEPS: std::cell::Cell<(*const AtomicU64, *const AtomicU64)> =
+        const { std::cell::Cell::new((std::ptr::null(), std::ptr::null())) };
 }
 
 /// The step hook of the first writer under an [`KillPlan::InsideOp`]
 /// plan: counts step points of the armed op and dies at the planned one.
 fn on_step() {
+    let (steps, at_append) = STEPS.with(std::cell::Cell::get);
+    if !steps.is_null() && !at_append.is_null() {
+        let append = u64::from(crate::store::drive::at_wal_append());
+        // SAFETY: both point into the shared mapping, alive for the
+        // child's whole life (set from `&SharedLog` in `writer_loop`).
+        unsafe {
+            (*at_append).store(append, Ordering::SeqCst);
+            (*steps).fetch_add(1, Ordering::SeqCst);
+        }
+    }
     let (target, seen) = TRAP.with(std::cell::Cell::get);
     if target == 0 {
         return;
@@ -121,6 +136,9 @@ pub struct WriterRun {
     pub schedule: Option<Vec<(usize, usize)>>,
     /// Ops each writer completed.
     pub ops_done_each: Vec<usize>,
+    /// Per writer, where the kill found it: `None` between ops, `Some(s)`
+    /// inside an op after its `s`-th step point.
+    pub steps_in_op: Vec<Option<u32>>,
     /// What the I/O-error faults did (faults with [`WriterJob::io_errors`]).
     pub io: super::log::IoCounts,
 }
@@ -203,7 +221,6 @@ impl Hooks for WriterHooks<'_> {
         if let KillPlan::InsideOp { writer, n, step } = self.ctx.plan {
             if self.writer == writer && self.i + 1 == n {
                 TRAP.with(|t| t.set((step, 0)));
-                crate::store::drive::reset_wal_appends();
             }
         }
         match op {
@@ -270,9 +287,12 @@ impl Hooks for WriterHooks<'_> {
 /// Runs writer `writer`'s ops against `store`, publishing progress.
 fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &History) {
     let log = ctx.shared.writer(writer);
+    // Every writer counts its step points (a kill that lands between
+    // two of them replays there); the planned writer's may kill.
+    STEPS.with(|s| s.set((&log.steps, &log.step_at_append)));
+    crate::store::drive::set_step_hook(Some(on_step));
     if matches!(ctx.plan, KillPlan::InsideOp { writer: w, .. } if w == writer) {
         MID_UNIT.with(|m| m.set(&ctx.shared.get().mid_unit));
-        crate::store::drive::set_step_hook(Some(on_step));
     }
     let mut io = match ctx.io_errors {
         Some((seed, e)) => match WriterIo::arm(seed, e, writer, ctx.writers, h) {
@@ -301,7 +321,14 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
         if let Some(Err(msg)) = io.as_ref().map(|io| io.before_op(i)) {
             ctx.fail(writer, i, msg, code::STORE_ERROR);
         }
+        // 1 + the step points passed while the op runs; 0 between ops.
+        // WAL appends count from the op's start in every writer, as a
+        // replay of a kill at one of its step points counts them.
+        log.step_at_append.store(0, Ordering::SeqCst);
+        log.steps.store(1, Ordering::SeqCst);
+        crate::store::drive::reset_wal_appends();
         let mut result = drive(store, op, &mut hooks);
+        log.steps.store(0, Ordering::SeqCst);
         if let Some(io) = io.as_mut() {
             result = io.after_op(ctx.shared.get(), log, store, h, i, result);
         }
@@ -561,6 +588,7 @@ pub fn run_writer(shared: &SharedLog, job: &WriterJob<'_>) -> Result<WriterRun, 
         killed_mid_unit: shared.killed_mid_unit(),
         schedule: if n > 1 { shared.schedule() } else { None },
         ops_done_each: (0..n).map(|i| shared.ops_done_of(i)).collect(),
+        steps_in_op: (0..n).map(|i| shared.steps_in_op_of(i)).collect(),
         copies_skipped: shared.copies_skipped(),
         io: shared.io_counts(),
     })

@@ -154,8 +154,12 @@ pub fn run_cycle(
     let wopts = StoreOptions {
         lose_unsynced_data: fault.drops_unsynced(opts, single),
         io_fault_env: fault.writer_io_errors().is_some(),
-        // A kill aimed inside a unit: WAL appends become step points.
-        step_env: matches!(kill, KillPlan::InsideOp { .. }),
+        // WAL appends are step points in every single-writer cycle, so
+        // that a kill recorded at a step point replays at the same one.
+        // Not with several writers: group commit appends a follower's
+        // write from the leader's thread, and a replay, which runs one op
+        // at a time, would count the points differently.
+        step_env: single,
         ..opts.clone()
     };
     let opts = &StoreOptions {

@@ -40,6 +40,7 @@ fn writer(acked: u64) -> WriterRun {
         killed_mid_unit: false,
         schedule: None,
         ops_done_each: vec![0],
+        steps_in_op: vec![None],
         io: Default::default(),
     }
 }

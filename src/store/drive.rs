@@ -63,6 +63,14 @@ std::thread_local! {
     static ON_STEP: std::cell::Cell<Option<fn()>> = const { std::cell::Cell::new(None) };
     /// WAL appends seen on this thread since [`reset_wal_appends`].
     static WAL_APPENDS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// True while [`wal_append_point`] runs the step hook.
+    static AT_WAL_APPEND: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// True inside a step point that [`wal_append_point`] made (the append
+/// follows it), false inside one the store called.
+pub fn at_wal_append() -> bool {
+    AT_WAL_APPEND.with(std::cell::Cell::get)
 }
 
 /// Called by the fault filesystem before every append to a WAL file
@@ -74,7 +82,9 @@ pub fn wal_append_point() {
     let n = WAL_APPENDS.with(std::cell::Cell::get);
     WAL_APPENDS.with(|c| c.set(n.saturating_add(1)));
     if n > 0 {
+        AT_WAL_APPEND.with(|c| c.set(true));
         step_point();
+        AT_WAL_APPEND.with(|c| c.set(false));
     }
 }
 

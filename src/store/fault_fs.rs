@@ -252,6 +252,13 @@ pub fn wire_fault_env(opts: &mut Options, o: &super::StoreOptions) {
     if o.lose_unsynced_data || o.io_fault_env || o.step_env {
         install_fault_env(opts, o.lose_unsynced_data);
     }
+    let hook: Option<extern "C" fn()> = if o.step_env {
+        Some(on_wal_append)
+    } else {
+        None
+    };
+    // SAFETY: sets a process-wide function pointer the Env calls.
+    unsafe { crashcheck_fault_env_set_wal_append_hook(hook) };
 }
 
 /// The fault filesystem's WAL append hook: a step point for the crash
@@ -274,7 +281,6 @@ pub fn install_fault_env(opts: &mut Options, lose_unsynced: bool) {
     // stores its Env pointer in the options.
     unsafe {
         let env = crashcheck_fault_env_create(i32::from(lose_unsynced));
-        crashcheck_fault_env_set_wal_append_hook(Some(on_wal_append));
         librocksdb_sys::rocksdb_options_set_env(opts.as_raw_ptr(), env);
         crashcheck_options_add_recovery_listener(opts.as_raw_ptr());
     }

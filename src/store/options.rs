@@ -145,10 +145,10 @@ pub struct StoreOptions {
     /// I/O errors under a process kill. Not part of the text form.
     #[serde(skip)]
     pub io_fault_env: bool,
-    /// Run RocksDB on the fault-injecting filesystem, writing through, so
-    /// that WAL appends are step points
-    /// ([`crate::store::drive::wal_append_point`]): for a kill aimed inside
-    /// a write unit. Not part of the text form.
+    /// Run RocksDB on the fault-injecting filesystem (writing through
+    /// unless `lose_unsynced_data`), with WAL appends as step points
+    /// ([`crate::store::drive::wal_append_point`]): for kills inside a
+    /// write unit, and their replays. Not part of the text form.
     #[serde(skip)]
     pub step_env: bool,
     /// An in-process fault filesystem to run on (fuzz targets); not part
