@@ -122,12 +122,13 @@ impl CycleOutcome {
 }
 
 /// Violation classes that mean "acknowledged data is missing": a lost
-/// write, part of a unit, a hole, a lost delete (resurrected), a lost merge
-/// base.
-const MISSING_DATA: [ViolationClass; 6] = [
+/// write, part of a unit, units out of order (a newer write undone by an
+/// older one), a hole, a lost delete (resurrected), a lost merge base.
+const MISSING_DATA: [ViolationClass; 7] = [
     ViolationClass::LostAckedWrite,
     ViolationClass::LostAckedAfterError,
     ViolationClass::TornBatch,
+    ViolationClass::ReorderedWrites,
     ViolationClass::Hole,
     ViolationClass::ResurrectedDelete,
     ViolationClass::MergeOnStaleBase,

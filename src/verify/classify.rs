@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::reorder::reorder_match;
+use super::source::{source, Source};
 use super::{Verdict, ViolationClass};
 use crate::model::history::History;
 use crate::model::Model;
@@ -98,33 +100,37 @@ pub(super) fn classify(
     rec: &BTreeMap<Vec<u8>, u128>,
     fp: u128,
 ) -> Verdict {
-    let n = h.units();
     let (near, mut diff) = nearest_diff(h, adm, rec);
     diff.truncate(12);
-    // Keys merged by a unit that started (units after U never ran).
-    let merged: BTreeSet<&[u8]> = h
-        .op_of_unit
-        .iter()
-        .take(adm.hi as usize)
-        .flat_map(|&oi| h.ops[oi].write_ops())
-        .filter_map(|w| match w {
-            crate::op::WriteOp::Merge { key, .. } => Some(key.as_slice()),
-            _ => None,
-        })
-        .collect();
-    let v = |class, detail: String| Verdict::Violation {
+    let (class, detail) = evidence(h, adm, rec, fp).unwrap_or_else(|| {
+        (
+            ViolationClass::Hole,
+            format!("no prefix matches: a later write is present while an earlier one is missing (nearest admissible prefix {near})"),
+        )
+    });
+    Verdict::Violation {
         class,
         detail: format!(
             "{detail}; admissible prefixes [{}, {}] ({})",
             adm.lo, adm.hi, adm.rule
         ),
-        diff: diff.clone(),
-    };
-    // Evidence, most specific first. 1. An exact prefix below L: lost
-    // acknowledged writes, never a torn batch, whatever else the state
-    // also resembles. (An exact prefix above U is judged after the torn
-    // units: a unit torn by the kill may leave a state that a later,
-    // never-started unit would also produce.)
+        diff,
+    }
+}
+
+/// The most specific class the evidence supports, with its explanation;
+/// `None` for a hole (no more specific evidence).
+fn evidence(
+    h: &History,
+    adm: &Admissible,
+    rec: &BTreeMap<Vec<u8>, u128>,
+    fp: u128,
+) -> Option<(ViolationClass, String)> {
+    let n = h.units();
+    // 1. An exact prefix below L: lost acknowledged writes, never a torn
+    // batch, whatever else the state also resembles. (An exact prefix
+    // above U is judged after the torn units: a unit torn by the kill may
+    // leave a state that a later, never-started unit would also produce.)
     let keys = all_keys(h, rec);
     let mut inter = vec![true; n as usize + 1];
     for k in &keys {
@@ -132,20 +138,81 @@ pub(super) fn classify(
         inter.iter_mut().zip(m).for_each(|(a, b)| *a &= b);
     }
     let exact = inter.iter().rposition(|x| *x).map(|p| p as u64);
-    if let Some(p) = exact {
-        if p < adm.lo {
-            return v(
-                ViolationClass::LostAckedWrite,
+    if let Some(p) = exact.filter(|p| *p < adm.lo) {
+        return Some((
+            ViolationClass::LostAckedWrite,
+            format!(
+                "state equals prefix {p}: acknowledged writes {}..={} are lost",
+                p + 1,
+                adm.lo
+            ),
+        ));
+    }
+    // 2. A unit provably applied in part: the last one started (the kill
+    // may have landed inside it) first, then whole units in another order,
+    // then any other unit. A state that whole units reordered explain is
+    // no evidence of an earlier unit torn: every unit in it is whole.
+    if let Some(d) = torn(h, adm, rec, fp, &keys, Some(adm.hi)) {
+        return Some((ViolationClass::TornBatch, d));
+    }
+    if let Some(r) = reorder_match(h, adm.hi, &keys, rec) {
+        return Some((ViolationClass::ReorderedWrites, r.describe(h, adm.lo)));
+    }
+    if let Some(d) = torn(h, adm, rec, fp, &keys, None) {
+        return Some((ViolationClass::TornBatch, d));
+    }
+    // 3. An exact prefix above U: writes never started.
+    if let Some(p) = exact.filter(|p| *p > adm.hi) {
+        return Some((
+            ViolationClass::PhantomValue,
+            format!(
+                "state equals prefix {p}, which includes writes never started (last started: {})",
+                adm.hi
+            ),
+        ));
+    }
+    // 4. A value the key never held at any prefix.
+    if let Some(e) = unheld_value(h, adm.hi, rec) {
+        return Some(e);
+    }
+    // 5. A key deleted by a unit the mode promises durable (at or before
+    // L) holds the older value again.
+    let lo = adm.lo;
+    for k in &keys {
+        let got = rec.get(*k).copied();
+        if got.is_none() || h.value_at(k, lo).is_some() {
+            continue;
+        }
+        let Some(last) = mask(h, k, got).iter().rposition(|x| *x) else {
+            continue;
+        };
+        let last = last as u64;
+        if last < lo && deleted_between(h, k, last, lo) {
+            return Some((
+                ViolationClass::ResurrectedDelete,
                 format!(
-                    "state equals prefix {p}: acknowledged writes {}..={} are lost",
-                    p + 1,
-                    adm.lo
+                    "key {} holds {} again although an acknowledged unit (at or before {lo}) deleted it",
+                    short(k),
+                    describe(h, got)
                 ),
-            );
+            ));
         }
     }
-    // 2. A batch provably applied in part: the state is no prefix (above),
-    // but is the state before batch unit u plus some of its writes.
+    None
+}
+
+/// A unit (of those that started; `only`: just that one) provably applied
+/// in part: the state is no prefix, but the state before unit `u` plus
+/// some of its writes.
+fn torn(
+    h: &History,
+    adm: &Admissible,
+    rec: &BTreeMap<Vec<u8>, u128>,
+    fp: u128,
+    keys: &BTreeSet<&[u8]>,
+    only: Option<u64>,
+) -> Option<String> {
+    // In order: the state before the unit plus its first writes.
     let mut m = Model::from_state(h.base.clone());
     for (ui, &oi) in h.op_of_unit.iter().enumerate() {
         let unit = ui as u64 + 1;
@@ -154,28 +221,25 @@ pub(super) fn classify(
         }
         let op = &h.ops[oi];
         let ws = op.write_ops();
-        if ws.len() > 1 {
+        if ws.len() > 1 && only.is_none_or(|o| o == unit) {
             let mut part = m.clone();
             for (j, w) in ws.iter().enumerate().take(ws.len() - 1) {
                 part.apply(w);
                 if part.fingerprint() == fp {
-                    return v(
-                        ViolationClass::TornBatch,
-                        format!(
-                            "state is prefix {} plus {} of the {} writes of batch unit {unit} (op #{oi})",
-                            unit - 1,
-                            j + 1,
-                            ws.len()
-                        ),
-                    );
+                    return Some(format!(
+                        "state is prefix {} plus {} of the {} writes of batch unit {unit} (op #{oi})",
+                        unit - 1,
+                        j + 1,
+                        ws.len()
+                    ));
                 }
             }
         }
         m.apply_op(op);
     }
-    // 2b. The same, in any order: every key holds its value either before
-    // or after unit u, some before and some after (a batch applied out of
-    // order, e.g. split per column family; a range delete done in part).
+    // In any order: every key holds its value either before or after unit
+    // u, some before and some after (a batch applied out of order, e.g.
+    // split per column family; a range delete done in part).
     for (ui, &oi) in h.op_of_unit.iter().enumerate() {
         let unit = ui as u64 + 1;
         if unit > adm.hi {
@@ -183,11 +247,13 @@ pub(super) fn classify(
         }
         // Units that touch several keys: batches and range deletes.
         let ws = h.ops[oi].write_ops();
-        if ws.len() < 2 && !matches!(ws, [WriteOp::DeleteRange { .. }]) {
+        if only.is_some_and(|o| o != unit)
+            || ws.len() < 2 && !matches!(ws, [WriteOp::DeleteRange { .. }])
+        {
             continue;
         }
         let (mut before, mut after, mut fits) = (0usize, 0usize, true);
-        for k in &keys {
+        for k in keys {
             let got = rec.get(*k).copied();
             let (a, b) = (h.value_at(k, unit - 1), h.value_at(k, unit));
             if got == a && got == b {
@@ -202,79 +268,61 @@ pub(super) fn classify(
             }
         }
         if fits && before > 0 && after > 0 {
-            return v(
-                ViolationClass::TornBatch,
-                format!(
-                    "state is prefix {} plus part of unit {unit} (op #{oi}, `{}`): {after} of its keys changed, {before} not",
-                    unit - 1,
-                    short_op(&h.ops[oi])
-                ),
-            );
+            return Some(format!(
+                "state is prefix {} plus part of unit {unit} (op #{oi}, `{}`): {after} of its keys changed, {before} not",
+                unit - 1,
+                short_op(&h.ops[oi])
+            ));
         }
     }
-    if let Some(p) = exact.filter(|p| *p > adm.hi) {
-        return v(
-            ViolationClass::PhantomValue,
-            format!(
-                "state equals prefix {p}, which includes writes never started (last started: {})",
-                adm.hi
-            ),
-        );
-    }
-    // 3. A value the key never held at any prefix. For a key that was
-    // merged this is a merge applied onto a base it should not have had (a
-    // lost or stale value under it); otherwise a value never written.
+    None
+}
+
+/// A key holding a value no prefix gives it: a value nobody wrote
+/// (phantom), else a merge over a stale base. A value the key held only
+/// inside a unit is neither (written, but part of a unit: left to the
+/// later checks).
+fn unheld_value(
+    h: &History,
+    hi: u64,
+    rec: &BTreeMap<Vec<u8>, u128>,
+) -> Option<(ViolationClass, String)> {
+    let mut stale = None;
     for (k, hash) in rec {
-        let held = mask(h, k, Some(*hash)).iter().any(|x| *x);
-        if held {
+        if mask(h, k, Some(*hash)).iter().any(|x| *x) {
             continue;
         }
-        if merged.contains(k.as_slice()) {
-            return v(
-                ViolationClass::MergeOnStaleBase,
-                format!(
-                    "key {} holds {}, which no prefix gives it: a merge applied onto a stale or lost base",
-                    short(k),
-                    describe(h, Some(*hash))
-                ),
-            );
-        }
-        return v(
-            ViolationClass::PhantomValue,
-            format!(
-                "key {} holds {} that was never written to it",
-                short(k),
-                describe(h, Some(*hash))
-            ),
-        );
-    }
-    // 4. A key deleted by a unit the mode promises durable (at or before
-    // L) holds the older value again.
-    let lo = adm.lo;
-    for k in &keys {
-        let got = rec.get(*k).copied();
-        if got.is_none() || h.value_at(k, lo).is_some() {
-            continue;
-        }
-        let Some(last) = mask(h, k, got).iter().rposition(|x| *x) else {
-            continue;
-        };
-        let last = last as u64;
-        if last < lo && deleted_between(h, k, last, lo) {
-            return v(
-                ViolationClass::ResurrectedDelete,
-                format!(
-                    "key {} holds {} again although an acknowledged unit (at or before {lo}) deleted it",
-                    short(k),
-                    describe(h, got)
-                ),
-            );
+        match source(h, hi, k, *hash) {
+            Source::Invented => {
+                return Some((
+                    ViolationClass::PhantomValue,
+                    format!(
+                        "key {} holds {} that was never written to it",
+                        short(k),
+                        describe(h, Some(*hash))
+                    ),
+                ))
+            }
+            Source::StaleMerge { first, last, base } if stale.is_none() => {
+                let ops = if first == last {
+                    format!("op #{first}")
+                } else {
+                    format!("ops #{first}..=#{last}")
+                };
+                stale = Some((
+                    ViolationClass::MergeOnStaleBase,
+                    format!(
+                        "key {} holds {}, which no prefix gives it: the merge operands of {ops} applied over {}, a stale or lost base",
+                        short(k),
+                        describe(h, Some(*hash)),
+                        describe(h, base)
+                    ),
+                ));
+            }
+            _ => {}
         }
     }
-    v(
-        ViolationClass::Hole,
-        format!("no prefix matches: a later write is present while an earlier one is missing (nearest admissible prefix {near})"),
-    )
+    stale
 }
 
 /// An op's text, cut to a readable length for messages.
@@ -416,12 +464,21 @@ mod tests {
     }
 
     #[test]
-    fn an_unwritten_value_is_phantom_unless_the_key_was_merged() {
-        let ops = vec![Op::Write(put("a", "1")), Op::Write(merge("m", "x"))];
-        let c = class_of(ops.clone(), state(&[("a", b"zzz"), ("m", b"x")]));
+    fn an_unwritten_value_is_phantom_and_a_merge_over_a_stale_base_is_not() {
+        let ops = vec![
+            Op::Write(put("a", "1")),
+            Op::Write(put("m", "y")),
+            Op::Write(put("m", "w")),
+            Op::Write(merge("m", "x")),
+        ];
+        let c = class_of(ops.clone(), state(&[("a", b"zzz"), ("m", b"wx")]));
         assert_eq!(c, ViolationClass::PhantomValue);
-        let c = class_of(ops, state(&[("a", b"1"), ("m", b"yx")]));
+        // "x" merged onto "y", a value m held before the put of "w".
+        let c = class_of(ops.clone(), state(&[("a", b"1"), ("m", b"yx")]));
         assert_eq!(c, ViolationClass::MergeOnStaleBase);
+        // "x" merged onto "v", which m never held: invented.
+        let c = class_of(ops, state(&[("a", b"1"), ("m", b"vx")]));
+        assert_eq!(c, ViolationClass::PhantomValue);
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub mod copies;
 pub mod explain;
 pub mod fifo;
 pub mod ingest;
+mod reorder;
+mod source;
 
 use classify::{classify, describe, diff_against, short};
 pub use explain::{Explanation, Matched};
@@ -36,10 +38,14 @@ pub enum ViolationClass {
     /// The state lies inside a write unit that touches several keys (a
     /// WriteBatch, a range delete): part of it applied.
     TornBatch,
+    /// The state is whole units applied in another order: one unit ran
+    /// ahead of earlier ones (or was held back behind later ones), so
+    /// their writes to its keys landed in the wrong order.
+    ReorderedWrites,
     /// A key deleted by a unit that survived holds its older value again.
     ResurrectedDelete,
-    /// A merged key holds a value no prefix gives it: a merge applied onto
-    /// a stale or lost base.
+    /// A merged key holds a value no prefix gives it, and that value is a
+    /// run of its merge operands applied over a stale or lost base.
     MergeOnStaleBase,
     /// A later write is present while an earlier one is missing.
     Hole,
@@ -73,6 +79,7 @@ impl ViolationClass {
             ViolationClass::UnexpectedOpenFailure => "unexpected-open-failure",
             ViolationClass::PhantomValue => "phantom-value",
             ViolationClass::TornBatch => "torn-batch",
+            ViolationClass::ReorderedWrites => "reordered-writes",
             ViolationClass::ResurrectedDelete => "resurrected-delete",
             ViolationClass::MergeOnStaleBase => "merge-on-stale-base",
             ViolationClass::Hole => "hole",
@@ -89,10 +96,11 @@ impl ViolationClass {
 
 impl ViolationClass {
     /// Every class, in report order.
-    pub const ALL: [ViolationClass; 13] = [
+    pub const ALL: [ViolationClass; 14] = [
         ViolationClass::UnexpectedOpenFailure,
         ViolationClass::PhantomValue,
         ViolationClass::TornBatch,
+        ViolationClass::ReorderedWrites,
         ViolationClass::ResurrectedDelete,
         ViolationClass::MergeOnStaleBase,
         ViolationClass::Hole,

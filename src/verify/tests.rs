@@ -229,3 +229,227 @@ fn each_class_is_detected() {
         ViolationClass::ReadMismatch
     );
 }
+
+/// Border tests between reordered whole units, torn units, losses, merges
+/// over a stale base and invented values: hand-built histories, each
+/// state given the class its evidence supports.
+mod borders {
+    use super::super::*;
+    use crate::model::{merge_values, value_hash, State};
+    use crate::op::{IngestMode, Op, Value, WriteOp};
+
+    fn put(k: &str, v: &str) -> WriteOp {
+        WriteOp::Put {
+            key: k.into(),
+            value: Value::Lit(v.into()),
+        }
+    }
+    fn del(k: &str) -> WriteOp {
+        WriteOp::Delete { key: k.into() }
+    }
+    fn merge(k: &str, v: &str) -> WriteOp {
+        WriteOp::Merge {
+            key: k.into(),
+            operand: Value::Lit(v.into()),
+        }
+    }
+    fn ingest(puts: Vec<WriteOp>) -> Op {
+        Op::Ingest {
+            mode: IngestMode::Move,
+            puts,
+        }
+    }
+    fn state(kv: &[(&str, &[u8])]) -> Recovered {
+        let mut entries: Vec<(Vec<u8>, u128)> = kv
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), value_hash(v)))
+            .collect();
+        entries.sort();
+        Recovered {
+            entries,
+            point_reads: Vec::new(),
+        }
+    }
+    /// The verdict on `rec` after `ops` (from an empty database), with
+    /// admissible prefixes `[lo, hi]`.
+    fn judge(ops: Vec<Op>, lo: u64, hi: u64, rec: Recovered) -> (ViolationClass, String) {
+        let h = History::new(ops, State::new());
+        let adm = Admissible {
+            lo,
+            hi,
+            rule: "test",
+        };
+        match verify(&h, &adm, &rec) {
+            Verdict::Violation { class, detail, .. } => (class, detail),
+            Verdict::Ok { prefix } => panic!("consistent at prefix {prefix}"),
+        }
+    }
+
+    #[test]
+    fn an_ingest_run_ahead_of_earlier_units_is_reordered_not_torn() {
+        // A wrapper holds units 2 and 3 in a queue; the ingest (unit 4)
+        // goes straight to RocksDB, and the drained queue then overwrites
+        // its key k. Unit 5 was still queued at the kill. Every unit in
+        // the state is whole, though it also reads as "prefix 3 plus part
+        // of the ingest" (its z changed, its k not).
+        let ops = vec![
+            Op::Write(put("x", "0")),
+            Op::Batch(vec![put("a", "1"), put("k", "1")]),
+            Op::Write(put("b", "1")),
+            ingest(vec![put("k", "2"), put("z", "2")]),
+            Op::Write(put("c", "5")),
+        ];
+        let rec = state(&[
+            ("x", b"0"),
+            ("a", b"1"),
+            ("k", b"1"),
+            ("b", b"1"),
+            ("z", b"2"),
+        ]);
+        let (class, detail) = judge(ops.clone(), 4, 5, rec.clone());
+        assert_eq!(class, ViolationClass::ReorderedWrites, "{detail}");
+        assert!(
+            detail.contains("unit 4 (op #3) applied whole ahead of units 2..=3"),
+            "{detail}"
+        );
+        // Where unit 5 was promised durable, the detail says it is missing.
+        let (class, detail) = judge(ops, 5, 5, rec);
+        assert_eq!(class, ViolationClass::ReorderedWrites, "{detail}");
+        assert!(
+            detail.contains("units 5..=5, promised durable, are missing"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn two_whole_batches_swapped_are_reordered_not_torn() {
+        // Unit 1 applied after unit 2 (both whole), unit 3 after them.
+        let ops = vec![
+            Op::Batch(vec![put("a", "1"), put("k", "1")]),
+            Op::Batch(vec![put("b", "2"), put("k", "2")]),
+            Op::Write(put("c", "3")),
+        ];
+        let rec = state(&[("a", b"1"), ("b", b"2"), ("k", b"1"), ("c", b"3")]);
+        let (class, detail) = judge(ops, 3, 3, rec);
+        assert_eq!(class, ViolationClass::ReorderedWrites, "{detail}");
+    }
+
+    #[test]
+    fn a_batch_really_applied_in_part_is_torn_even_before_the_last_unit() {
+        // b was never written by any unit: no order of whole units leaves
+        // a without b. Unit 3 (the last started) is not the torn one.
+        let ops = vec![
+            Op::Write(put("x", "0")),
+            Op::Batch(vec![put("a", "1"), put("b", "1")]),
+            Op::Write(put("c", "3")),
+        ];
+        let rec = state(&[("x", b"0"), ("a", b"1")]);
+        let (class, detail) = judge(ops, 1, 3, rec);
+        assert_eq!(class, ViolationClass::TornBatch, "{detail}");
+        assert!(detail.contains("batch unit 2"), "{detail}");
+    }
+
+    #[test]
+    fn the_last_started_unit_in_part_is_torn_even_where_a_reordering_fits() {
+        // The kill may land inside unit 3, the last started: "k kept its
+        // value from unit 2" reads as unit 3 torn (a wrapper writing the
+        // batch key by key) and as unit 3 run ahead of unit 2. The torn
+        // unit is the simpler story there.
+        let ops = vec![
+            Op::Write(put("x", "0")),
+            Op::Write(put("k", "1")),
+            Op::Batch(vec![put("a", "3"), put("k", "3")]),
+        ];
+        let rec = state(&[("x", b"0"), ("k", b"1"), ("a", b"3")]);
+        let (class, detail) = judge(ops, 2, 3, rec);
+        assert_eq!(class, ViolationClass::TornBatch, "{detail}");
+    }
+
+    #[test]
+    fn lost_units_that_a_reordering_would_also_explain_are_not_reordered() {
+        // A lost delete: "put k held back after the delete" fits too, but
+        // a lost unit needs no reordering.
+        let ops = vec![
+            Op::Write(put("k", "1")),
+            Op::Write(put("z", "1")),
+            Op::Write(del("k")),
+            Op::Write(put("w", "1")),
+        ];
+        let rec = state(&[("k", b"1"), ("z", b"1"), ("w", b"1")]);
+        assert_eq!(judge(ops, 4, 4, rec).0, ViolationClass::ResurrectedDelete);
+        // Two lost overwrites of k (units 2 and 3): a hole, although
+        // "batch 1 held back after them" fits as well.
+        let ops = vec![
+            Op::Batch(vec![put("a", "1"), put("k", "1")]),
+            Op::Write(put("k", "2")),
+            Op::Write(put("k", "3")),
+            Op::Write(put("z", "4")),
+        ];
+        let rec = state(&[("a", b"1"), ("k", b"1"), ("z", b"4")]);
+        assert_eq!(judge(ops, 4, 4, rec).0, ViolationClass::Hole);
+    }
+
+    #[test]
+    fn a_merge_over_a_stale_base_is_merge_on_stale_base() {
+        // The overwrite (unit 2) lost, the merge applied over unit 1's v1;
+        // unit 4 shows that later units survived.
+        let ops = vec![
+            Op::Write(put("k", "v1")),
+            Op::Write(put("k", "v2")),
+            Op::Write(merge("k", "m")),
+            Op::Write(put("z", "1")),
+        ];
+        let stale = merge_values(Some(b"v1"), b"m");
+        let (class, detail) = judge(ops, 4, 4, state(&[("k", &stale), ("z", b"1")]));
+        assert_eq!(class, ViolationClass::MergeOnStaleBase, "{detail}");
+        assert!(
+            detail.contains("op #2 applied over value of op #0"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn an_older_put_value_of_a_merged_key_is_a_hole() {
+        // k holds unit 1's put value: the merge (unit 2) is lost, unit 3
+        // survived. No merge made the wrong value.
+        let ops = vec![
+            Op::Write(put("k", "v1")),
+            Op::Write(merge("k", "m")),
+            Op::Write(put("z", "1")),
+        ];
+        let rec = state(&[("k", b"v1"), ("z", b"1")]);
+        assert_eq!(judge(ops, 3, 3, rec).0, ViolationClass::Hole);
+    }
+
+    #[test]
+    fn a_value_a_merged_key_held_only_inside_a_batch_is_not_merge_on_stale_base() {
+        // A wrapper that keeps the first put of a batch: k holds "a", a
+        // value the batch wrote but no unit boundary shows. Written, so no
+        // phantom; no merge made it, so no stale merge base.
+        let ops = vec![
+            Op::Write(merge("k", "m")),
+            Op::Batch(vec![put("k", "a"), put("k", "b")]),
+            Op::Write(put("z", "1")),
+        ];
+        let rec = state(&[("k", b"a"), ("z", b"1")]);
+        assert_eq!(judge(ops, 3, 3, rec).0, ViolationClass::Hole);
+    }
+
+    #[test]
+    fn an_invented_value_of_a_merged_key_is_phantom() {
+        let ops = vec![
+            Op::Write(put("k", "v1")),
+            Op::Write(merge("k", "m")),
+            Op::Write(put("z", "1")),
+        ];
+        let rec = state(&[("k", b"junk"), ("z", b"1")]);
+        assert_eq!(
+            judge(ops.clone(), 3, 3, rec).0,
+            ViolationClass::PhantomValue
+        );
+        // A real operand over a base nobody wrote is invented too.
+        let forged = merge_values(Some(b"nobody"), b"m");
+        let rec = state(&[("k", &forged), ("z", b"1")]);
+        assert_eq!(judge(ops, 3, 3, rec).0, ViolationClass::PhantomValue);
+    }
+}
