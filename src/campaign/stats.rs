@@ -76,7 +76,8 @@ pub struct ModeStats {
     pub kills_in_background_phase: u64,
     /// Cycles whose kill landed at a step point inside a write unit (a
     /// store that carries out one unit in several steps; RocksDB's own
-    /// units are single steps, so stock RocksDB shows 0).
+    /// units are single steps, and reach the WAL as one append unless a
+    /// record outgrows the write buffer, so stock RocksDB shows few).
     #[serde(default)]
     pub kills_mid_unit: u64,
     /// The same by writer index (kill plans aim inside any writer's

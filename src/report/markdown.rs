@@ -70,7 +70,7 @@ pub fn markdown(r: &CrashReport) -> String {
     }
     let _ = writeln!(
         s,
-        "\n*Kills inside a unit*: kills that landed between the internal steps of one write unit, at a step point the store under test reports (`store::drive::step_point`). RocksDB's own batches and range deletes are single atomic steps, so stock RocksDB shows 0; such planned kills then land right after the unit."
+        "\n*Kills inside a unit*: kills that landed between the internal steps of one write unit: at a step point the store under test reports (`store::drive::step_point`), or (one writer) between two WAL appends of one unit. A RocksDB write reaches the WAL as one append unless its record outgrows the write buffer, so stock RocksDB shows few (each a torn WAL record its recovery must drop); other planned kills land right after the unit."
     );
     if r.violations.is_empty() {
         let _ = writeln!(s, "\n**No violations.**");
