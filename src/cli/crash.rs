@@ -184,6 +184,60 @@ fn progress_printer(total: Option<u64>, quiet: bool) -> Option<Arc<campaign::Pro
     }))
 }
 
+/// `--fault`: a comma-separated list, or `all` (with several writers, the
+/// faults that work with them).
+fn crash_faults(arg: &str, writers: usize) -> Res<Vec<Fault>> {
+    if arg == "all" {
+        return Ok(Fault::all()
+            .iter()
+            .copied()
+            .filter(|f| f.works_with_writers(writers))
+            .collect());
+    }
+    arg.split(',')
+        .map(|f| f.trim().parse().map_err(EnvError))
+        .collect()
+}
+
+/// `--shard I/N` (none: the whole campaign).
+fn parse_shard(arg: Option<&str>) -> Res<(u64, u64)> {
+    let Some(s) = arg else {
+        return Ok((0, 1));
+    };
+    match s
+        .split_once('/')
+        .map(|(i, n)| (i.trim().parse::<u64>(), n.trim().parse::<u64>()))
+    {
+        Some((Ok(i), Ok(n))) => Ok((i, n)),
+        _ => fail(format!("--shard '{s}': expected I/N with 0 <= I < N")),
+    }
+}
+
+/// Every output is checked before the first cycle, not after the run.
+fn check_outputs(a: &CrashArgs) -> Res<()> {
+    for (flag, p) in [
+        ("--report", &a.out.report),
+        ("--junit", &a.out.junit),
+        ("--markdown", &a.out.markdown),
+    ] {
+        if let Some(p) = p {
+            crashcheck::report::check_output(p).map_err(|e| EnvError(format!("{flag} {e}")))?;
+        }
+    }
+    crashcheck::report::check_dir_writable(&a.artifacts, &a.artifacts)
+        .map_err(|e| EnvError(format!("--artifacts {e}")))
+}
+
+/// The Prometheus endpoint at `addr`.
+fn start_metrics(addr: &str) -> Res<crashcheck::metrics::MetricsServer> {
+    let m = crashcheck::metrics::serve(addr).map_err(EnvError)?;
+    eprintln!(
+        "crashcheck: Prometheus metrics at http://{}/metrics",
+        m.addr
+    );
+    Ok(m)
+}
+
 pub(super) fn cmd_crash(a: CrashArgs) -> Res<u8> {
     let prof = profile(a.common.profile.as_deref(), "crash")?;
     let user = options(&a.common)?;
@@ -206,30 +260,9 @@ pub(super) fn cmd_crash(a: CrashArgs) -> Res<u8> {
         .map(|s| s.parse::<crashcheck::workload::FlushStyle>())
         .transpose()
         .map_err(EnvError)?;
-    let faults: Vec<Fault> = if a.fault == "all" {
-        // With several writers, "all" means the faults that work with them.
-        Fault::all()
-            .iter()
-            .copied()
-            .filter(|f| f.works_with_writers(a.writers))
-            .collect()
-    } else {
-        a.fault
-            .split(',')
-            .map(|f| f.trim().parse().map_err(EnvError))
-            .collect::<Res<_>>()?
-    };
+    let faults = crash_faults(&a.fault, a.writers)?;
     let duration = a.duration.as_deref().map(parse_duration).transpose()?;
-    let shard = match &a.shard {
-        None => (0, 1),
-        Some(s) => match s
-            .split_once('/')
-            .map(|(i, n)| (i.trim().parse::<u64>(), n.trim().parse::<u64>()))
-        {
-            Some((Ok(i), Ok(n))) => (i, n),
-            _ => return fail(format!("--shard '{s}': expected I/N with 0 <= I < N")),
-        },
-    };
+    let shard = parse_shard(a.shard.as_deref())?;
     let cycles = match (a.cycles, duration) {
         (None, None) => Some(100),
         (c, _) => c,
@@ -277,29 +310,11 @@ pub(super) fn cmd_crash(a: CrashArgs) -> Res<u8> {
         cf_flush,
     };
     cfg.validate()?;
-    // Every output is checked before the first cycle, not after the run.
-    for (flag, p) in [
-        ("--report", &a.out.report),
-        ("--junit", &a.out.junit),
-        ("--markdown", &a.out.markdown),
-    ] {
-        if let Some(p) = p {
-            crashcheck::report::check_output(p).map_err(|e| EnvError(format!("{flag} {e}")))?;
-        }
-    }
-    crashcheck::report::check_dir_writable(&a.artifacts, &a.artifacts)
-        .map_err(|e| EnvError(format!("--artifacts {e}")))?;
+    check_outputs(&a)?;
     let wd = work_dir(a.common.dir.as_deref())?;
     cfg.work_dir = wd.path().to_path_buf();
     let metrics = match &a.metrics_addr {
-        Some(addr) => {
-            let m = crashcheck::metrics::serve(addr).map_err(EnvError)?;
-            eprintln!(
-                "crashcheck: Prometheus metrics at http://{}/metrics",
-                m.addr
-            );
-            Some(m)
-        }
+        Some(addr) => Some(start_metrics(addr)?),
         None => None,
     };
     let sink = metrics

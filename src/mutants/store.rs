@@ -66,10 +66,11 @@ impl Mutant {
         w.disable_wal(true);
         w
     }
-}
 
-impl Store for Mutant {
-    fn write(&mut self, ops: &[WriteOp], batch: bool) -> StoreResult<()> {
+    /// The mutants that carry out one unit in several writes (with or
+    /// without step points between them): `Ok(true)` when this one did;
+    /// `Ok(false)` for the others, and for units they leave whole.
+    fn write_in_parts(&mut self, ops: &[WriteOp], batch: bool) -> StoreResult<bool> {
         match self.name {
             "non-atomic-batch" => {
                 for (i, w) in ops.iter().enumerate() {
@@ -78,36 +79,65 @@ impl Store for Mutant {
                     }
                     self.inner.write(std::slice::from_ref(w), false)?;
                 }
-                Ok(())
             }
             // The kill must find the gap by itself: the fault filesystem's
             // WAL appends are its only step points.
             "split-batch-silent" if batch && ops.len() >= 2 => {
                 let (a, b) = ops.split_at(ops.len() / 2);
                 self.inner.write(a, true)?;
-                self.inner.write(b, true)
+                self.inner.write(b, true)?;
             }
-            "delrange-by-key" if !batch => match ops {
-                [WriteOp::DeleteRange { start, end }] => {
-                    let live = self.inner.scan(
-                        &Scan {
-                            lo: Some(start.clone()),
-                            hi: Some(end.clone()),
-                            reverse: false,
-                            limit: u32::MAX,
-                        },
-                        None,
-                    )?;
-                    for (i, (key, _)) in live.into_iter().enumerate() {
-                        if i > 0 {
+            "delrange-by-key" if !batch => {
+                let [WriteOp::DeleteRange { start, end }] = ops else {
+                    return Ok(false);
+                };
+                let live = self.inner.scan(
+                    &Scan {
+                        lo: Some(start.clone()),
+                        hi: Some(end.clone()),
+                        reverse: false,
+                        limit: u32::MAX,
+                    },
+                    None,
+                )?;
+                for (i, (key, _)) in live.into_iter().enumerate() {
+                    if i > 0 {
+                        step_point();
+                    }
+                    self.inner.write(&[WriteOp::Delete { key }], false)?;
+                }
+            }
+            "cf-split-batch" if batch => {
+                // Group by column family, keeping order inside each group.
+                let cfs = self.inner.options().column_families.max(1) as usize;
+                let mut first = true;
+                for cf in 0..cfs {
+                    let part: Vec<WriteOp> = ops
+                        .iter()
+                        .filter(|w| crate::keyspace::cf_of(w.key(), cfs) == cf)
+                        .cloned()
+                        .collect();
+                    if !part.is_empty() {
+                        if !first {
                             step_point();
                         }
-                        self.inner.write(&[WriteOp::Delete { key }], false)?;
+                        first = false;
+                        self.inner.write(&part, true)?;
                     }
-                    Ok(())
                 }
-                _ => self.inner.write(ops, batch),
-            },
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+impl Store for Mutant {
+    fn write(&mut self, ops: &[WriteOp], batch: bool) -> StoreResult<()> {
+        if self.write_in_parts(ops, batch)? {
+            return Ok(());
+        }
+        match self.name {
             "swallow-write-error" => {
                 let _ = self.inner.write(ops, batch);
                 Ok(())
@@ -170,26 +200,6 @@ impl Store for Mutant {
                 ),
                 _ => self.inner.write(ops, batch),
             },
-            "cf-split-batch" if batch => {
-                // Group by column family, keeping order inside each group.
-                let cfs = self.inner.options().column_families.max(1) as usize;
-                let mut first = true;
-                for cf in 0..cfs {
-                    let part: Vec<WriteOp> = ops
-                        .iter()
-                        .filter(|w| crate::keyspace::cf_of(w.key(), cfs) == cf)
-                        .cloned()
-                        .collect();
-                    if !part.is_empty() {
-                        if !first {
-                            step_point();
-                        }
-                        first = false;
-                        self.inner.write(&part, true)?;
-                    }
-                }
-                Ok(())
-            }
             _ => self.inner.write(ops, batch),
         }
     }
