@@ -277,4 +277,19 @@ fn a_case_from_a_store_the_binary_does_not_have_is_refused_with_the_way_to_repla
     assert!(e.contains("store 'app-kv'"), "{e}");
     assert!(e.contains("CRASHCHECK_REPLAY="), "{e}");
     assert_eq!(names(t.path()), vec!["case.repro"]);
+    // In an artifact directory, the command its campaign recorded, for
+    // the file given.
+    std::fs::write(
+        t.path().join("README.txt"),
+        "crashcheck violation artifact\n\nreplay:\n  CRASHCHECK_REPLAY=/else/where/shrunk.repro cargo test kv_test -- --exact\n",
+    )
+    .unwrap();
+    let o = run(&["replay", f.to_str().unwrap()], t.path());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let e = stderr(&o);
+    let want = format!(
+        "CRASHCHECK_REPLAY={} cargo test kv_test -- --exact",
+        f.display()
+    );
+    assert!(e.contains(&want), "{e}");
 }

@@ -117,6 +117,24 @@ pub(super) fn cmd_run(a: RunArgs) -> Res<u8> {
     Ok(1)
 }
 
+/// The replay command the artifact's README.txt names (the line after
+/// `replay:`), for `case` instead of the file it names, if the case sits
+/// in an artifact directory.
+fn recorded_replay(case: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(case.parent()?.join("README.txt")).ok()?;
+    let mut lines = text.lines().skip_while(|l| l.trim() != "replay:");
+    lines.next()?;
+    let cmd = lines.next()?.trim();
+    if cmd.is_empty() || cmd.starts_with("crashcheck replay") {
+        return None;
+    }
+    let named = cmd
+        .split_whitespace()
+        .map(|w| w.rsplit('=').next().unwrap_or(w))
+        .find(|w| w.ends_with(".repro"))?;
+    Some(cmd.replace(named, &case.display().to_string()))
+}
+
 pub(super) fn cmd_replay(a: ReplayArgs) -> Res<u8> {
     let case = Case::load(&a.file)?;
     let here = crashcheck::store::engine::engine().to_string();
@@ -131,12 +149,19 @@ pub(super) fn cmd_replay(a: ReplayArgs) -> Res<u8> {
     let factory = match factory_by_name(&case.store) {
         Ok(f) => f,
         Err(_) if !(case.store == "rocksdb" || case.store.starts_with("mutant:")) => {
+            // The campaign that wrote the artifact said how to replay it
+            // with its own store (README.txt next to the case).
+            let how = recorded_replay(&a.file).unwrap_or_else(|| {
+                format!(
+                    "CRASHCHECK_REPLAY={} cargo test <the test that calls crash_check_in_test> -- --exact, or crashcheck::harness::replay_file",
+                    a.file.display()
+                )
+            });
             return fail(format!(
-                "{}: this case comes from the store '{}', which the crashcheck binary does not have; replay it with that store: CRASHCHECK_REPLAY={} cargo test <the test that calls crash_check_in_test> -- --exact, or crashcheck::harness::replay_file",
+                "{}: this case comes from the store '{}', which the crashcheck binary does not have; replay it with that store: {how}",
                 a.file.display(),
                 case.store,
-                a.file.display()
-            ))
+            ));
         }
         Err(e) => return fail(format!("{}: {e}", a.file.display())),
     };
