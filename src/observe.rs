@@ -57,6 +57,22 @@ impl Recovered {
     }
 }
 
+/// The keys a verifier reads one by one when `factory`'s store has no
+/// scans ([`crate::store::Capabilities::scans`]): every key in the base or
+/// written by any of `histories`, the only keys a recovered state can
+/// hold that the model knows of. Empty for a store with scans.
+pub fn point_read_keys(
+    factory: &dyn StoreFactory,
+    histories: &[crate::model::history::History],
+) -> Vec<Vec<u8>> {
+    if factory.capabilities().scans {
+        return Vec::new();
+    }
+    let keys: std::collections::BTreeSet<&Vec<u8>> =
+        histories.iter().flat_map(|h| h.timelines.keys()).collect();
+    keys.into_iter().cloned().collect()
+}
+
 /// Key-value pairs in key order.
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 

@@ -285,7 +285,11 @@ impl Store for StateAdapter {
     }
 }
 
-struct StateFactory;
+struct StateFactory {
+    /// Declare scans (false: crashcheck reads the store, its copies
+    /// included, key by key).
+    scans: bool,
+}
 
 impl StoreFactory for StateFactory {
     fn name(&self) -> String {
@@ -304,6 +308,7 @@ impl StoreFactory for StateFactory {
             flush_wal: false,
             column_families: true,
             copies: true,
+            scans: self.scans,
             ..Capabilities::CLASSIC
         }
     }
@@ -334,7 +339,7 @@ fn the_state_store_survives_kills_and_power_loss_with_copies() {
     let r = crash_check_in_test(
         "the_state_store_survives_kills_and_power_loss_with_copies",
         config(t.path()),
-        Arc::new(StateFactory),
+        Arc::new(StateFactory { scans: true }),
     )
     .unwrap();
     assert_eq!(r.cycles, 120);
@@ -359,11 +364,40 @@ fn more_writers_than_the_store_can_share_is_refused() {
             writers: 2,
             ..config(t.path())
         },
-        Arc::new(StateFactory),
+        Arc::new(StateFactory { scans: true }),
     );
     let e = r.expect_err("two writers ran on a store without Store::share");
     assert!(
         e.contains("'guide-state'") && e.contains("--writers 2"),
         "{e}"
+    );
+}
+
+#[test]
+fn the_state_store_and_its_copies_are_judged_by_point_reads_without_scans() {
+    let t = tempfile::tempdir().unwrap();
+    let r = crash_check_in_test(
+        "the_state_store_and_its_copies_are_judged_by_point_reads_without_scans",
+        CrashConfig {
+            cycles: Some(60),
+            ..config(t.path())
+        },
+        Arc::new(StateFactory { scans: false }),
+    )
+    .unwrap();
+    assert!(r.violations.is_empty(), "{:#?}", r.violations);
+    assert!(r.store_lacks.contains(&"scans".to_string()));
+    let judged: u64 = r
+        .by_mode
+        .values()
+        .map(|m| m.copies.copies_consistent + m.copies.copies_inconsistent)
+        .sum();
+    assert!(judged > 5, "{:?}", r.by_mode);
+    // Read key by key, the copies hold what was written (read as empty,
+    // nearly all of them would be inconsistent).
+    let consistent: u64 = r.by_mode.values().map(|m| m.copies.copies_consistent).sum();
+    assert!(
+        consistent * 2 > judged,
+        "{consistent} of {judged} consistent"
     );
 }

@@ -319,18 +319,7 @@ impl Judge<'_> {
         } else {
             opts
         };
-        // A store without scans is read key by key over every key the
-        // cycle's writers (or its base) could have left.
-        let universe: Vec<Vec<u8>> = if factory.capabilities().scans {
-            Vec::new()
-        } else {
-            let keys: std::collections::BTreeSet<&Vec<u8>> = self
-                .histories
-                .iter()
-                .flat_map(|h| h.timelines.keys())
-                .collect();
-            keys.into_iter().cloned().collect()
-        };
+        let universe = crate::observe::point_read_keys(factory, self.histories);
         let reopened =
             crate::observe::reopen_and_read(factory, db, vo, sample, &universe, timeout)?;
         res.outcome = match reopened {

@@ -148,8 +148,9 @@ fn check_dir(
             rule: "checkpoint/backup: every write acknowledged before the call, none started after it returned (checkpoint_impl.cc flushes first; backup_engine.cc flush_before_backup)",
         }
     };
+    let universe = crate::observe::point_read_keys(factory, lanes);
     let got: Recovered =
-        match crate::observe::reopen_and_read(factory, dir, opts, &[], &[], timeout)? {
+        match crate::observe::reopen_and_read(factory, dir, opts, &[], &universe, timeout)? {
             Reopened::Opened(r) => r,
             Reopened::Failed(msg) => return Ok(DirCheck::Unopenable(msg)),
             Reopened::Died(_) => return Ok(DirCheck::VerifierDied),
