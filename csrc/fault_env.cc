@@ -139,19 +139,9 @@ class CountingFaultFs : public rocksdb::FaultInjectionTestFS {
     }
     return s;
   }
-  rocksdb::IOStatus ReuseWritableFile(
-      const std::string& fname, const std::string& old_fname,
-      const rocksdb::FileOptions& file_opts,
-      std::unique_ptr<rocksdb::FSWritableFile>* result,
-      rocksdb::IODebugContext* dbg) override {
-    fault_env_files_opened.fetch_add(1);
-    auto s = rocksdb::FaultInjectionTestFS::ReuseWritableFile(
-        fname, old_fname, file_opts, result, dbg);
-    if (s.ok() && is_wal(fname)) {
-      *result = std::make_unique<HookedWalFile>(std::move(*result));
-    }
-    return s;
-  }
+  // No ReuseWritableFile: FaultInjectionTestFS's renames the old WAL and
+  // calls NewWritableFile (virtual, so the one above), which counts and
+  // wraps it once.
 };
 
 extern "C" long crashcheck_fault_env_files_opened() {

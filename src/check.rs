@@ -250,6 +250,21 @@ pub fn compare_full(store: &mut dyn Store, model: &Model) -> Result<(), (Violati
     compare_final(store, model, &[])
 }
 
+/// The keys a store without scans is read at: every key `ops` write, and
+/// every key the model holds (a checkpoint's state has no ops of its own).
+fn keys_to_read<'a>(model: &'a Model, ops: &'a [Op]) -> std::collections::BTreeSet<&'a Vec<u8>> {
+    let written = ops
+        .iter()
+        .flat_map(|o| o.write_ops())
+        .filter_map(|w| match w {
+            crate::op::WriteOp::Put { key, .. }
+            | crate::op::WriteOp::Delete { key }
+            | crate::op::WriteOp::Merge { key, .. } => Some(key),
+            crate::op::WriteOp::DeleteRange { .. } => None,
+        });
+    written.chain(model.state().keys()).collect()
+}
+
 /// [`compare_full`] for a store that may lack scans: then every key that
 /// `ops` write is read point-wise instead
 /// ([`crate::store::Capabilities::scans`]).
@@ -260,18 +275,8 @@ fn compare_final(
 ) -> Result<(), (ViolationClass, String)> {
     let got = match store.scan_all() {
         Err(crate::store::StoreError::Unsupported(_)) => {
-            let keys: std::collections::BTreeSet<&Vec<u8>> = ops
-                .iter()
-                .flat_map(|o| o.write_ops())
-                .filter_map(|w| match w {
-                    crate::op::WriteOp::Put { key, .. }
-                    | crate::op::WriteOp::Delete { key }
-                    | crate::op::WriteOp::Merge { key, .. } => Some(key),
-                    crate::op::WriteOp::DeleteRange { .. } => None,
-                })
-                .collect();
             let mut all = Vec::new();
-            for k in keys {
+            for k in keys_to_read(model, ops) {
                 if let Some(v) = store
                     .get(k, None)
                     .map_err(|e| (ViolationClass::StoreError, e.to_string()))?

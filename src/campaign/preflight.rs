@@ -4,14 +4,14 @@
 
 use crate::crash::{isolate, ChildEnd, CrashError};
 use crate::store::fault_fs::fault_env_files_opened;
-use crate::store::{StoreFactory, StoreOptions};
+use crate::store::{StoreError, StoreFactory, StoreOptions};
 
 use super::CrashConfig;
 
 /// Refuses the campaign when the store lacks a capability it needs
-/// ([`crate::store::Capabilities::refusal`]) or when a fault that works
-/// through crashcheck's fault filesystem would not reach the store's
-/// RocksDB ([`fault_env_reaches`]).
+/// ([`crate::store::Capabilities::refusal`]), answers no scan though it
+/// declares scans, or runs its RocksDB off the fault filesystem a fault
+/// needs ([`probe_store`]).
 pub(super) fn preflight(cfg: &CrashConfig, factory: &dyn StoreFactory) -> Result<(), CrashError> {
     let caps = factory.capabilities();
     if let Some(why) = caps.refusal(
@@ -21,28 +21,31 @@ pub(super) fn preflight(cfg: &CrashConfig, factory: &dyn StoreFactory) -> Result
     ) {
         return Err(CrashError::Refused(why));
     }
-    fault_env_reaches(cfg, factory)
+    probe_store(cfg, factory)
 }
 
-/// Power loss and injected I/O errors act through the fault filesystem the
-/// writer's RocksDB runs on ([`crate::store::fault_fs::wire_fault_env`]).
-/// A wrapper that opens its own RocksDB without it would make such a
-/// fault a plain kill while the report says it was tested. A child opens
-/// the store once with such a fault's options in a scratch directory and
-/// counts the files the fault filesystem saw; none means refusal. A store
-/// that fails to open here is not refused: its cycles report that.
-fn fault_env_reaches(cfg: &CrashConfig, factory: &dyn StoreFactory) -> Result<(), CrashError> {
+/// One child opens the store in a scratch directory, as the first cycle
+/// will, and checks what later cycles rely on:
+/// - a store that declares scans answers one (the verifier reads every
+///   recovered database with a full scan; an `Unsupported` there would be
+///   reported as a failed open of every cycle);
+/// - power loss and injected I/O errors act through the fault filesystem
+///   the writer's RocksDB runs on
+///   ([`crate::store::fault_fs::wire_fault_env`]). A wrapper that opens its
+///   own RocksDB without it would make such a fault a plain kill while the
+///   report says it was tested: the child counts the files the fault
+///   filesystem saw, and none means refusal.
+///
+/// A store that fails to open here is not refused: its cycles report that.
+fn probe_store(cfg: &CrashConfig, factory: &dyn StoreFactory) -> Result<(), CrashError> {
     let single = cfg.writers <= 1;
-    let Some(fault) = cfg
+    let fault = cfg
         .faults
         .iter()
-        .find(|f| f.drops_unsynced(&cfg.options, single) || f.writer_io_errors().is_some())
-    else {
-        return Ok(());
-    };
+        .find(|f| f.drops_unsynced(&cfg.options, single) || f.writer_io_errors().is_some());
     let opts = StoreOptions {
-        lose_unsynced_data: fault.drops_unsynced(&cfg.options, single),
-        io_fault_env: fault.writer_io_errors().is_some(),
+        lose_unsynced_data: fault.is_some_and(|f| f.drops_unsynced(&cfg.options, single)),
+        io_fault_env: fault.is_some_and(|f| f.writer_io_errors().is_some()),
         ..cfg.options.clone()
     };
     std::fs::create_dir_all(&cfg.work_dir)
@@ -52,17 +55,28 @@ fn fault_env_reaches(cfg: &CrashConfig, factory: &dyn StoreFactory) -> Result<()
         .tempdir_in(&cfg.work_dir)
         .map_err(|e| CrashError::Sys("create a scratch directory", e))?;
     let db = scratch.path().join("db");
-    let child = || match factory.open(&db, &opts) {
-        Ok(_store) if fault_env_files_opened() > 0 => 0,
-        Ok(_store) => 1,
-        Err(_) => 2,
+    let scans = factory.capabilities().scans;
+    let child = || {
+        let Ok(mut store) = factory.open(&db, &opts) else {
+            return 0;
+        };
+        if scans && matches!(store.scan_all(), Err(StoreError::Unsupported(_))) {
+            return 3;
+        }
+        if fault.is_some() && fault_env_files_opened() == 0 {
+            return 1;
+        }
+        0
     };
-    match isolate(child, cfg.timeout)? {
-        ChildEnd::Exited { code: 1 } => Err(CrashError::Refused(format!(
-            "store '{}' opens its RocksDB without crashcheck's fault filesystem, so --fault {fault} would be a plain kill: \
+    let store = &cfg.store_name;
+    match (isolate(child, cfg.timeout)?, fault) {
+        (ChildEnd::Exited { code: 3 }, _) => Err(CrashError::Refused(format!(
+            "store '{store}' does not support scans, yet its StoreFactory::capabilities declare them: declare Capabilities {{ scans: false, .. }} (crashcheck then reads it key by key), or implement Store::scan (docs/your-store.md)"
+        ))),
+        (ChildEnd::Exited { code: 1 }, Some(fault)) => Err(CrashError::Refused(format!(
+            "store '{store}' opens its RocksDB without crashcheck's fault filesystem, so --fault {fault} would be a plain kill: \
              build its options with crashcheck::store::rocks::rocksdb_options, or call \
-             crashcheck::store::fault_fs::wire_fault_env(&mut options, store_options) in StoreFactory::open (docs/your-store.md)",
-            cfg.store_name
+             crashcheck::store::fault_fs::wire_fault_env(&mut options, store_options) in StoreFactory::open (docs/your-store.md)"
         ))),
         _ => Ok(()),
     }

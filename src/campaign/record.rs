@@ -177,6 +177,7 @@ pub(super) fn recorded_interleaving(
 /// completed". With several writers inside a unit, the one the violation
 /// names (`prefer`) is chosen.
 fn unaimed_step(
+    histories: &[History],
     w: &crash::WriterRun,
     prefer: Option<usize>,
     torn: bool,
@@ -190,6 +191,13 @@ fn unaimed_step(
         .filter(|&t| at(t).is_some())
         .or_else(|| (0..w.steps_in_op.len()).find(|&t| at(t).is_some()))?;
     Some((writer, w.ops_done_each.get(writer)? + 1, at(writer)?))
+        // Only a write unit's points (a checkpoint copies WAL files too).
+        .filter(|&(t, n, _)| {
+            histories
+                .get(t)
+                .and_then(|h| h.ops.get(n - 1))
+                .is_some_and(|op| op.is_write())
+        })
 }
 
 /// The writer a violation's detail names (`writer N: ...`, as the
@@ -239,7 +247,12 @@ impl<'a> CaseOf<'a> {
                         ..
                     }
                 );
-                unaimed_step(&res.writer, violating_writer(&res.outcome), torn)
+                unaimed_step(
+                    &plan.histories,
+                    &res.writer,
+                    violating_writer(&res.outcome),
+                    torn,
+                )
             }
             _ => None,
         };

@@ -156,9 +156,14 @@ pub fn shrink_crash(
             for (w, op) in es {
                 per[usize::from(*w)].push(op.clone());
             }
+            // A kill inside an op is in its writer's last op.
+            let killed = match case.kill_step {
+                Some(_) => per.get(case.kill_writer).map_or(0, Vec::len),
+                None => per[0].len(),
+            };
             let ops = per.remove(0);
             Case {
-                kill_after_op: Some(ops.len()),
+                kill_after_op: Some(killed),
                 ops,
                 writers: per,
                 interleaving: Some(es.iter().map(|e| e.0).collect()),

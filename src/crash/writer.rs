@@ -329,6 +329,11 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
         crate::store::drive::reset_wal_appends();
         let mut result = drive(store, op, &mut hooks);
         log.steps.store(0, Ordering::SeqCst);
+        // Before the I/O-error bookkeeping: a missing capability is no
+        // injected failure.
+        if let Err(e @ crate::store::StoreError::Unsupported(_)) = &result {
+            ctx.fail(writer, i, &format!("`{op}`: {e}"), code::UNSUPPORTED);
+        }
         if let Some(io) = io.as_mut() {
             result = io.after_op(ctx.shared.get(), log, store, h, i, result);
         }
@@ -351,9 +356,6 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
                         ctx.fail(writer, i, &msg, code::READ_MISMATCH);
                     }
                 }
-            }
-            Err(e @ crate::store::StoreError::Unsupported(_)) => {
-                ctx.fail(writer, i, &format!("`{op}`: {e}"), code::UNSUPPORTED)
             }
             Err(e) => match op {
                 read if read.is_read() => ctx.fail(

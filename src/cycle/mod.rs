@@ -158,8 +158,12 @@ pub fn run_cycle(
         // that a kill recorded at a step point replays at the same one.
         // Not with several writers: group commit appends a follower's
         // write from the leader's thread, and a replay, which runs one op
-        // at a time, would count the points differently.
-        step_env: single,
+        // at a time, would count the points differently. Not with WAL
+        // recycling either: the fault filesystem reuses a WAL by renaming
+        // it and opening it anew, truncated (fault_injection_fs.cc
+        // ReuseWritableFile), so kill cycles would never meet a recycled
+        // WAL's old tail.
+        step_env: single && !crate::store::user_options::recycles_wal(&opts.rocksdb),
         ..opts.clone()
     };
     let opts = &StoreOptions {

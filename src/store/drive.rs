@@ -65,6 +65,8 @@ std::thread_local! {
     static WAL_APPENDS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
     /// True while [`wal_append_point`] runs the step hook.
     static AT_WAL_APPEND: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The store called [`step_point`] since the last WAL append.
+    static STORE_POINT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// True inside a step point that [`wal_append_point`] made (the append
@@ -75,13 +77,17 @@ pub fn at_wal_append() -> bool {
 
 /// Called by the fault filesystem before every append to a WAL file
 /// (csrc/fault_env.cc `HookedWalFile`): every append after the first since
-/// [`reset_wal_appends`] is a [`step_point`]. A store that writes one unit
-/// as several RocksDB writes is thus killed between them even if it never
-/// calls `step_point` (RocksDB's own unit reaches the WAL as one append).
+/// [`reset_wal_appends`] is a [`step_point`], unless the store called
+/// `step_point` itself since the last append (one point per gap). A store
+/// that writes one unit as several RocksDB writes is thus killed between
+/// them even if it never calls `step_point` (RocksDB's own unit reaches
+/// the WAL as one append).
 pub fn wal_append_point() {
     let n = WAL_APPENDS.with(std::cell::Cell::get);
     WAL_APPENDS.with(|c| c.set(n.saturating_add(1)));
-    if n > 0 {
+    // A store that marks its own steps gets one point per gap, not two.
+    let marked = STORE_POINT.with(|c| c.replace(false));
+    if n > 0 && !marked {
         AT_WAL_APPEND.with(|c| c.set(true));
         step_point();
         AT_WAL_APPEND.with(|c| c.set(false));
@@ -92,6 +98,7 @@ pub fn wal_append_point() {
 /// op a kill aims inside).
 pub fn reset_wal_appends() {
     WAL_APPENDS.with(|c| c.set(0));
+    STORE_POINT.with(|c| c.set(false));
 }
 
 /// A point between two internal steps of one write unit. A store that
@@ -101,6 +108,9 @@ pub fn reset_wal_appends() {
 /// exactly there (a [`crate::crash::KillPlan::InsideOp`] kill) and a replay
 /// lands at the same step. RocksDB's own write units are single steps.
 pub fn step_point() {
+    if !AT_WAL_APPEND.with(std::cell::Cell::get) {
+        STORE_POINT.with(|c| c.set(true));
+    }
     if let Some(f) = ON_STEP.with(std::cell::Cell::get) {
         f();
     }

@@ -244,7 +244,10 @@ pub const IO_ERROR_TYPES: [&str; 4] = ["write", "metadata-write", "read", "metad
 /// Puts crashcheck's fault filesystem under a wrapper's own RocksDB
 /// `opts` when the store options `o` ask for it (power-loss and I/O-error
 /// cycles: [`StoreOptions::lose_unsynced_data`](super::StoreOptions) or
-/// `io_fault_env`), and does nothing otherwise. A store that builds its
+/// `io_fault_env`; and, writing through, single-writer cycles with
+/// `step_env`, whose WAL appends become step points), replacing any Env
+/// `opts` had; it does nothing otherwise. It also sets (or, without
+/// `step_env`, clears) this process's WAL-append hook. A store that builds its
 /// own `rocksdb::Options` calls this in
 /// [`StoreFactory::open`](super::StoreFactory::open); without it a power
 /// cut would be a plain kill, and the campaign refuses to run it.

@@ -88,6 +88,14 @@ pub fn compaction_style(s: &str) -> &'static str {
     }
 }
 
+/// True when the options string turns WAL recycling on
+/// (`recycle_log_file_num` above 0).
+pub fn recycles_wal(s: &str) -> bool {
+    option_value(s, "recycle_log_file_num")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > 0)
+}
+
 /// Splits `a=1;b={x=1;y=2};c=3` at top-level `;` (braces nest).
 pub fn split_options(s: &str) -> Vec<String> {
     let mut out = Vec::new();
