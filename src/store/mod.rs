@@ -25,8 +25,10 @@ pub use rocks::{RocksFactory, RocksStore};
 
 use crate::op::{Scan, WriteOp};
 
-/// An error from a store.
+/// An error from a store. New kinds may be added (`Unsupported` came with
+/// capabilities), so a `match` on it needs a wildcard arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The database directory is locked by another process (or by an open
     /// handle in this one).
