@@ -343,52 +343,18 @@ fn deleted_between(h: &History, key: &[u8], after: u64, upto: u64) -> bool {
 mod tests {
     //! Hand-built states on the border between two classes: each must get
     //! the class its evidence supports.
+    use super::super::fixtures::{del, judge, merge, put, state};
     use super::super::{verify, Verdict, ViolationClass};
     use crate::model::history::History;
-    use crate::model::{merge_values, value_hash, State};
+    use crate::model::{merge_values, State};
     use crate::observe::Recovered;
-    use crate::op::{Op, Value, WriteOp};
+    use crate::op::Op;
     use crate::oracle::Admissible;
 
-    fn put(k: &str, v: &str) -> WriteOp {
-        WriteOp::Put {
-            key: k.into(),
-            value: Value::Lit(v.into()),
-        }
-    }
-    fn del(k: &str) -> WriteOp {
-        WriteOp::Delete { key: k.into() }
-    }
-    fn merge(k: &str, v: &str) -> WriteOp {
-        WriteOp::Merge {
-            key: k.into(),
-            operand: Value::Lit(v.into()),
-        }
-    }
-    fn state(kv: &[(&str, &[u8])]) -> Recovered {
-        let mut entries: Vec<(Vec<u8>, u128)> = kv
-            .iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), value_hash(v)))
-            .collect();
-        entries.sort();
-        Recovered {
-            entries,
-            point_reads: Vec::new(),
-        }
-    }
     /// The class of `rec` after `ops`, all acknowledged (L = U = units).
     fn class_of(ops: Vec<Op>, rec: Recovered) -> ViolationClass {
-        let h = History::new(ops, State::new());
-        let n = h.units();
-        let adm = Admissible {
-            lo: n,
-            hi: n,
-            rule: "test: every unit acknowledged",
-        };
-        match verify(&h, &adm, &rec) {
-            Verdict::Violation { class, .. } => class,
-            Verdict::Ok { prefix } => panic!("consistent at prefix {prefix}"),
-        }
+        let n = History::new(ops.clone(), State::new()).units();
+        judge(ops, n, n, rec).0
     }
 
     #[test]

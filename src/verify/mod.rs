@@ -376,4 +376,6 @@ pub(crate) fn recovered_of_units(h: &History, units: impl IntoIterator<Item = u6
 }
 
 #[cfg(test)]
+mod fixtures;
+#[cfg(test)]
 mod tests;

@@ -234,56 +234,10 @@ fn each_class_is_detected() {
 /// over a stale base and invented values: hand-built histories, each
 /// state given the class its evidence supports.
 mod borders {
+    use super::super::fixtures::{del, ingest, judge, merge, put, state};
     use super::super::*;
-    use crate::model::{merge_values, value_hash, State};
-    use crate::op::{IngestMode, Op, Value, WriteOp};
-
-    fn put(k: &str, v: &str) -> WriteOp {
-        WriteOp::Put {
-            key: k.into(),
-            value: Value::Lit(v.into()),
-        }
-    }
-    fn del(k: &str) -> WriteOp {
-        WriteOp::Delete { key: k.into() }
-    }
-    fn merge(k: &str, v: &str) -> WriteOp {
-        WriteOp::Merge {
-            key: k.into(),
-            operand: Value::Lit(v.into()),
-        }
-    }
-    fn ingest(puts: Vec<WriteOp>) -> Op {
-        Op::Ingest {
-            mode: IngestMode::Move,
-            puts,
-        }
-    }
-    fn state(kv: &[(&str, &[u8])]) -> Recovered {
-        let mut entries: Vec<(Vec<u8>, u128)> = kv
-            .iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), value_hash(v)))
-            .collect();
-        entries.sort();
-        Recovered {
-            entries,
-            point_reads: Vec::new(),
-        }
-    }
-    /// The verdict on `rec` after `ops` (from an empty database), with
-    /// admissible prefixes `[lo, hi]`.
-    fn judge(ops: Vec<Op>, lo: u64, hi: u64, rec: Recovered) -> (ViolationClass, String) {
-        let h = History::new(ops, State::new());
-        let adm = Admissible {
-            lo,
-            hi,
-            rule: "test",
-        };
-        match verify(&h, &adm, &rec) {
-            Verdict::Violation { class, detail, .. } => (class, detail),
-            Verdict::Ok { prefix } => panic!("consistent at prefix {prefix}"),
-        }
-    }
+    use crate::model::merge_values;
+    use crate::op::Op;
 
     #[test]
     fn an_ingest_run_ahead_of_earlier_units_is_reordered_not_torn() {
