@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# A default crash campaign: every durability mode, process kills, a fresh
-# database per cycle; reports under reports/campaign/. Extra arguments go to
-# `crashcheck crash` (e.g. --duration 20m --chain).
+# A default crash campaign: every durability mode x every fault, 400 cycles
+# (CYCLES=N for another count); reports under reports/campaign/. Extra
+# arguments go to `crashcheck crash` (e.g. --chain, --option-profile randomized).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh

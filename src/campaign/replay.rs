@@ -289,14 +289,25 @@ pub fn replay_case(
             let (r, _) = replay_crash(factory, &dir.join("db"), case, fault, timeout)?;
             let at = match (case.kill_step, r.writer.killed_mid_unit) {
                 (Some(step), true) => format!(
-                    "inside op {} at step {step}",
+                    "inside {}op {} at step {step}",
+                    match case.kill_writer {
+                        0 => String::new(),
+                        w => format!("writer {w}'s "),
+                    },
                     case.kill_after_op.unwrap_or(0)
                 ),
                 _ => format!("after op {}", r.writer.ops_done),
             };
             lines.push(format!(
-                "killed {at} (acked writes {}, admissible prefixes [{}, {}])",
-                r.writer.progress.acked, r.adm.lo, r.adm.hi
+                "killed {at} ({}acked writes {}, admissible prefixes [{}, {}])",
+                if case.writers.is_empty() {
+                    ""
+                } else {
+                    "writer 0: "
+                },
+                r.writer.progress.acked,
+                r.adm.lo,
+                r.adm.hi
             ));
             match r.outcome {
                 CycleOutcome::Consistent { explanation } => {
