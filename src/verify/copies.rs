@@ -243,148 +243,203 @@ pub fn judge(
         out.not_judged += writer.copies.len() as u64;
         return Ok(out);
     }
-    let flag = |out: &mut CopyOutcome,
-                rec: &CopyRecord,
-                class,
-                inner: Option<ViolationClass>,
-                detail: String| {
-        out.findings.push(CopyFinding {
+    let j = Judging {
+        factory,
+        opts,
+        lanes,
+        writer,
+        root,
+        promise,
+        timeout,
+    };
+    j.checkpoints_and_copies(&mut out)?;
+    j.backups(&mut out)?;
+    Ok(out)
+}
+
+/// What judging one cycle's checkpoints, backups and copies needs.
+struct Judging<'a> {
+    factory: &'a dyn StoreFactory,
+    opts: &'a StoreOptions,
+    lanes: &'a [History],
+    writer: &'a WriterRun,
+    root: &'a Path,
+    promise: Result<&'static str, &'static str>,
+    timeout: Duration,
+}
+
+impl CopyOutcome {
+    /// Records a finding about `rec`.
+    fn flag(
+        &mut self,
+        rec: &CopyRecord,
+        class: ViolationClass,
+        inner: Option<ViolationClass>,
+        detail: String,
+    ) {
+        self.findings.push(CopyFinding {
             class,
             detail,
             inner,
             flush_overlap: rec.flush_overlap,
         });
-    };
-    for rec in writer.copies.iter().filter(|r| r.kind != CopyKind::Backup) {
-        let dir = root.join(rec.kind.dir_name(rec.writer, rec.id));
-        // A checkpoint is renamed into place whole; whatever sits at the
-        // final path must open (checkpoint_impl.cc CreateCheckpoint).
-        let present = dir.join("CURRENT").exists();
-        match (rec.kind, rec.state) {
-            (CopyKind::Copy, CopyState::Failed) => {
-                out.copies_failed += 1;
-                continue;
-            }
-            (_, CopyState::Failed) => continue, // the writer reported it
-            (CopyKind::Copy, CopyState::Started) => continue,
-            (CopyKind::Checkpoint, CopyState::Started) if !present => {
-                out.checkpoints_interrupted += 1;
-                continue;
-            }
-            _ => {}
-        }
-        let what = format!(
-            "checkpoint {} of writer {} ({:?})",
-            rec.id, rec.writer, rec.state
-        );
-        let r = check_dir(factory, opts, &dir, lanes, writer, rec, promise, timeout)?;
-        match (rec.kind, r) {
-            (_, DirCheck::VerifierDied) => out.not_judged += 1,
-            (CopyKind::Copy, DirCheck::Consistent) => out.copies_consistent += 1,
-            (CopyKind::Copy, DirCheck::Mismatch(..)) => out.copies_inconsistent += 1,
-            (CopyKind::Copy, DirCheck::Unopenable(_)) => out.copies_unopenable += 1,
-            (_, DirCheck::Consistent) => out.checkpoints_ok += 1,
-            (_, DirCheck::Mismatch(class, detail)) => flag(
-                &mut out,
-                rec,
-                ViolationClass::CheckpointMismatch,
-                Some(class),
-                format!("{what} holds no state of its window: {class}: {detail}"),
-            ),
-            (_, DirCheck::Unopenable(msg)) => flag(
-                &mut out,
-                rec,
-                ViolationClass::CheckpointMismatch,
-                None,
-                format!("{what} does not open: {msg}"),
-            ),
-        }
     }
-    let backup_lanes: std::collections::BTreeSet<usize> = writer
-        .copies
-        .iter()
-        .filter(|r| r.kind == CopyKind::Backup)
-        .map(|r| r.writer)
-        .collect();
-    for lane in backup_lanes {
-        let recs: Vec<&CopyRecord> = writer
+}
+
+impl Judging<'_> {
+    fn check(&self, dir: &Path, rec: &CopyRecord) -> Result<DirCheck, CrashError> {
+        check_dir(
+            self.factory,
+            self.opts,
+            dir,
+            self.lanes,
+            self.writer,
+            rec,
+            self.promise,
+            self.timeout,
+        )
+    }
+
+    /// Checkpoints must open and hold a state of their window; plain
+    /// copies are counted by how they open.
+    fn checkpoints_and_copies(&self, out: &mut CopyOutcome) -> Result<(), CrashError> {
+        for rec in self
+            .writer
             .copies
             .iter()
-            .filter(|r| r.kind == CopyKind::Backup && r.writer == lane)
-            .collect();
-        let Some(&first) = recs.first() else {
-            continue;
-        };
-        let done = recs.iter().filter(|r| r.state == CopyState::Done).count();
-        let dir = root.join(CopyKind::Backup.dir_name(lane, 0));
-        let listed = match list_and_restore(&dir, root, lane, recs.len(), timeout)? {
-            Listing::Listed(l) => l,
-            Listing::VerifierDied => {
-                out.not_judged += recs.len() as u64;
-                continue;
+            .filter(|r| r.kind != CopyKind::Backup)
+        {
+            let dir = self.root.join(rec.kind.dir_name(rec.writer, rec.id));
+            // A checkpoint is renamed into place whole; whatever sits at the
+            // final path must open (checkpoint_impl.cc CreateCheckpoint).
+            let present = dir.join("CURRENT").exists();
+            match (rec.kind, rec.state) {
+                (CopyKind::Copy, CopyState::Failed) => {
+                    out.copies_failed += 1;
+                    continue;
+                }
+                (_, CopyState::Failed) => continue, // the writer reported it
+                (CopyKind::Copy, CopyState::Started) => continue,
+                (CopyKind::Checkpoint, CopyState::Started) if !present => {
+                    out.checkpoints_interrupted += 1;
+                    continue;
+                }
+                _ => {}
             }
-            Listing::Unopenable(msg) => {
-                flag(
-                    &mut out,
+            let what = format!(
+                "checkpoint {} of writer {} ({:?})",
+                rec.id, rec.writer, rec.state
+            );
+            let r = self.check(&dir, rec)?;
+            match (rec.kind, r) {
+                (_, DirCheck::VerifierDied) => out.not_judged += 1,
+                (CopyKind::Copy, DirCheck::Consistent) => out.copies_consistent += 1,
+                (CopyKind::Copy, DirCheck::Mismatch(..)) => out.copies_inconsistent += 1,
+                (CopyKind::Copy, DirCheck::Unopenable(_)) => out.copies_unopenable += 1,
+                (_, DirCheck::Consistent) => out.checkpoints_ok += 1,
+                (_, DirCheck::Mismatch(class, detail)) => out.flag(
+                    rec,
+                    ViolationClass::CheckpointMismatch,
+                    Some(class),
+                    format!("{what} holds no state of its window: {class}: {detail}"),
+                ),
+                (_, DirCheck::Unopenable(msg)) => out.flag(
+                    rec,
+                    ViolationClass::CheckpointMismatch,
+                    None,
+                    format!("{what} does not open: {msg}"),
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// Each writer's backups: the listing after the crash, then every
+    /// listed backup restored and checked.
+    fn backups(&self, out: &mut CopyOutcome) -> Result<(), CrashError> {
+        let backup_lanes: std::collections::BTreeSet<usize> = self
+            .writer
+            .copies
+            .iter()
+            .filter(|r| r.kind == CopyKind::Backup)
+            .map(|r| r.writer)
+            .collect();
+        for lane in backup_lanes {
+            let recs: Vec<&CopyRecord> = self
+                .writer
+                .copies
+                .iter()
+                .filter(|r| r.kind == CopyKind::Backup && r.writer == lane)
+                .collect();
+            let Some(&first) = recs.first() else {
+                continue;
+            };
+            let done = recs.iter().filter(|r| r.state == CopyState::Done).count();
+            let dir = self.root.join(CopyKind::Backup.dir_name(lane, 0));
+            let listed = match list_and_restore(&dir, self.root, lane, recs.len(), self.timeout)? {
+                Listing::Listed(l) => l,
+                Listing::VerifierDied => {
+                    out.not_judged += recs.len() as u64;
+                    continue;
+                }
+                Listing::Unopenable(msg) => {
+                    out.flag(
+                        first,
+                        ViolationClass::BackupMismatch,
+                        None,
+                        format!("the backup directory of writer {lane} does not open after the crash: {msg}"),
+                    );
+                    continue;
+                }
+            };
+            // BackupEngine lists only backups whose meta file was renamed into
+            // place (backup_engine.cc Initialize): every completed one, and at
+            // most the one a kill interrupted after that rename.
+            if listed.len() < done || listed.len() > recs.len() {
+                out.flag(
                     first,
                     ViolationClass::BackupMismatch,
                     None,
-                    format!("the backup directory of writer {lane} does not open after the crash: {msg}"),
+                    format!(
+                        "writer {lane}: {done} backups completed, {} started, but {} listed after the crash",
+                        recs.len(),
+                        listed.len()
+                    ),
                 );
                 continue;
             }
-        };
-        // BackupEngine lists only backups whose meta file was renamed into
-        // place (backup_engine.cc Initialize): every completed one, and at
-        // most the one a kill interrupted after that rename.
-        if listed.len() < done || listed.len() > recs.len() {
-            flag(
-                &mut out,
-                first,
-                ViolationClass::BackupMismatch,
-                None,
-                format!(
-                    "writer {lane}: {done} backups completed, {} started, but {} listed after the crash",
-                    recs.len(),
-                    listed.len()
-                ),
-            );
-            continue;
-        }
-        out.backups_interrupted += (recs.len() - listed.len()) as u64;
-        for (k, (id, err)) in listed.iter().enumerate() {
-            let rec = recs[k];
-            if let Some(e) = err {
-                flag(
-                    &mut out,
-                    rec,
-                    ViolationClass::BackupMismatch,
-                    None,
-                    format!("backup {id} of writer {lane} is listed but does not restore: {e}"),
-                );
-                continue;
-            }
-            let to = root.join(format!("restore-{lane}-{k}"));
-            let what = format!("backup {id} of writer {lane} ({:?})", rec.state);
-            match check_dir(factory, opts, &to, lanes, writer, rec, promise, timeout)? {
-                DirCheck::Consistent => out.backups_ok += 1,
-                DirCheck::VerifierDied => out.not_judged += 1,
-                DirCheck::Mismatch(class, detail) => flag(
-                    &mut out,
-                    rec,
-                    ViolationClass::BackupMismatch,
-                    Some(class),
-                    format!("{what} restores to no state of its window: {class}: {detail}"),
-                ),
-                DirCheck::Unopenable(msg) => flag(
-                    &mut out,
-                    rec,
-                    ViolationClass::BackupMismatch,
-                    None,
-                    format!("restored {what} does not open: {msg}"),
-                ),
+            out.backups_interrupted += (recs.len() - listed.len()) as u64;
+            for (k, (id, err)) in listed.iter().enumerate() {
+                let rec = recs[k];
+                if let Some(e) = err {
+                    out.flag(
+                        rec,
+                        ViolationClass::BackupMismatch,
+                        None,
+                        format!("backup {id} of writer {lane} is listed but does not restore: {e}"),
+                    );
+                    continue;
+                }
+                let to = self.root.join(format!("restore-{lane}-{k}"));
+                let what = format!("backup {id} of writer {lane} ({:?})", rec.state);
+                match self.check(&to, rec)? {
+                    DirCheck::Consistent => out.backups_ok += 1,
+                    DirCheck::VerifierDied => out.not_judged += 1,
+                    DirCheck::Mismatch(class, detail) => out.flag(
+                        rec,
+                        ViolationClass::BackupMismatch,
+                        Some(class),
+                        format!("{what} restores to no state of its window: {class}: {detail}"),
+                    ),
+                    DirCheck::Unopenable(msg) => out.flag(
+                        rec,
+                        ViolationClass::BackupMismatch,
+                        None,
+                        format!("restored {what} does not open: {msg}"),
+                    ),
+                }
             }
         }
+        Ok(())
     }
-    Ok(out)
 }
