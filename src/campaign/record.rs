@@ -206,8 +206,7 @@ fn violating_writer(outcome: &CycleOutcome) -> Option<usize> {
     let CycleOutcome::Violation { detail, .. } = outcome else {
         return None;
     };
-    let rest = detail.strip_prefix("writer ")?;
-    rest.split(':').next()?.trim().parse().ok()
+    crate::verify::writer_of(detail)
 }
 
 /// Builds the cases (repro files) of one cycle: its ops as planned, or as

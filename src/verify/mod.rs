@@ -252,6 +252,19 @@ fn only(rec: &Recovered, keep: impl Fn(&[u8]) -> bool) -> Recovered {
     }
 }
 
+/// The tag of writer `t`'s verdicts with several writers (`writer 3`),
+/// which [`writer_of`] reads back.
+fn writer_tag(t: usize) -> String {
+    format!("writer {t}")
+}
+
+/// The writer a violation's detail names, as [`tagged`] wrote it with
+/// [`writer_tag`] (`writer 3: ...`); `None` for a single writer's.
+pub fn writer_of(detail: &str) -> Option<usize> {
+    let rest = detail.strip_prefix("writer ")?;
+    rest.split(':').next()?.trim().parse().ok()
+}
+
 fn tagged(v: Verdict, tag: &str) -> Verdict {
     match v {
         Verdict::Violation {
@@ -301,7 +314,7 @@ pub fn verify_all(
             std::borrow::Cow::Borrowed(rec)
         };
         let tag = if hs.len() > 1 {
-            format!("writer {t}")
+            writer_tag(t)
         } else {
             String::new()
         };

@@ -407,3 +407,17 @@ mod borders {
         assert_eq!(judge(ops, 3, 3, rec).0, ViolationClass::PhantomValue);
     }
 }
+
+#[test]
+fn a_tagged_detail_names_its_writer() {
+    let v = Verdict::Violation {
+        class: ViolationClass::TornBatch,
+        detail: "state is prefix 3".into(),
+        diff: Vec::new(),
+    };
+    let Verdict::Violation { detail, .. } = tagged(v, &writer_tag(11)) else {
+        panic!("not a violation");
+    };
+    assert_eq!(writer_of(&detail), Some(11));
+    assert_eq!(writer_of("state is prefix 3"), None);
+}
