@@ -342,6 +342,8 @@ fn kills_need_no_fault_filesystem() {
         }),
     )
     .unwrap();
+    assert_eq!(r.cycles, 20);
+    assert!(r.by_mode.values().map(|m| m.acked_writes).sum::<u64>() > 0);
     assert!(r.violations.is_empty(), "{:#?}", r.violations);
 }
 
