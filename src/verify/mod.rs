@@ -258,8 +258,9 @@ fn writer_tag(t: usize) -> String {
     format!("writer {t}")
 }
 
-/// The writer a violation's detail names, as [`tagged`] wrote it with
-/// [`writer_tag`] (`writer 3: ...`); `None` for a single writer's.
+/// The writer a violation's detail names, as the verifier tags the
+/// verdicts of several writers (`writer 3: ...`); `None` for a single
+/// writer's.
 pub fn writer_of(detail: &str) -> Option<usize> {
     let rest = detail.strip_prefix("writer ")?;
     rest.split(':').next()?.trim().parse().ok()
