@@ -1,4 +1,4 @@
-//! Builds the fault-injecting Env shim (csrc/fault_env.cc) against the
+//! Builds the fault-injecting Env shim (csrc/: fault_env.cc, dir_journal.cc, side_files.cc) against the
 //! RocksDB sources that librocksdb-sys bundles and exposes through its
 //! `links = "rocksdb"` metadata (DEP_ROCKSDB_CARGO_MANIFEST_DIR).
 
@@ -19,7 +19,7 @@ fn locked_version(lock: &str, name: &str) -> String {
 }
 
 fn main() {
-    println!("cargo:rerun-if-changed=csrc/fault_env.cc");
+    println!("cargo:rerun-if-changed=csrc");
     let Ok(root) = std::env::var("DEP_ROCKSDB_CARGO_MANIFEST_DIR") else {
         panic!("librocksdb-sys did not expose its sources (DEP_ROCKSDB_CARGO_MANIFEST_DIR)");
     };
@@ -40,6 +40,8 @@ fn main() {
     cc::Build::new()
         .cpp(true)
         .file("csrc/fault_env.cc")
+        .file("csrc/dir_journal.cc")
+        .file("csrc/side_files.cc")
         .include(format!("{root}/rocksdb/include"))
         .include(format!("{root}/rocksdb"))
         .flag("-std=c++20")

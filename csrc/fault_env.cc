@@ -24,6 +24,7 @@
 #include "rocksdb/convenience.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "utilities/fault_injection_fs.h"
+#include "fault_env.h"
 
 // What differs between the RocksDB versions crashcheck builds against
 // (scripts/versions.sh: 8.10.0, 9.9.3, 10.4.2, 11.8.1) in the test
@@ -47,8 +48,7 @@ extern "C" int crashcheck_fault_env_thread_errors() {
   return CRASHCHECK_THREAD_ERRORS;
 }
 
-// Copies `text` into `msg` (at most `cap` bytes, NUL-terminated).
-static void put_message(const std::string& text, char* msg, size_t cap) {
+void crashcheck_put_message(const std::string& text, char* msg, size_t cap) {
   if (cap == 0) return;
   size_t n = text.size() < cap - 1 ? text.size() : cap - 1;
   memcpy(msg, text.data(), n);
@@ -132,16 +132,75 @@ class CountingFaultFs : public rocksdb::FaultInjectionTestFS {
       std::unique_ptr<rocksdb::FSWritableFile>* result,
       rocksdb::IODebugContext* dbg) override {
     fault_env_files_opened.fetch_add(1);
+    bool existed = exists(fname);
     auto s = rocksdb::FaultInjectionTestFS::NewWritableFile(fname, file_opts,
                                                             result, dbg);
     if (s.ok() && is_wal(fname)) {
       *result = std::make_unique<HookedWalFile>(std::move(*result));
     }
+    if (s.ok() && !existed) crashcheck_journal::created(fname);
     return s;
   }
-  // No ReuseWritableFile: FaultInjectionTestFS's renames the old WAL and
-  // calls NewWritableFile (virtual, so the one above), which counts and
-  // wraps it once.
+  rocksdb::IOStatus ReopenWritableFile(
+      const std::string& fname, const rocksdb::FileOptions& file_opts,
+      std::unique_ptr<rocksdb::FSWritableFile>* result,
+      rocksdb::IODebugContext* dbg) override {
+    bool existed = exists(fname);
+    auto s = rocksdb::FaultInjectionTestFS::ReopenWritableFile(
+        fname, file_opts, result, dbg);
+    if (s.ok() && !existed) crashcheck_journal::created(fname);
+    return s;
+  }
+  rocksdb::IOStatus NewRandomRWFile(
+      const std::string& fname, const rocksdb::FileOptions& file_opts,
+      std::unique_ptr<rocksdb::FSRandomRWFile>* result,
+      rocksdb::IODebugContext* dbg) override {
+    bool existed = exists(fname);
+    auto s = rocksdb::FaultInjectionTestFS::NewRandomRWFile(fname, file_opts,
+                                                            result, dbg);
+    if (s.ok() && !existed) crashcheck_journal::created(fname);
+    return s;
+  }
+  rocksdb::IOStatus LinkFile(const std::string& from, const std::string& to,
+                             const rocksdb::IOOptions& options,
+                             rocksdb::IODebugContext* dbg) override {
+    auto s = rocksdb::FaultInjectionTestFS::LinkFile(from, to, options, dbg);
+    if (s.ok() && crashcheck_journal::on()) crashcheck_journal::created(to);
+    return s;
+  }
+  // A rename onto an existing file keeps that file by a hard link first,
+  // so that the parent can put it back if the rename is undone.
+  rocksdb::IOStatus RenameFile(const std::string& from, const std::string& to,
+                               const rocksdb::IOOptions& options,
+                               rocksdb::IODebugContext* dbg) override {
+    std::string kept = crashcheck_journal::keep(to);
+    auto s = rocksdb::FaultInjectionTestFS::RenameFile(from, to, options, dbg);
+    if (s.ok() && crashcheck_journal::on()) {
+      crashcheck_journal::renamed(from, to, kept);
+    } else {
+      crashcheck_journal::unkeep(kept);
+    }
+    return s;
+  }
+  rocksdb::IOStatus NewDirectory(const std::string& name,
+                                 const rocksdb::IOOptions& io_opts,
+                                 std::unique_ptr<rocksdb::FSDirectory>* result,
+                                 rocksdb::IODebugContext* dbg) override {
+    auto s = rocksdb::FaultInjectionTestFS::NewDirectory(name, io_opts,
+                                                         result, dbg);
+    if (s.ok()) *result = crashcheck_journal::wrap_dir(std::move(*result), name);
+    return s;
+  }
+
+ private:
+  // Whether `fname` exists, asked only while the journal records.
+  bool exists(const std::string& fname) {
+    return crashcheck_journal::on() &&
+           target()->FileExists(fname, rocksdb::IOOptions(), nullptr).ok();
+  }
+  // No ReuseWritableFile: FaultInjectionTestFS's calls RenameFile and
+  // NewWritableFile (virtual, so the ones here): the WAL's rename is
+  // journaled, and it is counted and wrapped once.
 };
 
 extern "C" long crashcheck_fault_env_files_opened() {
@@ -152,6 +211,10 @@ extern "C" long crashcheck_fault_env_files_opened() {
 // one a writer child's database runs on (each child makes one), so its
 // threads can arm I/O error injection on it.
 static std::shared_ptr<rocksdb::FaultInjectionTestFS> last_fault_env_fs;
+
+std::shared_ptr<rocksdb::FaultInjectionTestFS> crashcheck_last_fault_fs() {
+  return last_fault_env_fs;
+}
 
 // `lose_unsynced` = 0 makes the same filesystem write appends through to
 // the files at once (fault_injection_fs.cc TestFSWritableFile::Append:
@@ -404,7 +467,7 @@ extern "C" int crashcheck_take_background_errors() {
 extern "C" int crashcheck_db_resume(rocksdb_t* db, char* msg, size_t cap) {
   rocksdb::Status s = db->rep->Resume();
   if (s.ok()) return 0;
-  put_message(s.ToString(), msg, cap);
+  crashcheck_put_message(s.ToString(), msg, cap);
   return 1;
 }
 
@@ -436,7 +499,7 @@ extern "C" int crashcheck_options_apply_string(rocksdb_options_t* o,
   rocksdb::Options out;
   rocksdb::Status s = rocksdb::GetOptionsFromString(o->rep, text, &out);
   if (!s.ok()) {
-    put_message(s.ToString(), msg, cap);
+    crashcheck_put_message(s.ToString(), msg, cap);
     return 1;
   }
   o->rep = out;
@@ -457,7 +520,7 @@ extern "C" int crashcheck_checkpoint_create(rocksdb_t* db, const char* dir,
   }
   delete cp;
   if (!s.ok()) {
-    put_message(s.ToString(), msg, cap);
+    crashcheck_put_message(s.ToString(), msg, cap);
     return 1;
   }
   return 0;

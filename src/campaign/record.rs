@@ -39,6 +39,10 @@ pub(super) fn cycle_stats(plan: &CyclePlan, res: &CycleResult, from_base: bool) 
             }
             _ => BTreeMap::new(),
         },
+        dir_image_cycles: res.dirs.is_some() as u64,
+        dir_unsynced_cycles: res.dirs.is_some_and(|d| d.unsynced > 0) as u64,
+        dir_entries_dropped: res.dirs.map_or(0, |d| d.dropped),
+        renames_undone: res.dirs.map_or(0, |d| d.renames_undone),
         base_cycles: from_base as u64,
         ingestions: plan
             .histories

@@ -84,6 +84,22 @@ pub struct ModeStats {
     /// units).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub kills_mid_unit_by_writer: BTreeMap<u64, u64>,
+    /// Power-loss cycles whose writer journaled its directory entries
+    /// (it ran on the fault filesystem), so the crash image could drop
+    /// the unsynced ones (docs/durability.md D1-D2).
+    #[serde(default)]
+    pub dir_image_cycles: u64,
+    /// Of those, cycles in which RocksDB (or the store) had at least one
+    /// creation or rename no directory fsync had made durable at the kill.
+    #[serde(default)]
+    pub dir_unsynced_cycles: u64,
+    /// Files the directory image removed (created after their directory's
+    /// last fsync, D1).
+    #[serde(default)]
+    pub dir_entries_dropped: u64,
+    /// Renames the directory image undid (D2).
+    #[serde(default)]
+    pub renames_undone: u64,
     /// Violations.
     pub violations: u64,
     /// Hangs and abnormal child exits.
@@ -206,6 +222,10 @@ impl ModeStats {
         for (w, n) in &o.kills_mid_unit_by_writer {
             *self.kills_mid_unit_by_writer.entry(*w).or_default() += n;
         }
+        self.dir_image_cycles += o.dir_image_cycles;
+        self.dir_unsynced_cycles += o.dir_unsynced_cycles;
+        self.dir_entries_dropped += o.dir_entries_dropped;
+        self.renames_undone += o.renames_undone;
         self.violations += o.violations;
         self.anomalies += o.anomalies;
         self.cf_divergence += o.cf_divergence;

@@ -25,7 +25,13 @@ pub use fork::{isolate, isolate_output, ChildEnd};
 pub use killer::{KillPlan, Phase};
 pub use log::{IoCounts, SharedLog, MAX_COPIES};
 pub use progress::{flush_covers, Progress};
-pub use writer::{run_writer, WriterJob, WriterRun, WriterStop};
+pub use writer::{run_writer, WriterRun, WriterStop};
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::model::history::History;
+use crate::store::{StoreFactory, StoreOptions};
 
 /// An error of the crash machinery itself (not of the store under test).
 #[derive(Debug, thiserror::Error)]
@@ -52,4 +58,34 @@ pub fn assert_fork_safe() -> Result<(), CrashError> {
     } else {
         Ok(())
     }
+}
+
+/// What the writer child runs: the store, the database, one history per
+/// writer, where the kill lands, and where copies go.
+pub struct WriterJob<'a> {
+    /// Opens the store under test.
+    pub factory: &'a dyn StoreFactory,
+    /// The database directory.
+    pub db: &'a Path,
+    /// Options the writer opens it with.
+    pub opts: &'a StoreOptions,
+    /// One op history per writer thread.
+    pub histories: &'a [History],
+    /// Where the kill lands.
+    pub kill: KillPlan,
+    /// Directory for checkpoints, backups and copies.
+    pub copies_root: &'a Path,
+    /// A child still running after this long is hung.
+    pub timeout: Duration,
+    /// Replay of a recorded interleaving (several writers): the writer of
+    /// each op, in the order the ops start. Ops then run one at a time in
+    /// that order, and the child dies when the order is done.
+    pub order: Option<&'a [u8]>,
+    /// Injected I/O errors on every writer thread, `(seed, one_in)` (see
+    /// [`crate::store::fault_fs::arm_thread_io_errors`]): the first op
+    /// that fails ends the cycle there, as a kill.
+    pub io_errors: Option<(u32, crate::fault::IoErrors)>,
+    /// Where the child journals its directory entries for the power cut's
+    /// directory image ([`crate::fault::dirs`]); `None`: no journal.
+    pub dir_journal: Option<&'a Path>,
 }

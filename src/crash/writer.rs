@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
 
 use super::accounting::{CopyStart, FlushStart};
 use super::copies::{CopyKind, CopyRecord};
@@ -13,12 +12,12 @@ use super::fork::{die_now, fork_child, fork_lock, wait_child, ChildEnd};
 use super::io_faults::WriterIo;
 use super::killer::{KillPlan, Killer, Phase};
 use super::log::{SharedLog, WriterLog};
-use super::{assert_fork_safe, CrashError, Progress};
+use super::{assert_fork_safe, CrashError, Progress, WriterJob};
 use crate::keyspace::MAX_WRITERS;
 use crate::model::history::History;
 use crate::op::Op;
 use crate::store::drive::{drive, Answer, Go, Hooks};
-use crate::store::{Store, StoreFactory, StoreOptions, StoreResult, StoreStats};
+use crate::store::{Store, StoreResult, StoreStats};
 
 /// Exit codes of the writer child when it stops on its own. Private: the
 /// parent sees them as a [`WriterStop`].
@@ -402,33 +401,6 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
     }
 }
 
-/// What the writer child runs: the store, the database, one history per
-/// writer, where the kill lands, and where copies go.
-pub struct WriterJob<'a> {
-    /// Opens the store under test.
-    pub factory: &'a dyn StoreFactory,
-    /// The database directory.
-    pub db: &'a Path,
-    /// Options the writer opens it with.
-    pub opts: &'a StoreOptions,
-    /// One op history per writer thread.
-    pub histories: &'a [History],
-    /// Where the kill lands.
-    pub kill: KillPlan,
-    /// Directory for checkpoints, backups and copies.
-    pub copies_root: &'a Path,
-    /// A child still running after this long is hung.
-    pub timeout: Duration,
-    /// Replay of a recorded interleaving (several writers): the writer of
-    /// each op, in the order the ops start. Ops then run one at a time in
-    /// that order, and the child dies when the order is done.
-    pub order: Option<&'a [u8]>,
-    /// Injected I/O errors on every writer thread, `(seed, one_in)` (see
-    /// [`crate::store::fault_fs::arm_thread_io_errors`]): the first op
-    /// that fails ends the cycle there, as a kill.
-    pub io_errors: Option<(u32, crate::fault::IoErrors)>,
-}
-
 /// Replay of a recorded interleaving: waits until op `writer` is next in
 /// `order`. A writer with no turn left waits until the child is killed.
 fn wait_turn(ctx: &WriterCtx<'_>, writer: usize, order: &[u8]) {
@@ -485,6 +457,13 @@ fn writer_body(shared: &SharedLog, job: &WriterJob<'_>) -> i32 {
         turn: std::sync::atomic::AtomicUsize::new(0),
         io_errors: job.io_errors,
     };
+    if let Some(root) = job.dir_journal {
+        let journal = crate::fault::dirs::journal_file(root);
+        if let Err(e) = crate::store::fault_fs::start_dir_journal(&journal, root) {
+            shared.set_msg(0, 0, &e);
+            return code::OPEN_FAILED;
+        }
+    }
     ctx.enter(Phase::Opening);
     let mut store: Box<dyn Store> = match factory.open(path, opts) {
         Ok(st) => st,

@@ -54,6 +54,8 @@ pub struct CycleResult {
     pub recovered: Option<Recovered>,
     /// The crash image applied after the kill, if any.
     pub image: Option<String>,
+    /// The directory image of a power cut (`None`: the cycle had none).
+    pub dirs: Option<crate::fault::dirs::DirImage>,
 }
 
 impl CycleResult {
@@ -88,6 +90,37 @@ impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = crate::fsutil::remove_tree(&self.0);
     }
+}
+
+/// `dir`, empty and ours (a previous cycle on this path made it), removed
+/// when the guard drops.
+fn fresh_dir(dir: PathBuf) -> Result<RemoveOnDrop, CrashError> {
+    let _ = crate::fsutil::remove_tree(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| CrashError::Sys("create journal dir", e))?;
+    Ok(RemoveOnDrop(dir))
+}
+
+/// Applies the directory image of a power cut to the database tree after
+/// the fault's own image, and adds it to the image's description. (The
+/// WAL is always in the database directory: crashcheck sets no `wal_dir`
+/// and drops a user's, store/user_options.rs.)
+fn with_dir_image(
+    image: Option<String>,
+    journal: &Path,
+    db: &Path,
+) -> Result<(Option<String>, Option<crate::fault::dirs::DirImage>), CrashError> {
+    let d = crate::fault::dirs::apply(journal, &[db])
+        .map_err(|e| CrashError::Sys("apply the directory image", e))?;
+    let image = match (image, d.dropped + d.renames_undone) {
+        (i, 0) => i,
+        (i, _) => Some(format!(
+            "{}{} unsynced file(s) dropped, {} rename(s) undone",
+            i.map(|i| i + "; ").unwrap_or_default(),
+            d.dropped,
+            d.renames_undone
+        )),
+    };
+    Ok((image, Some(d)))
 }
 
 /// The seed of a cycle's injected I/O errors: drawn from the first ops of
@@ -166,6 +199,11 @@ pub fn run_cycle(
         step_env: single && !crate::store::user_options::recycles_wal(&opts.rocksdb),
         ..opts.clone()
     };
+    // A power cut loses the directory entries no fsync made durable: the
+    // writer journals them when it runs on the fault filesystem.
+    let journal = (fault.is_power_loss() && wopts.uses_fault_env())
+        .then(|| fresh_dir(crate::fault::dirs::journal_root(db)))
+        .transpose()?;
     let opts = &StoreOptions {
         lose_unsynced_data: false,
         io_fault_env: false,
@@ -184,6 +222,7 @@ pub fn run_cycle(
         io_errors: fault
             .writer_io_errors()
             .map(|e| (io_error_seed(histories), e)),
+        dir_journal: journal.as_ref().map(|g| g.0.as_path()),
     };
     let writer = crash::run_writer(shared, &job)?;
 
@@ -203,6 +242,10 @@ pub fn run_cycle(
         ),
         _ => None,
     };
+    let (image, dirs) = match &journal {
+        Some(j) => with_dir_image(image, &j.0, db)?,
+        None => (image, None),
+    };
     if let Some(img) = keep_image {
         let _ = crate::fsutil::link_tree(db, img);
     }
@@ -218,6 +261,7 @@ pub fn run_cycle(
         copies: CopyOutcome::default(),
         recovered: None,
         image,
+        dirs,
     };
     if res.writer.stop == WriterStop::Hung {
         res.outcome = CycleOutcome::Anomaly {

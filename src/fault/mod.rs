@@ -16,6 +16,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::store::{RecoveryMode, StoreOptions};
 
+pub mod dirs;
+
 /// What a fault takes away, as the durability oracle sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Loss {

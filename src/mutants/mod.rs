@@ -246,7 +246,33 @@ pub const MUTANTS: &[MutantInfo] = &[
             ..PLAIN
         },
     },
+    MutantInfo {
+        name: "ignore-dir-fsync",
+        bug: "the environment, not the store: directory fsyncs return OK without syncing, so a power cut loses RocksDB's new WAL, SST and MANIFEST files and its CURRENT renames",
+        fault: Some(Fault::POWER_LOSS),
+        modes: &[WalMode::WalSync],
+        setup: PLAIN,
+    },
+    MutantInfo {
+        name: "side-file-values",
+        bug: "keeps values of 1 KiB and more in files of their own beside RocksDB, never fsynced; RocksDB holds the pointer",
+        fault: Some(Fault::POWER_LOSS),
+        modes: &[WalMode::WalSync],
+        setup: PLAIN,
+    },
+    MutantInfo {
+        name: "side-file-no-dirsync",
+        bug: "as side-file-values, with each file fsynced but its directory never",
+        fault: Some(Fault::POWER_LOSS),
+        modes: &[WalMode::WalSync],
+        setup: PLAIN,
+    },
 ];
+
+/// The side-file mutants ([`side_file`]): their own store type.
+fn is_side_file(name: &str) -> bool {
+    name.starts_with("side-file-")
+}
 
 /// Resolves a store name: `rocksdb`, or `mutant:<name>` (see
 /// [`MUTANTS`]).
@@ -297,6 +323,17 @@ impl StoreFactory for MutantFactory {
     }
 
     fn capabilities(&self) -> crate::store::Capabilities {
+        if is_side_file(self.info.name) {
+            // A merge would apply to the pointer; copies of the database
+            // leave the side files behind.
+            return crate::store::Capabilities {
+                merges: false,
+                checkpoints: false,
+                backups: false,
+                copies: false,
+                ..crate::store::Capabilities::ALL
+            };
+        }
         crate::store::Capabilities::ALL
     }
 
@@ -311,11 +348,20 @@ impl StoreFactory for MutantFactory {
         if matches!(self.info.name, "fast-shutdown" | "resume-drops-memtable") {
             crate::store::rocks::set_avoid_flush_during_shutdown(&mut rocks_opts, true);
         }
+        if self.info.name == "ignore-dir-fsync" {
+            // Runs in the writer child only (the verifier's options have no
+            // fault Env), before RocksDB makes its first file.
+            crate::store::fault_fs::ignore_dir_fsync(true);
+        }
         let inner = RocksStore::open_with(path, opts, rocks_opts)?;
+        if is_side_file(self.info.name) {
+            return Ok(Box::new(side_file::SideFileStore::new(self.info.name, inner, path)?));
+        }
         Ok(Box::new(Mutant::new(self.info.name, inner)))
     }
 }
 
+mod side_file;
 mod store;
 
 use store::Mutant;

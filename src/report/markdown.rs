@@ -92,6 +92,7 @@ pub fn markdown(r: &CrashReport) -> String {
             }
         }
     }
+    dir_image_section(&mut s, r);
     let shape = &r.lsm.cycles_by_levels_populated;
     if !shape.is_empty() {
         let _ = writeln!(s, "\n## LSM shape at the kill\n");
@@ -374,4 +375,34 @@ mod tests {
             "cycles 100 (--cycles); duration 20m (CRASHCHECK_DURATION)"
         );
     }
+}
+
+/// How often the power cuts found directory entries RocksDB (or the
+/// store) had not made durable, and what the crash image did with them.
+fn dir_image_section(s: &mut String, r: &CrashReport) {
+    let rows: Vec<_> = r
+        .by_fault
+        .iter()
+        .flat_map(|(f, ms)| ms.iter().map(move |(m, st)| (f, m, st)))
+        .filter(|(_, _, m)| m.dir_image_cycles > 0)
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n## Directory entries at the power cut\n");
+    let _ = writeln!(
+        s,
+        "| fault | mode | cycles with a directory image | with unsynced entries at the kill | files dropped | renames undone |\n|---|---|---:|---:|---:|---:|"
+    );
+    for (f, mode, m) in rows {
+        let _ = writeln!(
+            s,
+            "| {f} | {mode} | {} | {} | {} | {} |",
+            m.dir_image_cycles, m.dir_unsynced_cycles, m.dir_entries_dropped, m.renames_undone
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nA power cut loses the files created, and undoes the renames made, since their directory's last fsync (docs/durability.md D1-D2)."
+    );
 }

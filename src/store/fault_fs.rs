@@ -124,6 +124,11 @@ extern "C" {
     fn crashcheck_fault_env_refill_after_flushes(n: libc::c_int);
     fn crashcheck_fault_env_files_opened() -> libc::c_long;
     fn crashcheck_fault_env_set_wal_append_hook(f: Option<extern "C" fn()>);
+    fn crashcheck_fault_env_set_dir_journal(
+        journal: *const libc::c_char,
+        keep: *const libc::c_char,
+    ) -> libc::c_int;
+    fn crashcheck_fault_env_ignore_dir_fsync(on: libc::c_int);
     fn crashcheck_db_resume(
         db: *mut librocksdb_sys::rocksdb_t,
         msg: *mut libc::c_char,
@@ -252,7 +257,7 @@ pub const IO_ERROR_TYPES: [&str; 4] = ["write", "metadata-write", "read", "metad
 /// [`StoreFactory::open`](super::StoreFactory::open); without it a power
 /// cut would be a plain kill, and the campaign refuses to run it.
 pub fn wire_fault_env(opts: &mut Options, o: &super::StoreOptions) {
-    if o.lose_unsynced_data || o.io_fault_env || o.step_env {
+    if o.uses_fault_env() {
         install_fault_env(opts, o.lose_unsynced_data);
     }
     let hook: Option<extern "C" fn()> = if o.step_env {
@@ -287,4 +292,30 @@ pub fn install_fault_env(opts: &mut Options, lose_unsynced: bool) {
         librocksdb_sys::rocksdb_options_set_env(opts.as_raw_ptr(), env);
         crashcheck_options_add_recovery_listener(opts.as_raw_ptr());
     }
+}
+
+/// Starts this process's directory journal (csrc/dir_journal.cc): every
+/// file the fault Env creates or renames and every directory fsync that
+/// returns OK is appended to `journal`, and a file a rename replaces is
+/// kept in directory `keep` by a hard link, so that after the kill the
+/// parent can undo what no directory fsync made durable
+/// ([`crate::fault::dirs`]). Called in the writer child before the store
+/// opens.
+pub fn start_dir_journal(journal: &std::path::Path, keep: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("{}: NUL in path", p.display()));
+    let (j, k) = (c(journal)?, c(keep)?);
+    // SAFETY: valid C strings, copied by the callee.
+    match unsafe { crashcheck_fault_env_set_dir_journal(j.as_ptr(), k.as_ptr()) } {
+        0 => Ok(()),
+        _ => Err(format!("cannot open the directory journal {}", journal.display())),
+    }
+}
+
+/// The ignore-directory-fsync mutant environment (selftest only): the
+/// fault Env's directory fsyncs return OK without syncing, so the next
+/// power cut loses every directory entry RocksDB made.
+pub fn ignore_dir_fsync(on: bool) {
+    // SAFETY: sets a process-wide flag.
+    unsafe { crashcheck_fault_env_ignore_dir_fsync(i32::from(on)) }
 }

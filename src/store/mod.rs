@@ -14,6 +14,7 @@ mod ingest;
 pub mod option_profiles;
 mod options;
 pub mod rocks;
+pub mod side_files;
 mod rocks_options;
 pub mod user_options;
 

@@ -209,6 +209,12 @@ impl Default for StoreOptions {
 pub struct OptionsError(pub String);
 
 impl StoreOptions {
+    /// True when a store opened with these options runs on crashcheck's
+    /// fault filesystem ([`super::fault_fs::wire_fault_env`]).
+    pub fn uses_fault_env(&self) -> bool {
+        self.lose_unsynced_data || self.io_fault_env || self.step_env
+    }
+
     /// The options as `key=value;...`, keys in a fixed order.
     pub fn to_options_string(&self) -> String {
         let v = serde_json::to_value(self).unwrap_or_default();
