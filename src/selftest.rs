@@ -54,6 +54,10 @@ pub struct ControlResult {
     pub run_checks: u64,
     /// Violations (must be 0).
     pub violations: u64,
+    /// Each violation of the control, in one line (fault, mode, class,
+    /// detail; the run check's seed): what to chase when it is not 0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
 }
 
 /// The selftest result.
@@ -252,7 +256,7 @@ pub fn run(
         rocksdb: info("fifo-forgets-newest").map_or("", |m| m.setup.rocksdb),
         ..PLAIN
     };
-    let (mut crash_cycles, mut violations) = (0, 0);
+    let (mut crash_cycles, mut violations, mut failures) = (0, 0, Vec::new());
     for (fault, frac, setup) in [
         (Fault::KILL, 0.4, &PLAIN),
         (Fault::POWER_LOSS, 0.25, &PLAIN),
@@ -278,12 +282,19 @@ pub fn run(
         )?;
         crash_cycles += rep.cycles;
         violations += rep.violations.len() as u64;
+        failures.extend(rep.violations.iter().map(|v| {
+            format!(
+                "{} x {}, cycle {} (seed {}): {}: {}",
+                v.fault, v.mode, v.cycle, v.cycle_seed, v.class, v.detail
+            )
+        }));
     }
     let (runs, failed) = run_until_caught(work, &RocksFactory, seed, share.mul_f64(0.15), true)?;
     let control = ControlResult {
         crash_cycles,
         run_checks: runs,
         violations: violations + u64::from(failed.is_some()),
+        failures,
     };
     let passed = control.violations == 0 && mutants.iter().all(|m| m.caught || m.unsupported);
     Ok(SelftestReport {
@@ -323,6 +334,9 @@ pub fn table(r: &SelftestReport) -> String {
         "control (rocksdb): {} crash cycles, {} run checks, {} violations",
         r.control.crash_cycles, r.control.run_checks, r.control.violations
     );
+    for f in &r.control.failures {
+        let _ = writeln!(s, "  control violation: {f}");
+    }
     let skipped: Vec<&str> = r
         .mutants
         .iter()

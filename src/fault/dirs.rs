@@ -42,7 +42,12 @@ pub struct DirImage {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Event {
     Created(PathBuf),
-    Renamed { from: PathBuf, to: PathBuf, kept: Option<PathBuf>, unknown: bool },
+    Renamed {
+        from: PathBuf,
+        to: PathBuf,
+        kept: Option<PathBuf>,
+        unknown: bool,
+    },
     Synced(PathBuf),
 }
 
@@ -57,9 +62,13 @@ fn parse(bytes: &[u8]) -> Vec<Event> {
         let mut p = at + 1;
         let mut fields: Vec<&[u8]> = Vec::with_capacity(3);
         for _ in 0..3 {
-            let Some(len) = bytes.get(p..p + 4) else { break 'records };
+            let Some(len) = bytes.get(p..p + 4) else {
+                break 'records;
+            };
             let n = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-            let Some(f) = bytes.get(p + 4..p + 4 + n) else { break 'records };
+            let Some(f) = bytes.get(p + 4..p + 4 + n) else {
+                break 'records;
+            };
             fields.push(f);
             p += 4 + n;
         }
@@ -147,7 +156,9 @@ pub fn apply(root: &Path, roots: &[&Path]) -> std::io::Result<DirImage> {
             // left in place (admitting more, never less).
             Event::Renamed { unknown: true, .. } => {}
             Event::Renamed { from, to, kept, .. } => {
-                if std::fs::symlink_metadata(&to).is_ok() && std::fs::symlink_metadata(&from).is_err() {
+                if std::fs::symlink_metadata(&to).is_ok()
+                    && std::fs::symlink_metadata(&from).is_err()
+                {
                     std::fs::rename(&to, &from)?;
                 }
                 if let Some(k) = kept {
@@ -191,7 +202,14 @@ mod tests {
         j.extend_from_slice(b"N\x05\x00"); // torn record: ignored
         std::fs::write(journal_file(&root), j).unwrap();
         let img = apply(&root, &[&db]).unwrap();
-        assert_eq!(img, DirImage { unsynced: 1, dropped: 1, renames_undone: 0 });
+        assert_eq!(
+            img,
+            DirImage {
+                unsynced: 1,
+                dropped: 1,
+                renames_undone: 0
+            }
+        );
         assert!(a.exists() && !b.exists());
     }
 
@@ -202,20 +220,38 @@ mod tests {
         let root = journal_root(&db);
         std::fs::create_dir_all(&db).unwrap();
         std::fs::create_dir_all(&root).unwrap();
-        let (tmp, cur, kept) = (db.join("000009.dbtmp"), db.join("CURRENT"), root.join("keep-0"));
+        let (tmp, cur, kept) = (
+            db.join("000009.dbtmp"),
+            db.join("CURRENT"),
+            root.join("keep-0"),
+        );
         // The journal of: create tmp, write it, keep CURRENT, rename.
         std::fs::write(&cur, b"MANIFEST-000005\n").unwrap();
         std::fs::hard_link(&cur, &kept).unwrap();
         std::fs::write(&tmp, b"MANIFEST-000009\n").unwrap();
         std::fs::rename(&tmp, &cur).unwrap();
         let mut j = rec(b'N', [tmp.to_str().unwrap(), "", ""]);
-        j.extend(rec(b'R', [tmp.to_str().unwrap(), cur.to_str().unwrap(), kept.to_str().unwrap()]));
+        j.extend(rec(
+            b'R',
+            [
+                tmp.to_str().unwrap(),
+                cur.to_str().unwrap(),
+                kept.to_str().unwrap(),
+            ],
+        ));
         std::fs::write(journal_file(&root), &j).unwrap();
         // Outside the tracked tree nothing happens.
         let other = t.path().join("elsewhere");
         assert_eq!(apply(&root, &[&other]).unwrap(), DirImage::default());
         let img = apply(&root, &[&db]).unwrap();
-        assert_eq!(img, DirImage { unsynced: 2, dropped: 1, renames_undone: 1 });
+        assert_eq!(
+            img,
+            DirImage {
+                unsynced: 2,
+                dropped: 1,
+                renames_undone: 1
+            }
+        );
         assert_eq!(std::fs::read(&cur).unwrap(), b"MANIFEST-000005\n");
         assert!(!tmp.exists());
     }
@@ -224,7 +260,12 @@ mod tests {
     fn a_rename_waits_for_both_directories() {
         let e = |p: &str| PathBuf::from(p);
         let events = vec![
-            Event::Renamed { from: e("/d/a/x"), to: e("/d/b/x"), kept: None, unknown: false },
+            Event::Renamed {
+                from: e("/d/a/x"),
+                to: e("/d/b/x"),
+                kept: None,
+                unknown: false,
+            },
             Event::Synced(e("/d/b")),
         ];
         let left = pending(events.clone());

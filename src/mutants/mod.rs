@@ -355,7 +355,11 @@ impl StoreFactory for MutantFactory {
         }
         let inner = RocksStore::open_with(path, opts, rocks_opts)?;
         if is_side_file(self.info.name) {
-            return Ok(Box::new(side_file::SideFileStore::new(self.info.name, inner, path)?));
+            return Ok(Box::new(side_file::SideFileStore::new(
+                self.info.name,
+                inner,
+                path,
+            )?));
         }
         Ok(Box::new(Mutant::new(self.info.name, inner)))
     }

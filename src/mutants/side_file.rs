@@ -56,7 +56,11 @@ impl SideFileStore {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let name = format!("{nanos:x}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "{nanos:x}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
         let mut f = self.fs.create(&self.dir.join(&name)).map_err(err)?;
         f.append(value).map_err(err)?;
         if self.sync_file {
@@ -76,7 +80,9 @@ impl SideFileStore {
     }
 
     fn resolve_all(&self, kvs: Vec<(Vec<u8>, Vec<u8>)>) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
-        kvs.into_iter().map(|(k, v)| Ok((k, self.resolve(v)?))).collect()
+        kvs.into_iter()
+            .map(|(k, v)| Ok((k, self.resolve(v)?)))
+            .collect()
     }
 }
 
@@ -103,7 +109,10 @@ impl Store for SideFileStore {
     }
 
     fn get(&mut self, key: &[u8], snap: Option<u32>) -> StoreResult<Option<Vec<u8>>> {
-        self.inner.get(key, snap)?.map(|v| self.resolve(v)).transpose()
+        self.inner
+            .get(key, snap)?
+            .map(|v| self.resolve(v))
+            .transpose()
     }
 
     fn scan(&mut self, scan: &Scan, snap: Option<u32>) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {

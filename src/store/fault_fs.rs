@@ -303,12 +303,18 @@ pub fn install_fault_env(opts: &mut Options, lose_unsynced: bool) {
 /// opens.
 pub fn start_dir_journal(journal: &std::path::Path, keep: &std::path::Path) -> Result<(), String> {
     use std::os::unix::ffi::OsStrExt;
-    let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("{}: NUL in path", p.display()));
+    let c = |p: &std::path::Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| format!("{}: NUL in path", p.display()))
+    };
     let (j, k) = (c(journal)?, c(keep)?);
     // SAFETY: valid C strings, copied by the callee.
     match unsafe { crashcheck_fault_env_set_dir_journal(j.as_ptr(), k.as_ptr()) } {
         0 => Ok(()),
-        _ => Err(format!("cannot open the directory journal {}", journal.display())),
+        _ => Err(format!(
+            "cannot open the directory journal {}",
+            journal.display()
+        )),
     }
 }
 

@@ -14,8 +14,8 @@ mod ingest;
 pub mod option_profiles;
 mod options;
 pub mod rocks;
-pub mod side_files;
 mod rocks_options;
+pub mod side_files;
 pub mod user_options;
 
 use std::path::Path;

@@ -44,16 +44,32 @@ extern "C" {
         msg: *mut libc::c_char,
         cap: libc::size_t,
     ) -> libc::c_int;
-    fn crashcheck_side_sync(h: *mut RawFile, msg: *mut libc::c_char, cap: libc::size_t) -> libc::c_int;
-    fn crashcheck_side_close(h: *mut RawFile, msg: *mut libc::c_char, cap: libc::size_t) -> libc::c_int;
+    fn crashcheck_side_sync(
+        h: *mut RawFile,
+        msg: *mut libc::c_char,
+        cap: libc::size_t,
+    ) -> libc::c_int;
+    fn crashcheck_side_close(
+        h: *mut RawFile,
+        msg: *mut libc::c_char,
+        cap: libc::size_t,
+    ) -> libc::c_int;
     fn crashcheck_side_rename(
         from: *const libc::c_char,
         to: *const libc::c_char,
         msg: *mut libc::c_char,
         cap: libc::size_t,
     ) -> libc::c_int;
-    fn crashcheck_side_delete(path: *const libc::c_char, msg: *mut libc::c_char, cap: libc::size_t) -> libc::c_int;
-    fn crashcheck_side_sync_dir(dir: *const libc::c_char, msg: *mut libc::c_char, cap: libc::size_t) -> libc::c_int;
+    fn crashcheck_side_delete(
+        path: *const libc::c_char,
+        msg: *mut libc::c_char,
+        cap: libc::size_t,
+    ) -> libc::c_int;
+    fn crashcheck_side_sync_dir(
+        dir: *const libc::c_char,
+        msg: *mut libc::c_char,
+        cap: libc::size_t,
+    ) -> libc::c_int;
     fn crashcheck_side_read(
         path: *const libc::c_char,
         sink: Sink,
@@ -76,7 +92,8 @@ fn cache<T>(f: impl FnOnce(&mut HashMap<PathBuf, Vec<u8>>) -> T) -> T {
 }
 
 fn c_path(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::new(ErrorKind::InvalidInput, "path has a NUL byte"))
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::new(ErrorKind::InvalidInput, "path has a NUL byte"))
 }
 
 /// Runs a shim call with a message buffer; a non-zero code becomes an
@@ -121,14 +138,26 @@ impl SideFs {
     pub fn create(&self, path: &Path) -> Result<SideFile> {
         if !self.fault {
             let f = std::fs::File::create(path)?;
-            return Ok(SideFile { path: path.to_path_buf(), inner: Inner::Plain(f), written: Vec::new(), unsynced: false, fs: *self });
+            return Ok(SideFile {
+                path: path.to_path_buf(),
+                inner: Inner::Plain(f),
+                written: Vec::new(),
+                unsynced: false,
+                fs: *self,
+            });
         }
         let c = c_path(path)?;
         let mut raw: *mut RawFile = std::ptr::null_mut();
         // SAFETY: valid C string and out pointer; the shim allocates `raw`.
         call(|m, n| unsafe { crashcheck_side_create(c.as_ptr(), &mut raw, m, n) })?;
         cache(|c| c.remove(path));
-        Ok(SideFile { path: path.to_path_buf(), inner: Inner::Fault(raw), written: Vec::new(), unsynced: false, fs: *self })
+        Ok(SideFile {
+            path: path.to_path_buf(),
+            inner: Inner::Fault(raw),
+            written: Vec::new(),
+            unsynced: false,
+            fs: *self,
+        })
     }
 
     /// Creates `dir` and its missing parents, and makes each new entry
@@ -229,7 +258,9 @@ impl SideFile {
         match &mut self.inner {
             Inner::Plain(f) => f.write_all(data)?,
             // SAFETY: live handle; `data` is valid for the call.
-            Inner::Fault(h) => call(|m, n| unsafe { crashcheck_side_append(*h, data.as_ptr() as *const libc::c_char, data.len(), m, n) })?,
+            Inner::Fault(h) => call(|m, n| unsafe {
+                crashcheck_side_append(*h, data.as_ptr() as *const libc::c_char, data.len(), m, n)
+            })?,
         }
         if self.fs.loses_unsynced {
             self.written.extend_from_slice(data);
