@@ -237,6 +237,7 @@ mod tests {
                 crash_cycles: 10,
                 run_checks: 1,
                 violations: 1,
+                failures: vec!["power-loss x wal-sync, cycle 3 (seed 9): hole: ...".into()],
             },
             mutants: Vec::new(),
         };

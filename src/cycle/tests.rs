@@ -62,6 +62,7 @@ fn result(acked: u64) -> CycleResult {
         copies: CopyOutcome::default(),
         recovered: None,
         image: None,
+        dirs: None,
     }
 }
 

@@ -328,9 +328,40 @@ pub fn stats_rows(r: &CrashReport) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// How often the power cuts found directory entries RocksDB (or the
+/// store) had not made durable, and what the crash image did with them.
+fn dir_image_section(s: &mut String, r: &CrashReport) {
+    let rows: Vec<_> = r
+        .by_fault
+        .iter()
+        .flat_map(|(f, ms)| ms.iter().map(move |(m, st)| (f, m, st)))
+        .filter(|(_, _, m)| m.dir_image_cycles > 0)
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n## Directory entries at the power cut\n");
+    let _ = writeln!(
+        s,
+        "| fault | mode | cycles with a directory image | with unsynced entries at the kill | files dropped | renames undone |\n|---|---|---:|---:|---:|---:|"
+    );
+    for (f, mode, m) in rows {
+        let _ = writeln!(
+            s,
+            "| {f} | {mode} | {} | {} | {} | {} |",
+            m.dir_image_cycles, m.dir_unsynced_cycles, m.dir_entries_dropped, m.renames_undone
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nA power cut loses the files created, and undoes the renames made, since their directory's last fsync (docs/durability.md D1-D2)."
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::campaign::ModeStats;
 
     #[test]
     fn the_header_states_the_budget_and_its_source() {
@@ -375,34 +406,37 @@ mod tests {
             "cycles 100 (--cycles); duration 20m (CRASHCHECK_DURATION)"
         );
     }
-}
 
-/// How often the power cuts found directory entries RocksDB (or the
-/// store) had not made durable, and what the crash image did with them.
-fn dir_image_section(s: &mut String, r: &CrashReport) {
-    let rows: Vec<_> = r
-        .by_fault
-        .iter()
-        .flat_map(|(f, ms)| ms.iter().map(move |(m, st)| (f, m, st)))
-        .filter(|(_, _, m)| m.dir_image_cycles > 0)
-        .collect();
-    if rows.is_empty() {
-        return;
-    }
-    let _ = writeln!(s, "\n## Directory entries at the power cut\n");
-    let _ = writeln!(
-        s,
-        "| fault | mode | cycles with a directory image | with unsynced entries at the kill | files dropped | renames undone |\n|---|---|---:|---:|---:|---:|"
-    );
-    for (f, mode, m) in rows {
-        let _ = writeln!(
-            s,
-            "| {f} | {mode} | {} | {} | {} | {} |",
-            m.dir_image_cycles, m.dir_unsynced_cycles, m.dir_entries_dropped, m.renames_undone
+    #[test]
+    fn the_directory_image_has_a_row_per_fault_and_mode_that_had_one() {
+        let pl = ModeStats {
+            cycles: 50,
+            dir_image_cycles: 50,
+            dir_unsynced_cycles: 21,
+            dir_entries_dropped: 30,
+            renames_undone: 2,
+            ..ModeStats::default()
+        };
+        let mut r = CrashReport::default();
+        r.by_fault
+            .insert("power-loss".into(), [("wal".to_string(), pl)].into());
+        r.by_fault.insert(
+            "kill".into(),
+            [(
+                "wal".to_string(),
+                ModeStats {
+                    cycles: 50,
+                    ..ModeStats::default()
+                },
+            )]
+            .into(),
         );
+        let mut s = String::new();
+        dir_image_section(&mut s, &r);
+        assert!(s.contains("| power-loss | wal | 50 | 21 | 30 | 2 |"), "{s}");
+        assert!(!s.contains("| kill |"), "{s}");
+        let mut none = String::new();
+        dir_image_section(&mut none, &CrashReport::default());
+        assert!(none.is_empty());
     }
-    let _ = writeln!(
-        s,
-        "\nA power cut loses the files created, and undoes the renames made, since their directory's last fsync (docs/durability.md D1-D2)."
-    );
 }
