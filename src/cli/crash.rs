@@ -10,6 +10,20 @@ use crashcheck::campaign::{self, CrashConfig, CrashReport, ModeStats};
 use crashcheck::fault::Fault;
 use crashcheck::mutants::factory_by_name;
 
+/// One line on the power cuts' directory images, when there were any.
+fn print_dir_image(r: &CrashReport) {
+    let dirs = r.by_mode.values().fold(ModeStats::default(), |mut a, m| {
+        a.add(m);
+        a
+    });
+    if dirs.dir_image_cycles > 0 {
+        println!(
+            "directory entries at the power cut: {} of {} cycles had unsynced entries; {} file(s) dropped, {} rename(s) undone",
+            dirs.dir_unsynced_cycles, dirs.dir_image_cycles, dirs.dir_entries_dropped, dirs.renames_undone
+        );
+    }
+}
+
 fn print_crash_summary(r: &CrashReport) {
     println!(
         "{} cycles in {:.1} s ({:.1} cycles/s), fault {}, seed {}{}",
@@ -52,16 +66,7 @@ fn print_crash_summary(r: &CrashReport) {
         "acked: writes acknowledged before the crash; lost-ok: acknowledged writes lost where the mode allows it; \
          beyond: writes kept although the mode did not promise it (information, not a violation)"
     );
-    let dirs = r.by_mode.values().fold(ModeStats::default(), |mut a, m| {
-        a.add(m);
-        a
-    });
-    if dirs.dir_image_cycles > 0 {
-        println!(
-            "directory entries at the power cut: {} of {} cycles had unsynced entries; {} file(s) dropped, {} rename(s) undone",
-            dirs.dir_unsynced_cycles, dirs.dir_image_cycles, dirs.dir_entries_dropped, dirs.renames_undone
-        );
-    }
+    print_dir_image(r);
     let mid: u64 = r.by_mode.values().map(|m| m.kills_mid_unit).sum();
     if mid > 0 {
         println!(

@@ -92,6 +92,26 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// The options the writer child opens the store with: the fault's
+/// filesystem, and WAL appends as step points.
+fn writer_options(opts: &StoreOptions, fault: Fault, single: bool) -> StoreOptions {
+    StoreOptions {
+        lose_unsynced_data: fault.drops_unsynced(opts, single),
+        io_fault_env: fault.writer_io_errors().is_some(),
+        // WAL appends are step points in every single-writer cycle, so
+        // that a kill recorded at a step point replays at the same one.
+        // Not with several writers: group commit appends a follower's
+        // write from the leader's thread, and a replay, which runs one op
+        // at a time, would count the points differently. Not with WAL
+        // recycling either: the fault filesystem reuses a WAL by renaming
+        // it and opening it anew, truncated (fault_injection_fs.cc
+        // ReuseWritableFile), so kill cycles would never meet a recycled
+        // WAL's old tail.
+        step_env: single && !crate::store::user_options::recycles_wal(&opts.rocksdb),
+        ..opts.clone()
+    }
+}
+
 /// `dir`, empty and ours (a previous cycle on this path made it), removed
 /// when the guard drops.
 fn fresh_dir(dir: PathBuf) -> Result<RemoveOnDrop, CrashError> {
@@ -184,21 +204,7 @@ pub fn run_cycle(
         std::fs::create_dir_all(&root).map_err(|e| CrashError::Sys("create copies dir", e))?;
         _root_guard = Some(RemoveOnDrop(root.clone()));
     }
-    let wopts = StoreOptions {
-        lose_unsynced_data: fault.drops_unsynced(opts, single),
-        io_fault_env: fault.writer_io_errors().is_some(),
-        // WAL appends are step points in every single-writer cycle, so
-        // that a kill recorded at a step point replays at the same one.
-        // Not with several writers: group commit appends a follower's
-        // write from the leader's thread, and a replay, which runs one op
-        // at a time, would count the points differently. Not with WAL
-        // recycling either: the fault filesystem reuses a WAL by renaming
-        // it and opening it anew, truncated (fault_injection_fs.cc
-        // ReuseWritableFile), so kill cycles would never meet a recycled
-        // WAL's old tail.
-        step_env: single && !crate::store::user_options::recycles_wal(&opts.rocksdb),
-        ..opts.clone()
-    };
+    let wopts = writer_options(opts, fault, single);
     // A power cut loses the directory entries no fsync made durable: the
     // writer journals them when it runs on the fault filesystem.
     let journal = (fault.is_power_loss() && wopts.uses_fault_env())
