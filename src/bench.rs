@@ -115,7 +115,14 @@ fn bare_loop(
             if deep {
                 let p = Profile::by_name("crash").ok_or("profile")?;
                 let ops = crate::campaign::base::ops_for(1, &p, cfs);
-                crate::campaign::base::build(&base_dir, &plain, ops, Duration::from_secs(60))?;
+                crate::campaign::base::build(
+                    &base_dir,
+                    &crate::store::RocksFactory,
+                    &plain,
+                    ops,
+                    Duration::from_secs(60),
+                )
+                .map_err(|e| format!("{e:?}"))?;
             }
             let mut cycle = 0u64;
             while start.elapsed() < limit {

@@ -293,3 +293,81 @@ fn a_case_from_a_store_the_binary_does_not_have_is_refused_with_the_way_to_repla
     );
     assert!(e.contains(&want), "{e}");
 }
+
+/// A deep base database that does not hold its load's state is a
+/// violation (no crash involved), not an environment error: exit 1, one
+/// report in the JSON and JUnit files, an artifact whose repro is the
+/// load as a run case that `replay` reproduces, and the campaign goes on
+/// from empty databases.
+#[test]
+fn a_base_that_does_not_hold_its_load_is_a_violation_that_replays() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().to_str().unwrap();
+    // merge-as-put turns the load's merges into puts: the base it builds
+    // is wrong before any kill.
+    let o = run(
+        &[
+            "crash",
+            "--store",
+            "mutant:merge-as-put",
+            "--mode",
+            "wal",
+            "--fault",
+            "kill",
+            "--cycles",
+            "4",
+            "--seed",
+            "1",
+            "--report",
+            "r.json",
+            "--junit",
+            "j.xml",
+            "--artifacts",
+            "art",
+            "--dir",
+            d,
+        ],
+        t.path(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path().join("r.json")).unwrap()).unwrap();
+    let base: Vec<_> = r["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| {
+            v["detail"]
+                .as_str()
+                .unwrap()
+                .contains("building the deep base database")
+        })
+        .collect();
+    assert_eq!(base.len(), 1, "reported once: {:#?}", r["violations"]);
+    assert_eq!(base[0]["class"], "final-state-mismatch");
+    assert_eq!(
+        r["lsm"]["base_cycles"], 0,
+        "cycles went on from empty databases"
+    );
+    let junit = std::fs::read_to_string(t.path().join("j.xml")).unwrap();
+    assert!(junit.contains("building the deep base database"), "{junit}");
+    let art = Path::new(base[0]["artifact"].as_str().unwrap());
+    let art = if art.is_absolute() {
+        art.to_path_buf()
+    } else {
+        t.path().join(art)
+    };
+    let case = std::fs::read_to_string(art.join("case.repro")).unwrap();
+    assert!(
+        case.contains("check: run") && case.contains("expect: final-state-mismatch"),
+        "{case}"
+    );
+    assert!(art.join("db").is_dir());
+    let shrunk = art.join("shrunk.repro");
+    let o = run(&["replay", shrunk.to_str().unwrap()], t.path());
+    assert!(
+        text(&o).contains("matches the saved verdict"),
+        "{}",
+        text(&o)
+    );
+}

@@ -9,7 +9,7 @@ use crate::repro::Case;
 
 /// The command that replays the repro file `file`: `replay_with` with
 /// `{}` replaced by the file, or `crashcheck replay FILE`.
-fn replay_command(replay_with: Option<&str>, file: &Path) -> String {
+pub(super) fn replay_command(replay_with: Option<&str>, file: &Path) -> String {
     let f = file.display().to_string();
     match replay_with {
         Some(t) => t.replace("{}", &f),
@@ -75,4 +75,48 @@ pub(super) fn write_artifact(
         ),
     )?;
     Ok(cmd)
+}
+
+/// The cycle's anomaly, if any, and the artifact of one worth a look
+/// (hangs and abnormal exits may be RocksDB bugs worth a replay).
+pub(super) fn anomaly(
+    cfg: &super::CrashConfig,
+    cycle: u64,
+    cases: &super::record::CaseOf<'_>,
+    res: &CycleResult,
+    image: &Path,
+) -> (
+    Option<(crate::cycle::AnomalyKind, String)>,
+    Option<std::path::PathBuf>,
+) {
+    let anomaly = res.writer_anomaly.clone().or_else(|| res.outcome.anomaly());
+    let Some((kind, detail)) = &anomaly else {
+        return (None, None);
+    };
+    if !kind.keeps_artifact() {
+        return (anomaly, None);
+    }
+    let plan = cases.plan;
+    let art = cfg.artifacts.join(format!(
+        "cycle-{cycle}-{}-{}-{kind}",
+        plan.mode.name(),
+        plan.fault.name(),
+    ));
+    let c = cases.case(
+        crate::repro::Expect::Anomaly,
+        res.writer.ops_done,
+        detail.clone(),
+    );
+    let written = write_artifact(
+        &art,
+        &c,
+        None,
+        image,
+        res,
+        &[],
+        detail,
+        (plan.kill, cfg.replay_command.as_deref()),
+    )
+    .is_ok();
+    (anomaly.clone(), written.then_some(art))
 }

@@ -3,10 +3,14 @@
 //! start where LSM bugs live (deletes shadowing lower levels, merges over
 //! levels, multi-level compactions) without paying for the load each time.
 //!
-//! A base is built in a forked child by the stock RocksDB adapter, with the
-//! cycle's options but the WAL on and a flushing clean close, then checked
-//! against the model (a base that does not hold the load's state is an
-//! error, not a cycle's violation). A clone hard-links the SST and blob
+//! A base is built in a forked child by the store under test (or, for a
+//! store that cannot carry out the load's ops, the stock RocksDB adapter),
+//! with the cycle's options but the WAL on and a flushing clean close,
+//! then checked against the model. A base that does not hold the load's
+//! state is a violation with no crash involved ([`BuildError::Mismatch`]:
+//! a RocksDB bug, or the store's): the campaign reports it with the load
+//! as a replayable run case (`campaign::base_finding`), and that option
+//! set's cycles start empty. A clone hard-links the SST and blob
 //! files, which RocksDB never changes once written, and copies everything
 //! else (MANIFEST, CURRENT, OPTIONS, logs), which it appends to or
 //! replaces. The model starts each cycle from the load's final state.
@@ -26,7 +30,7 @@ use crate::model::{fingerprint_of, value_hash, State};
 use crate::op::Op;
 use crate::store::drive::{drive, Plain};
 use crate::store::user_options::{compaction_style, option_value};
-use crate::store::{RocksFactory, StoreFactory, StoreOptions, WalMode};
+use crate::store::{Capabilities, RocksFactory, StoreFactory, StoreOptions, WalMode};
 use crate::workload::load::load_ops;
 use crate::workload::Profile;
 
@@ -60,15 +64,53 @@ pub fn base_key(opts: &StoreOptions) -> Option<String> {
     Some(s)
 }
 
+/// Why a base could not be used.
+#[derive(Debug)]
+pub enum BuildError {
+    /// The build failed (the database did not open, an op or the clean
+    /// close failed, the builder died): an environment error.
+    Failed(String),
+    /// The load ran, but the database does not hold the state its ops
+    /// give: a violation with no crash involved.
+    Mismatch(Box<Mismatch>),
+}
+
+/// A base that does not hold its load's state.
+#[derive(Debug)]
+pub struct Mismatch {
+    /// The store that built it.
+    pub store: String,
+    /// The options it was built with (the WAL on).
+    pub opts: StoreOptions,
+    /// The load ops.
+    pub ops: Vec<Op>,
+    /// The base directory as the builder left it (removed by
+    /// [`Bases::remove_all`]).
+    pub dir: PathBuf,
+}
+
+/// True when a store with `caps` can carry out the load's ops (and be
+/// checked by a full scan): then the base is built by the store under
+/// test, so that its own way of writing is what the cycles start from.
+pub fn builds_with(caps: &Capabilities, cfs: u8) -> bool {
+    caps.deletes
+        && caps.merges
+        && caps.range_deletes
+        && caps.flush
+        && caps.compact
+        && caps.scans
+        && (cfs <= 1 || caps.column_families)
+}
+
 /// Builds a base at `dir` (which must not exist) from `ops` with the
-/// options of a cycle, `opts`, in a forked child. `Err` says why the base
-/// could not be built or does not hold the model's state.
+/// options of a cycle, `opts`, by `factory` in a forked child.
 pub fn build(
     dir: &Path,
+    factory: &dyn StoreFactory,
     opts: &StoreOptions,
     ops: Vec<Op>,
     timeout: Duration,
-) -> Result<Base, String> {
+) -> Result<Base, BuildError> {
     let h = History::new(ops, State::new());
     let state = h.state_at(h.units());
     let want = h.fps[h.units() as usize];
@@ -83,7 +125,7 @@ pub fn build(
         ..opts.clone()
     };
     let child = || -> i32 {
-        let Ok(mut store) = RocksFactory.open(dir, &bopts) else {
+        let Ok(mut store) = factory.open(dir, &bopts) else {
             return 10;
         };
         for op in &h.ops {
@@ -103,7 +145,7 @@ pub fn build(
             Err(_) => 14,
         }
     };
-    let end = isolate(child, timeout).map_err(|e| e.to_string())?;
+    let end = isolate(child, timeout).map_err(|e| BuildError::Failed(e.to_string()))?;
     let why = match end {
         ChildEnd::Exited { code: 0 } => {
             return Ok(Base {
@@ -112,19 +154,24 @@ pub fn build(
                 state,
             })
         }
+        ChildEnd::Exited { code: 13 } => {
+            return Err(BuildError::Mismatch(Box::new(Mismatch {
+                store: factory.name(),
+                opts: bopts,
+                ops: h.ops,
+                dir: dir.to_path_buf(),
+            })))
+        }
         ChildEnd::Exited { code: 10 } => "the database did not open",
         ChildEnd::Exited { code: 11 } => "a load op failed",
         ChildEnd::Exited { code: 12 } => "the full scan failed",
-        ChildEnd::Exited { code: 13 } => {
-            "the loaded database does not hold the model's state (no crash involved: a RocksDB bug or a bad option)"
-        }
         ChildEnd::Exited { code: 14 } => "the clean close failed",
         _ => "the builder died",
     };
-    Err(format!(
+    Err(BuildError::Failed(format!(
         "building the base database {}: {why}",
         dir.display()
-    ))
+    )))
 }
 
 /// The load ops of a campaign seeded `seed` for `profile` with `cfs`
@@ -161,32 +208,49 @@ pub fn clone_into(src: &Path, dst: &Path) -> std::io::Result<()> {
 #[derive(Default)]
 pub struct Bases {
     built: BTreeMap<String, std::sync::Arc<Base>>,
+    /// Option sets whose base did not hold its load's state: their cycles
+    /// start empty (the mismatch was reported once), and the directory
+    /// stays until [`Bases::remove_all`].
+    broken: BTreeMap<String, PathBuf>,
 }
 
 impl Bases {
-    /// The base for a cycle with options `opts`, built under `root` on
-    /// first use; `Ok(None)` when no base applies to these options.
+    /// The base for a cycle with options `opts`, built by `factory` (see
+    /// [`builds_with`]) under `root` on first use; `Ok(None)` when no base
+    /// applies to these options, or its build met a mismatch before.
     pub fn get(
         &mut self,
         root: &Path,
-        seed: u64,
-        profile: &Profile,
+        factory: &dyn StoreFactory,
+        (seed, profile): (u64, &Profile),
         opts: &StoreOptions,
         timeout: Duration,
-    ) -> Result<Option<std::sync::Arc<Base>>, String> {
+    ) -> Result<Option<std::sync::Arc<Base>>, BuildError> {
         let Some(key) = base_key(opts) else {
             return Ok(None);
         };
+        if self.broken.contains_key(&key) {
+            return Ok(None);
+        }
         if !self.built.contains_key(&key) {
-            let dir = root.join(format!("base-{}", self.built.len()));
+            let dir = root.join(format!("base-{}", self.built.len() + self.broken.len()));
             let _ = crate::fsutil::remove_tree(&dir);
-            let base = build(
-                &dir,
-                opts,
-                ops_for(seed, profile, opts.column_families),
-                timeout,
-            )?;
-            self.built.insert(key.clone(), std::sync::Arc::new(base));
+            let ops = ops_for(seed, profile, opts.column_families);
+            let base = if builds_with(&factory.capabilities(), opts.column_families) {
+                build(&dir, factory, opts, ops, timeout)
+            } else {
+                build(&dir, &RocksFactory, opts, ops, timeout)
+            };
+            match base {
+                Ok(b) => {
+                    self.built.insert(key.clone(), std::sync::Arc::new(b));
+                }
+                Err(BuildError::Mismatch(m)) => {
+                    self.broken.insert(key, dir);
+                    return Err(BuildError::Mismatch(m));
+                }
+                Err(e) => return Err(e),
+            }
         }
         // Shared, not copied: a cycle needs the ops only for its artifact.
         Ok(self.built.get(&key).cloned())
@@ -197,6 +261,10 @@ impl Bases {
         for b in self.built.values() {
             let _ = crate::fsutil::remove_tree(&b.dir);
         }
+        for d in self.broken.values() {
+            let _ = crate::fsutil::remove_tree(d);
+        }
         self.built.clear();
+        self.broken.clear();
     }
 }

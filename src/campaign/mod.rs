@@ -5,6 +5,7 @@
 
 mod artifact;
 pub mod base;
+mod base_finding;
 mod chain;
 pub mod config;
 mod preflight;
@@ -66,6 +67,9 @@ struct Shared {
     done: AtomicU64,
     violations: AtomicU64,
     sink: Option<Arc<dyn CycleSink>>,
+    /// A base did not hold its load's state (`base_finding`): reported
+    /// once, and every later cycle starts without a base.
+    bases_off: AtomicBool,
 }
 
 impl Shared {
@@ -166,6 +170,7 @@ pub fn run_campaign_with(
         violations: AtomicU64::new(0),
         sink,
         cfg,
+        bases_off: AtomicBool::new(false),
     });
     let mut handles = Vec::new();
     let mut first_err = None;
@@ -267,6 +272,9 @@ struct Start {
     dir: PathBuf,
     base: Option<Arc<base::Base>>,
     chain: Option<Chain>,
+    /// The base for this cycle's options did not hold its load's state
+    /// (`base_finding`); the cycle starts empty.
+    base_finding: Option<ViolationReport>,
 }
 
 impl Job<'_> {
@@ -279,12 +287,10 @@ impl Job<'_> {
         let mut dir = cfg.work_dir.join(format!("db-{}", self.id));
         let (mut cycle_base, mut base_error, mut chain) = (None, None, None);
         let plan = crate::cycle::plan::plan(&inputs, cycle, |opts| {
-            if self.use_base {
+            if self.use_base && !self.sh.bases_off.load(Ordering::SeqCst) {
                 let root = cfg.work_dir.join(format!("bases-{}", self.id));
-                match self
-                    .bases
-                    .get(&root, cfg.seed, &cfg.profile, opts, cfg.timeout)
-                {
+                let key = (cfg.seed, &cfg.profile);
+                match self.bases.get(&root, self.factory, key, opts, cfg.timeout) {
                     Ok(Some(b)) => {
                         let state = b.state.clone();
                         cycle_base = Some(b);
@@ -307,9 +313,25 @@ impl Job<'_> {
             state
         })
         .map_err(|e| CrashError::Sys("options", std::io::Error::other(e)))?;
-        if let Some(e) = base_error {
-            return Err(CrashError::Sys("base database", std::io::Error::other(e)));
-        }
+        let base_finding = match base_error {
+            Some(base::BuildError::Failed(e)) => {
+                return Err(CrashError::Sys("base database", std::io::Error::other(e)))
+            }
+            Some(base::BuildError::Mismatch(_))
+                if self.sh.bases_off.swap(true, Ordering::SeqCst) =>
+            {
+                None
+            }
+            Some(base::BuildError::Mismatch(m)) => Some(base_finding::report(
+                cfg,
+                self.factory,
+                self.id,
+                cycle,
+                &plan,
+                &m,
+            )),
+            None => None,
+        };
         if let Some(b) = &cycle_base {
             let _ = crate::fsutil::remove_tree(&dir);
             base::clone_into(&b.dir, &dir).map_err(|e| {
@@ -322,6 +344,7 @@ impl Job<'_> {
             dir,
             base: cycle_base,
             chain,
+            base_finding,
         })
     }
 
@@ -364,8 +387,19 @@ impl Job<'_> {
             (None, None) => Vec::new(),
         };
         let cases = CaseOf::new(cfg, plan, &res, base_ops);
-        let (anomaly, anomaly_artifact) = self.anomaly(cycle, &cases, &res, &image);
-        let vreport = self.violation(cycle, &cases, &res, &image, &mut stats);
+        let (anomaly, anomaly_artifact) = artifact::anomaly(&sh.cfg, cycle, &cases, &res, &image);
+        let mut vreports: Vec<ViolationReport> = self
+            .violation(cycle, &cases, &res, &image, &mut stats)
+            .into_iter()
+            .collect();
+        if let Some(v) = start.base_finding {
+            stats.violations += 1;
+            sh.violations.fetch_add(1, Ordering::SeqCst);
+            if cfg.stop_on_violation {
+                sh.stop.store(true, Ordering::SeqCst);
+            }
+            vreports.push(v);
+        }
         let _ = self.trash.remove(&image);
         // The chain carries the state the verdict explained, or ends.
         let cfs = plan.opts.column_families.max(1) as usize;
@@ -390,48 +424,10 @@ impl Job<'_> {
             plan,
             &res,
             &stats,
-            vreport,
+            vreports,
             anomaly,
             anomaly_artifact,
         )
-    }
-
-    /// The cycle's anomaly, if any, and the artifact of one worth a look
-    /// (hangs and abnormal exits may be RocksDB bugs worth a replay).
-    fn anomaly(
-        &self,
-        cycle: u64,
-        cases: &CaseOf<'_>,
-        res: &CycleResult,
-        image: &std::path::Path,
-    ) -> (Option<(crate::cycle::AnomalyKind, String)>, Option<PathBuf>) {
-        let anomaly = res.writer_anomaly.clone().or_else(|| res.outcome.anomaly());
-        let Some((kind, detail)) = &anomaly else {
-            return (None, None);
-        };
-        if !kind.keeps_artifact() {
-            return (anomaly, None);
-        }
-        let plan = cases.plan;
-        let art = self.sh.cfg.artifacts.join(format!(
-            "cycle-{cycle}-{}-{}-{kind}",
-            plan.mode.name(),
-            plan.fault.name(),
-        ));
-        let c = cases.case(Expect::Anomaly, res.writer.ops_done, detail.clone());
-        let replay_with = self.sh.cfg.replay_command.as_deref();
-        let written = artifact::write_artifact(
-            &art,
-            &c,
-            None,
-            image,
-            res,
-            &[],
-            detail,
-            (plan.kill, replay_with),
-        )
-        .is_ok();
-        (anomaly.clone(), written.then_some(art))
     }
 
     /// A violating cycle: counts it, writes its artifact (shrunk, for the
@@ -523,7 +519,7 @@ impl Job<'_> {
         plan: &CyclePlan,
         res: &CycleResult,
         stats: &ModeStats,
-        vreport: Option<ViolationReport>,
+        vreports: Vec<ViolationReport>,
         anomaly: Option<(crate::cycle::AnomalyKind, String)>,
         anomaly_artifact: Option<PathBuf>,
     ) -> Result<(), CrashError> {
@@ -551,9 +547,7 @@ impl Job<'_> {
             .entry(mode.name().to_string())
             .or_default()
             .add(&stats);
-        if let Some(v) = vreport {
-            r.violations.push(v);
-        }
+        r.violations.extend(vreports);
         if let Some((kind, detail)) = anomaly {
             let known_bug = match &res.outcome {
                 CycleOutcome::KnownBug { bug, .. } => Some(bug.id.to_string()),

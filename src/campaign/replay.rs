@@ -29,7 +29,7 @@ pub fn replay_crash(
     // to `dir` while the ops are the same: a shrink replays many times).
     let start = match case.base.is_empty() {
         true => State::new(),
-        false => replay_base(dir, case, timeout)?,
+        false => replay_base(factory, dir, case, timeout)?,
     };
     let mut histories = vec![History::new(case.ops.clone(), start)];
     histories.extend(
@@ -82,8 +82,16 @@ fn base_dir(dir: &Path) -> std::path::PathBuf {
 }
 
 /// Builds (or reuses) the base database of `case` next to `dir`: the
-/// model's state after its `base:` ops.
-fn replay_base(dir: &Path, case: &Case, timeout: Duration) -> Result<State, crash::CrashError> {
+/// model's state after its `base:` ops. Built as the campaign built it
+/// (by the store under test when it can carry out the ops,
+/// `base::builds_with`); a chain state that such a store does not hold
+/// (a broken store's) is built by the stock adapter instead.
+fn replay_base(
+    factory: &dyn StoreFactory,
+    dir: &Path,
+    case: &Case,
+    timeout: Duration,
+) -> Result<State, crash::CrashError> {
     let at = base_dir(dir);
     let mut stamp = at.clone().into_os_string();
     stamp.push(".stamp");
@@ -101,8 +109,29 @@ fn replay_base(dir: &Path, case: &Case, timeout: Duration) -> Result<State, cras
     }
     let _ = crate::fsutil::remove_tree(&at);
     let _ = std::fs::remove_file(&stamp);
-    let b = crate::campaign::base::build(&at, &case.options, case.base.clone(), timeout)
-        .map_err(|e| crash::CrashError::Sys("base database", std::io::Error::other(e)))?;
+    use crate::campaign::base::{build, builds_with, BuildError};
+    let stock = crate::store::RocksFactory;
+    let by = match builds_with(&factory.capabilities(), case.options.column_families) {
+        true => factory,
+        false => &stock as &dyn StoreFactory,
+    };
+    let b = match build(&at, by, &case.options, case.base.clone(), timeout) {
+        Err(BuildError::Mismatch(_)) => {
+            let _ = crate::fsutil::remove_tree(&at);
+            build(&at, &stock, &case.options, case.base.clone(), timeout)
+        }
+        r => r,
+    };
+    let b = b.map_err(|e| {
+        let why = match e {
+            BuildError::Failed(w) => w,
+            BuildError::Mismatch(m) => format!(
+                "{}: the stock adapter's base does not hold the state of its ops",
+                m.dir.display()
+            ),
+        };
+        crash::CrashError::Sys("base database", std::io::Error::other(why))
+    })?;
     std::fs::write(&stamp, &key).map_err(|e| crash::CrashError::Sys("base stamp", e))?;
     Ok(b.state)
 }

@@ -190,16 +190,20 @@ impl Store for Mutant {
                 db.write_opt(crate::store::rocks::to_batch(ops), &WriteOptions::default())
                     .map_err(|e| StoreError::Other(e.into_string()))
             }
-            "merge-as-put" if !batch => match ops {
-                [WriteOp::Merge { key, operand }] => self.inner.write(
-                    &[WriteOp::Put {
-                        key: key.clone(),
-                        value: operand.clone(),
-                    }],
-                    false,
-                ),
-                _ => self.inner.write(ops, batch),
-            },
+            // Every merge, alone or in a batch, becomes a put of its operand.
+            "merge-as-put" => {
+                let puts: Vec<WriteOp> = ops
+                    .iter()
+                    .map(|w| match w {
+                        WriteOp::Merge { key, operand } => WriteOp::Put {
+                            key: key.clone(),
+                            value: operand.clone(),
+                        },
+                        w => w.clone(),
+                    })
+                    .collect();
+                self.inner.write(&puts, batch)
+            }
             _ => self.inner.write(ops, batch),
         }
     }
