@@ -471,6 +471,31 @@ extern "C" int crashcheck_db_resume(rocksdb_t* db, char* msg, size_t cap) {
   return 1;
 }
 
+// DB::Close() with its status (include/rocksdb/db.h: "Close the DB by
+// releasing resources, closing files etc. This should be called before
+// calling the destructor so that the caller can get back a status in case
+// there are any errors. ... Regardless of the return status, the DB must
+// be freed."). rust-rocksdb closes only in Drop (rocksdb_close, the
+// destructor), which discards that status. The column family handles go
+// first, as rust-rocksdb's own Drop does: Close() frees the column family
+// set (db_impl.cc CloseHelper, "versions_.reset()"), so a handle deleted
+// after it would touch freed memory. Then Close(), then the C API's
+// rocksdb_close frees the DB (its destructor skips CloseImpl once
+// closed_). The caller must never use `db` or `cfs` again (crashcheck
+// forgets the rust-rocksdb object that held them). Returns 0 on OK;
+// otherwise 1 and the status text in `msg`.
+extern "C" void rocksdb_column_family_handle_destroy(void*);
+extern "C" void rocksdb_close(rocksdb_t*);
+extern "C" int crashcheck_db_close(rocksdb_t* db, void** cfs, size_t n,
+                                   char* msg, size_t cap) {
+  for (size_t i = 0; i < n; i++) rocksdb_column_family_handle_destroy(cfs[i]);
+  rocksdb::Status s = db->rep->Close();
+  rocksdb_close(db);
+  if (s.ok()) return 0;
+  crashcheck_put_message(s.ToString(), msg, cap);
+  return 1;
+}
+
 // What the C API of every supported RocksDB does not offer (8.10.0 lacks
 // the first two setters) or rust-rocksdb before 0.25 does not wrap (the
 // last two): one implementation for every version, used by

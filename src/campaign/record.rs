@@ -74,6 +74,18 @@ pub(super) fn cycle_stats(plan: &CyclePlan, res: &CycleResult, from_base: bool) 
         io_errors_retryable: io.retryable,
         io_failed_ops: io.failed_ops,
         io_failed_reads: io.failed_reads,
+        io_failed_reopens: io.failed_reopens,
+        reopens: plan
+            .histories
+            .iter()
+            .zip(&res.writer.ops_done_each)
+            .map(|(h, &n)| {
+                h.ops[..n.min(h.ops.len())]
+                    .iter()
+                    .filter(|o| matches!(o, Op::Reopen))
+                    .count() as u64
+            })
+            .sum(),
         background_errors: io.background_errors,
         resumes: io.resumes,
         resumes_failed: io.resumes_failed,

@@ -127,6 +127,14 @@ pub struct ModeStats {
     /// were injected (the op stays in flight; see fault/io_error.rs).
     #[serde(default)]
     pub io_failed_ops: u64,
+    /// Reopens (a clean close and an open) the writers ran, and of those
+    /// the ones that failed while I/O errors were injected (in flight,
+    /// docs/durability.md E8).
+    #[serde(default)]
+    pub reopens: u64,
+    /// See `reopens`.
+    #[serde(default)]
+    pub io_failed_reopens: u64,
     /// Reads that returned an error while read errors were injected (an
     /// error is allowed; a wrong answer is a violation).
     #[serde(default)]
@@ -237,6 +245,8 @@ impl ModeStats {
         self.io_errors_retryable += o.io_errors_retryable;
         self.io_failed_ops += o.io_failed_ops;
         self.io_failed_reads += o.io_failed_reads;
+        self.reopens += o.reopens;
+        self.io_failed_reopens += o.io_failed_reopens;
         self.background_errors += o.background_errors;
         self.resumes += o.resumes;
         self.resumes_failed += o.resumes_failed;

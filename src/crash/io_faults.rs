@@ -153,6 +153,9 @@ impl WriterIo {
             return Ok(Answer::Skipped);
         }
         page.io_failed_ops.fetch_add(1, Ordering::SeqCst);
+        if matches!(op, Op::Reopen) {
+            page.io_failed_reopens.fetch_add(1, Ordering::SeqCst);
+        }
         if std::mem::take(&mut self.resume_left) {
             if let Some(v) = resume_after(page, store, h, i, self.refill_in_resume) {
                 self.voided = v;

@@ -99,6 +99,7 @@ pub(super) struct LogPage {
     /// Ops that returned an error with I/O errors armed (the first one
     /// ends the cycle).
     pub(super) io_failed_ops: AtomicU64,
+    pub(super) io_failed_reopens: AtomicU64,
     /// Reads that returned an error with read errors armed.
     pub(super) io_failed_reads: AtomicU64,
     /// Background errors RocksDB reported (listener.h OnBackgroundError).
@@ -130,6 +131,9 @@ pub struct IoCounts {
     pub retryable: u64,
     /// Ops that returned an error while I/O errors were armed.
     pub failed_ops: u64,
+    /// Of those, reopens (the close or the open failed; the close's status
+    /// comes through store/close.rs).
+    pub failed_reopens: u64,
     /// Reads that returned an error while read errors were armed.
     pub failed_reads: u64,
     /// Background errors RocksDB reported.
@@ -380,6 +384,7 @@ impl SharedLog {
             injected: std::array::from_fn(|t| p.io_errors[t].load(Ordering::SeqCst)),
             retryable: p.io_errors_retryable.load(Ordering::SeqCst),
             failed_ops: p.io_failed_ops.load(Ordering::SeqCst),
+            failed_reopens: p.io_failed_reopens.load(Ordering::SeqCst),
             failed_reads: p.io_failed_reads.load(Ordering::SeqCst),
             background_errors: p.background_errors.load(Ordering::SeqCst),
             resumes: p.resumes.load(Ordering::SeqCst),

@@ -170,20 +170,20 @@ pub fn cycle_seed(seed: u64, cycle: u64) -> u64 {
 /// True when a clean close may itself lose acknowledged writes, so a
 /// reopen inside a cycle would be a crash the in-child read checks cannot
 /// model; such cycles contain no reopen.
-/// - Power loss: on the fault filesystem a close drops unsynced data at
-///   once (close is no sync: fault_injection_fs.cc `CloseImpl`).
+/// - Power loss (and the I/O-error faults that end in one): on the fault
+///   filesystem a close drops unsynced data at once (close is no sync:
+///   fault_injection_fs.cc `CloseImpl`).
 /// - WAL disabled with `avoid_flush_during_shutdown`: the close skips the
 ///   memtable flush (options.h `avoid_flush_during_shutdown`: "The flush
 ///   can be skip to speedup DB close. Unpersisted data WILL BE LOST.").
-/// - Injected I/O errors (`io-error-kill`): a close that fails loses what
-///   it could not persist, and nobody hears of it: db.h `Close()` returns
-///   the status ("called before calling the destructor so that the caller
-///   can get back a status in case there are any errors"), but
-///   rust-rocksdb closes in `Drop` and has no `close()` returning it. Such
-///   a cycle once reported a hole after a reopen whose close had failed.
+///
+/// Injected I/O errors under a process kill (`io-error-kill`) have
+/// reopens: a close that fails returns its status (db.h `Close()`, taken
+/// through the shim, store/close.rs), the reopen fails as an op, and a
+/// failed op is in flight and no durability point (docs/durability.md E3:
+/// what the close could not persist may be lost).
 pub fn reopen_loses_data(fault: Fault, opts: &StoreOptions) -> bool {
     fault.loss() == Loss::Unsynced
-        || fault.writer_io_errors().is_some()
         || (opts.wal_mode == WalMode::NoWal && opts.avoid_flush_during_shutdown)
 }
 

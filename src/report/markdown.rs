@@ -208,6 +208,12 @@ pub fn io_error_notes(r: &CrashReport) -> Vec<String> {
                     m.io_failed_ops, m.cycles
                 ));
             }
+            if m.reopens > 0 {
+                parts.push(format!(
+                    "{} reopens, {} of them failed (a failed close or open; in flight, E8)",
+                    m.reopens, m.io_failed_reopens
+                ));
+            }
             if m.background_errors > 0 {
                 parts.push(format!("{} background errors", m.background_errors));
             }

@@ -6,6 +6,7 @@
 //! promises as well as RocksDB's. See `examples/app_store.rs`.
 
 pub mod capabilities;
+pub mod close;
 pub mod compat;
 pub mod drive;
 pub mod engine;

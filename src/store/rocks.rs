@@ -238,11 +238,18 @@ impl RocksStore {
         Ok(())
     }
 
+    /// Closes the database with `DB::Close()`'s status (store::close); a
+    /// database other handles still share closes when the last one drops.
     fn close_db(&mut self) -> StoreResult<()> {
         self.snaps.clear();
-        // Dropping the DB runs rocksdb_close (DBImpl::Close).
-        self.db.take();
-        Ok(())
+        let Some(db) = self.db.take() else {
+            return Ok(());
+        };
+        let Ok(db) = Arc::try_unwrap(db) else {
+            return Ok(());
+        };
+        let names: Vec<String> = (0..self.cfs()).map(cf_name).collect();
+        super::close::close(db, &names).map_err(|e| StoreError::Other(format!("close: {e}")))
     }
 }
 
