@@ -35,6 +35,19 @@ pub fn link_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// How many files directly in `dir` have names ending in `suffix`, and
+/// their bytes (0, 0 when `dir` cannot be read).
+pub fn files_ending(dir: &Path, suffix: &str) -> (u64, u64) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return (0, 0);
+    };
+    rd.flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(suffix))
+        .fold((0, 0), |(n, b), e| {
+            (n + 1, b + e.metadata().map_or(0, |m| m.len()))
+        })
+}
+
 /// Removes a directory tree crashcheck made; a missing one is fine.
 pub fn remove_tree(dir: &Path) -> std::io::Result<()> {
     match std::fs::remove_dir_all(dir) {

@@ -52,6 +52,8 @@ pub struct Metrics {
     background_errors: Family<CycleLabels, Counter>,
     resumes: Family<CycleLabels, Counter>,
     resumes_failed: Family<CycleLabels, Counter>,
+    blob_cycles: Family<CycleLabels, Counter>,
+    blob_gc_cycles: Family<CycleLabels, Counter>,
     lsm_levels: Family<LevelLabels, Counter>,
     cycles_per_s: Gauge<f64, AtomicU64>,
     estimated_keys: Gauge,
@@ -97,6 +99,8 @@ impl Metrics {
             background_errors: Family::default(),
             resumes: Family::default(),
             resumes_failed: Family::default(),
+            blob_cycles: Family::default(),
+            blob_gc_cycles: Family::default(),
             lsm_levels: Family::default(),
             cycles_per_s: Gauge::default(),
             estimated_keys: Gauge::default(),
@@ -107,57 +111,64 @@ impl Metrics {
             stall: Counter::default(),
             total: AtomicU64::new(0),
         };
-        registry.register("cycles", "Crash cycles run", m.cycles.clone());
-        registry.register(
-            "violations",
-            "Cycles with a violation",
-            m.violations.clone(),
-        );
-        registry.register(
-            "anomalies",
-            "Hangs and abnormal child exits",
-            m.anomalies.clone(),
-        );
-        registry.register(
-            "cf_divergence",
-            "Cycles whose column families recovered to different prefixes (hazard)",
-            m.divergence.clone(),
-        );
-        registry.register("acked_writes", "Write units acknowledged", m.acked.clone());
-        registry.register(
-            "io_errors_injected",
-            "I/O errors injected on the writer threads",
-            m.io_errors.clone(),
-        );
-        registry.register(
-            "io_failed_ops",
-            "Ops that returned an error under injected I/O errors (each in flight)",
-            m.io_failed_ops.clone(),
-        );
-        registry.register(
-            "background_errors",
-            "Background errors RocksDB reported to the writer's database",
-            m.background_errors.clone(),
-        );
-        registry.register(
-            "resumes",
-            "disk-full cycles in which space came back and DB::Resume succeeded",
-            m.resumes.clone(),
-        );
-        registry.register(
-            "resumes_failed",
-            "DB::Resume calls that failed (the cycle ended in the error state)",
-            m.resumes_failed.clone(),
-        );
+        let per_cycle: [(&str, &str, &Family<CycleLabels, Counter>); 13] = [
+            ("cycles", "Crash cycles run", &m.cycles),
+            ("violations", "Cycles with a violation", &m.violations),
+            ("anomalies", "Hangs and abnormal child exits", &m.anomalies),
+            (
+                "cf_divergence",
+                "Cycles whose column families recovered to different prefixes (hazard)",
+                &m.divergence,
+            ),
+            ("acked_writes", "Write units acknowledged", &m.acked),
+            (
+                "io_errors_injected",
+                "I/O errors injected on the writer threads",
+                &m.io_errors,
+            ),
+            (
+                "io_failed_ops",
+                "Ops that returned an error under injected I/O errors (each in flight)",
+                &m.io_failed_ops,
+            ),
+            (
+                "background_errors",
+                "Background errors RocksDB reported to the writer's database",
+                &m.background_errors,
+            ),
+            (
+                "resumes",
+                "disk-full cycles in which space came back and DB::Resume succeeded",
+                &m.resumes,
+            ),
+            (
+                "resumes_failed",
+                "DB::Resume calls that failed (the cycle ended in the error state)",
+                &m.resumes_failed,
+            ),
+            (
+                "io_failed_reads",
+                "Reads that returned an error under injected read errors",
+                &m.io_failed_reads,
+            ),
+            (
+                "blob_cycles",
+                "Cycles whose database held at least one blob file at the kill",
+                &m.blob_cycles,
+            ),
+            (
+                "blob_gc_cycles",
+                "Cycles in which blob garbage collection relocated blobs",
+                &m.blob_gc_cycles,
+            ),
+        ];
+        for (name, help, fam) in per_cycle {
+            registry.register(name, help, fam.clone());
+        }
         registry.register(
             "cycles_by_levels_populated",
             "Cycles by the number of non-empty LSM levels at the kill",
             m.lsm_levels.clone(),
-        );
-        registry.register(
-            "io_failed_reads",
-            "Reads that returned an error under injected read errors",
-            m.io_failed_reads.clone(),
         );
         registry.register(
             "cycles_per_second",
@@ -222,6 +233,10 @@ impl Metrics {
         self.resumes_failed
             .get_or_create(&l)
             .inc_by(s.resumes_failed);
+        self.blob_cycles.get_or_create(&l).inc_by(s.blob_cycles);
+        self.blob_gc_cycles
+            .get_or_create(&l)
+            .inc_by(s.blob_gc_cycles);
         for (levels, n) in &s.cycles_by_levels_populated {
             let k = LevelLabels {
                 levels: levels.to_string(),

@@ -39,6 +39,10 @@ pub(super) fn cycle_stats(plan: &CyclePlan, res: &CycleResult, from_base: bool) 
             }
             _ => BTreeMap::new(),
         },
+        blob_cycles: (res.blob_files.0 > 0) as u64,
+        blob_files: res.blob_files.0,
+        blob_bytes: res.blob_files.1,
+        blob_gc_cycles: res.writer.stats.is_some_and(|s| s.blob_gc_relocated > 0) as u64,
         dir_image_cycles: res.dirs.is_some() as u64,
         dir_unsynced_cycles: res.dirs.is_some_and(|d| d.unsynced > 0) as u64,
         dir_entries_dropped: res.dirs.map_or(0, |d| d.dropped),

@@ -100,6 +100,20 @@ pub struct ModeStats {
     /// Renames the directory image undid (D2).
     #[serde(default)]
     pub renames_undone: u64,
+    /// Cycles whose database held at least one blob file at the kill, and
+    /// the blob files and bytes there (integrated BlobDB).
+    #[serde(default)]
+    pub blob_cycles: u64,
+    /// See `blob_cycles`.
+    #[serde(default)]
+    pub blob_files: u64,
+    /// See `blob_cycles`.
+    #[serde(default)]
+    pub blob_bytes: u64,
+    /// Cycles in which blob garbage collection relocated blobs (from the
+    /// writer's statistics, so only cycles that report them).
+    #[serde(default)]
+    pub blob_gc_cycles: u64,
     /// Violations.
     pub violations: u64,
     /// Hangs and abnormal child exits.
@@ -230,6 +244,10 @@ impl ModeStats {
         for (w, n) in &o.kills_mid_unit_by_writer {
             *self.kills_mid_unit_by_writer.entry(*w).or_default() += n;
         }
+        self.blob_cycles += o.blob_cycles;
+        self.blob_files += o.blob_files;
+        self.blob_bytes += o.blob_bytes;
+        self.blob_gc_cycles += o.blob_gc_cycles;
         self.dir_image_cycles += o.dir_image_cycles;
         self.dir_unsynced_cycles += o.dir_unsynced_cycles;
         self.dir_entries_dropped += o.dir_entries_dropped;
@@ -391,6 +409,20 @@ pub struct Lsm {
     /// read back (must be 0).
     #[serde(default)]
     pub chain_unexplained: u64,
+    /// Cycles whose database held blob files at the kill (see
+    /// [`ModeStats::blob_cycles`]), the files and bytes, and the cycles in
+    /// which blob garbage collection ran.
+    #[serde(default)]
+    pub blob_cycles: u64,
+    /// See `blob_cycles`.
+    #[serde(default)]
+    pub blob_files: u64,
+    /// See `blob_cycles`.
+    #[serde(default)]
+    pub blob_bytes: u64,
+    /// See `blob_cycles`.
+    #[serde(default)]
+    pub blob_gc_cycles: u64,
 }
 
 impl Lsm {
@@ -409,6 +441,12 @@ impl Lsm {
             self.fifo_dropped_cycles,
             self.ingestions,
             self.ingest_outlived_cycles
+        ) + &format!(
+            "; blob files at the kill in {} cycles ({} files, {:.1} MiB), blob garbage collection ran in {} cycles",
+            self.blob_cycles,
+            self.blob_files,
+            self.blob_bytes as f64 / (1 << 20) as f64,
+            self.blob_gc_cycles
         ) + &self.chain_summary()
     }
 
@@ -446,6 +484,10 @@ impl Lsm {
             chain_carried_special: total.chain_carried_special,
             chain_restarts: total.chain_restarts,
             chain_unexplained: total.chain_unexplained,
+            blob_cycles: total.blob_cycles,
+            blob_files: total.blob_files,
+            blob_bytes: total.blob_bytes,
+            blob_gc_cycles: total.blob_gc_cycles,
         }
     }
 }

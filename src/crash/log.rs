@@ -77,7 +77,7 @@ pub(super) struct LogPage {
     pub(super) msg_len: AtomicU32,
     pub(super) msg: [AtomicU32; MSG_CAP / 4],
     pub(super) stats_set: AtomicU32,
-    pub(super) stats: [AtomicU64; 7],
+    pub(super) stats: [AtomicU64; 8],
     pub(super) copies_next: AtomicU32,
     pub(super) copies: [CopyLog; MAX_COPIES],
     /// Copy ops skipped because the record table was full.
@@ -261,6 +261,7 @@ impl SharedLog {
             compaction_cpu_micros: v(4),
             write_stall_micros: v(5),
             levels_populated: v(6),
+            blob_gc_relocated: v(7),
         })
     }
 
@@ -274,6 +275,7 @@ impl SharedLog {
             st.compaction_cpu_micros,
             st.write_stall_micros,
             st.levels_populated,
+            st.blob_gc_relocated,
         ]
         .into_iter()
         .enumerate()

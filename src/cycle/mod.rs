@@ -56,6 +56,8 @@ pub struct CycleResult {
     pub image: Option<String>,
     /// The directory image of a power cut (`None`: the cycle had none).
     pub dirs: Option<crate::fault::dirs::DirImage>,
+    /// Blob files in the database at the kill, and their bytes.
+    pub blob_files: (u64, u64),
 }
 
 impl CycleResult {
@@ -236,6 +238,7 @@ pub fn run_cycle(
     // by the single writer's units; with several writers one record may
     // hold a whole write group.
     let adm = admissible(&d, fault.loss(), &writer.progress);
+    let blob_files = crate::fsutil::files_ending(db, ".blob");
     let image = match histories.first() {
         Some(h) if single => fault.after_kill(
             db,
@@ -268,6 +271,7 @@ pub fn run_cycle(
         recovered: None,
         image,
         dirs,
+        blob_files,
     };
     if res.writer.stop == WriterStop::Hung {
         res.outcome = CycleOutcome::Anomaly {

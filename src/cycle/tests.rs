@@ -63,6 +63,7 @@ fn result(acked: u64) -> CycleResult {
         recovered: None,
         image: None,
         dirs: None,
+        blob_files: (0, 0),
     }
 }
 

@@ -219,6 +219,11 @@ pub struct StoreStats {
     /// > 0), in the column family with the most.
     #[serde(default)]
     pub levels_populated: u64,
+    /// Ticker `rocksdb.blobdb.gc.num.keys.relocated`: blobs that blob
+    /// garbage collection moved out of old blob files during compactions
+    /// (db/compaction/compaction_job.cc).
+    #[serde(default)]
+    pub blob_gc_relocated: u64,
 }
 
 /// Opens stores: the checker opens, reopens after crashes, and verifies

@@ -16,8 +16,9 @@
 //!   `DISABLED_RecycleMultipleWalsCrash` is still disabled in 11.8.1):
 //!   a finding in such a cycle is that issue first.
 //! - everything else (compression, sizes, triggers, bloom, caches, fsync,
-//!   bytes_per_sync, pipelined writes, compaction style) must not change
-//!   what survives a crash, so the oracle is unchanged.
+//!   bytes_per_sync, pipelined writes, compaction style, blob files and
+//!   their garbage collection: [`blob_options`]) must not change what
+//!   survives a crash, so the oracle is unchanged.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -104,8 +105,47 @@ pub fn deep(base: &StoreOptions, rng: &mut ChaCha8Rng) -> StoreOptions {
         "level_compaction_dynamic_level_bytes={}",
         rng.random_bool(0.5)
     ));
+    parts.extend(blob_options(rng));
     o.rocksdb = parts.join(";");
     o
+}
+
+/// Integrated BlobDB settings for one cycle (include/rocksdb/advanced_options.h,
+/// "BlobDB"): blob files in half of the cycles, with a `min_blob_size` from
+/// 0 to 4 KiB (values at least this large go to blob files at flush),
+/// `blob_file_size` of 64-256 KiB (so that a cycle writes several files),
+/// blob compression, and garbage collection in half of those with an age
+/// cutoff that lets compactions relocate blobs within a cycle
+/// (`blob_garbage_collection_age_cutoff`: "the cutoff in terms of blob
+/// file age for garbage collection. Blobs in the oldest N blob files will
+/// be relocated when encountered during compaction, where N =
+/// garbage_collection_cutoff * number_of_blob_files"). None of it changes
+/// what survives a crash (docs/durability.md, blob files), so the oracle
+/// is unchanged. Cycles without blob files draw nothing more.
+pub fn blob_options(rng: &mut ChaCha8Rng) -> Vec<String> {
+    if !rng.random_bool(0.5) {
+        return Vec::new();
+    }
+    let mut v = vec![
+        "enable_blob_files=true".to_string(),
+        format!("min_blob_size={}", pick(rng, &[0u32, 256, 1024, 4096])),
+        format!(
+            "blob_file_size={}",
+            pick(rng, &[64u32 << 10, 128 << 10, 256 << 10])
+        ),
+        format!(
+            "blob_compression_type={}",
+            pick(rng, &["kNoCompression", "kLZ4Compression", "kZSTD"])
+        ),
+    ];
+    if rng.random_bool(0.5) {
+        v.push("enable_blob_garbage_collection=true".into());
+        v.push(format!(
+            "blob_garbage_collection_age_cutoff={}",
+            pick(rng, &["0.25", "0.5", "1.0"])
+        ));
+    }
+    v
 }
 
 /// Draws one cycle's options: crashcheck's fields and further RocksDB
@@ -158,6 +198,7 @@ pub fn randomize(base: &StoreOptions, rng: &mut ChaCha8Rng) -> StoreOptions {
         }
         _ => {}
     }
+    extra.extend(blob_options(rng));
     let mut parts = split_options(&o.rocksdb);
     parts.extend(extra);
     o.rocksdb = parts.join(";");
@@ -182,6 +223,24 @@ mod tests {
         assert!(all.iter().any(|s| s.contains("unordered_write=true")));
         assert!(all.iter().any(|s| s.contains("kCompactionStyleUniversal")));
         assert!(all.iter().any(|s| s.contains("kCompactionStyleFIFO")));
+        assert!(all.iter().any(|s| s.contains("enable_blob_files=true")));
+        assert!(all
+            .iter()
+            .any(|s| s.contains("enable_blob_garbage_collection=true")));
+        assert!(all.iter().any(|s| !s.contains("enable_blob_files")));
+    }
+
+    #[test]
+    fn the_deep_profile_draws_blob_files_in_a_share_of_cycles() {
+        let base = StoreOptions::default();
+        let blob = (0..200)
+            .filter(|&s| {
+                deep(&base, &mut ChaCha8Rng::seed_from_u64(s))
+                    .rocksdb
+                    .contains("enable_blob_files=true")
+            })
+            .count();
+        assert!((60..=140).contains(&blob), "{blob} of 200");
     }
 
     #[test]

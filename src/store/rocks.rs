@@ -550,6 +550,7 @@ impl Store for RocksStore {
             s.block_cache_miss = t(Ticker::BlockCacheMiss);
             s.compaction_cpu_micros = t(Ticker::CompactionCpuTotalTime);
             s.write_stall_micros = t(Ticker::StallMicros);
+            s.blob_gc_relocated = t(Ticker::BlobDbGcNumKeysRelocated);
         }
         Some(s)
     }
