@@ -11,6 +11,15 @@
 // which builds the crash image. The kill is a process kill, so a record
 // written with write(2) is in the page cache for the parent: no fsync.
 //
+// Creations and renames are journaled *before* they happen, so that the
+// journal never misses one that did: a kill between the operation and
+// its record would otherwise keep a later entry while undoing earlier
+// ones, a state no filesystem that persists a directory's operations in
+// order produces. An operation journaled but not done (killed before it,
+// or failed) is undone as a no-op (src/fault/dirs.rs). A directory fsync
+// is journaled after it returned OK: killed before the record, it counts
+// as not done, the state before it.
+//
 // A record: one tag byte ('N' created, 'R' renamed, 'S' directory
 // synced), then three fields, each a little-endian u32 length and its
 // bytes. One write(2) per record on an O_APPEND descriptor, so records of
@@ -64,10 +73,6 @@ std::string keep(const std::string& to) {
   if (!on() || access(to.c_str(), F_OK) != 0) return "";
   std::string kept = keep_dir + "/keep-" + std::to_string(keep_seq++);
   return link(to.c_str(), kept.c_str()) == 0 ? kept : "!";
-}
-
-void unkeep(const std::string& kept) {
-  if (!kept.empty() && kept != "!") unlink(kept.c_str());
 }
 
 // A directory whose successful fsyncs are journaled.

@@ -132,55 +132,45 @@ class CountingFaultFs : public rocksdb::FaultInjectionTestFS {
       std::unique_ptr<rocksdb::FSWritableFile>* result,
       rocksdb::IODebugContext* dbg) override {
     fault_env_files_opened.fetch_add(1);
-    bool existed = exists(fname);
+    if (!exists(fname)) crashcheck_journal::created(fname);
     auto s = rocksdb::FaultInjectionTestFS::NewWritableFile(fname, file_opts,
                                                             result, dbg);
     if (s.ok() && is_wal(fname)) {
       *result = std::make_unique<HookedWalFile>(std::move(*result));
     }
-    if (s.ok() && !existed) crashcheck_journal::created(fname);
     return s;
   }
   rocksdb::IOStatus ReopenWritableFile(
       const std::string& fname, const rocksdb::FileOptions& file_opts,
       std::unique_ptr<rocksdb::FSWritableFile>* result,
       rocksdb::IODebugContext* dbg) override {
-    bool existed = exists(fname);
-    auto s = rocksdb::FaultInjectionTestFS::ReopenWritableFile(
-        fname, file_opts, result, dbg);
-    if (s.ok() && !existed) crashcheck_journal::created(fname);
-    return s;
+    if (!exists(fname)) crashcheck_journal::created(fname);
+    return rocksdb::FaultInjectionTestFS::ReopenWritableFile(fname, file_opts,
+                                                             result, dbg);
   }
   rocksdb::IOStatus NewRandomRWFile(
       const std::string& fname, const rocksdb::FileOptions& file_opts,
       std::unique_ptr<rocksdb::FSRandomRWFile>* result,
       rocksdb::IODebugContext* dbg) override {
-    bool existed = exists(fname);
-    auto s = rocksdb::FaultInjectionTestFS::NewRandomRWFile(fname, file_opts,
-                                                            result, dbg);
-    if (s.ok() && !existed) crashcheck_journal::created(fname);
-    return s;
+    if (!exists(fname)) crashcheck_journal::created(fname);
+    return rocksdb::FaultInjectionTestFS::NewRandomRWFile(fname, file_opts,
+                                                          result, dbg);
   }
   rocksdb::IOStatus LinkFile(const std::string& from, const std::string& to,
                              const rocksdb::IOOptions& options,
                              rocksdb::IODebugContext* dbg) override {
-    auto s = rocksdb::FaultInjectionTestFS::LinkFile(from, to, options, dbg);
-    if (s.ok() && crashcheck_journal::on()) crashcheck_journal::created(to);
-    return s;
+    if (crashcheck_journal::on()) crashcheck_journal::created(to);
+    return rocksdb::FaultInjectionTestFS::LinkFile(from, to, options, dbg);
   }
   // A rename onto an existing file keeps that file by a hard link first,
   // so that the parent can put it back if the rename is undone.
   rocksdb::IOStatus RenameFile(const std::string& from, const std::string& to,
                                const rocksdb::IOOptions& options,
                                rocksdb::IODebugContext* dbg) override {
-    std::string kept = crashcheck_journal::keep(to);
-    auto s = rocksdb::FaultInjectionTestFS::RenameFile(from, to, options, dbg);
-    if (s.ok() && crashcheck_journal::on()) {
-      crashcheck_journal::renamed(from, to, kept);
-    } else {
-      crashcheck_journal::unkeep(kept);
+    if (crashcheck_journal::on()) {
+      crashcheck_journal::renamed(from, to, crashcheck_journal::keep(to));
     }
-    return s;
+    return rocksdb::FaultInjectionTestFS::RenameFile(from, to, options, dbg);
   }
   rocksdb::IOStatus NewDirectory(const std::string& name,
                                  const rocksdb::IOOptions& io_opts,

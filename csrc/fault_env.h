@@ -21,18 +21,16 @@ void crashcheck_put_message(const std::string& text, char* msg, size_t cap);
 namespace crashcheck_journal {
 // True when this process records a journal.
 bool on();
-// A file `fname` was created (it did not exist before).
+// A file `fname` is about to be created (it does not exist yet).
 void created(const std::string& fname);
-// `from` was renamed to `to`; `kept` is where the file `to` replaced was
-// kept by a hard link ("" when `to` did not exist, "!" when it could not
-// be kept).
+// `from` is about to be renamed to `to`; `kept` is where the file `to`
+// replaces was kept by a hard link ("" when `to` does not exist, "!"
+// when it could not be kept).
 void renamed(const std::string& from, const std::string& to,
              const std::string& kept);
 // Before renaming onto `to`: keeps the file there (if any) under a new
 // name by a hard link and returns that name ("" or "!" as above).
 std::string keep(const std::string& to);
-// Drops a kept file again (the rename failed).
-void unkeep(const std::string& kept);
 // Wraps a directory so that its successful fsyncs are recorded (and, in
 // the ignore-directory-fsync mutant environment, skipped).
 std::unique_ptr<rocksdb::FSDirectory> wrap_dir(

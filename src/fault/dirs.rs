@@ -155,16 +155,17 @@ pub fn apply(root: &Path, roots: &[&Path]) -> std::io::Result<DirImage> {
             // The file a rename replaced could not be kept: the rename is
             // left in place (admitting more, never less).
             Event::Renamed { unknown: true, .. } => {}
+            // Journaled before it ran: if it never did (`from` is still
+            // there), only the kept copy of `to` goes back, unchanged.
             Event::Renamed { from, to, kept, .. } => {
-                if std::fs::symlink_metadata(&to).is_ok()
-                    && std::fs::symlink_metadata(&from).is_err()
-                {
+                let done = std::fs::symlink_metadata(&from).is_err();
+                if done && std::fs::symlink_metadata(&to).is_ok() {
                     std::fs::rename(&to, &from)?;
+                    img.renames_undone += 1;
                 }
-                if let Some(k) = kept {
+                if let Some(k) = kept.filter(|k| k.exists()) {
                     std::fs::rename(k, &to)?;
                 }
-                img.renames_undone += 1;
             }
             Event::Synced(_) => {}
         }
@@ -254,6 +255,47 @@ mod tests {
         );
         assert_eq!(std::fs::read(&cur).unwrap(), b"MANIFEST-000005\n");
         assert!(!tmp.exists());
+    }
+
+    #[test]
+    fn a_rename_journaled_but_never_done_leaves_both_files() {
+        let t = tempfile::tempdir().unwrap();
+        let db = t.path().join("db");
+        let root = journal_root(&db);
+        std::fs::create_dir_all(&db).unwrap();
+        std::fs::create_dir_all(&root).unwrap();
+        let (tmp, cur, kept) = (
+            db.join("000009.dbtmp"),
+            db.join("CURRENT"),
+            root.join("keep-0"),
+        );
+        std::fs::write(&cur, b"MANIFEST-000005\n").unwrap();
+        std::fs::hard_link(&cur, &kept).unwrap();
+        std::fs::write(&tmp, b"MANIFEST-000009\n").unwrap();
+        // Synced before the rename, which the kill then pre-empted.
+        let d = db.to_str().unwrap();
+        let mut j = rec(b'N', [tmp.to_str().unwrap(), "", ""]);
+        j.extend(rec(b'S', [d, "", ""]));
+        j.extend(rec(
+            b'R',
+            [
+                tmp.to_str().unwrap(),
+                cur.to_str().unwrap(),
+                kept.to_str().unwrap(),
+            ],
+        ));
+        std::fs::write(journal_file(&root), &j).unwrap();
+        let img = apply(&root, &[&db]).unwrap();
+        assert_eq!(
+            img,
+            DirImage {
+                unsynced: 1,
+                dropped: 0,
+                renames_undone: 0
+            }
+        );
+        assert_eq!(std::fs::read(&cur).unwrap(), b"MANIFEST-000005\n");
+        assert_eq!(std::fs::read(&tmp).unwrap(), b"MANIFEST-000009\n");
     }
 
     #[test]
