@@ -279,8 +279,11 @@ pub(crate) struct CrashArgs {
     /// memtables and caches: flushes and compactions all the time) or
     /// randomized (compression, sizes, bloom, caches, fsync,
     /// pipelined/unordered writes, compaction style... drawn per cycle and
-    /// recorded in artifacts). Default: deep, or defaults when you give
-    /// --options / --options-file (your options as they are).
+    /// recorded in artifacts). deep and randomized also put large values
+    /// in blob files (integrated BlobDB) in half of the cycles, with blob
+    /// garbage collection in half of those. Default: deep, or defaults
+    /// when you give --options / --options-file (your options as they
+    /// are).
     #[arg(long)]
     pub(crate) option_profile: Option<String>,
     /// Force a compaction style for every cycle: level (RocksDB's
