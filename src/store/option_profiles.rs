@@ -105,7 +105,9 @@ pub fn deep(base: &StoreOptions, rng: &mut ChaCha8Rng) -> StoreOptions {
         "level_compaction_dynamic_level_bytes={}",
         rng.random_bool(0.5)
     ));
-    parts.extend(blob_options(rng));
+    if base.column_families <= 1 {
+        parts.extend(blob_options(rng));
+    }
     o.rocksdb = parts.join(";");
     o
 }
@@ -121,7 +123,12 @@ pub fn deep(base: &StoreOptions, rng: &mut ChaCha8Rng) -> StoreOptions {
 /// be relocated when encountered during compaction, where N =
 /// garbage_collection_cutoff * number_of_blob_files"). None of it changes
 /// what survives a crash (docs/durability.md, blob files), so the oracle
-/// is unchanged. Cycles without blob files draw nothing more.
+/// is unchanged. Cycles without blob files draw nothing more. Drawn for
+/// one column family only, for now: with several, stock RocksDB 11.8.1
+/// fails compactions with a spurious "No such file or directory: while
+/// stat a file for size" on an SST (docs/findings.md, suspected finding
+/// 7, with its reproducing command); a user's `--options` with blob files
+/// and `--cfs` still runs it.
 pub fn blob_options(rng: &mut ChaCha8Rng) -> Vec<String> {
     if !rng.random_bool(0.5) {
         return Vec::new();
@@ -198,7 +205,9 @@ pub fn randomize(base: &StoreOptions, rng: &mut ChaCha8Rng) -> StoreOptions {
         }
         _ => {}
     }
-    extra.extend(blob_options(rng));
+    if base.column_families <= 1 {
+        extra.extend(blob_options(rng));
+    }
     let mut parts = split_options(&o.rocksdb);
     parts.extend(extra);
     o.rocksdb = parts.join(";");
