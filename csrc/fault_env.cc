@@ -387,6 +387,15 @@ static std::atomic<int> background_errors{0};
 // crashcheck_fault_env_refill_after_flushes.
 static std::atomic<int> refill_after_flushes{0};
 
+// Whether the listener below vetoes automatic recovery (1, crashcheck's
+// setting) or lets RocksDB recover by itself (0). Only
+// examples/resume_hang.rs clears it, to show what the veto changes.
+static std::atomic<int> veto_auto_recovery{1};
+
+extern "C" void crashcheck_fault_env_veto_auto_recovery(int on) {
+  veto_auto_recovery.store(on != 0 ? 1 : 0);
+}
+
 // Counts background errors and vetoes automatic recovery, so that a
 // database in an error state leaves it only by DB::Resume, when crashcheck
 // asks (include/rocksdb/listener.h OnErrorRecoveryBegin: "The callback can
@@ -405,7 +414,7 @@ class CrashcheckRecoveryListener : public rocksdb::EventListener {
   }
   void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status,
                             bool* auto_recovery) override {
-    *auto_recovery = false;
+    if (veto_auto_recovery.load()) *auto_recovery = false;
   }
   // The disk fills up again after the armed number of error-recovery
   // flushes (include/rocksdb/listener.h OnFlushCompleted: called after the

@@ -1,0 +1,232 @@
+//! Standalone reproducer for docs/findings.md finding 5: after a full disk,
+//! `DB::Resume()` can block forever in `WaitForFlushMemTables`. A flush
+//! request queued while background work was stopped is never scheduled
+//! (MaybeScheduleFlushOrCompaction bails out), and it keeps its column
+//! family marked `queued_for_flush`. So the recovery flush of that column
+//! family is never enqueued (EnqueuePendingFlush deduplicates), and the
+//! stale request, scheduled by the recovery, is dropped as a non-recovery
+//! flush (BackgroundFlush). Nothing flushes the memtable the recovery waits
+//! for. See docs/upstream/finding-5-resume-hang.md.
+//!
+//! `cargo run --example resume_hang -- [MODE] [ROUNDS] [--no-wait]`
+//!
+//! Each round opens a fresh database (one column family, writes with the
+//! WAL off, 64 KiB memtables, `max_background_jobs` 2, so one flush at a
+//! time) on RocksDB's FaultInjectionTestFS (crashcheck's shim,
+//! csrc/fault_env.cc, whose listener vetoes automatic recovery as
+//! include/rocksdb/listener.h `OnErrorRecoveryBegin` documents). It fills
+//! the disk (`SetFilesystemActive(false, IOStatus::NoSpace())`), runs the
+//! failing ops of MODE, waits until no flush job runs (the failed one backs
+//! off for 1 s first; `--no-wait` skips this), gives the space back
+//! (`SetFilesystemActive(true)`) and calls `DB::Resume()` on a helper
+//! thread. A Resume that has not returned after 10 s is reported as
+//! `HANG`: its database is leaked and the next round goes on. Exits 1 if
+//! any round hung.
+//!
+//! Modes:
+//! - `flushes` (default, deterministic): two manual `Flush()` calls fail
+//!   on the full disk. The first one's background flush sets the
+//!   background error. The second one switches no memtable (it is empty)
+//!   but queues a flush request for the immutable memtable left over. That
+//!   request cannot be scheduled while background work is stopped.
+//! - `race`: as crashcheck met it, with a single failing op. A writer puts
+//!   until a background flush is running (`rocksdb.num-running-flushes` >
+//!   0). Then the disk fills and one manual `Flush()` fails: its request is
+//!   queued behind the running flush (one flush slot), and it is not
+//!   scheduled once that flush has failed. The round hangs only if the
+//!   background flush was still running when the disk filled, so this mode
+//!   reports a rate.
+//! - `flushes-auto`: as `flushes`, but the listener lets RocksDB recover by
+//!   itself (no veto). The SstFileManager's recovery then leaves the error
+//!   state: `Resume` returns Busy, and a write succeeds afterwards. This
+//!   shows what the veto changes.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crashcheck::store::fault_fs;
+use rocksdb::{FlushOptions, Options, WriteOptions, DB};
+
+extern "C" {
+    /// csrc/fault_env.cc: 1 = the listener vetoes automatic recovery
+    /// (crashcheck's default), 0 = it lets RocksDB recover by itself.
+    fn crashcheck_fault_env_veto_auto_recovery(on: libc::c_int);
+}
+
+const RESUME_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Flushes,
+    Race,
+    FlushesAuto,
+}
+
+enum Outcome {
+    Resumed,
+    ResumeFailed(String),
+    Hang,
+}
+
+fn open(dir: &std::path::Path) -> DB {
+    let mut o = Options::default();
+    o.create_if_missing(true);
+    o.set_write_buffer_size(64 << 10);
+    o.set_max_write_buffer_number(4);
+    o.set_max_background_jobs(2);
+    fault_fs::install_fault_env(&mut o, false);
+    DB::open(&o, dir).expect("open")
+}
+
+fn flush(db: &DB) -> Result<(), rocksdb::Error> {
+    let mut f = FlushOptions::default();
+    f.set_wait(true);
+    db.flush_opt(&f)
+}
+
+fn round(mode: Mode, r: usize, seed: u64, wait_idle: bool) -> (Outcome, String) {
+    let dir = std::env::temp_dir().join(format!("resume-hang-{}-{r}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = Arc::new(open(&dir));
+    let mut w = WriteOptions::default();
+    w.disable_wal(true);
+    let mut n = 0u64;
+    let mut put = |db: &DB| {
+        db.put_opt(format!("k{n:08}"), [7u8; 200], &w).expect("put");
+        n += 1;
+    };
+    let mut what = match mode {
+        Mode::Flushes | Mode::FlushesAuto => {
+            for _ in 0..100 {
+                put(&db);
+            }
+            fault_fs::fill_disk();
+            let a = flush(&db).err().map(|e| e.to_string());
+            let b = flush(&db).err().map(|e| e.to_string());
+            format!("flush 1: {a:?}; flush 2: {b:?}")
+        }
+        Mode::Race => {
+            // Some data, then put until a background flush is running; a
+            // few rounds stop after a pseudo-random number of extra puts.
+            for _ in 0..(seed % 500) {
+                put(&db);
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while db
+                .property_int_value("rocksdb.num-running-flushes")
+                .unwrap()
+                .unwrap_or(0)
+                == 0
+                && Instant::now() < deadline
+            {
+                put(&db);
+            }
+            fault_fs::fill_disk();
+            let a = flush(&db).err().map(|e| e.to_string());
+            format!("flush: {a:?}")
+        }
+    };
+    if wait_idle {
+        // The failed background flush backs off for a second before it
+        // gives its flush slot back (db_impl_compaction_flush.cc
+        // BackgroundCallFlush: SleepForMicroseconds(1000000) after a flush
+        // error). A Resume started meanwhile would let that job, as it
+        // ends, schedule the queued request and drop it before the
+        // recovery flush is requested; crashcheck's failing ops can take
+        // that long (a stalled write). Wait for the job to end.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while db
+            .property_int_value("rocksdb.num-running-flushes")
+            .unwrap()
+            .unwrap_or(0)
+            > 0
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    fault_fs::restore_disk();
+    let (tx, rx) = mpsc::channel();
+    let db2 = db.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(fault_fs::resume(&db2));
+    });
+    let out = match rx.recv_timeout(RESUME_TIMEOUT) {
+        Ok(Ok(())) => Outcome::Resumed,
+        Ok(Err(e)) => Outcome::ResumeFailed(e),
+        Err(_) => Outcome::Hang,
+    };
+    if let Outcome::Hang = out {
+        // The helper thread is blocked inside Resume with its reference to
+        // the database: leak ours too, nothing can close it.
+        std::mem::forget(db);
+    } else {
+        if mode == Mode::FlushesAuto {
+            // Automatic recovery may still be running: wait for it (a
+            // write succeeds once the error is cleared).
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while db.put(b"after", b"v").is_err() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            what += &format!(
+                "; write after recovery: {:?}",
+                db.put(b"after", b"v").is_ok()
+            );
+        }
+        drop(db);
+        if std::env::var_os("RESUME_HANG_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    (out, what)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let wait_idle = !args.iter().any(|a| a == "--no-wait");
+    let mut mode = Mode::Flushes;
+    let mut rounds = 5;
+    for a in args.iter().filter(|a| *a != "--no-wait") {
+        match a.as_str() {
+            "flushes" => mode = Mode::Flushes,
+            "race" => mode = Mode::Race,
+            "flushes-auto" => mode = Mode::FlushesAuto,
+            n => rounds = n.parse().expect("MODE or ROUNDS"),
+        }
+    }
+    run(mode, rounds, wait_idle)
+}
+
+fn run(mode: Mode, rounds: usize, wait_idle: bool) {
+    // SAFETY: sets a process-wide flag of the shim.
+    unsafe { crashcheck_fault_env_veto_auto_recovery(i32::from(mode != Mode::FlushesAuto)) };
+    let (mut hangs, mut failed, mut ok) = (0, 0, 0);
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    for r in 0..rounds {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let (out, what) = round(mode, r, seed, wait_idle);
+        let verdict = match &out {
+            Outcome::Resumed => {
+                ok += 1;
+                "resumed".to_string()
+            }
+            Outcome::ResumeFailed(e) => {
+                failed += 1;
+                format!("Resume failed: {e}")
+            }
+            Outcome::Hang => {
+                hangs += 1;
+                format!("HANG: DB::Resume() did not return within {RESUME_TIMEOUT:?}")
+            }
+        };
+        println!("round {r}: {what} -> {verdict}");
+    }
+    println!(
+        "{rounds} rounds: {hangs} hung in DB::Resume(), {ok} resumed, {failed} Resume returned an error"
+    );
+    // A hung Resume thread still holds its database: exit without joining.
+    std::process::exit(i32::from(hangs > 0));
+}
