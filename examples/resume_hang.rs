@@ -8,7 +8,7 @@
 //! flush (BackgroundFlush). Nothing flushes the memtable the recovery waits
 //! for. See docs/upstream/finding-5-resume-hang.md.
 //!
-//! `cargo run --example resume_hang -- [MODE] [ROUNDS] [--no-wait]`
+//! `cargo run --example resume_hang -- [MODE] [ROUNDS] [--no-wait] [--no-nudge]`
 //!
 //! Each round opens a fresh database (one column family, writes with the
 //! WAL off, 64 KiB memtables, `max_background_jobs` 2, so one flush at a
@@ -20,8 +20,21 @@
 //! off for 1 s first; `--no-wait` skips this), gives the space back
 //! (`SetFilesystemActive(true)`) and calls `DB::Resume()` on a helper
 //! thread. A Resume that has not returned after 10 s is reported as
-//! `HANG`: its database is leaked and the next round goes on. Exits 1 if
-//! any round hung.
+//! `HANG`: its database is leaked and the next round goes on. After a
+//! Resume that returns Ok, every write must be readable with
+//! `ReadTier::Persisted` (the recovery flushed the memtables). Exits 1 if
+//! any round hung or lost writes.
+//!
+//! The nudge (on unless `--no-nudge`): right before `Resume`, every thread
+//! of the flush pool is kept busy for 300 ms by a job that only sleeps
+//! (csrc/fault_env.cc `crashcheck_occupy_flush_pool`), as if another
+//! database sharing the Env were flushing. Without it there is a race
+//! inside `Resume`: the recovery's `SwitchMemtable` schedules the stale
+//! request and then releases the DB mutex to notify listeners
+//! (`NotifyOnMemTableSealed`). If the flush thread pops and drops the stale
+//! request in that window, the column family is no longer queued, the
+//! recovery request gets in, and `Resume` succeeds. The nudge makes the
+//! flush thread lose that race every time.
 //!
 //! Modes:
 //! - `flushes` (default, deterministic): two manual `Flush()` calls fail
@@ -46,15 +59,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crashcheck::store::fault_fs;
-use rocksdb::{FlushOptions, Options, WriteOptions, DB};
+use rocksdb::{FlushOptions, Options, ReadOptions, ReadTier, WriteOptions, DB};
 
 extern "C" {
     /// csrc/fault_env.cc: 1 = the listener vetoes automatic recovery
     /// (crashcheck's default), 0 = it lets RocksDB recover by itself.
     fn crashcheck_fault_env_veto_auto_recovery(on: libc::c_int);
+    /// csrc/fault_env.cc: keeps every flush-pool thread of the default Env
+    /// busy for `ms` milliseconds; returns how many.
+    fn crashcheck_occupy_flush_pool(ms: libc::c_int) -> libc::c_int;
 }
 
 const RESUME_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the nudge keeps the flush pool busy.
+const NUDGE_MS: libc::c_int = 300;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
@@ -65,6 +83,8 @@ enum Mode {
 
 enum Outcome {
     Resumed,
+    /// Resume returned Ok, but writes made before it are not persisted.
+    Lost(String),
     ResumeFailed(String),
     Hang,
 }
@@ -85,16 +105,17 @@ fn flush(db: &DB) -> Result<(), rocksdb::Error> {
     db.flush_opt(&f)
 }
 
-fn round(mode: Mode, r: usize, seed: u64, wait_idle: bool) -> (Outcome, String) {
+fn round(mode: Mode, r: usize, seed: u64, wait_idle: bool, nudge: bool) -> (Outcome, String) {
     let dir = std::env::temp_dir().join(format!("resume-hang-{}-{r}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let db = Arc::new(open(&dir));
     let mut w = WriteOptions::default();
     w.disable_wal(true);
-    let mut n = 0u64;
-    let mut put = |db: &DB| {
-        db.put_opt(format!("k{n:08}"), [7u8; 200], &w).expect("put");
-        n += 1;
+    let n = std::cell::Cell::new(0u64);
+    let put = |db: &DB| {
+        db.put_opt(format!("k{:08}", n.get()), [7u8; 200], &w)
+            .expect("put");
+        n.set(n.get() + 1);
     };
     let mut what = match mode {
         Mode::Flushes | Mode::FlushesAuto => {
@@ -147,13 +168,36 @@ fn round(mode: Mode, r: usize, seed: u64, wait_idle: bool) -> (Outcome, String) 
         }
     }
     fault_fs::restore_disk();
+    if nudge {
+        // Keep the flush pool busy while Resume starts (see the module
+        // comment), then give the sleeping jobs time to start.
+        // SAFETY: schedules plain sleeping jobs on the default Env.
+        unsafe { crashcheck_occupy_flush_pool(NUDGE_MS) };
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let (tx, rx) = mpsc::channel();
     let db2 = db.clone();
     std::thread::spawn(move || {
         let _ = tx.send(fault_fs::resume(&db2));
     });
     let out = match rx.recv_timeout(RESUME_TIMEOUT) {
-        Ok(Ok(())) => Outcome::Resumed,
+        Ok(Ok(())) => {
+            // Every write made before the disk filled must now be in an SST
+            // file: the recovery flushed every memtable.
+            let mut ro = ReadOptions::default();
+            ro.set_read_tier(ReadTier::Persisted);
+            let missing = (0..n.get())
+                .filter(|i| db.get_opt(format!("k{i:08}"), &ro).expect("get").is_none())
+                .count();
+            if missing == 0 {
+                Outcome::Resumed
+            } else {
+                Outcome::Lost(format!(
+                    "Resume returned Ok, but {missing} of {} writes are not persisted",
+                    n.get()
+                ))
+            }
+        }
         Ok(Err(e)) => Outcome::ResumeFailed(e),
         Err(_) => Outcome::Hang,
     };
@@ -185,9 +229,10 @@ fn round(mode: Mode, r: usize, seed: u64, wait_idle: bool) -> (Outcome, String) 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let wait_idle = !args.iter().any(|a| a == "--no-wait");
+    let nudge = !args.iter().any(|a| a == "--no-nudge");
     let mut mode = Mode::Flushes;
     let mut rounds = 5;
-    for a in args.iter().filter(|a| *a != "--no-wait") {
+    for a in args.iter().filter(|a| !a.starts_with("--")) {
         match a.as_str() {
             "flushes" => mode = Mode::Flushes,
             "race" => mode = Mode::Race,
@@ -195,27 +240,31 @@ fn main() {
             n => rounds = n.parse().expect("MODE or ROUNDS"),
         }
     }
-    run(mode, rounds, wait_idle)
+    run(mode, rounds, wait_idle, nudge)
 }
 
-fn run(mode: Mode, rounds: usize, wait_idle: bool) {
+fn run(mode: Mode, rounds: usize, wait_idle: bool, nudge: bool) {
     // SAFETY: sets a process-wide flag of the shim.
     unsafe { crashcheck_fault_env_veto_auto_recovery(i32::from(mode != Mode::FlushesAuto)) };
-    let (mut hangs, mut failed, mut ok) = (0, 0, 0);
+    let (mut hangs, mut failed, mut ok, mut lost) = (0, 0, 0, 0);
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     for r in 0..rounds {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let (out, what) = round(mode, r, seed, wait_idle);
+        let (out, what) = round(mode, r, seed, wait_idle, nudge);
         let verdict = match &out {
             Outcome::Resumed => {
                 ok += 1;
-                "resumed".to_string()
+                "resumed, every write persisted".to_string()
             }
             Outcome::ResumeFailed(e) => {
                 failed += 1;
                 format!("Resume failed: {e}")
+            }
+            Outcome::Lost(e) => {
+                lost += 1;
+                e.clone()
             }
             Outcome::Hang => {
                 hangs += 1;
@@ -225,8 +274,9 @@ fn run(mode: Mode, rounds: usize, wait_idle: bool) {
         println!("round {r}: {what} -> {verdict}");
     }
     println!(
-        "{rounds} rounds: {hangs} hung in DB::Resume(), {ok} resumed, {failed} Resume returned an error"
+        "{rounds} rounds: {hangs} hung in DB::Resume(), {ok} resumed with every write persisted, \
+         {lost} resumed with writes not persisted, {failed} Resume returned an error"
     );
     // A hung Resume thread still holds its database: exit without joining.
-    std::process::exit(i32::from(hangs > 0));
+    std::process::exit(i32::from(hangs + lost > 0));
 }
