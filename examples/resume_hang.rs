@@ -49,6 +49,16 @@
 //!   scheduled once that flush has failed. The round hangs only if the
 //!   background flush was still running when the disk filled, so this mode
 //!   reports a rate.
+//! - `orphan`: writes with the WAL on. While the flush pool is kept busy
+//!   (as by the nudge), a `Flush` without wait schedules a flush job; then
+//!   the disk fills and a put fails on its WAL append (a hard error). The
+//!   flush job starts after the error, finds background work stopped and no
+//!   recovery in progress, and returns without popping its request
+//!   (BackgroundFlush): the request stays queued and is no longer counted
+//!   in `unscheduled_flushes_`, so nothing ever schedules it. `Resume` then
+//!   hangs with nothing scheduled at all, and without the race the nudge
+//!   removes (no nudge in this mode). This is how crashcheck's `wal` cycle
+//!   (failed op `del`) can have hung.
 //! - `flushes-auto`: as `flushes`, but the listener lets RocksDB recover by
 //!   itself (no veto). The SstFileManager's recovery then leaves the error
 //!   state: `Resume` returns Busy, and a write succeeds afterwards. This
@@ -79,6 +89,7 @@ enum Mode {
     Flushes,
     Race,
     FlushesAuto,
+    Orphan,
 }
 
 enum Outcome {
@@ -127,6 +138,33 @@ fn round(mode: Mode, r: usize, seed: u64, wait_idle: bool, nudge: bool) -> (Outc
             let b = flush(&db).err().map(|e| e.to_string());
             format!("flush 1: {a:?}; flush 2: {b:?}")
         }
+        Mode::Orphan => {
+            // Writes with the WAL on.
+            let wal = WriteOptions::default();
+            for i in 0..100 {
+                db.put_opt(format!("k{i:08}"), [7u8; 200], &wal)
+                    .expect("put");
+            }
+            n.set(100);
+            // A flush job is scheduled while the flush pool is busy, so it
+            // starts only after the error below: it then finds background
+            // work stopped and no recovery in progress, and returns without
+            // popping its request (BackgroundFlush), after which it backs
+            // off for 1 s. The request stays queued, uncounted.
+            // SAFETY: schedules plain sleeping jobs on the default Env.
+            unsafe { crashcheck_occupy_flush_pool(NUDGE_MS) };
+            std::thread::sleep(Duration::from_millis(20));
+            let mut f = FlushOptions::default();
+            f.set_wait(false);
+            let a = db.flush_opt(&f).err().map(|e| e.to_string());
+            fault_fs::fill_disk();
+            let b = db
+                .put_opt(b"on-full-disk", b"v", &wal)
+                .err()
+                .map(|e| e.to_string());
+            std::thread::sleep(Duration::from_millis(NUDGE_MS as u64 + 1200));
+            format!("flush without wait: {a:?}; put: {b:?}")
+        }
         Mode::Race => {
             // Some data, then put until a background flush is running; a
             // few rounds stop after a pseudo-random number of extra puts.
@@ -168,7 +206,7 @@ fn round(mode: Mode, r: usize, seed: u64, wait_idle: bool, nudge: bool) -> (Outc
         }
     }
     fault_fs::restore_disk();
-    if nudge {
+    if nudge && mode != Mode::Orphan {
         // Keep the flush pool busy while Resume starts (see the module
         // comment), then give the sleeping jobs time to start.
         // SAFETY: schedules plain sleeping jobs on the default Env.
@@ -237,6 +275,7 @@ fn main() {
             "flushes" => mode = Mode::Flushes,
             "race" => mode = Mode::Race,
             "flushes-auto" => mode = Mode::FlushesAuto,
+            "orphan" => mode = Mode::Orphan,
             n => rounds = n.parse().expect("MODE or ROUNDS"),
         }
     }
