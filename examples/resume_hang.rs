@@ -13,7 +13,7 @@
 //! Stock RocksDB 11.8.1: `flushes 10` and `orphan 10` hung 10 of 10 rounds;
 //! with patches/finding-5-resume-stale-flush-queue.patch, 0 of 10.
 //!
-//! `cargo run --example resume_hang -- [MODE] [ROUNDS] [--no-wait] [--no-nudge]`
+//! `cargo run --example resume_hang -- [MODE] [ROUNDS] [--no-wait] [--no-nudge] [--atomic-flush]`
 //!
 //! Each round opens a fresh database (one column family, writes with the
 //! WAL off, 64 KiB memtables, `max_background_jobs` 2, so one flush at a
@@ -111,6 +111,10 @@ fn open(dir: &std::path::Path) -> DB {
     o.set_write_buffer_size(64 << 10);
     o.set_max_write_buffer_number(4);
     o.set_max_background_jobs(2);
+    // `--atomic-flush`: atomic flush requests bypass the per-column-family
+    // deduplication, but an uncounted request ahead of the recovery's in
+    // the queue takes the only job scheduled for it.
+    o.set_atomic_flush(std::env::args().any(|a| a == "--atomic-flush"));
     fault_fs::install_fault_env(&mut o, false);
     DB::open(&o, dir).expect("open")
 }
