@@ -11,9 +11,11 @@
 // result to rocksdb_options_set_env.
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "rocksdb/env.h"
 #include "rocksdb/file_system.h"
@@ -377,6 +379,15 @@ static std::atomic<int> background_errors{0};
 // crashcheck_fault_env_refill_after_flushes.
 static std::atomic<int> refill_after_flushes{0};
 
+// Whether the listener below vetoes automatic recovery (1, crashcheck's
+// setting) or lets RocksDB recover by itself (0). Only
+// examples/resume_hang.rs clears it, to show what the veto changes.
+static std::atomic<int> veto_auto_recovery{1};
+
+extern "C" void crashcheck_fault_env_veto_auto_recovery(int on) {
+  veto_auto_recovery.store(on != 0 ? 1 : 0);
+}
+
 // Counts background errors and vetoes automatic recovery, so that a
 // database in an error state leaves it only by DB::Resume, when crashcheck
 // asks (include/rocksdb/listener.h OnErrorRecoveryBegin: "The callback can
@@ -395,7 +406,7 @@ class CrashcheckRecoveryListener : public rocksdb::EventListener {
   }
   void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status,
                             bool* auto_recovery) override {
-    *auto_recovery = false;
+    if (veto_auto_recovery.load()) *auto_recovery = false;
   }
   // The disk fills up again after the armed number of error-recovery
   // flushes (include/rocksdb/listener.h OnFlushCompleted: called after the
@@ -442,6 +453,29 @@ extern "C" void crashcheck_options_add_recovery_listener(rocksdb_options_t* o) {
 // FlushAllColumnFamilies), so the space runs out between two of them.
 extern "C" void crashcheck_fault_env_refill_after_flushes(int n) {
   refill_after_flushes.store(n);
+}
+
+// Keeps every thread of the default Env's flush pool (priority HIGH) busy
+// for `ms` milliseconds with a job that only sleeps, and returns the number
+// of threads so occupied. Databases on crashcheck's fault Env schedule their
+// flushes there (NewCompositeEnv forwards Schedule to Env::Default()), so a
+// flush job scheduled meanwhile starts only after the sleep: as when another
+// database sharing the Env is flushing. Only examples/resume_hang.rs uses
+// it, to take the timing out of its reproducer.
+static void crashcheck_sleep_job(void* arg) {
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(reinterpret_cast<intptr_t>(arg)));
+}
+
+extern "C" int crashcheck_occupy_flush_pool(int ms) {
+  rocksdb::Env* env = rocksdb::Env::Default();
+  int n = env->GetBackgroundThreads(rocksdb::Env::Priority::HIGH);
+  for (int i = 0; i < n; i++) {
+    env->Schedule(&crashcheck_sleep_job,
+                  reinterpret_cast<void*>(static_cast<intptr_t>(ms)),
+                  rocksdb::Env::Priority::HIGH);
+  }
+  return n;
 }
 
 // Background errors since the last call.
