@@ -108,8 +108,35 @@ pub const SNAPSHOT_SEQNO_ZERO: KnownBug = KnownBug {
     seen_on: "8.10.0, 9.9.3, 10.4.2, 11.8.1",
 };
 
+/// docs/findings.md finding 5: `DB::Resume()` blocks forever after a
+/// background error when a flush request of the column family is left
+/// queued but never runs (queued after background work stopped, or
+/// popped by no `BackgroundFlush`): the recovery flush's own request is
+/// refused by the duplicate check in `EnqueuePendingFlush`
+/// (db_impl_compaction_flush.cc L3649, `!cfd->queued_for_flush()`), and
+/// `WaitForFlushMemTables` waits for a flush nobody runs. Needs automatic
+/// recovery to be off (a listener's veto, as crashcheck's disk-full fault
+/// uses). The explicit drop of non-recovery flushes during recovery came
+/// with facebook/rocksdb#11872 (8.7.3); the code path exists in 8.10.0,
+/// 9.9.3, 10.4.2 and 11.8.1 by source.
+pub const RESUME_STALE_FLUSH: KnownBug = KnownBug {
+    id: "resume-stale-flush-request",
+    finding: 5,
+    title: "DB::Resume() blocks forever when a stale flush request keeps the column family queued for flush",
+    since: (8, 7, 3),
+    fixed_in: None,
+    fixed_by_patch: Some("finding-5-resume-stale-flush-queue"),
+    // examples/resume_hang on 11.8.1; other versions by source only.
+    seen_on: "10.4.2, 11.8.1",
+};
+
 /// Every known bug.
-pub const ALL: &[KnownBug] = &[OPEN_HANG, ATOMIC_FLUSH_EARLY_RETURN, SNAPSHOT_SEQNO_ZERO];
+pub const ALL: &[KnownBug] = &[
+    OPEN_HANG,
+    ATOMIC_FLUSH_EARLY_RETURN,
+    RESUME_STALE_FLUSH,
+    SNAPSHOT_SEQNO_ZERO,
+];
 
 /// True when `CRASHCHECK_REPRODUCE_KNOWN_BUGS` is set: known bugs are then
 /// neither avoided nor excused.

@@ -47,21 +47,15 @@ fn configs() -> Vec<Config> {
 }
 
 /// Anomalies that are no verdict against RocksDB's promises: a known bug
-/// with its registry id, a configuration RocksDB rejected, an open that
-/// absolute-consistency may refuse. `hang` under `disk-full` is finding 5
-/// (docs/findings.md: `DB::Resume()` blocking after a full disk, about one
-/// in 3,000 disk-full cycles, not yet explained by evidence): tolerated
-/// here and printed, so the gate does not flake on it; any other hang or
-/// abnormal exit fails the gate.
+/// with its registry id (a hang inside `DB::Resume()` is finding 5,
+/// `resume-stale-flush-request`, by that evidence), a configuration
+/// RocksDB rejected, an open that absolute-consistency may refuse. Any
+/// other hang or abnormal exit fails the gate.
 fn unexplained(a: &serde_json::Value) -> bool {
     let kind = a["kind"].as_str().unwrap_or("");
     match kind {
         "known-rocksdb-bug" => a["known_bug"].as_str().is_none(),
         "configuration-rejected" | "open-refused" => false,
-        "hang" if a["fault"].as_str() == Some("disk-full") => {
-            eprintln!("gate: tolerated finding-5 hang: {a}");
-            false
-        }
         _ => true,
     }
 }

@@ -40,6 +40,7 @@
 use std::sync::atomic::Ordering;
 
 use super::fork::die_now;
+use super::killer::Phase;
 use super::log::{LogPage, WriterLog};
 use crate::fault::IoErrors;
 use crate::model::history::History;
@@ -212,7 +213,11 @@ fn resume_after(
         page.resumes_refilled.fetch_add(1, Ordering::SeqCst);
         fault_fs::refill_disk_after_flushes(1);
     }
+    // The phase names the call a hang would be in (finding 5 by evidence,
+    // cycle::run_cycle), and is put back after it.
+    let before = page.phase.swap(Phase::Resuming as u32, Ordering::SeqCst);
     let resumed = fault_fs::restore_disk() && store.resume().is_ok();
+    page.phase.store(before, Ordering::SeqCst);
     fault_fs::refill_disk_after_flushes(0);
     page.background_errors
         .fetch_add(fault_fs::take_background_errors(), Ordering::SeqCst);

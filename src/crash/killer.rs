@@ -36,6 +36,9 @@ pub enum Phase {
     WritingBatch = 9,
     /// Taking a checkpoint, backup or copy.
     Maintaining = 10,
+    /// In `DB::Resume()` after a full disk (`disk-full`): a hang here is
+    /// docs/findings.md finding 5, by this evidence.
+    Resuming = 11,
 }
 
 impl Phase {
@@ -51,6 +54,7 @@ impl Phase {
             8 => Phase::Done,
             9 => Phase::WritingBatch,
             10 => Phase::Maintaining,
+            11 => Phase::Resuming,
             _ => Phase::Idle,
         }
     }

@@ -135,6 +135,23 @@ const MISSING_DATA: [ViolationClass; 7] = [
 ];
 
 /// True when a checkpoint or backup finding matches
+/// A writer that did not finish within the timeout: a hang, or, when it
+/// hung inside `DB::Resume()` on a RocksDB that has the bug, finding 5
+/// ([`known_bugs::RESUME_STALE_FLUSH`]), by that evidence.
+pub fn hang(phase: crate::crash::Phase) -> CycleOutcome {
+    let bug = known_bugs::RESUME_STALE_FLUSH;
+    if phase == crate::crash::Phase::Resuming && crate::store::engine::excuses(&bug) {
+        return CycleOutcome::KnownBug {
+            bug,
+            detail: "the writer hung inside DB::Resume() after a full disk".into(),
+        };
+    }
+    CycleOutcome::Anomaly {
+        kind: AnomalyKind::Hang,
+        detail: format!("hang: the writer did not finish within the timeout (in phase {phase:?})"),
+    }
+}
+
 /// [`known_bugs::ATOMIC_FLUSH_EARLY_RETURN`]: WAL disabled, atomic_flush
 /// on, a flush by another writer overlapping the call, and acknowledged
 /// data missing (lost acknowledged writes, or a cross-CF batch half there).
@@ -279,6 +296,31 @@ pub fn with_copy_findings(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_hang_inside_resume_is_finding_5_and_any_other_hang_is_an_anomaly() {
+        use crate::crash::Phase;
+        let stock = crate::store::engine::excuses(&known_bugs::RESUME_STALE_FLUSH);
+        match hang(Phase::Resuming) {
+            CycleOutcome::KnownBug { bug, .. } => {
+                assert!(stock);
+                assert_eq!(bug.id, "resume-stale-flush-request");
+            }
+            CycleOutcome::Anomaly { kind, .. } => assert!(!stock && kind == AnomalyKind::Hang),
+            o => panic!("{o:?}"),
+        }
+        for p in [Phase::Flushing, Phase::Writing, Phase::Opening, Phase::Done] {
+            match hang(p) {
+                CycleOutcome::Anomaly {
+                    kind: AnomalyKind::Hang,
+                    detail,
+                } => {
+                    assert!(detail.contains(&format!("{p:?}")), "{detail}")
+                }
+                o => panic!("{p:?}: {o:?}"),
+            }
+        }
+    }
     use super::*;
     use crate::model::State;
     use crate::op::{IngestMode, Value, WriteOp};

@@ -274,10 +274,7 @@ pub fn run_cycle(
         blob_files,
     };
     if res.writer.stop == WriterStop::Hung {
-        res.outcome = CycleOutcome::Anomaly {
-            kind: AnomalyKind::Hang,
-            detail: "hang: the writer did not finish within the timeout".into(),
-        };
+        res.outcome = adjudicate::hang(res.writer.phase);
         return Ok(res);
     }
     let judge = Judge {
