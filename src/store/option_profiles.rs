@@ -114,7 +114,8 @@ pub fn deep(base: &StoreOptions, rng: &mut ChaCha8Rng) -> StoreOptions {
 
 /// Integrated BlobDB settings for one cycle (include/rocksdb/advanced_options.h,
 /// "BlobDB"): blob files in half of the cycles, with a `min_blob_size` from
-/// 0 to 4 KiB (values at least this large go to blob files at flush),
+/// 64 B to 4 KiB (values at least this large go to blob files at flush;
+/// smaller ones stay in the SSTs, which keeps the tree several levels deep),
 /// `blob_file_size` of 64-256 KiB (so that a cycle writes several files),
 /// blob compression, and garbage collection in half of those with an age
 /// cutoff that lets compactions relocate blobs within a cycle
@@ -135,7 +136,7 @@ pub fn blob_options(rng: &mut ChaCha8Rng) -> Vec<String> {
     }
     let mut v = vec![
         "enable_blob_files=true".to_string(),
-        format!("min_blob_size={}", pick(rng, &[0u32, 256, 1024, 4096])),
+        format!("min_blob_size={}", pick(rng, &[64u32, 512, 1024, 4096])),
         format!(
             "blob_file_size={}",
             pick(rng, &[64u32 << 10, 128 << 10, 256 << 10])
