@@ -237,9 +237,16 @@ pub fn run(
         }
     }
     let share = budget / (chosen.len() as u32 + 1).max(1);
-    let mut mutants = Vec::new();
-    for m in chosen {
-        mutants.push(one(work, m, seed, jobs, share)?);
+    // The mutants share `n` shares: what a quickly caught mutant leaves of
+    // its share goes to the ones after it, so a slow one is not starved on
+    // a slow or busy machine, and the total stays the same.
+    let n = chosen.len() as u32;
+    let (mut left, mut mutants) = (share * n, Vec::new());
+    for (i, m) in chosen.into_iter().enumerate() {
+        let start = Instant::now();
+        let mine = left / (n - i as u32).max(1);
+        mutants.push(one(work, m, seed, jobs, mine)?);
+        left = left.saturating_sub(start.elapsed());
     }
     // Control: the same crash checks over every mode (kill; power loss;
     // column families with atomic flush, concurrent writers, checkpoints,
