@@ -70,14 +70,19 @@ pub enum BuildError {
     /// The build failed (the database did not open, an op or the clean
     /// close failed, the builder died): an environment error.
     Failed(String),
-    /// The load ran, but the database does not hold the state its ops
-    /// give: a violation with no crash involved.
+    /// The load did not do what its ops promise, with no crash involved
+    /// (a load op or the full scan failed, or the database does not hold
+    /// the state the ops give): a violation.
     Mismatch(Box<Mismatch>),
 }
 
-/// A base that does not hold its load's state.
+/// A base whose load went wrong.
 #[derive(Debug)]
 pub struct Mismatch {
+    /// What went wrong, as the run check of the load names it
+    /// (`store-error` for a failed op or scan, `final-state-mismatch` for
+    /// a wrong state).
+    pub class: crate::verify::ViolationClass,
     /// The store that built it.
     pub store: String,
     /// The options it was built with (the WAL on).
@@ -154,8 +159,12 @@ pub fn build(
                 state,
             })
         }
-        ChildEnd::Exited { code: 13 } => {
+        ChildEnd::Exited { code: c @ 11..=13 } => {
             return Err(BuildError::Mismatch(Box::new(Mismatch {
+                class: match c {
+                    13 => crate::verify::ViolationClass::FinalStateMismatch,
+                    _ => crate::verify::ViolationClass::StoreError,
+                },
                 store: factory.name(),
                 opts: bopts,
                 ops: h.ops,
@@ -163,8 +172,6 @@ pub fn build(
             })))
         }
         ChildEnd::Exited { code: 10 } => "the database did not open",
-        ChildEnd::Exited { code: 11 } => "a load op failed",
-        ChildEnd::Exited { code: 12 } => "the full scan failed",
         ChildEnd::Exited { code: 14 } => "the clean close failed",
         _ => "the builder died",
     };

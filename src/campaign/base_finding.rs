@@ -19,10 +19,6 @@ use super::base::Mismatch;
 use super::stats::ViolationReport;
 use super::CrashConfig;
 
-/// The class a run-check replay of the load gives: the load has no reads,
-/// so the run check finds the difference in its final comparison.
-const CLASS: ViolationClass = ViolationClass::FinalStateMismatch;
-
 /// The run case that replays the load.
 fn case_of(cfg: &CrashConfig, m: &Mismatch, detail: &str) -> Case {
     Case {
@@ -31,7 +27,7 @@ fn case_of(cfg: &CrashConfig, m: &Mismatch, detail: &str) -> Case {
         profile: cfg.profile.name.to_string(),
         store: m.store.clone(),
         options: m.opts.clone(),
-        expect: Expect::Violation(Some(CLASS)),
+        expect: Expect::Violation(Some(m.class)),
         fault: None,
         kill_after_op: None,
         kill_step: None,
@@ -50,12 +46,13 @@ fn shrink(
     factory: &dyn StoreFactory,
     work: &Path,
     case: &Case,
+    class: ViolationClass,
     timeout: std::time::Duration,
 ) -> Option<Case> {
     let (end, out) = crash::isolate_output(
         || {
             let (ops, _) =
-                crate::check::shrink_run(factory, &case.options, work, case.ops.clone(), CLASS);
+                crate::check::shrink_run(factory, &case.options, work, case.ops.clone(), class);
             Case {
                 ops,
                 ..case.clone()
@@ -87,8 +84,14 @@ pub(super) fn report(
     plan: &CyclePlan,
     m: &Mismatch,
 ) -> ViolationReport {
+    let what = match m.class {
+        ViolationClass::FinalStateMismatch => {
+            "the database it built does not hold the state its ops give"
+        }
+        _ => "an op or the full scan returned an error",
+    };
     let detail = format!(
-        "building the deep base database (the load: {} ops, no crash involved): the database store '{}' built does not hold the state its ops give",
+        "building the deep base database (the load: {} ops, no crash involved) with store '{}': {what}",
         m.ops.len(),
         m.store
     );
@@ -100,13 +103,14 @@ pub(super) fn report(
                 factory,
                 &cfg.work_dir.join(format!("shrink-base-{job}")),
                 &case,
+                m.class,
                 cfg.timeout,
             )
         })
         .flatten();
     let art = cfg
         .artifacts
-        .join(format!("cycle-{cycle}-base-{}", CLASS.name()));
+        .join(format!("cycle-{cycle}-base-{}", m.class.name()));
     let written = write(
         &art,
         &case,
@@ -120,7 +124,7 @@ pub(super) fn report(
         Err(_) => (None, None),
     };
     ViolationReport {
-        class: CLASS,
+        class: m.class,
         mode: plan.mode,
         fault: plan.fault,
         cycle,
