@@ -20,20 +20,33 @@
 //! the stat fails, its status becomes the compaction's status (returned by
 //! `CloseBlobFile`), and the error handler stops the database.
 //!
+//! Silent otherwise: when that SST exists, the SstFileManager counts it
+//! twice and the blob file not at all, and `OnBlobFileCreated` listeners get
+//! the SST's path. Regression from facebook/rocksdb#14227 (compaction abort
+//! cleanup); upstream PR facebook/rocksdb#15021 describes the same bug and
+//! its fix (derive the path from the blob file number); the fix here:
+//! patches/finding-7-blob-file-own-path.patch.
+//!
 //! `cargo run --example blob_cf_compaction_stat -- [--runs M] [--iters N]
-//! [--cfs C] [--no-blob] [--no-delrange] [--atomic-flush] [--gc]
-//! [--seed S] [--keep]`: M runs, each on a fresh database with C column
-//! families (default 4), blob files (min_blob_size 0, 256 KiB blob files),
-//! 64 KiB memtables and 16 KiB target files. Each iteration writes puts,
-//! deletes and small range deletions to every column family, flushes every
-//! third iteration, and runs CompactRange on each column family in turn
-//! (background compactions run too); after each CompactRange a probe write
-//! shows whether the database entered a background error. Prints each
-//! run's first error with its iteration, then `error in N of M runs`, and
-//! exits 1 if any run failed. `--keep` keeps a failed run's database (and
-//! its LOG, written at DEBUG level) and prints its path.
+//! [--cfs C] [--no-blob] [--no-delrange] [--no-merge] [--atomic-flush]
+//! [--gc] [--keep]`: M runs (default 20), each on a fresh database with C
+//! column families (default 4; one is enough), blob files (min_blob_size 0,
+//! 256 KiB blob files), 64 KiB memtables, 16 KiB target files, no
+//! compression. The recipe (`run_recipe`) builds, per column family, an L6
+//! of 3000-key files and then, for N iterations (default 300), writes two
+//! overlapping L0 files (puts, merges onto them, a range deletion above all
+//! keys) and runs CompactRange on each column family in turn (background
+//! compactions run too); a probe write after each CompactRange shows
+//! whether the database entered a background error. A new blob file in a
+//! compaction needs a value that is not yet a blob reference: a merge
+//! result (default) or a blob relocated by garbage collection (`--no-merge
+//! --gc`). Prints each run's first error with its iteration, then `error in
+//! N of M runs`, and exits 1 if any run failed. `--keep` keeps each run's
+//! database and its LOG (DEBUG level) and prints the path.
 
-use rocksdb::{ColumnFamilyDescriptor as Cfd, DBCompressionType, LogLevel, MergeOperands, Options, WriteOptions, DB};
+use rocksdb::{
+    ColumnFamilyDescriptor as Cfd, DBCompressionType, LogLevel, MergeOperands, Options, DB,
+};
 
 struct Args {
     runs: u64,
@@ -43,11 +56,7 @@ struct Args {
     delrange: bool,
     atomic_flush: bool,
     gc: bool,
-    seed: u64,
     keep: bool,
-    keys: u64,
-    compact_every: u64,
-    random: bool,
     merge: bool,
 }
 
@@ -60,11 +69,7 @@ fn parse() -> Args {
         delrange: true,
         atomic_flush: false,
         gc: false,
-        seed: 1,
         keep: false,
-        keys: 400,
-        compact_every: 1,
-        random: false,
         merge: true,
     };
     let mut it = std::env::args().skip(1);
@@ -78,15 +83,11 @@ fn parse() -> Args {
             "--runs" => a.runs = num("runs"),
             "--iters" => a.iters = num("iterations per run"),
             "--cfs" => a.cfs = num("column families") as usize,
-            "--seed" => a.seed = num("seed"),
-            "--keys" => a.keys = num("keys per column family"),
-            "--compact-every" => a.compact_every = num("iterations between CompactRange"),
             "--no-blob" => a.blob = false,
             "--no-delrange" => a.delrange = false,
             "--atomic-flush" => a.atomic_flush = true,
             "--gc" => a.gc = true,
             "--keep" => a.keep = true,
-            "--random" => a.random = true,
             "--no-merge" => a.merge = false,
             _ => panic!("unknown argument {arg}"),
         }
@@ -100,20 +101,6 @@ fn name(i: usize) -> String {
         "default".into()
     } else {
         format!("cf{i}")
-    }
-}
-
-/// xorshift64*: a deterministic workload per seed without a dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
@@ -150,10 +137,6 @@ fn options(a: &Args) -> Options {
     o
 }
 
-fn key(k: u64) -> String {
-    format!("k{k:06}")
-}
-
 /// CompactRange on one column family, then a probe write: rust-rocksdb's
 /// `compact_range_cf` drops the status, the probe returns the background
 /// error if this (or a background) compaction failed.
@@ -164,22 +147,28 @@ fn compact(db: &DB, c: usize) -> Result<(), String> {
         .map_err(|e| format!("after CompactRange({}): {e}", name(c)))
 }
 
-/// The recipe: every column family first gets 3000 keys `m00000..m02999`
+/// The recipe: every column family first gets 6000 keys `m00000..m05999`
 /// compacted to the last level (L6, a dozen 16 KiB files, so L5 becomes the
-/// base level). Each iteration then writes, per column family, 20 new keys
-/// `a<iter><j>` below that range and a range deletion `[z<iter>, z<iter>~)`
-/// above it, flushes and runs CompactRange. Its first step compacts L0 to
-/// L5, which is not the bottommost level (L6 holds the `m` keys): the point
-/// keys go to blob file N and SST N+1; the range tombstone's start
-/// (a sentinel key) crosses all grandparent (L6) boundaries, so the output
-/// is cut and SST N+2 opened; the tombstone covers nothing below L5, so
-/// it is dropped, N+2 ends empty and is deleted; the blob file N, closed
-/// last, is reported under the newest path, N+2.sst, and stat fails.
+/// base level). Each iteration then writes, per column family, two L0 files
+/// that both span `a..z`: 10 puts `a<iter><j>` and a range deletion
+/// `[z<iter>0, z<iter>0~)`, flushed; then 10 merges onto the same keys and a
+/// range deletion `[z<iter>1, z<iter>1~)`; and runs CompactRange. Its first
+/// step compacts the two L0 files to L5, which is not the bottommost level
+/// (L6 holds the `m` keys). The merge results are new values, so the
+/// compaction opens SST N for the point keys and blob file N+1 for their
+/// values. The first range tombstone's start (a sentinel key) crosses the
+/// grandparent (L6) boundaries, so the output is cut there and SST N+2 is
+/// opened; the tombstones cover nothing below L5, so they are dropped, N+2
+/// ends empty and is deleted (compaction_job.cc:2169-2191). Blob file N+1,
+/// closed last, is reported under the newest path, N+2.sst, and its stat
+/// fails. The LOG shows it: `table_file_creation` with file_number 0 and
+/// "Empty SST file not kept", then `blob_file_creation` N+1 with the error.
 fn run_recipe(a: &Args, db: &DB) -> Option<(u64, String)> {
     for c in 0..a.cfs {
         let cf = db.cf_handle(&name(c)).unwrap();
         for k in 0..6000 {
-            db.put_cf(&cf, format!("m{k:05}"), [b'm'; 100]).expect("put");
+            db.put_cf(&cf, format!("m{k:05}"), [b'm'; 100])
+                .expect("put");
         }
         db.flush_cf(&cf).expect("flush");
         if let Err(e) = compact(db, c) {
@@ -199,7 +188,11 @@ fn run_recipe(a: &Args, db: &DB) -> Option<(u64, String)> {
                         if half == 1 && a.merge {
                             db.merge_cf(&cf, k, [b'b'; 200])
                         } else {
-                            db.put_cf(&cf, if half == 0 { k } else { format!("{k}-1") }, [b'a'; 200])
+                            db.put_cf(
+                                &cf,
+                                if half == 0 { k } else { format!("{k}-1") },
+                                [b'a'; 200],
+                            )
                         }
                     });
                 }
@@ -227,70 +220,18 @@ fn run_recipe(a: &Args, db: &DB) -> Option<(u64, String)> {
 }
 
 /// One run on a fresh database: `Some((iteration, error))` at the first error.
-fn run(a: &Args, seed: u64, dir: &std::path::Path) -> Option<(u64, String)> {
+fn run(a: &Args, dir: &std::path::Path) -> Option<(u64, String)> {
     let o = options(a);
     let descs = (0..a.cfs).map(|i| Cfd::new(name(i), o.clone()));
     let db = DB::open_cf_descriptors(&o, dir, descs).expect("open");
-    if !a.random {
-        return run_recipe(a, &db);
-    }
-    let w = WriteOptions::default();
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let value = |rng: &mut Rng, n: u64| {
-        let len = 16 + rng.below(1100) as usize;
-        let mut v = format!("v{n}-").into_bytes();
-        v.resize(len, b'a' + (n % 26) as u8);
-        v
-    };
-    let mut n = 0u64;
-    for iter in 0..a.iters {
-        for c in 0..a.cfs {
-            let cf = db.cf_handle(&name(c)).unwrap();
-            for _ in 0..40 {
-                n += 1;
-                let k = rng.below(a.keys);
-                let r = rng.below(100);
-                let res = if r < 60 || (r < 70 && !a.merge) {
-                    db.put_cf_opt(&cf, key(k), value(&mut rng, n), &w)
-                } else if r < 70 {
-                    db.merge_cf_opt(&cf, key(k), value(&mut rng, n), &w)
-                } else if r < 88 || !a.delrange {
-                    db.delete_cf_opt(&cf, key(k), &w)
-                } else {
-                    let end = (k + 1 + rng.below(16)).min(a.keys);
-                    db.delete_range_cf_opt(&cf, key(k), key(end), &w)
-                };
-                if let Err(e) = res {
-                    return Some((iter, format!("write to {}: {e}", name(c))));
-                }
-            }
-        }
-        if iter % 3 == 2 {
-            for c in 0..a.cfs {
-                let cf = db.cf_handle(&name(c)).unwrap();
-                if let Err(e) = db.flush_cf(&cf) {
-                    return Some((iter, format!("flush of {}: {e}", name(c))));
-                }
-            }
-        }
-        if iter % a.compact_every != a.compact_every - 1 {
-            continue;
-        }
-        for c in 0..a.cfs {
-            if let Err(e) = compact(&db, c) {
-                return Some((iter, e));
-            }
-        }
-    }
-    None
+    run_recipe(a, &db)
 }
 
 fn main() {
     let a = parse();
     println!(
-        "{}: {} runs x {} iterations: {} column families, blob files {}, range deletions {}, \
+        "{} runs x {} iterations: {} column families, blob files {}, range deletions {}, \
          atomic_flush {}, blob GC {}",
-        if a.random { "random workload" } else { "recipe" },
         a.runs, a.iters, a.cfs, a.blob, a.delrange, a.atomic_flush, a.gc
     );
     let mut failed = Vec::new();
@@ -301,7 +242,7 @@ fn main() {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         let t = std::time::Instant::now();
-        let res = run(&a, a.seed + r, &dir);
+        let res = run(&a, &dir);
         let secs = t.elapsed().as_secs_f64();
         // Empty compaction outputs deleted by FinishCompactionOutputFile: the
         // precondition of the failure (the DEBUG LOG of this run).
