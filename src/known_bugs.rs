@@ -130,12 +130,34 @@ pub const RESUME_STALE_FLUSH: KnownBug = KnownBug {
     seen_on: "10.4.2, 11.8.1",
 };
 
+/// docs/findings.md finding 7: a compaction reports a finished blob file
+/// under the path of the newest SST it opened (the blob file builder reads
+/// the last entry of the subcompaction's output path list,
+/// db/blob/blob_file_builder.cc L344, which `AddOutputFilePath` also
+/// appends SSTs to, db/compaction/compaction_job.cc L2497); when that SST
+/// was an empty output just deleted, `SstFileManagerImpl::OnAddFile`'s
+/// stat fails and the database stops with a background error. Needs blob
+/// files, range deletions, and values that become blob references inside
+/// the compaction (merges, or blob GC). Upstream: facebook/rocksdb#15021
+/// describes the same bug. `since` is the earliest version checked.
+pub const BLOB_FILE_OWN_PATH: KnownBug = KnownBug {
+    id: "blob-file-reported-under-sst-path",
+    finding: 7,
+    title: "a compaction reports its blob file under the path of an empty SST output it just deleted and stops the database",
+    since: (11, 8, 1),
+    fixed_in: None,
+    fixed_by_patch: Some("finding-7-blob-file-own-path"),
+    // examples/blob_cf_compaction_stat (20 of 20 runs); older versions not run.
+    seen_on: "11.8.1",
+};
+
 /// Every known bug.
 pub const ALL: &[KnownBug] = &[
     OPEN_HANG,
     ATOMIC_FLUSH_EARLY_RETURN,
     RESUME_STALE_FLUSH,
     SNAPSHOT_SEQNO_ZERO,
+    BLOB_FILE_OWN_PATH,
 ];
 
 /// True when `CRASHCHECK_REPRODUCE_KNOWN_BUGS` is set: known bugs are then

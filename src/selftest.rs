@@ -241,11 +241,30 @@ pub fn run(
     // its share goes to the ones after it, so a slow one is not starved on
     // a slow or busy machine, and the total stays the same.
     let n = chosen.len() as u32;
-    let (mut left, mut mutants) = (share * n, Vec::new());
-    for (i, m) in chosen.into_iter().enumerate() {
+    let (mut left, mut mutants, mut spent) = (share * n, Vec::new(), Vec::new());
+    for (i, m) in chosen.iter().enumerate() {
         let start = Instant::now();
         let mine = left / (n - i as u32).max(1);
         mutants.push(one(work, m, seed, jobs, mine)?);
+        spent.push(start.elapsed());
+        left = left.saturating_sub(start.elapsed());
+    }
+    // What is left goes to the survivors, a second stream each (the next
+    // seed: the first one's cycles would only repeat).
+    let survivors: Vec<usize> = (0..mutants.len())
+        .filter(|&i| !mutants[i].caught && !mutants[i].unsupported)
+        .collect();
+    for (k, &i) in survivors.iter().enumerate() {
+        let start = Instant::now();
+        let mine = left / (survivors.len() - k) as u32;
+        let again = one(work, chosen[i], seed.wrapping_add(1), jobs, mine)?;
+        let before = &mutants[i];
+        mutants[i] = MutantResult {
+            cycles: before.cycles + again.cycles,
+            // Counted from the first stream's start.
+            seconds_to_detect: again.seconds_to_detect.map(|t| t + spent[i].as_secs_f64()),
+            ..again
+        };
         left = left.saturating_sub(start.elapsed());
     }
     // Control: the same crash checks over every mode (kill; power loss;

@@ -220,6 +220,18 @@ pub fn excuse_snapshot_at_seqno_zero(outcome: CycleOutcome, histories: &[History
     }
 }
 
+/// [`known_bugs::BLOB_FILE_OWN_PATH`], by its evidence: the background
+/// error that stopped the op is the stat of a missing SST file ("while
+/// stat a file for size: <n>.sst: No such file or directory"), which is
+/// what `SstFileManagerImpl::OnAddFile` returns when a finished blob file
+/// is reported under the path of an empty compaction output that was
+/// just deleted; on a RocksDB that has the bug.
+fn blob_file_path_bug(msg: &str) -> bool {
+    msg.contains("while stat a file for size")
+        && msg.contains(".sst: No such file or directory")
+        && crate::store::engine::excuses(&known_bugs::BLOB_FILE_OWN_PATH)
+}
+
 /// What the writer's stop says before the database is looked at: a
 /// violation or anomaly of its own, or nothing (`None`: judge the state).
 pub fn writer_verdict(stop: &WriterStop) -> Option<CycleOutcome> {
@@ -239,6 +251,12 @@ pub fn writer_verdict(stop: &WriterStop) -> Option<CycleOutcome> {
             Some(CycleOutcome::Anomaly {
                 kind: AnomalyKind::ConfigurationRejected,
                 detail: format!("configuration rejected by RocksDB at op #{op}: {msg}"),
+            })
+        }
+        WriterStop::StoreError { op, msg } if blob_file_path_bug(msg) => {
+            Some(CycleOutcome::KnownBug {
+                bug: known_bugs::BLOB_FILE_OWN_PATH,
+                detail: format!("op #{op} failed: {msg}"),
             })
         }
         WriterStop::StoreError { op, msg } => Some(CycleOutcome::Violation {
@@ -296,6 +314,29 @@ pub fn with_copy_findings(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_stat_of_a_missing_sst_is_finding_7_and_other_store_errors_are_violations() {
+        let known = crate::store::engine::excuses(&known_bugs::BLOB_FILE_OWN_PATH);
+        let stop = |msg: &str| WriterStop::StoreError {
+            op: 7,
+            msg: msg.into(),
+        };
+        let f7 = "IO error: No such file or directory: while stat a file for size: /t/db-0/000099.sst: No such file or directory";
+        match writer_verdict(&stop(f7)) {
+            Some(CycleOutcome::KnownBug { bug, .. }) => assert!(known && bug.finding == 7),
+            Some(CycleOutcome::Violation { .. }) => assert!(!known),
+            o => panic!("{o:?}"),
+        }
+        let other = "IO error: No such file or directory: While open a file for random read: /t/db-0/000099.sst";
+        assert!(matches!(
+            writer_verdict(&stop(other)),
+            Some(CycleOutcome::Violation {
+                class: ViolationClass::StoreError,
+                ..
+            })
+        ));
+    }
 
     #[test]
     fn a_hang_inside_resume_is_finding_5_and_any_other_hang_is_an_anomaly() {
