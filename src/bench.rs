@@ -85,6 +85,17 @@ pub struct CrashBench {
 /// the same sequence with acks in shared memory and dies by SIGKILL at a
 /// random ack count; fork a verifier that reopens and counts keys; remove
 /// the directory. No model, no oracle, no verification beyond the count.
+/// The bare loop's deep base at `dir`: the campaign's load, built by the
+/// stock adapter.
+fn bare_base(dir: &Path, plain: &StoreOptions) -> Result<(), String> {
+    let p = Profile::by_name("crash").ok_or("profile")?;
+    let ops = crate::campaign::base::ops_for(1, &p, plain.column_families);
+    let stock = crate::store::RocksFactory;
+    crate::campaign::base::build(dir, &stock, plain, ops, Duration::from_secs(60))
+        .map(|_| ())
+        .map_err(|e| format!("{e:?}"))
+}
+
 /// With [`Start::Deep`], every cycle starts from a clone of one deep base
 /// database (built once per job, as crashcheck builds it) and draws the
 /// deep option profile, as crashcheck's default campaign does; with
@@ -113,16 +124,7 @@ fn bare_loop(
                 ..StoreOptions::default()
             };
             if deep {
-                let p = Profile::by_name("crash").ok_or("profile")?;
-                let ops = crate::campaign::base::ops_for(1, &p, cfs);
-                crate::campaign::base::build(
-                    &base_dir,
-                    &crate::store::RocksFactory,
-                    &plain,
-                    ops,
-                    Duration::from_secs(60),
-                )
-                .map_err(|e| format!("{e:?}"))?;
+                bare_base(&base_dir, &plain)?;
             }
             let mut cycle = 0u64;
             while start.elapsed() < limit {

@@ -111,60 +111,7 @@ impl Metrics {
             stall: Counter::default(),
             total: AtomicU64::new(0),
         };
-        let per_cycle: [(&str, &str, &Family<CycleLabels, Counter>); 13] = [
-            ("cycles", "Crash cycles run", &m.cycles),
-            ("violations", "Cycles with a violation", &m.violations),
-            ("anomalies", "Hangs and abnormal child exits", &m.anomalies),
-            (
-                "cf_divergence",
-                "Cycles whose column families recovered to different prefixes (hazard)",
-                &m.divergence,
-            ),
-            ("acked_writes", "Write units acknowledged", &m.acked),
-            (
-                "io_errors_injected",
-                "I/O errors injected on the writer threads",
-                &m.io_errors,
-            ),
-            (
-                "io_failed_ops",
-                "Ops that returned an error under injected I/O errors (each in flight)",
-                &m.io_failed_ops,
-            ),
-            (
-                "background_errors",
-                "Background errors RocksDB reported to the writer's database",
-                &m.background_errors,
-            ),
-            (
-                "resumes",
-                "disk-full cycles in which space came back and DB::Resume succeeded",
-                &m.resumes,
-            ),
-            (
-                "resumes_failed",
-                "DB::Resume calls that failed (the cycle ended in the error state)",
-                &m.resumes_failed,
-            ),
-            (
-                "io_failed_reads",
-                "Reads that returned an error under injected read errors",
-                &m.io_failed_reads,
-            ),
-            (
-                "blob_cycles",
-                "Cycles whose database held at least one blob file at the kill",
-                &m.blob_cycles,
-            ),
-            (
-                "blob_gc_cycles",
-                "Cycles in which blob garbage collection relocated blobs",
-                &m.blob_gc_cycles,
-            ),
-        ];
-        for (name, help, fam) in per_cycle {
-            registry.register(name, help, fam.clone());
-        }
+        m.register_per_cycle(&mut registry);
         registry.register(
             "cycles_by_levels_populated",
             "Cycles by the number of non-empty LSM levels at the kill",
@@ -206,6 +153,68 @@ impl Metrics {
             m.stall.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// Registers the counters kept per mode and fault.
+    fn register_per_cycle(&self, registry: &mut Registry) {
+        let per_cycle: [(&str, &str, &Family<CycleLabels, Counter>); 13] = [
+            ("cycles", "Crash cycles run", &self.cycles),
+            ("violations", "Cycles with a violation", &self.violations),
+            (
+                "anomalies",
+                "Hangs and abnormal child exits",
+                &self.anomalies,
+            ),
+            (
+                "cf_divergence",
+                "Cycles whose column families recovered to different prefixes (hazard)",
+                &self.divergence,
+            ),
+            ("acked_writes", "Write units acknowledged", &self.acked),
+            (
+                "io_errors_injected",
+                "I/O errors injected on the writer threads",
+                &self.io_errors,
+            ),
+            (
+                "io_failed_ops",
+                "Ops that returned an error under injected I/O errors (each in flight)",
+                &self.io_failed_ops,
+            ),
+            (
+                "background_errors",
+                "Background errors RocksDB reported to the writer's database",
+                &self.background_errors,
+            ),
+            (
+                "resumes",
+                "disk-full cycles in which space came back and DB::Resume succeeded",
+                &self.resumes,
+            ),
+            (
+                "resumes_failed",
+                "DB::Resume calls that failed (the cycle ended in the error state)",
+                &self.resumes_failed,
+            ),
+            (
+                "io_failed_reads",
+                "Reads that returned an error under injected read errors",
+                &self.io_failed_reads,
+            ),
+            (
+                "blob_cycles",
+                "Cycles whose database held at least one blob file at the kill",
+                &self.blob_cycles,
+            ),
+            (
+                "blob_gc_cycles",
+                "Cycles in which blob garbage collection relocated blobs",
+                &self.blob_gc_cycles,
+            ),
+        ];
+        for (name, help, fam) in per_cycle {
+            registry.register(name, help, fam.clone());
+        }
     }
 
     /// Records one finished cycle.
