@@ -93,7 +93,11 @@ pub(super) fn anomaly(
     let Some((kind, detail)) = &anomaly else {
         return (None, None);
     };
-    if !kind.keeps_artifact() {
+    // A hang named finding 5 keeps its artifact too: the evidence (the
+    // writer's phase `resuming` in kill.json) and the case to replay.
+    let resume_hang = matches!(&res.outcome, crate::cycle::CycleOutcome::KnownBug { bug, .. }
+        if bug.id == crate::known_bugs::RESUME_STALE_FLUSH.id);
+    if !kind.keeps_artifact() && !resume_hang {
         return (anomaly, None);
     }
     let plan = cases.plan;
