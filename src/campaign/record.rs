@@ -14,6 +14,20 @@ use crate::repro::{Case, CheckKind, Expect};
 use super::stats::ModeStats;
 use super::CrashConfig;
 
+/// How many of the ops the writers completed are `want`.
+fn ops_run(plan: &CyclePlan, res: &CycleResult, want: impl Fn(&Op) -> bool) -> u64 {
+    plan.histories
+        .iter()
+        .zip(&res.writer.ops_done_each)
+        .map(|(h, &n)| {
+            h.ops[..n.min(h.ops.len())]
+                .iter()
+                .filter(|o| want(o))
+                .count() as u64
+        })
+        .sum()
+}
+
 /// The counts of one cycle, before the chain's and the guarantee's.
 pub(super) fn cycle_stats(plan: &CyclePlan, res: &CycleResult, from_base: bool) -> ModeStats {
     let opts = &plan.opts;
@@ -48,17 +62,7 @@ pub(super) fn cycle_stats(plan: &CyclePlan, res: &CycleResult, from_base: bool) 
         dir_entries_dropped: res.dirs.map_or(0, |d| d.dropped),
         renames_undone: res.dirs.map_or(0, |d| d.renames_undone),
         base_cycles: from_base as u64,
-        ingestions: plan
-            .histories
-            .iter()
-            .zip(&res.writer.ops_done_each)
-            .map(|(h, &n)| {
-                h.ops[..n.min(h.ops.len())]
-                    .iter()
-                    .filter(|o| matches!(o, Op::Ingest { .. }))
-                    .count() as u64
-            })
-            .sum(),
+        ingestions: ops_run(plan, res, |o| matches!(o, Op::Ingest { .. })),
         ingest_outlived_cycles: res.explanation().is_some_and(|e| e.ingest_outlived()) as u64,
         fifo_dropped_cycles: res
             .explanation()
@@ -79,17 +83,7 @@ pub(super) fn cycle_stats(plan: &CyclePlan, res: &CycleResult, from_base: bool) 
         io_failed_ops: io.failed_ops,
         io_failed_reads: io.failed_reads,
         io_failed_reopens: io.failed_reopens,
-        reopens: plan
-            .histories
-            .iter()
-            .zip(&res.writer.ops_done_each)
-            .map(|(h, &n)| {
-                h.ops[..n.min(h.ops.len())]
-                    .iter()
-                    .filter(|o| matches!(o, Op::Reopen))
-                    .count() as u64
-            })
-            .sum(),
+        reopens: ops_run(plan, res, |o| matches!(o, Op::Reopen)),
         background_errors: io.background_errors,
         resumes: io.resumes,
         resumes_failed: io.resumes_failed,

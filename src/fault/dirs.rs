@@ -186,13 +186,34 @@ mod tests {
         v
     }
 
-    #[test]
-    fn unsynced_creations_go_and_synced_ones_stay() {
+    /// A database directory and its journal root in a fresh temp dir.
+    fn layout() -> (tempfile::TempDir, PathBuf, PathBuf) {
         let t = tempfile::tempdir().unwrap();
         let db = t.path().join("db");
         let root = journal_root(&db);
         std::fs::create_dir_all(&db).unwrap();
         std::fs::create_dir_all(&root).unwrap();
+        (t, db, root)
+    }
+
+    /// RocksDB's `CURRENT` swap as the journal's writer leaves it before
+    /// the rename: the old `CURRENT`, kept by a hard link, and the new one
+    /// under its temporary name.
+    fn current_swap(db: &Path, root: &Path) -> (PathBuf, PathBuf, PathBuf) {
+        let (tmp, cur, kept) = (
+            db.join("000009.dbtmp"),
+            db.join("CURRENT"),
+            root.join("keep-0"),
+        );
+        std::fs::write(&cur, b"MANIFEST-000005\n").unwrap();
+        std::fs::hard_link(&cur, &kept).unwrap();
+        std::fs::write(&tmp, b"MANIFEST-000009\n").unwrap();
+        (tmp, cur, kept)
+    }
+
+    #[test]
+    fn unsynced_creations_go_and_synced_ones_stay() {
+        let (_t, db, root) = layout();
         let (a, b) = (db.join("000004.log"), db.join("000007.sst"));
         std::fs::write(&a, b"a").unwrap();
         std::fs::write(&b, b"b").unwrap();
@@ -216,20 +237,9 @@ mod tests {
 
     #[test]
     fn an_unsynced_rename_is_undone_with_the_old_target_back() {
-        let t = tempfile::tempdir().unwrap();
-        let db = t.path().join("db");
-        let root = journal_root(&db);
-        std::fs::create_dir_all(&db).unwrap();
-        std::fs::create_dir_all(&root).unwrap();
-        let (tmp, cur, kept) = (
-            db.join("000009.dbtmp"),
-            db.join("CURRENT"),
-            root.join("keep-0"),
-        );
+        let (t, db, root) = layout();
+        let (tmp, cur, kept) = current_swap(&db, &root);
         // The journal of: create tmp, write it, keep CURRENT, rename.
-        std::fs::write(&cur, b"MANIFEST-000005\n").unwrap();
-        std::fs::hard_link(&cur, &kept).unwrap();
-        std::fs::write(&tmp, b"MANIFEST-000009\n").unwrap();
         std::fs::rename(&tmp, &cur).unwrap();
         let mut j = rec(b'N', [tmp.to_str().unwrap(), "", ""]);
         j.extend(rec(
@@ -259,19 +269,8 @@ mod tests {
 
     #[test]
     fn a_rename_journaled_but_never_done_leaves_both_files() {
-        let t = tempfile::tempdir().unwrap();
-        let db = t.path().join("db");
-        let root = journal_root(&db);
-        std::fs::create_dir_all(&db).unwrap();
-        std::fs::create_dir_all(&root).unwrap();
-        let (tmp, cur, kept) = (
-            db.join("000009.dbtmp"),
-            db.join("CURRENT"),
-            root.join("keep-0"),
-        );
-        std::fs::write(&cur, b"MANIFEST-000005\n").unwrap();
-        std::fs::hard_link(&cur, &kept).unwrap();
-        std::fs::write(&tmp, b"MANIFEST-000009\n").unwrap();
+        let (_t, db, root) = layout();
+        let (tmp, cur, kept) = current_swap(&db, &root);
         // Synced before the rename, which the kill then pre-empted.
         let d = db.to_str().unwrap();
         let mut j = rec(b'N', [tmp.to_str().unwrap(), "", ""]);
