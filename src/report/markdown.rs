@@ -208,7 +208,7 @@ pub fn io_error_notes(r: &CrashReport) -> Vec<String> {
                     m.io_failed_ops, m.cycles
                 ));
             }
-            if m.reopens > 0 {
+            if m.reopens > 0 && m.io_errors_injected > 0 {
                 parts.push(format!(
                     "{} reopens, {} of them failed (a failed close or open; in flight, E8)",
                     m.reopens, m.io_failed_reopens
