@@ -8,7 +8,9 @@
 //! patch: `store::engine::excuses`). Entries only describe the
 //! bugs; the test that recognises each one lives next to the data it reads
 //! ([`crate::wal::reaches_recyclable_header`] for the open hang, the
-//! adjudication in [`crate::cycle`] for the atomic-flush race).
+//! adjudication in [`crate::cycle`] for the atomic-flush race, the hang
+//! inside `DB::Resume()` by the writer's phase, and the blob file
+//! reported under an SST's path by the writer's error text).
 
 use serde::Serialize;
 
