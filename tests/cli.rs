@@ -593,7 +593,10 @@ fn the_default_campaign_starts_from_a_deep_base_and_reaches_three_levels() {
     // Half of the deep profile's cycles put large values in blob files,
     // and the parent counts them at the kill.
     let blob = deep["blob_cycles"].as_u64().unwrap();
-    assert!(blob >= 8 && deep["blob_files"].as_u64().unwrap() >= blob, "{deep}");
+    assert!(
+        blob >= 8 && deep["blob_files"].as_u64().unwrap() >= blob,
+        "{deep}"
+    );
     let flat = lsm(&["--empty-start", "--option-profile", "defaults"]);
     assert_eq!(flat["base_cycles"], 0, "{flat}");
     assert_eq!(flat["compaction_styles"]["level"], 40, "{flat}");
