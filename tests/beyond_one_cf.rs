@@ -249,7 +249,7 @@ fn kills_inside_any_writers_units_replay_to_their_verdict() {
             "--writers",
             "4",
             "--mode",
-            "wal-sync",
+            "no-wal,wal-sync",
             "--cycles",
             "80",
             "--seed",
@@ -270,6 +270,7 @@ fn kills_inside_any_writers_units_replay_to_their_verdict() {
     let violations = r["violations"].as_array().unwrap();
     assert!(violations.len() >= 20, "{}", violations.len());
     let (mut replayed, mut other_writers, mut missed) = (0, 0, Vec::new());
+    let mut flushed = 0;
     for v in violations {
         let case = v["artifact"].as_str().unwrap().to_string() + "/case.repro";
         let case = t.path().join(case);
@@ -278,13 +279,22 @@ fn kills_inside_any_writers_units_replay_to_their_verdict() {
             .lines()
             .any(|l| l.starts_with("kill: in-op") && l.contains(" writer "));
         let out = bin().arg("replay").arg(&case).output().unwrap();
+        let flush = text
+            .lines()
+            .any(|l| l.starts_with("kill: in-op") && l.ends_with(" flush"));
         if String::from_utf8_lossy(&out.stdout).contains("matches the saved verdict") {
             replayed += 1;
             other_writers += usize::from(elsewhere);
+            flushed += usize::from(flush && v["mode"] == "no-wal");
         } else {
+            // A unit torn in order replays at its tear, whenever the kill came.
+            assert_ne!(v["class"], "torn-batch", "{}", case.display());
             missed.push(case.display().to_string());
         }
     }
+    // Without the WAL a tear survives only through a flush in mid-unit,
+    // which the replay makes at the kill (`kill: ... flush`).
+    assert!(flushed > 0, "no no-wal tear replayed with a flush");
     assert!(
         replayed * 10 >= violations.len() * 9,
         "{replayed} of {} replayed; missed: {missed:?}",

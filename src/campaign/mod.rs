@@ -367,7 +367,7 @@ impl Job<'_> {
             &plan.sample,
             cfg.timeout,
             Some(&image),
-            None,
+            crate::cycle::Replay::default(),
         )?;
         if let crate::crash::WriterStop::Unsupported { op, msg } = &res.writer.stop {
             sh.stop.store(true, Ordering::SeqCst);

@@ -132,16 +132,17 @@ pub(super) fn guarantee_stats(
 pub(super) fn recorded_interleaving(
     histories: &[History],
     w: &crash::WriterRun,
-    kill_in: Option<usize>,
+    kill_in: Option<(usize, usize)>,
 ) -> Option<(Vec<Vec<Op>>, Vec<u8>)> {
     let schedule = w.schedule.as_ref()?;
     let started: Vec<usize> = (0..histories.len())
         .map(|t| schedule.iter().filter(|e| e.0 == t).count())
         .collect();
     // A writer that stopped on its own, hung or died: every started op
-    // (the failing one included). A kill at a step point inside writer
-    // `kill_in`'s op: that op too, last (writers own their keys, so where it
-    // stands among the others' completed ops does not change the state).
+    // (the failing one included). A kill at a step point inside op `i` of
+    // writer `w` (`kill_in`): that writer's ops before it, then that op,
+    // last (writers own their keys, so where it stands among the others'
+    // completed ops does not change the state).
     let all_started = matches!(
         w.stop,
         crash::WriterStop::StoreError { .. }
@@ -150,12 +151,10 @@ pub(super) fn recorded_interleaving(
             | crash::WriterStop::Abnormal(_)
     );
     let completed = |t: usize| w.ops_done_each.get(t).copied().unwrap_or(0);
-    let done = |t: usize| {
-        if all_started {
-            started[t]
-        } else {
-            completed(t)
-        }
+    let done = |t: usize| match kill_in {
+        _ if all_started => started[t],
+        Some((w, i)) if w == t => i,
+        _ => completed(t),
     };
     let mut ops: Vec<Vec<Op>> = histories
         .iter()
@@ -167,8 +166,7 @@ pub(super) fn recorded_interleaving(
         .filter(|&&(t, i)| i < done(t))
         .map(|&(t, _)| t as u8)
         .collect();
-    if let (Some(kill_writer), false) = (kill_in, all_started) {
-        let n = completed(kill_writer);
+    if let (Some((kill_writer, n)), false) = (kill_in, all_started) {
         if let (Some(op), Some(mine)) = (
             histories.get(kill_writer).and_then(|h| h.ops.get(n)),
             ops.get_mut(kill_writer),
@@ -214,6 +212,30 @@ fn unaimed_step(
         })
 }
 
+/// Where a unit torn in order stands (`verify::torn_at`): `(writer, op,
+/// step)` with the op 1-based and the step the number of its writes that
+/// were applied (as for a store that calls a step point between single
+/// writes; a kill that landed inside that op keeps its own step). `None` for other verdicts, and for a tear found only in
+/// some order.
+fn torn_step(histories: &[History], outcome: &CycleOutcome) -> Option<(usize, usize, u32)> {
+    let CycleOutcome::Violation {
+        class: crate::verify::ViolationClass::TornBatch,
+        detail,
+        ..
+    } = outcome
+    else {
+        return None;
+    };
+    let writer = crate::verify::writer_of(detail).unwrap_or(0);
+    let (op, applied) = crate::verify::torn_at(detail)?;
+    histories
+        .get(writer)?
+        .ops
+        .get(op)
+        .is_some_and(Op::is_write)
+        .then_some((writer, op + 1, applied.max(1)))
+}
+
 /// The writer a violation's detail names (`writer N: ...`, as the
 /// per-writer judgement words it), if any.
 fn violating_writer(outcome: &CycleOutcome) -> Option<usize> {
@@ -234,6 +256,8 @@ pub(super) struct CaseOf<'a> {
     pub base: Vec<Op>,
     /// A kill at a step point inside op `n` of a writer: `(writer, n, step)`.
     pub step: Option<(usize, usize, u32)>,
+    /// Flush every column family right before that kill (`kill: ... flush`).
+    pub flush: bool,
     /// Several writers: each writer's ops and their recorded order.
     pub recorded: Option<(Vec<Vec<Op>>, Vec<u8>)>,
 }
@@ -269,11 +293,28 @@ impl<'a> CaseOf<'a> {
             }
             _ => None,
         };
+        // A unit torn in order is replayed where its tear stands: inside
+        // its op, after the writes that were applied, with a flush first.
+        // A background flush may have made the tear durable long before
+        // the kill (without the WAL, or with manual_wal_flush), or while
+        // the kill was in another writer's unit; the flush, which RocksDB
+        // may run at any moment, makes the replay reach the same state.
+        let torn = match res.writer.stop {
+            crash::WriterStop::Killed => torn_step(&plan.histories, &res.outcome),
+            _ => None,
+        };
+        let (step, flush) = match (torn, step) {
+            // The kill was inside that op: its own step point (a store's
+            // step points need not fall between single writes).
+            (Some((w, n, _)), Some((sw, sn, s))) if (w, n) == (sw, sn) => (Some((w, n, s)), true),
+            (Some(t), _) => (Some(t), true),
+            (None, step) => (step, false),
+        };
         // Several writers: each writer's completed ops, in the recorded
         // order in which they started; a replay runs them in that order.
         let recorded = (plan.histories.len() > 1)
             .then(|| {
-                let kill_in = step.map(|(w, _, _)| w);
+                let kill_in = step.map(|(w, n, _)| (w, n - 1));
                 recorded_interleaving(&plan.histories, &res.writer, kill_in)
             })
             .flatten();
@@ -282,6 +323,7 @@ impl<'a> CaseOf<'a> {
             plan,
             base,
             step,
+            flush,
             recorded,
         }
     }
@@ -300,6 +342,7 @@ impl<'a> CaseOf<'a> {
             kill_after_op: Some(self.step.map_or(kill_after_op, |(_, n, _)| n)),
             kill_step: self.step.map(|(_, _, s)| s),
             kill_writer: self.step.map_or(0, |(w, _, _)| w),
+            kill_flush: self.step.is_some() && self.flush,
             comments: vec![comment],
             base: self.base.clone(),
             ops: self

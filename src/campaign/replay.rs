@@ -68,7 +68,10 @@ pub fn replay_crash(
         &sample,
         timeout,
         None,
-        case.interleaving.as_deref(),
+        crate::cycle::Replay {
+            order: case.interleaving.as_deref(),
+            flush_at_kill: case.kill_flush,
+        },
     );
     let _ = crate::fsutil::remove_tree(dir);
     Ok((r?, histories.swap_remove(0)))
@@ -318,12 +321,16 @@ pub fn replay_case(
             let (r, _) = replay_crash(factory, &dir.join("db"), case, fault, timeout)?;
             let at = match (case.kill_step, r.writer.killed_mid_unit) {
                 (Some(step), true) => format!(
-                    "inside {}op {} at step {step}",
+                    "inside {}op {} at step {step}{}",
                     match case.kill_writer {
                         0 => String::new(),
                         w => format!("writer {w}'s "),
                     },
-                    case.kill_after_op.unwrap_or(0)
+                    case.kill_after_op.unwrap_or(0),
+                    match case.kill_flush {
+                        true => ", right after a flush",
+                        false => "",
+                    }
                 ),
                 _ => format!("after op {}", r.writer.ops_done),
             };

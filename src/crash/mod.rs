@@ -88,4 +88,8 @@ pub struct WriterJob<'a> {
     /// Where the child journals its directory entries for the power cut's
     /// directory image ([`crate::fault::dirs`]); `None`: no journal.
     pub dir_journal: Option<&'a Path>,
+    /// Replays of a unit torn by a flush (`kill: in-op N step S flush`):
+    /// the writer flushes every column family right before the planned
+    /// step point kills it, as a background flush did in the recorded run.
+    pub flush_at_kill: bool,
 }

@@ -42,6 +42,38 @@ std::thread_local! {
         const { std::cell::Cell::new((std::ptr::null(), std::ptr::null())) };
 }
 
+/// A replay that flushes at its kill ([`WriterJob::flush_at_kill`]): a
+/// second handle on the store, flushed right before the planned step
+/// point kills the writer. Set only in the writer child.
+static FLUSHER: std::sync::Mutex<Option<Box<dyn Store + Send>>> = std::sync::Mutex::new(None);
+
+/// Before op `i` of `writer`: when a kill inside it is planned, a second
+/// handle on `store` for [`flush_before_kill`]. Taken only then, as a
+/// handle held across a reopen would make the reopen fail. Without one
+/// (a store that cannot share) the replay runs unflushed.
+fn arm_flusher(plan: KillPlan, writer: usize, i: usize, store: &mut dyn Store) {
+    if matches!(plan, KillPlan::InsideOp { writer: w, n, .. } if w == writer && n == i + 1) {
+        if let (Ok(st), Ok(mut f)) = (store.share(), FLUSHER.lock()) {
+            *f = Some(st);
+        }
+    }
+}
+
+/// Flushes every column family through [`FLUSHER`], if one is set and
+/// the step point is the store's own: at a WAL append (inside RocksDB's
+/// write path, holding the write thread) a flush would wait for itself.
+fn flush_before_kill() {
+    if crate::store::drive::at_wal_append() {
+        return;
+    }
+    if let Ok(mut f) = FLUSHER.lock() {
+        if let Some(st) = f.as_mut() {
+            // A failed flush leaves the replay as it would be without it.
+            let _ = st.flush_cfs(None);
+        }
+    }
+}
+
 /// The step hook of the first writer under an [`KillPlan::InsideOp`]
 /// plan: counts step points of the armed op and dies at the planned one.
 fn on_step() {
@@ -67,6 +99,7 @@ fn on_step() {
             // whole life (set from `&SharedLog` in `writer_loop`).
             unsafe { (*flag).store(1, Ordering::SeqCst) };
         }
+        flush_before_kill();
         die_now();
     }
 }
@@ -145,6 +178,8 @@ pub struct WriterRun {
 /// Everything the writer child's threads share.
 pub(super) struct WriterCtx<'a> {
     pub(super) shared: &'a SharedLog,
+    /// [`WriterJob::flush_at_kill`].
+    pub(super) flush_at_kill: bool,
     pub(super) plan: KillPlan,
     pub(super) writers: usize,
     pub(super) cfs: usize,
@@ -326,6 +361,9 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
         log.step_at_append.store(0, Ordering::SeqCst);
         log.steps.store(1, Ordering::SeqCst);
         crate::store::drive::reset_wal_appends();
+        if ctx.flush_at_kill {
+            arm_flusher(ctx.plan, writer, i, store);
+        }
         let mut result = drive(store, op, &mut hooks);
         log.steps.store(0, Ordering::SeqCst);
         // Before the I/O-error bookkeeping: a missing capability is no
@@ -443,6 +481,7 @@ fn writer_body(shared: &SharedLog, job: &WriterJob<'_>) -> i32 {
     }
     let ctx = WriterCtx {
         shared,
+        flush_at_kill: job.flush_at_kill,
         plan,
         writers: histories.len().clamp(1, MAX_WRITERS),
         cfs: opts.column_families.max(1) as usize,

@@ -173,11 +173,22 @@ fn uses_copies(histories: &[History]) -> bool {
     })
 }
 
+/// How a replay reproduces a recorded run in [`run_cycle`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Replay<'a> {
+    /// The recorded interleaving of several writers (see
+    /// [`crate::crash::WriterJob::order`]).
+    pub order: Option<&'a [u8]>,
+    /// Flush right before the planned step-point kill (see
+    /// [`crate::crash::WriterJob::flush_at_kill`]).
+    pub flush_at_kill: bool,
+}
+
 /// Runs one crash cycle on `db` (which may hold the chain's base state):
 /// one writer per history (usually one). `keep_image`: where to keep a
-/// hard-linked image of the database as the kill left it. `order`: replay
-/// this recorded interleaving of several writers (see
-/// [`crate::crash::WriterJob::order`]).
+/// hard-linked image of the database as the kill left it. `replay`: how a
+/// replay reproduces a recorded run ([`Replay`]; default for a campaign's
+/// own cycles).
 #[allow(clippy::too_many_arguments)]
 pub fn run_cycle(
     shared: &SharedLog,
@@ -190,7 +201,7 @@ pub fn run_cycle(
     sample: &[Vec<u8>],
     timeout: Duration,
     keep_image: Option<&Path>,
-    order: Option<&[u8]>,
+    replay: Replay<'_>,
 ) -> Result<CycleResult, CrashError> {
     let single = histories.len() <= 1;
     let d = Durability::of(opts);
@@ -226,7 +237,8 @@ pub fn run_cycle(
         kill,
         copies_root: &root,
         timeout,
-        order,
+        order: replay.order,
+        flush_at_kill: replay.flush_at_kill,
         io_errors: fault
             .writer_io_errors()
             .map(|e| (io_error_seed(histories), e)),

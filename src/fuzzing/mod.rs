@@ -108,6 +108,7 @@ pub fn to_case(target: &str, data: &[u8]) -> Result<Case, String> {
         kill_after_op: None,
         kill_step: None,
         kill_writer: 0,
+        kill_flush: false,
         comments: vec![format!(
             "converted from a cargo-fuzz artifact of target '{target}'"
         )],
@@ -142,6 +143,7 @@ pub fn to_case(target: &str, data: &[u8]) -> Result<Case, String> {
                 kill_after_op: Some(i.crash_after),
                 kill_step: None,
                 kill_writer: 0,
+                kill_flush: false,
                 comments,
                 ops: i.ops,
                 ..base

@@ -201,6 +201,28 @@ fn evidence(
     None
 }
 
+/// The detail of a unit torn in order: the state before unit `unit` (op
+/// index `op`) plus its first `applied` of `of` writes.
+fn torn_detail(unit: u64, applied: usize, of: usize, op: usize) -> String {
+    format!(
+        "state is prefix {} plus {applied} of the {of} writes of batch unit {unit} (op #{op})",
+        unit - 1
+    )
+}
+
+/// Where a unit torn in order stands, read back from its detail (as
+/// [`torn_detail`] writes it, after an optional `writer N: ` tag): the
+/// op's index in its writer's history and how many of its writes were
+/// applied. A replay kills there (`campaign::record`).
+pub fn torn_at(detail: &str) -> Option<(usize, u32)> {
+    let (_, rest) = detail.split_once("state is prefix ")?;
+    let (_, rest) = rest.split_once(" plus ")?;
+    let (applied, rest) = rest.split_once(" of the ")?;
+    let (_, op) = rest.split_once("(op #")?;
+    let op = op.split(')').next()?;
+    Some((op.trim().parse().ok()?, applied.trim().parse().ok()?))
+}
+
 /// A unit (of those that started; `only`: just that one) provably applied
 /// in part: the state is no prefix, but the state before unit `u` plus
 /// some of its writes.
@@ -226,12 +248,7 @@ fn torn(
             for (j, w) in ws.iter().enumerate().take(ws.len() - 1) {
                 part.apply(w);
                 if part.fingerprint() == fp {
-                    return Some(format!(
-                        "state is prefix {} plus {} of the {} writes of batch unit {unit} (op #{oi})",
-                        unit - 1,
-                        j + 1,
-                        ws.len()
-                    ));
+                    return Some(torn_detail(unit, j + 1, ws.len(), oi));
                 }
             }
         }
@@ -355,6 +372,14 @@ mod tests {
     fn class_of(ops: Vec<Op>, rec: Recovered) -> ViolationClass {
         let n = History::new(ops.clone(), State::new()).units();
         judge(ops, n, n, rec).0
+    }
+
+    #[test]
+    fn a_torn_units_place_reads_back_from_its_detail() {
+        let d = super::torn_detail(9, 6, 8, 10);
+        assert_eq!(super::torn_at(&d), Some((10, 6)));
+        assert_eq!(super::torn_at(&format!("writer 3: {d}")), Some((10, 6)));
+        assert_eq!(super::torn_at("key k holds 1 again"), None);
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod ingest;
 mod reorder;
 mod source;
 
+pub use classify::torn_at;
 use classify::{classify, describe, diff_against, short};
 pub use explain::{Explanation, Matched};
 

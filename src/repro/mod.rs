@@ -110,6 +110,10 @@ pub struct Case {
     /// Crash cases with [`Case::kill_step`]: the writer whose op it is
     /// (`kill: in-op N step S writer W`; 0 when absent).
     pub kill_writer: usize,
+    /// Crash cases with [`Case::kill_step`]: every column family is flushed
+    /// right before the kill (`kill: in-op N step S [writer W] flush`), as
+    /// a background flush made the torn unit durable in the recorded run.
+    pub kill_flush: bool,
     /// Free-form comment lines (without `# `).
     pub comments: Vec<String>,
     /// Ops that build the database the case starts from (`base:`
@@ -181,12 +185,13 @@ impl Case {
             let _ = writeln!(s, "fault: {f}");
         }
         match (self.kill_after_op, self.kill_step) {
-            (Some(k), Some(step)) if self.kill_writer > 0 => {
-                let w = self.kill_writer;
-                let _ = writeln!(s, "kill: in-op {k} step {step} writer {w}");
-            }
             (Some(k), Some(step)) => {
-                let _ = writeln!(s, "kill: in-op {k} step {step}");
+                let w = match self.kill_writer {
+                    0 => String::new(),
+                    w => format!(" writer {w}"),
+                };
+                let f = if self.kill_flush { " flush" } else { "" };
+                let _ = writeln!(s, "kill: in-op {k} step {step}{w}{f}");
             }
             (Some(k), None) => {
                 let _ = writeln!(s, "kill: after-op {k}");
@@ -235,6 +240,7 @@ impl Case {
             kill_after_op: None,
             kill_step: None,
             kill_writer: 0,
+            kill_flush: false,
             comments: Vec::new(),
             base: Vec::new(),
             ops: Vec::new(),
@@ -318,12 +324,19 @@ impl Case {
                     let bad = || {
                         perr(
                             n,
-                            format!("bad kill point '{v}' (after-op N, in-op N step S [writer W])"),
+                            format!(
+                                "bad kill point '{v}' (after-op N, in-op N step S [writer W] [flush])"
+                            ),
                         )
                     };
                     if let Some(x) = v.strip_prefix("after-op ") {
                         case.kill_after_op = Some(x.trim().parse().map_err(|_| bad())?);
                     } else if let Some(x) = v.strip_prefix("in-op ") {
+                        let (x, flush) = match x.trim_end().strip_suffix(" flush") {
+                            Some(x) => (x, true),
+                            None => (x, false),
+                        };
+                        case.kill_flush = flush;
                         let (op, rest) = x.split_once(" step ").ok_or_else(bad)?;
                         let (step, writer) = match rest.split_once(" writer ") {
                             Some((s, w)) => (s, w.trim().parse().map_err(|_| bad())?),
@@ -458,140 +471,4 @@ pub fn shrink<T: Clone>(ops: Vec<T>, budget: usize, mut fails: impl FnMut(&[T]) 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::workload::{Generator, Profile};
-
-    #[test]
-    fn case_round_trips() {
-        let ops = Generator::new(3, Profile::by_name("default").unwrap()).ops(200);
-        let case = Case {
-            check: CheckKind::Crash,
-            seed: 3,
-            profile: "default".into(),
-            store: "mutant:early-ack".into(),
-            options: StoreOptions::default(),
-            expect: Expect::Violation(Some(ViolationClass::LostAckedWrite)),
-            fault: Some(Fault::KILL),
-            kill_after_op: Some(17),
-            kill_step: None,
-            kill_writer: 0,
-            comments: vec!["a comment".into()],
-            base: Vec::new(),
-            ops,
-            writers: Vec::new(),
-            interleaving: None,
-        };
-        let text = case.to_text();
-        let back = Case::parse(&text, "x").unwrap();
-        // The engine line names the writer's RocksDB and is not kept as a
-        // comment (saving again does not repeat it).
-        let engine = crate::store::engine::engine().to_string();
-        assert_eq!(Case::engine_of(&text), Some(engine.as_str()));
-        assert_eq!(back, case);
-        assert_eq!(back.to_text(), text);
-        // A base section round-trips, before the ops.
-        let based = Case {
-            base: crate::workload::load::load_ops(
-                5,
-                &Profile::by_name("crash").unwrap(),
-                Default::default(),
-            ),
-            ..case.clone()
-        };
-        let t = based.to_text();
-        assert!(t.find("\nbase:\n") < t.find("\nops:\n"), "{t}");
-        assert_eq!(Case::parse(&t, "x").unwrap(), based);
-        // Several writers, column families and checkpoints.
-        let layout = |w| crate::keyspace::Layout {
-            cfs: 3,
-            writer: w,
-            writers: 3,
-        };
-        let gen = |w: u8| {
-            Generator::new(w as u64, Profile::by_name("checkpoint").unwrap())
-                .with_layout(layout(w), crate::workload::FlushStyle::Mixed)
-                .ops(120)
-        };
-        let multi = Case {
-            options: StoreOptions {
-                column_families: 3,
-                atomic_flush: true,
-                ..StoreOptions::default()
-            },
-            ops: gen(0),
-            writers: vec![gen(1), gen(2)],
-            interleaving: Some((0..360).map(|i| (i % 3) as u8).collect()),
-            ..case
-        };
-        let text = multi.to_text();
-        assert!(text.contains("\nwriter 2:\n"), "{text}");
-        assert!(text.contains("\ninterleaving: 0 1 2 0 1 2 "), "{text}");
-        assert_eq!(Case::parse(&text, "x").unwrap(), multi);
-        // An interleaving that does not fit the writers' ops is refused.
-        let short = text.replace("interleaving: 0 1 2 ", "interleaving: 0 1 ");
-        assert!(Case::parse(&short, "x").is_err());
-        let bad = text.replace("writer 2:", "writer 5:");
-        assert!(Case::parse(&bad, "x").is_err());
-    }
-
-    #[test]
-    fn malformed_files_name_the_line() {
-        let good = "# crashcheck repro v1\ncheck: run\nseed: 1\nops:\nput k1 \"a\"\n";
-        assert!(Case::parse(good, "f").is_ok());
-        let cases = [
-            ("# crashcheck repro v1\ncheck: run\nseed: x\nops:\n", 3),
-            (
-                "# crashcheck repro v1\ncheck: run\nops:\nput k1 \"a\"\nfrob\n",
-                5,
-            ),
-            ("# crashcheck repro v1\noptions: nope=1\nops:\n", 2),
-            ("hello\n", 1),
-            ("# crashcheck repro v1\ncheck: run\n", 2),
-        ];
-        for (text, line) in cases {
-            match Case::parse(text, "f") {
-                Err(ReproError::Parse { line: l, .. }) => assert_eq!(l, line, "{text}"),
-                other => panic!("{text}: {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn shrink_finds_the_minimal_pair() {
-        let ops = Generator::new(9, Profile::by_name("default").unwrap()).ops(300);
-        let a = ops[40].clone();
-        let b = ops[250].clone();
-        let min = shrink(ops, 10_000, |c| c.contains(&a) && c.contains(&b));
-        assert!(min.len() <= 3, "{}", min.len());
-        assert!(min.contains(&a) && min.contains(&b));
-    }
-
-    #[test]
-    fn a_kill_inside_an_op_round_trips() {
-        let text = "# crashcheck repro v1\ncheck: crash\nfault: kill\nkill: in-op 3 step 2\nexpect: torn-batch\nops:\nput a \"1\"\ndel b\ndelrange a z\n";
-        let c = Case::parse(text, "t").unwrap();
-        assert_eq!((c.kill_after_op, c.kill_step), (Some(3), Some(2)));
-        assert_eq!(c.expect, Expect::Violation(Some(ViolationClass::TornBatch)));
-        assert_eq!(Case::parse(&c.to_text(), "t").unwrap(), c);
-        assert_eq!(c.kill_writer, 0);
-        // Another writer's op.
-        let w = text.replace("step 2\n", "step 2 writer 3\n");
-        let c = Case::parse(&w, "t").unwrap();
-        assert_eq!(
-            (c.kill_after_op, c.kill_step, c.kill_writer),
-            (Some(3), Some(2), 3)
-        );
-        assert!(c.to_text().contains("kill: in-op 3 step 2 writer 3\n"));
-        assert_eq!(Case::parse(&c.to_text(), "t").unwrap(), c);
-        for bad in [
-            "kill: in-op 3",
-            "kill: in-op x step 1",
-            "kill: somewhere",
-            "kill: in-op 3 step 2 writer x",
-        ] {
-            let t = text.replace("kill: in-op 3 step 2", bad);
-            assert!(Case::parse(&t, "t").is_err(), "{bad}");
-        }
-    }
-}
+mod tests;
