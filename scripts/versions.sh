@@ -8,6 +8,7 @@
 #   scripts/versions.sh 0.24 --version
 #   scripts/versions.sh 0.24 --manifest          prepare only; print the Cargo.toml
 #   scripts/versions.sh 0.22 --unit-tests        the library's unit tests on that engine
+#   scripts/versions.sh 0.23 --example resume_hang wal 20   an example (reproducer) on that engine
 #
 #   VERSION  rust-rocksdb      librocksdb-sys    RocksDB
 #   0.22     0.22.0            0.16.0+8.10.0     8.10.0
@@ -32,14 +33,14 @@
 # What else differs between versions lives in src/store/compat.rs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-usage() { sed -n '2,18p' "$0" >&2; }
+usage() { sed -n '2,19p' "$0" >&2; }
 [ $# -ge 1 ] || { usage; exit 2; }
 ver=$1
 shift
 features='"lz4", "zstd", "snappy", "bindgen-runtime"'
 case "$ver" in
   list)
-    sed -n '12,16p' "$0" | sed 's/^# *//'
+    sed -n '13,17p' "$0" | sed 's/^# *//'
     exit 0
     ;;
   0.22) rr=0.22.0 sys=0.16.0 features='"lz4", "zstd", "snappy"' ;;
@@ -60,13 +61,17 @@ if [ "$ver" = 0.25 ]; then
     shift
     exec cargo test --locked --manifest-path "$root/Cargo.toml" --lib "$@"
   fi
+  if [ "${1:-}" = --example ]; then
+    shift
+    exec cargo run --quiet --locked --manifest-path "$root/Cargo.toml" --example "$@"
+  fi
   cargo build --quiet --manifest-path "$root/Cargo.toml" --bin crashcheck >&2
   exec "$CARGO_TARGET_DIR/debug/crashcheck" "$@"
 fi
 
 dir=$cache/versions/$ver
 mkdir -p "$dir"
-for f in src csrc build.rs; do
+for f in src csrc build.rs examples; do
   ln -sfn "$root/$f" "$dir/$f"
 done
 # The manifest: the repository's, with this version's rocksdb and
@@ -133,6 +138,13 @@ if [ "${1:-}" = --unit-tests ]; then
   # under tests/ run on the default build: scripts/test.sh).
   shift
   exec cargo test "${locked[@]}" --manifest-path "$dir/Cargo.toml" --lib "$@"
+fi
+if [ "${1:-}" = --example ]; then
+  # One of examples/ (the reproducers that use crashcheck's shim) built
+  # against this engine; its exit status is the example's.
+  shift
+  echo "versions.sh: example $1 with rust-rocksdb $rr (librocksdb-sys $sys) in $dir" >&2
+  exec cargo run --quiet "${locked[@]}" --manifest-path "$dir/Cargo.toml" --example "$@"
 fi
 echo "versions.sh: crashcheck with rust-rocksdb $rr (librocksdb-sys $sys) in $dir" >&2
 cargo build "${locked[@]}" --manifest-path "$dir/Cargo.toml" --bin crashcheck >&2
