@@ -8,7 +8,7 @@
 #   scripts/versions.sh 0.24 --version
 #   scripts/versions.sh 0.24 --manifest          prepare only; print the Cargo.toml
 #   scripts/versions.sh 0.22 --unit-tests        the library's unit tests on that engine
-#   scripts/versions.sh 0.23 --example resume_hang wal 20   an example (reproducer) on that engine
+#   scripts/versions.sh 0.23 --example resume_hang 5  an example (reproducer) on that engine
 #
 #   VERSION  rust-rocksdb      librocksdb-sys    RocksDB
 #   0.22     0.22.0            0.16.0+8.10.0     8.10.0
