@@ -119,8 +119,8 @@ pub const SNAPSHOT_SEQNO_ZERO: KnownBug = KnownBug {
 /// `WaitForFlushMemTables` waits for a flush nobody runs. Needs automatic
 /// recovery to be off (a listener's veto, as crashcheck's disk-full fault
 /// uses). The explicit drop of non-recovery flushes during recovery came
-/// with facebook/rocksdb#11872 (8.7.3); the code path exists in 8.10.0,
-/// 9.9.3, 10.4.2 and 11.8.1 by source.
+/// with facebook/rocksdb#11872 (8.7.3). examples/resume_hang hangs on
+/// 8.10.0, 9.9.3, 10.4.2 and 11.8.1 (scripts/versions.sh VER --example).
 pub const RESUME_STALE_FLUSH: KnownBug = KnownBug {
     id: "resume-stale-flush-request",
     finding: 5,
@@ -128,8 +128,8 @@ pub const RESUME_STALE_FLUSH: KnownBug = KnownBug {
     since: (8, 7, 3),
     fixed_in: None,
     fixed_by_patch: Some("finding-5-resume-stale-flush-queue"),
-    // examples/resume_hang on 11.8.1; other versions by source only.
-    seen_on: "10.4.2, 11.8.1",
+    // examples/resume_hang: every round hangs on each of these.
+    seen_on: "8.10.0, 9.9.3, 10.4.2, 11.8.1",
 };
 
 /// docs/findings.md finding 7: a compaction reports a finished blob file
@@ -141,7 +141,9 @@ pub const RESUME_STALE_FLUSH: KnownBug = KnownBug {
 /// stat fails and the database stops with a background error. Needs blob
 /// files, range deletions, and values that become blob references inside
 /// the compaction (merges, or blob GC). Upstream: facebook/rocksdb#15021
-/// describes the same bug. `since` is the earliest version checked.
+/// describes the same bug. `since` is the earliest version seen: on
+/// 10.4.2 the reproducer meets the same empty outputs and never fails, and
+/// 8.10.0 and 9.9.3 leave no empty output to delete (10.5-11.7 not run).
 pub const BLOB_FILE_OWN_PATH: KnownBug = KnownBug {
     id: "blob-file-reported-under-sst-path",
     finding: 7,
@@ -149,7 +151,8 @@ pub const BLOB_FILE_OWN_PATH: KnownBug = KnownBug {
     since: (11, 8, 1),
     fixed_in: None,
     fixed_by_patch: Some("finding-7-blob-file-own-path"),
-    // examples/blob_cf_compaction_stat (20 of 20 runs); older versions not run.
+    // examples/blob_cf_compaction_stat: 20 of 20 runs on 11.8.1; 0 of 20 on
+    // 10.4.2, 0 of 10 on 9.9.3, 0 of 3 on 8.10.0.
     seen_on: "11.8.1",
 };
 
