@@ -18,6 +18,7 @@ mod io_faults;
 mod killer;
 mod log;
 mod progress;
+mod step_trap;
 mod writer;
 
 pub use copies::{CopyKind, CopyRecord, CopyState};

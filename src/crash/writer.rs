@@ -4,7 +4,7 @@
 //! marked started and acknowledged, and durability points are recorded.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::accounting::{CopyStart, FlushStart};
 use super::copies::{CopyKind, CopyRecord};
@@ -12,6 +12,7 @@ use super::fork::{die_now, fork_child, fork_lock, wait_child, ChildEnd};
 use super::io_faults::WriterIo;
 use super::killer::{KillPlan, Killer, Phase};
 use super::log::{SharedLog, WriterLog};
+use super::step_trap::{arm_flusher, on_step, MID_UNIT, STEPS, TRAP};
 use super::{assert_fork_safe, CrashError, Progress, WriterJob};
 use crate::keyspace::MAX_WRITERS;
 use crate::model::history::History;
@@ -26,82 +27,6 @@ mod code {
     pub const STORE_ERROR: i32 = 91;
     pub const READ_MISMATCH: i32 = 92;
     pub const UNSUPPORTED: i32 = 93;
-}
-
-std::thread_local! {
-    /// This writer thread's step trap: (the step point to die at, step
-    /// points seen in the current op); 0 = disarmed.
-    static TRAP: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((0, 0)) };
-    /// Where to record a mid-unit kill (the shared log's flag).
-    static MID_UNIT: std::cell::Cell<*const AtomicU32> =
-        const { std::cell::Cell::new(std::ptr::null()) };
-    /// This writer's count of step points passed in its current op, and
-    /// whether the last one preceded a WAL append (the shared log's
-    /// `steps` and `step_at_append`).
-    static STEPS: std::cell::Cell<(*const AtomicU64, *const AtomicU64)> =
-        const { std::cell::Cell::new((std::ptr::null(), std::ptr::null())) };
-}
-
-/// A replay that flushes at its kill ([`WriterJob::flush_at_kill`]): a
-/// second handle on the store, flushed right before the planned step
-/// point kills the writer. Set only in the writer child.
-static FLUSHER: std::sync::Mutex<Option<Box<dyn Store + Send>>> = std::sync::Mutex::new(None);
-
-/// Before op `i` of `writer`: when a kill inside it is planned, a second
-/// handle on `store` for [`flush_before_kill`]. Taken only then, as a
-/// handle held across a reopen would make the reopen fail. Without one
-/// (a store that cannot share) the replay runs unflushed.
-fn arm_flusher(plan: KillPlan, writer: usize, i: usize, store: &mut dyn Store) {
-    if matches!(plan, KillPlan::InsideOp { writer: w, n, .. } if w == writer && n == i + 1) {
-        if let (Ok(st), Ok(mut f)) = (store.share(), FLUSHER.lock()) {
-            *f = Some(st);
-        }
-    }
-}
-
-/// Flushes every column family through [`FLUSHER`], if one is set and
-/// the step point is the store's own: at a WAL append (inside RocksDB's
-/// write path, holding the write thread) a flush would wait for itself.
-fn flush_before_kill() {
-    if crate::store::drive::at_wal_append() {
-        return;
-    }
-    if let Ok(mut f) = FLUSHER.lock() {
-        if let Some(st) = f.as_mut() {
-            // A failed flush leaves the replay as it would be without it.
-            let _ = st.flush_cfs(None);
-        }
-    }
-}
-
-/// The step hook of the first writer under an [`KillPlan::InsideOp`]
-/// plan: counts step points of the armed op and dies at the planned one.
-fn on_step() {
-    let (steps, at_append) = STEPS.with(std::cell::Cell::get);
-    if !steps.is_null() && !at_append.is_null() {
-        let append = u64::from(crate::store::drive::at_wal_append());
-        // SAFETY: both point into the shared mapping, alive for the
-        // child's whole life (set from `&SharedLog` in `writer_loop`).
-        unsafe {
-            (*at_append).store(append, Ordering::SeqCst);
-            (*steps).fetch_add(1, Ordering::SeqCst);
-        }
-    }
-    let (target, seen) = TRAP.with(std::cell::Cell::get);
-    if target == 0 {
-        return;
-    }
-    TRAP.with(|t| t.set((target, seen + 1)));
-    if seen + 1 == target {
-        let flag = MID_UNIT.with(std::cell::Cell::get);
-        if !flag.is_null() {
-            // SAFETY: points into the shared mapping, alive for the child's
-            // whole life (set from `&SharedLog` in `writer_loop`).
-            unsafe { (*flag).store(1, Ordering::SeqCst) };
-        }
-        flush_before_kill();
-        die_now();
-    }
 }
 
 /// Why the writer child stopped.
