@@ -51,6 +51,12 @@ pub struct Capabilities {
     pub backups: bool,
     /// Plain copies of the live directory.
     pub copies: bool,
+    /// Leaving a background error state ([`Store::resume`](super::Store::resume),
+    /// RocksDB's `DB::Resume`). Without it, `disk-full` cycles never let
+    /// the space come back: the database is always killed in its error
+    /// state.
+    #[serde(default)]
+    pub resume: bool,
 }
 
 impl Capabilities {
@@ -71,6 +77,7 @@ impl Capabilities {
         checkpoints: true,
         backups: true,
         copies: true,
+        resume: true,
     };
 
     /// Puts, batches of puts and point reads, nothing else: a
@@ -91,6 +98,7 @@ impl Capabilities {
         checkpoints: false,
         backups: false,
         copies: false,
+        resume: false,
     };
 
     /// The default of [`StoreFactory::capabilities`](super::StoreFactory::capabilities):
@@ -98,8 +106,8 @@ impl Capabilities {
     /// capabilities existed (deletes, merges, range deletes, scans,
     /// snapshots, flush, `flush_wal`, compaction, reopen), and none of
     /// the later ones (ingestion, column families, concurrent writers,
-    /// checkpoints, backups, copies), whose trait methods default to
-    /// "unsupported".
+    /// checkpoints, backups, copies, resume), whose trait methods default
+    /// to "unsupported".
     pub const CLASSIC: Capabilities = Capabilities {
         ingest: false,
         column_families: false,
@@ -107,6 +115,7 @@ impl Capabilities {
         checkpoints: false,
         backups: false,
         copies: false,
+        resume: false,
         ..Capabilities::ALL
     };
 
@@ -171,6 +180,7 @@ impl Capabilities {
             (self.checkpoints, "checkpoints"),
             (self.backups, "backups"),
             (self.copies, "copies"),
+            (self.resume, "resume"),
         ];
         all.iter().filter(|(on, _)| !on).map(|(_, n)| *n).collect()
     }
@@ -212,7 +222,7 @@ mod tests {
         ];
         assert!(rest.iter().all(|&x| x == 0), "{w:?}");
         assert_eq!(Capabilities::ALL.missing(), Vec::<&str>::new());
-        assert_eq!(Capabilities::MINIMAL.missing().len(), 15);
+        assert_eq!(Capabilities::MINIMAL.missing().len(), 16);
     }
 
     #[test]
