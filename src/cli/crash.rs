@@ -67,6 +67,9 @@ fn print_crash_summary(r: &CrashReport) {
          beyond: writes kept although the mode did not promise it (information, not a violation)"
     );
     print_dir_image(r);
+    if let Some(l) = crashcheck::report::store_lacks_line(r) {
+        println!("{}", l.replace('`', "'"));
+    }
     let mid: u64 = r.by_mode.values().map(|m| m.kills_mid_unit).sum();
     if mid > 0 {
         println!(

@@ -71,15 +71,12 @@ pub(super) struct WriterIo {
 
 impl WriterIo {
     /// Arms writer `writer`'s thread for a cycle with I/O seed `seed`;
-    /// `Err` when the store runs on no fault-injecting filesystem. A store
-    /// that cannot resume (`can_resume` false: no
-    /// [`Capabilities::resume`](crate::store::Capabilities)) is never
-    /// given the space back.
+    /// `Err` when the store runs on no fault-injecting filesystem.
     pub(super) fn arm(
         seed: u32,
         errors: IoErrors,
-        (writer, writers): (usize, usize),
-        can_resume: bool,
+        writer: usize,
+        writers: usize,
         h: &History,
     ) -> Result<WriterIo, &'static str> {
         let thread_seed = seed ^ (writer as u32).wrapping_mul(0x9E37_79B9);
@@ -95,7 +92,8 @@ impl WriterIo {
             disk_full_at: (first && !h.ops.is_empty()).then(|| seed as usize % h.ops.len()),
             // Half of the single-writer cycles, drawn from the seed so that
             // a replay draws the same.
-            resume_left: first && writers == 1 && can_resume && (seed >> 20) & 1 == 1,
+            // Never for a store that cannot resume (IoErrors::may_resume).
+            resume_left: first && writers == 1 && errors.may_resume && (seed >> 20) & 1 == 1,
             // Half of those: the space runs out again during the recovery.
             refill_in_resume: (seed >> 24) & 1 == 1,
             voided: None,

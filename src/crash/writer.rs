@@ -197,9 +197,6 @@ pub(super) struct WriterCtx<'a> {
     pub(super) turn: std::sync::atomic::AtomicUsize,
     /// See [`WriterJob::io_errors`].
     pub(super) io_errors: Option<(u32, crate::fault::IoErrors)>,
-    /// The store can leave a background error state
-    /// ([`crate::store::Capabilities::resume`]).
-    pub(super) resume: bool,
 }
 
 const PHASES: usize = 11;
@@ -332,7 +329,7 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
         MID_UNIT.with(|m| m.set(&ctx.shared.get().mid_unit));
     }
     let mut io = match ctx.io_errors {
-        Some((seed, e)) => match WriterIo::arm(seed, e, (writer, ctx.writers), ctx.resume, h) {
+        Some((seed, e)) => match WriterIo::arm(seed, e, writer, ctx.writers, h) {
             Ok(io) => Some(io),
             Err(msg) => ctx.fail(writer, 0, msg, code::STORE_ERROR),
         },
@@ -498,7 +495,6 @@ fn writer_body(shared: &SharedLog, job: &WriterJob<'_>) -> i32 {
         order: job.order,
         turn: std::sync::atomic::AtomicUsize::new(0),
         io_errors: job.io_errors,
-        resume: job.factory.capabilities().resume,
     };
     if let Some(root) = job.dir_journal {
         let journal = crate::fault::dirs::journal_file(root);
