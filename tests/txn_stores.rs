@@ -213,3 +213,19 @@ fn a_unit_split_into_two_transactions_is_caught() {
         .expect("the split transaction was not caught");
     assert_eq!(v.class.name(), "torn-batch", "{v:#?}");
 }
+
+#[test]
+fn run_draws_only_what_each_store_supports() {
+    let t = tempfile::tempdir().unwrap();
+    for name in NAMES {
+        let o = run(
+            &["run", "--store", name, "--ops", "1500", "--seed", "1"],
+            t.path(),
+        );
+        let out = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{name}: {out}");
+        // Neither can carry out the deep load (range deletes): said.
+        assert!(out.contains("no deep load"), "{name}: {out}");
+        assert!(out.contains("ok: 1500 ops"), "{name}: {out}");
+    }
+}
