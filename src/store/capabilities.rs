@@ -12,6 +12,7 @@
 //! store that returns [`StoreError::Unsupported`](super::StoreError) for
 //! something it declared stops the campaign with the same kind of refusal.
 
+use crate::op::{Op, WriteOp};
 use crate::workload::Weights;
 
 /// The optional parts of the [`Store`](super::Store) trait a store
@@ -143,6 +144,47 @@ impl Capabilities {
         off(self.copies, &mut w.copy);
     }
 
+    /// `ops` without what this store does not support: unsupported ops
+    /// are dropped, and unsupported writes are dropped from batches (a
+    /// batch left empty goes too). For sequences not drawn with
+    /// [`Capabilities::restrict`]: fuzz inputs.
+    pub fn fit_ops(&self, ops: &[Op]) -> Vec<Op> {
+        ops.iter().filter_map(|op| self.fit(op)).collect()
+    }
+
+    fn writes(&self, w: &WriteOp) -> bool {
+        match w {
+            WriteOp::Put { .. } => true,
+            WriteOp::Delete { .. } => self.deletes,
+            WriteOp::Merge { .. } => self.merges,
+            WriteOp::DeleteRange { .. } => self.range_deletes,
+        }
+    }
+
+    fn fit(&self, op: &Op) -> Option<Op> {
+        let ok = match op {
+            Op::Write(w) => self.writes(w),
+            Op::Batch(ws) if ws.iter().all(|w| self.writes(w)) => true,
+            Op::Batch(ws) => {
+                let kept: Vec<WriteOp> = ws.iter().filter(|w| self.writes(w)).cloned().collect();
+                return (!kept.is_empty()).then_some(Op::Batch(kept));
+            }
+            Op::Get { .. } | Op::MultiGet { .. } => true,
+            Op::Scan(_) => self.scans,
+            Op::Snapshot { .. } | Op::Release { .. } | Op::GetAt { .. } => self.snapshots,
+            Op::ScanAt { .. } => self.snapshots && self.scans,
+            Op::Flush | Op::FlushCfs { .. } => self.flush,
+            Op::FlushWal { .. } => self.flush_wal,
+            Op::Compact { .. } | Op::CompactTo { .. } => self.compact,
+            Op::Reopen => self.reopen,
+            Op::Ingest { .. } => self.ingest,
+            Op::Checkpoint { .. } => self.checkpoints,
+            Op::Backup { .. } => self.backups,
+            Op::CopyDir { .. } => self.copies,
+        };
+        ok.then(|| op.clone())
+    }
+
     /// Why a campaign of `writers` writers over `cfs` column families
     /// cannot run with this store, or `None`. Checked before the first
     /// cycle: a check that needs a missing capability is refused, not
@@ -223,6 +265,27 @@ mod tests {
         assert!(rest.iter().all(|&x| x == 0), "{w:?}");
         assert_eq!(Capabilities::ALL.missing(), Vec::<&str>::new());
         assert_eq!(Capabilities::MINIMAL.missing().len(), 16);
+    }
+
+    #[test]
+    fn fit_ops_drops_only_what_the_store_lacks() {
+        let p = Profile::by_name("crash").unwrap();
+        let ops = crate::workload::Generator::new(5, p).ops(400);
+        assert_eq!(Capabilities::ALL.fit_ops(&ops), ops);
+        let caps = Capabilities {
+            range_deletes: false,
+            compact: false,
+            ..Capabilities::ALL
+        };
+        let fit = caps.fit_ops(&ops);
+        assert!(fit.len() < ops.len());
+        let has = |o: &Op| match o {
+            Op::Write(WriteOp::DeleteRange { .. }) => true,
+            Op::Batch(ws) => ws.iter().any(|w| matches!(w, WriteOp::DeleteRange { .. })),
+            Op::Compact { .. } | Op::CompactTo { .. } => true,
+            _ => false,
+        };
+        assert!(ops.iter().any(has) && !fit.iter().any(has));
     }
 
     #[test]
