@@ -413,11 +413,7 @@ impl Judge<'_> {
                     ),
                 }
             }
-            Reopened::Failed(msg) => CycleOutcome::Violation {
-                class: ViolationClass::UnexpectedOpenFailure,
-                detail: format!("reopen after the crash failed: {msg}"),
-                diff: Vec::new(),
-            },
+            Reopened::Failed(msg) => adjudicate::open_failed(&res.writer.stop, msg),
             Reopened::Died(end) => CycleOutcome::Anomaly {
                 kind: if end == crash::ChildEnd::Hung {
                     AnomalyKind::Hang
