@@ -176,7 +176,10 @@ pub(crate) struct Common {
     /// only what it must (and says so).
     #[arg(long)]
     pub(crate) options_file: Option<PathBuf>,
-    /// Store under test: `rocksdb`, or `mutant:<name>` (see `selftest`).
+    /// Store under test: `rocksdb`; `transaction-db` or
+    /// `optimistic-transaction-db` (each write unit one pessimistic or
+    /// optimistic transaction; no range deletes, and transaction-db has no
+    /// compaction, ingestion or backups); or `mutant:<name>` (see `selftest`).
     #[arg(long, default_value = "rocksdb")]
     pub(crate) store: String,
 }

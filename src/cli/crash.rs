@@ -24,6 +24,13 @@ fn print_dir_image(r: &CrashReport) {
     }
 }
 
+/// What the store under test lacks, and what that leaves out.
+fn print_store_lacks(r: &CrashReport) {
+    if let Some(l) = crashcheck::report::store_lacks_line(r) {
+        println!("{}", l.replace('`', "'"));
+    }
+}
+
 fn print_crash_summary(r: &CrashReport) {
     println!(
         "{} cycles in {:.1} s ({:.1} cycles/s), fault {}, seed {}{}",
@@ -67,6 +74,7 @@ fn print_crash_summary(r: &CrashReport) {
          beyond: writes kept although the mode did not promise it (information, not a violation)"
     );
     print_dir_image(r);
+    print_store_lacks(r);
     let mid: u64 = r.by_mode.values().map(|m| m.kills_mid_unit).sum();
     if mid > 0 {
         println!(

@@ -9,6 +9,28 @@ use crashcheck::mutants::factory_by_name;
 use crashcheck::repro::{Case, CheckKind, Expect};
 use crashcheck::workload::Generator;
 
+/// `prof` with only the ops the store supports (as `crash` draws them),
+/// and whether the store can carry out the deep load (a note says so when
+/// it cannot and the run would have started with it).
+fn fit_to_store(
+    mut prof: crashcheck::workload::Profile,
+    factory: &dyn crashcheck::store::StoreFactory,
+    opts: &crashcheck::store::StoreOptions,
+    empty_start: bool,
+) -> (crashcheck::workload::Profile, bool) {
+    let caps = factory.capabilities();
+    caps.restrict(&mut prof.weights);
+    let load = crashcheck::campaign::base::builds_with(&caps, opts.column_families);
+    if !empty_start && !load {
+        println!(
+            "note: store '{}' lacks {}: no deep load, the run starts from an empty database",
+            factory.name(),
+            caps.missing().join(", ")
+        );
+    }
+    (prof, load)
+}
+
 pub(super) fn cmd_run(a: RunArgs) -> Res<u8> {
     let prof = profile(a.common.profile.as_deref(), "default")?;
     let mut opts = options(&a.common)?.opts;
@@ -22,6 +44,7 @@ pub(super) fn cmd_run(a: RunArgs) -> Res<u8> {
         );
     }
     let factory = factory_by_name(&a.common.store).map_err(EnvError)?;
+    let (prof, load) = fit_to_store(prof, factory.as_ref(), &opts, a.empty_start);
     // Where a violation's repro file goes: checked before the run, as
     // `crash` checks its output paths.
     let repro_out = a
@@ -46,7 +69,9 @@ pub(super) fn cmd_run(a: RunArgs) -> Res<u8> {
             let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(a.seed);
             opts = crashcheck::store::option_profiles::deep(&opts, &mut rng);
         }
-        ops = crashcheck::campaign::base::ops_for(a.seed, &prof, opts.column_families);
+        if load {
+            ops = crashcheck::campaign::base::ops_for(a.seed, &prof, opts.column_families);
+        }
     }
     ops.extend(Generator::new(a.seed, prof.clone()).ops(a.ops));
     let start = std::time::Instant::now();

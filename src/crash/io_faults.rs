@@ -92,7 +92,8 @@ impl WriterIo {
             disk_full_at: (first && !h.ops.is_empty()).then(|| seed as usize % h.ops.len()),
             // Half of the single-writer cycles, drawn from the seed so that
             // a replay draws the same.
-            resume_left: first && writers == 1 && (seed >> 20) & 1 == 1,
+            // Never for a store that cannot resume (IoErrors::may_resume).
+            resume_left: first && writers == 1 && errors.may_resume && (seed >> 20) & 1 == 1,
             // Half of those: the space runs out again during the recovery.
             refill_in_resume: (seed >> 24) & 1 == 1,
             voided: None,

@@ -268,6 +268,33 @@ pub fn writer_verdict(stop: &WriterStop) -> Option<CycleOutcome> {
     }
 }
 
+/// A status by which RocksDB rejects a configuration at open.
+fn rejected(msg: &str) -> bool {
+    msg.contains("Invalid argument") || msg.contains("Not implemented")
+}
+
+/// The verdict on a verifier that could not open the database with
+/// `msg`: a configuration RocksDB rejects at open ("Invalid argument", or
+/// "Not implemented": TransactionDB's "WRITE_COMMITTED is incompatible with
+/// unordered_writes", pessimistic_transaction_db.cc) when the writer could
+/// not open it either, with the same status (so nothing was written
+/// under it); any other failure is a violation.
+pub fn open_failed(writer: &WriterStop, msg: String) -> CycleOutcome {
+    match writer {
+        WriterStop::OpenFailed(w) if rejected(&msg) && w.ends_with(msg.as_str()) => {
+            CycleOutcome::Anomaly {
+                kind: AnomalyKind::ConfigurationRejected,
+                detail: format!("configuration rejected by RocksDB at open: {msg}"),
+            }
+        }
+        _ => CycleOutcome::Violation {
+            class: ViolationClass::UnexpectedOpenFailure,
+            detail: format!("reopen after the crash failed: {msg}"),
+            diff: Vec::new(),
+        },
+    }
+}
+
 /// An anomaly of the writer that is reported whatever the verdict (a
 /// writer that died of a signal or could not open still leaves a
 /// database to judge).
@@ -276,6 +303,10 @@ pub fn writer_anomaly(stop: &WriterStop) -> Option<(AnomalyKind, String)> {
         WriterStop::Abnormal(ChildEnd::Signaled { signal }) => Some((
             AnomalyKind::AbnormalExit,
             format!("writer died of signal {signal}"),
+        )),
+        WriterStop::OpenFailed(msg) if rejected(msg) => Some((
+            AnomalyKind::ConfigurationRejected,
+            format!("writer could not open the database: {msg}"),
         )),
         WriterStop::OpenFailed(msg) => Some((
             AnomalyKind::AbnormalExit,
@@ -314,6 +345,33 @@ pub fn with_copy_findings(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_open_both_children_failed_on_a_rejected_configuration_is_no_violation() {
+        let m = "Not implemented: WRITE_COMMITTED is incompatible with unordered_writes";
+        let w = WriterStop::OpenFailed(format!("open failed: {m}"));
+        let o = open_failed(&w, m.into());
+        assert!(
+            matches!(
+                o,
+                CycleOutcome::Anomaly {
+                    kind: AnomalyKind::ConfigurationRejected,
+                    ..
+                }
+            ),
+            "{o:?}"
+        );
+        // A writer that opened, or another failure, leaves a violation.
+        let c = "Corruption: Column family inconsistency";
+        for (w, m) in [(WriterStop::Hung, m), (WriterStop::OpenFailed(c.into()), c)] {
+            let o = open_failed(&w, m.into());
+            assert_eq!(
+                o.class(),
+                Some(ViolationClass::UnexpectedOpenFailure),
+                "{o:?}"
+            );
+        }
+    }
 
     #[test]
     fn a_stat_of_a_missing_sst_is_finding_7_and_other_store_errors_are_violations() {

@@ -22,7 +22,7 @@ pub use adjudicate::{AnomalyKind, CycleOutcome};
 pub use plan::{CyclePlan, PlanInputs};
 
 use crate::crash::{self, CrashError, KillPlan, SharedLog, WriterJob, WriterRun, WriterStop};
-use crate::fault::{AfterKill, Fault};
+use crate::fault::{AfterKill, Fault, IoErrors};
 use crate::model::history::History;
 use crate::model::State;
 use crate::observe::{Recovered, Reopened};
@@ -239,9 +239,10 @@ pub fn run_cycle(
         timeout,
         order: replay.order,
         flush_at_kill: replay.flush_at_kill,
-        io_errors: fault
-            .writer_io_errors()
-            .map(|e| (io_error_seed(histories), e)),
+        io_errors: fault.writer_io_errors().map(|e| {
+            let may_resume = e.may_resume && factory.capabilities().resume;
+            (io_error_seed(histories), IoErrors { may_resume, ..e })
+        }),
         dir_journal: journal.as_ref().map(|g| g.0.as_path()),
     };
     let writer = crash::run_writer(shared, &job)?;
@@ -412,11 +413,7 @@ impl Judge<'_> {
                     ),
                 }
             }
-            Reopened::Failed(msg) => CycleOutcome::Violation {
-                class: ViolationClass::UnexpectedOpenFailure,
-                detail: format!("reopen after the crash failed: {msg}"),
-                diff: Vec::new(),
-            },
+            Reopened::Failed(msg) => adjudicate::open_failed(&res.writer.stop, msg),
             Reopened::Died(end) => CycleOutcome::Anomaly {
                 kind: if end == crash::ChildEnd::Hung {
                     AnomalyKind::Hang

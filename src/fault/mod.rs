@@ -43,6 +43,10 @@ pub struct IoErrors {
     /// Half of the writer threads (drawn per thread from the seed) get
     /// retryable errors, the others non-retryable ones.
     pub some_retryable: bool,
+    /// With `disk_full`: in half of the single-writer cycles the space
+    /// comes back and the store resumes. The cycle clears it for a store
+    /// without [`crate::store::Capabilities::resume`].
+    pub may_resume: bool,
 }
 
 impl IoErrors {
@@ -53,6 +57,7 @@ impl IoErrors {
             kinds,
             disk_full: false,
             some_retryable: false,
+            may_resume: false,
         }
     }
 
@@ -63,6 +68,7 @@ impl IoErrors {
             kinds: crate::store::fault_fs::IoErrorKinds::default(),
             disk_full: true,
             some_retryable: false,
+            may_resume: true,
         }
     }
 }

@@ -103,7 +103,7 @@ pub fn run_crash(
         avoid_flush_during_shutdown: true,
         ..StoreOptions::default()
     });
-    let h = History::new(input.ops.clone(), State::new());
+    let h = History::new(factory.capabilities().fit_ops(&input.ops), State::new());
     let mut hooks = CrashHooks {
         h: &h,
         i: 0,

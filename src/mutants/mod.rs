@@ -274,11 +274,15 @@ fn is_side_file(name: &str) -> bool {
     name.starts_with("side-file-")
 }
 
-/// Resolves a store name: `rocksdb`, or `mutant:<name>` (see
-/// [`MUTANTS`]).
+/// Resolves a store name: `rocksdb`, `transaction-db`,
+/// `optimistic-transaction-db` (crate::store::txn), or `mutant:<name>`
+/// (see [`MUTANTS`]).
 pub fn factory_by_name(name: &str) -> Result<Box<dyn StoreFactory>, String> {
     if name == "rocksdb" {
         return Ok(Box::new(crate::store::RocksFactory));
+    }
+    if let Some(f) = crate::store::txn::factory_by_name(name) {
+        return Ok(f);
     }
     if let Some(m) = name.strip_prefix("mutant:") {
         return MutantFactory::new(m)
@@ -295,7 +299,7 @@ pub fn factory_by_name(name: &str) -> Result<Box<dyn StoreFactory>, String> {
             });
     }
     Err(format!(
-        "unknown store '{name}' (rocksdb, or mutant:<name>)"
+        "unknown store '{name}' (rocksdb, transaction-db, optimistic-transaction-db, or mutant:<name>)"
     ))
 }
 

@@ -14,6 +14,9 @@ fn header(r: &CrashReport) -> String {
     for u in &r.unsupported_faults {
         let _ = writeln!(s, "unsupported on this engine, not run: {u}\n");
     }
+    if let Some(l) = store_lacks_line(r) {
+        let _ = writeln!(s, "{l}\n");
+    }
     let _ = writeln!(
         s,
         "seed {} · fault `{}` · {} cycles in {:.1} s ({:.1} cycles/s){} · {} job(s) · {} · profile `{}` · options `{}` · store `{}`\n",
@@ -39,6 +42,25 @@ fn header(r: &CrashReport) -> String {
         r.store
     );
     s
+}
+
+/// What the store under test does not support, and what that leaves
+/// out of the campaign, or `None` when it lacks nothing.
+pub fn store_lacks_line(r: &CrashReport) -> Option<String> {
+    if r.store_lacks.is_empty() {
+        return None;
+    }
+    let resume = r.store_lacks.iter().any(|l| l == "resume");
+    Some(format!(
+        "store `{}` lacks {}: those ops are never generated{} (docs/your-store.md)",
+        r.store,
+        r.store_lacks.join(", "),
+        if resume {
+            "; `disk-full` cycles never let the space come back (no DB::Resume): the database is always killed in its error state"
+        } else {
+            ""
+        }
+    ))
 }
 
 /// A Markdown summary a person reads in a minute.

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 pub use junit::{junit, junit_many, run_label};
 pub use markdown::{
-    copy_rows, hazard_notes, io_error_notes, labelled, markdown, stats_rows, COPY_COLUMNS,
-    STATS_COLUMNS,
+    copy_rows, hazard_notes, io_error_notes, labelled, markdown, stats_rows, store_lacks_line,
+    COPY_COLUMNS, STATS_COLUMNS,
 };
 pub use svg::svg_chart;
 

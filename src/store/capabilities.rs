@@ -12,6 +12,7 @@
 //! store that returns [`StoreError::Unsupported`](super::StoreError) for
 //! something it declared stops the campaign with the same kind of refusal.
 
+use crate::op::{Op, WriteOp};
 use crate::workload::Weights;
 
 /// The optional parts of the [`Store`](super::Store) trait a store
@@ -51,6 +52,12 @@ pub struct Capabilities {
     pub backups: bool,
     /// Plain copies of the live directory.
     pub copies: bool,
+    /// Leaving a background error state ([`Store::resume`](super::Store::resume),
+    /// RocksDB's `DB::Resume`). Without it, `disk-full` cycles never let
+    /// the space come back: the database is always killed in its error
+    /// state.
+    #[serde(default)]
+    pub resume: bool,
 }
 
 impl Capabilities {
@@ -71,6 +78,7 @@ impl Capabilities {
         checkpoints: true,
         backups: true,
         copies: true,
+        resume: true,
     };
 
     /// Puts, batches of puts and point reads, nothing else: a
@@ -91,6 +99,7 @@ impl Capabilities {
         checkpoints: false,
         backups: false,
         copies: false,
+        resume: false,
     };
 
     /// The default of [`StoreFactory::capabilities`](super::StoreFactory::capabilities):
@@ -98,8 +107,8 @@ impl Capabilities {
     /// capabilities existed (deletes, merges, range deletes, scans,
     /// snapshots, flush, `flush_wal`, compaction, reopen), and none of
     /// the later ones (ingestion, column families, concurrent writers,
-    /// checkpoints, backups, copies), whose trait methods default to
-    /// "unsupported".
+    /// checkpoints, backups, copies, resume), whose trait methods default
+    /// to "unsupported".
     pub const CLASSIC: Capabilities = Capabilities {
         ingest: false,
         column_families: false,
@@ -107,6 +116,7 @@ impl Capabilities {
         checkpoints: false,
         backups: false,
         copies: false,
+        resume: false,
         ..Capabilities::ALL
     };
 
@@ -132,6 +142,47 @@ impl Capabilities {
         off(self.checkpoints, &mut w.checkpoint);
         off(self.backups, &mut w.backup);
         off(self.copies, &mut w.copy);
+    }
+
+    /// `ops` without what this store does not support: unsupported ops
+    /// are dropped, and unsupported writes are dropped from batches (a
+    /// batch left empty goes too). For sequences not drawn with
+    /// [`Capabilities::restrict`]: fuzz inputs.
+    pub fn fit_ops(&self, ops: &[Op]) -> Vec<Op> {
+        ops.iter().filter_map(|op| self.fit(op)).collect()
+    }
+
+    fn writes(&self, w: &WriteOp) -> bool {
+        match w {
+            WriteOp::Put { .. } => true,
+            WriteOp::Delete { .. } => self.deletes,
+            WriteOp::Merge { .. } => self.merges,
+            WriteOp::DeleteRange { .. } => self.range_deletes,
+        }
+    }
+
+    fn fit(&self, op: &Op) -> Option<Op> {
+        let ok = match op {
+            Op::Write(w) => self.writes(w),
+            Op::Batch(ws) if ws.iter().all(|w| self.writes(w)) => true,
+            Op::Batch(ws) => {
+                let kept: Vec<WriteOp> = ws.iter().filter(|w| self.writes(w)).cloned().collect();
+                return (!kept.is_empty()).then_some(Op::Batch(kept));
+            }
+            Op::Get { .. } | Op::MultiGet { .. } => true,
+            Op::Scan(_) => self.scans,
+            Op::Snapshot { .. } | Op::Release { .. } | Op::GetAt { .. } => self.snapshots,
+            Op::ScanAt { .. } => self.snapshots && self.scans,
+            Op::Flush | Op::FlushCfs { .. } => self.flush,
+            Op::FlushWal { .. } => self.flush_wal,
+            Op::Compact { .. } | Op::CompactTo { .. } => self.compact,
+            Op::Reopen => self.reopen,
+            Op::Ingest { .. } => self.ingest,
+            Op::Checkpoint { .. } => self.checkpoints,
+            Op::Backup { .. } => self.backups,
+            Op::CopyDir { .. } => self.copies,
+        };
+        ok.then(|| op.clone())
     }
 
     /// Why a campaign of `writers` writers over `cfs` column families
@@ -171,6 +222,7 @@ impl Capabilities {
             (self.checkpoints, "checkpoints"),
             (self.backups, "backups"),
             (self.copies, "copies"),
+            (self.resume, "resume"),
         ];
         all.iter().filter(|(on, _)| !on).map(|(_, n)| *n).collect()
     }
@@ -212,7 +264,28 @@ mod tests {
         ];
         assert!(rest.iter().all(|&x| x == 0), "{w:?}");
         assert_eq!(Capabilities::ALL.missing(), Vec::<&str>::new());
-        assert_eq!(Capabilities::MINIMAL.missing().len(), 15);
+        assert_eq!(Capabilities::MINIMAL.missing().len(), 16);
+    }
+
+    #[test]
+    fn fit_ops_drops_only_what_the_store_lacks() {
+        let p = Profile::by_name("crash").unwrap();
+        let ops = crate::workload::Generator::new(5, p).ops(400);
+        assert_eq!(Capabilities::ALL.fit_ops(&ops), ops);
+        let caps = Capabilities {
+            range_deletes: false,
+            compact: false,
+            ..Capabilities::ALL
+        };
+        let fit = caps.fit_ops(&ops);
+        assert!(fit.len() < ops.len());
+        let has = |o: &Op| match o {
+            Op::Write(WriteOp::DeleteRange { .. }) => true,
+            Op::Batch(ws) => ws.iter().any(|w| matches!(w, WriteOp::DeleteRange { .. })),
+            Op::Compact { .. } | Op::CompactTo { .. } => true,
+            _ => false,
+        };
+        assert!(ops.iter().any(has) && !fit.iter().any(has));
     }
 
     #[test]

@@ -26,6 +26,21 @@ pub(super) fn ingest(
     puts: &[WriteOp],
     mode: IngestMode,
 ) -> Result<(), rocksdb::Error> {
+    ingest_via(opts, dir, puts, mode, |file, o| {
+        db.ingest_external_file_cf_opts(cf, o, vec![file])
+    })
+}
+
+/// [`ingest`] with the `IngestExternalFile` call made by `submit` (the
+/// file, the options): for databases other than a plain `DB` (an
+/// `OptimisticTransactionDB` ingests through its base DB).
+pub(super) fn ingest_via(
+    opts: &Options,
+    dir: &Path,
+    puts: &[WriteOp],
+    mode: IngestMode,
+    submit: impl FnOnce(&Path, &IngestExternalFileOptions) -> Result<(), rocksdb::Error>,
+) -> Result<(), rocksdb::Error> {
     let n = INGEST_FILES.fetch_add(1, Ordering::Relaxed);
     let file = dir.join(format!("crashcheck-ingest-{}-{n}.sst", std::process::id()));
     let r = (|| {
@@ -40,7 +55,7 @@ pub(super) fn ingest(
         w.finish()?;
         let mut o = IngestExternalFileOptions::default();
         o.set_move_files(mode == IngestMode::Move);
-        db.ingest_external_file_cf_opts(cf, &o, vec![&file])
+        submit(&file, &o)
     })();
     let _ = std::fs::remove_file(&file);
     r

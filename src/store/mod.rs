@@ -17,6 +17,8 @@ mod options;
 pub mod rocks;
 mod rocks_options;
 pub mod side_files;
+pub mod txn;
+pub mod txn_db;
 pub mod user_options;
 
 use std::path::Path;

@@ -28,8 +28,15 @@ pub fn rocksdb_used() -> bool {
     ROCKSDB_USED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
-fn map_err(e: rocksdb::Error) -> StoreError {
+/// A RocksDB error as a [`StoreError`].
+pub(super) fn map_err(e: rocksdb::Error) -> StoreError {
     map_msg(e.into_string())
+}
+
+/// Records that this process has opened a RocksDB database (see
+/// [`rocksdb_used`]); every adapter calls it before it opens one.
+pub(super) fn mark_rocksdb_used() {
+    ROCKSDB_USED.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
 /// A RocksDB status text as a [`StoreError`].
@@ -99,7 +106,7 @@ fn handle(db: &DB, cf: usize) -> StoreResult<&ColumnFamily> {
 /// Opens the database at `path` with `cfs` column families (created when
 /// missing), each with the same options.
 pub fn open_db(rocks_opts: &Options, path: &Path, cfs: u8) -> StoreResult<DB> {
-    ROCKSDB_USED.store(true, std::sync::atomic::Ordering::SeqCst);
+    mark_rocksdb_used();
     // Always through descriptors, so `cf_handle("default")` exists too.
     let descs = (0..cfs.max(1) as usize)
         .map(|c| ColumnFamilyDescriptor::new(cf_name(c), rocks_opts.clone()))
@@ -256,8 +263,9 @@ impl RocksStore {
     }
 }
 
-fn scan_iter(
-    mut it: rocksdb::DBRawIteratorWithThreadMode<'_, DB>,
+/// Reads `scan` from a raw iterator whose bounds are already set.
+pub(super) fn scan_iter<D: rocksdb::DBAccess>(
+    mut it: rocksdb::DBRawIteratorWithThreadMode<'_, D>,
     scan: &Scan,
 ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
     if scan.reverse {
