@@ -30,7 +30,10 @@
 # rust-rocksdb before 0.25 keeps its C API handles crate-private, so the
 # build uses a copy of that release with patches/rust-rocksdb/as_raw_ptr.rs
 # added (accessors only: AsRawPtr, as 0.25's `raw-ptr` feature has it).
-# What else differs between versions lives in src/store/compat.rs.
+# What else differs between versions lives in src/store/compat.rs. The
+# older releases are built without the default feature `txn-db` (the
+# `transaction-db` store needs 0.25's TransactionDB flush and checkpoint);
+# `optimistic-transaction-db` is there on every version.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 usage() { sed -n '2,19p' "$0" >&2; }
@@ -137,15 +140,15 @@ if [ "${1:-}" = --unit-tests ]; then
   # The library's unit tests against this engine (the integration tests
   # under tests/ run on the default build: scripts/test.sh).
   shift
-  exec cargo test "${locked[@]}" --manifest-path "$dir/Cargo.toml" --lib "$@"
+  exec cargo test "${locked[@]}" --no-default-features --manifest-path "$dir/Cargo.toml" --lib "$@"
 fi
 if [ "${1:-}" = --example ]; then
   # One of examples/ (the reproducers that use crashcheck's shim) built
   # against this engine; its exit status is the example's.
   shift
   echo "versions.sh: example $1 with rust-rocksdb $rr (librocksdb-sys $sys) in $dir" >&2
-  exec cargo run --quiet "${locked[@]}" --manifest-path "$dir/Cargo.toml" --example "$@"
+  exec cargo run --quiet "${locked[@]}" --no-default-features --manifest-path "$dir/Cargo.toml" --example "$@"
 fi
 echo "versions.sh: crashcheck with rust-rocksdb $rr (librocksdb-sys $sys) in $dir" >&2
-cargo build "${locked[@]}" --manifest-path "$dir/Cargo.toml" --bin crashcheck >&2
+cargo build "${locked[@]}" --no-default-features --manifest-path "$dir/Cargo.toml" --bin crashcheck >&2
 exec "$CARGO_TARGET_DIR/debug/crashcheck" "$@"

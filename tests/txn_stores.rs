@@ -29,7 +29,7 @@ fn put(k: &str, v: &str) -> WriteOp {
 
 #[test]
 fn each_store_writes_in_transactions_and_reads_back() {
-    for name in NAMES {
+    for &name in NAMES {
         let f = factory_by_name(name).unwrap();
         assert_eq!(f.name(), name);
         let t = tempfile::tempdir().unwrap();
@@ -76,7 +76,7 @@ fn each_store_writes_in_transactions_and_reads_back() {
 
 #[test]
 fn each_store_agrees_with_the_model() {
-    for name in NAMES {
+    for &name in NAMES {
         let f = factory_by_name(name).unwrap();
         let t = tempfile::tempdir().unwrap();
         let mut s = f.open(t.path(), &StoreOptions::default()).unwrap();
@@ -106,7 +106,7 @@ fn acked(v: &serde_json::Value) -> u64 {
 #[test]
 fn a_short_crash_campaign_is_clean_for_each_store() {
     let t = tempfile::tempdir().unwrap();
-    for name in NAMES {
+    for &name in NAMES {
         let report = t.path().join(format!("{name}.json"));
         let args = [
             "crash",
@@ -217,7 +217,7 @@ fn a_unit_split_into_two_transactions_is_caught() {
 #[test]
 fn run_draws_only_what_each_store_supports() {
     let t = tempfile::tempdir().unwrap();
-    for name in NAMES {
+    for &name in NAMES {
         let o = run(
             &["run", "--store", name, "--ops", "1500", "--seed", "1"],
             t.path(),
@@ -238,7 +238,7 @@ fn the_fuzz_targets_pass_with_each_store() {
     use arbitrary::{Arbitrary, Unstructured};
     use crashcheck::fuzzing::{encode_ops, run_crash, run_ops, CrashInput, OpsInput};
     let fs = Arc::new(crashcheck::store::fault_fs::FaultFs::new());
-    for name in NAMES {
+    for &name in NAMES {
         let f = factory_by_name(name).unwrap();
         // Some input holds an op the store lacks (else this tests nothing).
         let mut fitted = false;

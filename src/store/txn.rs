@@ -30,7 +30,7 @@ use std::sync::Arc;
 use rocksdb::statistics::Ticker;
 use rocksdb::{
     ColumnFamily, ColumnFamilyDescriptor, FlushOptions, OptimisticTransactionDB, Options,
-    ReadOptions, SnapshotWithThreadMode, Transaction, TransactionDB, WriteOptions,
+    ReadOptions, SnapshotWithThreadMode, Transaction, WriteOptions,
 };
 
 use super::rocks::{map_err, mark_rocksdb_used, rocksdb_options, scan_iter, write_options};
@@ -388,7 +388,8 @@ impl<D: TxnDb> Default for TxnFactory<D> {
 }
 
 /// `--store transaction-db`: each write unit a pessimistic transaction.
-pub type TransactionDbFactory = TxnFactory<TransactionDB>;
+#[cfg(feature = "txn-db")]
+pub type TransactionDbFactory = TxnFactory<rocksdb::TransactionDB>;
 /// `--store optimistic-transaction-db`: each write unit an optimistic
 /// transaction.
 pub type OptimisticTransactionDbFactory = TxnFactory<OptimisticTransactionDB>;
@@ -410,7 +411,8 @@ impl<D: TxnDb> StoreFactory for TxnFactory<D> {
 /// The transactional store named `name`, if it is one.
 pub fn factory_by_name(name: &str) -> Option<Box<dyn StoreFactory>> {
     match name {
-        n if n == TransactionDB::NAME => Some(Box::new(TransactionDbFactory::new())),
+        #[cfg(feature = "txn-db")]
+        n if n == rocksdb::TransactionDB::NAME => Some(Box::new(TransactionDbFactory::new())),
         n if n == OptimisticTransactionDB::NAME => {
             Some(Box::new(OptimisticTransactionDbFactory::new()))
         }
@@ -419,4 +421,8 @@ pub fn factory_by_name(name: &str) -> Option<Box<dyn StoreFactory>> {
 }
 
 /// The names of the transactional stores.
-pub const NAMES: [&str; 2] = [TransactionDB::NAME, OptimisticTransactionDB::NAME];
+#[cfg(feature = "txn-db")]
+pub const NAMES: &[&str] = &[rocksdb::TransactionDB::NAME, OptimisticTransactionDB::NAME];
+/// The names of the transactional stores (without feature `txn-db`).
+#[cfg(not(feature = "txn-db"))]
+pub const NAMES: &[&str] = &[OptimisticTransactionDB::NAME];

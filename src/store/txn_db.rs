@@ -8,12 +8,16 @@
 use std::path::Path;
 
 use rocksdb::backup::{BackupEngine, BackupEngineOptions};
-use rocksdb::checkpoint::{Checkpoint, TransactionDBCheckpoint};
+use rocksdb::checkpoint::Checkpoint;
+#[cfg(feature = "txn-db")]
+use rocksdb::checkpoint::TransactionDBCheckpoint;
 use rocksdb::{
     ColumnFamily, ColumnFamilyDescriptor, DBAccess, DBRawIteratorWithThreadMode, Env, FlushOptions,
     OptimisticTransactionDB, OptimisticTransactionOptions, Options, ReadOptions, Transaction,
-    TransactionDB, TransactionDBOptions, TransactionOptions, WriteOptions,
+    WriteOptions,
 };
+#[cfg(feature = "txn-db")]
+use rocksdb::{TransactionDB, TransactionDBOptions, TransactionOptions};
 
 use super::rocks::map_err;
 use super::{Capabilities, StoreError, StoreResult};
@@ -100,6 +104,10 @@ const TXN_BASE: Capabilities = Capabilities {
     ..Capabilities::ALL
 };
 
+/// Only with rust-rocksdb 0.25 (feature `txn-db`, on by default): older
+/// releases' `TransactionDB` has no flush, `FlushWAL` or checkpoint, so
+/// scripts/versions.sh builds 0.22-0.24 without this store.
+#[cfg(feature = "txn-db")]
 impl TxnDb for TransactionDB {
     const NAME: &'static str = "transaction-db";
     /// No manual compaction, ingestion or backup: rust-rocksdb 0.25's

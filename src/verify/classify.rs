@@ -211,7 +211,7 @@ fn torn_detail(unit: u64, applied: usize, of: usize, op: usize) -> String {
 }
 
 /// Where a unit torn in order stands, read back from its detail (as
-/// [`torn_detail`] writes it, after an optional `writer N: ` tag): the
+/// `torn_detail` writes it, after an optional `writer N: ` tag): the
 /// op's index in its writer's history and how many of its writes were
 /// applied. A replay kills there (`campaign::record`).
 pub fn torn_at(detail: &str) -> Option<(usize, u32)> {
