@@ -287,8 +287,12 @@ fn kills_inside_any_writers_units_replay_to_their_verdict() {
             other_writers += usize::from(elsewhere);
             flushed += usize::from(flush && v["mode"] == "no-wal");
         } else {
-            // A unit torn in order replays at its tear, whenever the kill came.
-            assert_ne!(v["class"], "torn-batch", "{}", case.display());
+            // Without the WAL a unit torn in order replays at its tear,
+            // whenever the kill came. (With the WAL a kill that landed
+            // between two step points may be saved one step short, which
+            // can leave the replayed unit looking whole: within the 10 %.)
+            let no_wal_tear = v["class"] == "torn-batch" && v["mode"] == "no-wal";
+            assert!(!no_wal_tear, "{}", case.display());
             missed.push(case.display().to_string());
         }
     }

@@ -303,10 +303,15 @@ impl<'a> CaseOf<'a> {
             crash::WriterStop::Killed => torn_step(&plan.histories, &res.outcome),
             _ => None,
         };
+        // Without the WAL there are no WAL-append step points, and only a
+        // flush made the tear durable: the tear's own count is exact.
+        let no_wal = plan.mode == crate::store::WalMode::NoWal;
         let (step, flush) = match (torn, step) {
             // The kill was inside that op: its own step point (a store's
             // step points need not fall between single writes).
-            (Some((w, n, _)), Some((sw, sn, s))) if (w, n) == (sw, sn) => (Some((w, n, s)), true),
+            (Some((w, n, _)), Some((sw, sn, s))) if (w, n) == (sw, sn) && !no_wal => {
+                (Some((w, n, s)), true)
+            }
             (Some(t), _) => (Some(t), true),
             (None, step) => (step, false),
         };
