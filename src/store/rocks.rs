@@ -33,8 +33,7 @@ pub(super) fn map_err(e: rocksdb::Error) -> StoreError {
     map_msg(e.into_string())
 }
 
-/// Records that this process has opened a RocksDB database (see
-/// [`rocksdb_used`]); every adapter calls it before it opens one.
+/// Records that this process opened a RocksDB database ([`rocksdb_used`]).
 pub(super) fn mark_rocksdb_used() {
     ROCKSDB_USED.store(true, std::sync::atomic::Ordering::SeqCst);
 }
