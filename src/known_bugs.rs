@@ -156,6 +156,24 @@ pub const BLOB_FILE_OWN_PATH: KnownBug = KnownBug {
     seen_on: "11.8.1",
 };
 
+/// docs/findings.md finding 8: under `allow_2pc` (every TransactionDB)
+/// recovery never advances the minimum WAL to keep
+/// (db/db_impl/db_impl_open.cc L1235-1240, L1957), so a damaged WAL that a
+/// point-in-time recovery stopped at is replayed at every later open,
+/// which then fails the column-family consistency check (L1808-1855).
+/// Not yet recognised by evidence: a cycle that meets it is an
+/// `unexpected-open-failure` violation. `since` is the version checked.
+pub const TWO_PC_REPLAYS_DAMAGED_WAL: KnownBug = KnownBug {
+    id: "2pc-replays-damaged-wal",
+    finding: 8,
+    title: "a TransactionDB that recovered past a damaged WAL replays it at every later open and no longer opens",
+    since: (11, 8, 1),
+    fixed_in: None,
+    fixed_by_patch: Some("finding-8-2pc-min-log-after-recovery"),
+    // examples/txn_torn_wal_reopen; older versions not run.
+    seen_on: "11.8.1",
+};
+
 /// Every known bug.
 pub const ALL: &[KnownBug] = &[
     OPEN_HANG,
@@ -163,6 +181,7 @@ pub const ALL: &[KnownBug] = &[
     RESUME_STALE_FLUSH,
     SNAPSHOT_SEQNO_ZERO,
     BLOB_FILE_OWN_PATH,
+    TWO_PC_REPLAYS_DAMAGED_WAL,
 ];
 
 /// True when `CRASHCHECK_REPRODUCE_KNOWN_BUGS` is set: known bugs are then
