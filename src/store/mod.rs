@@ -197,6 +197,14 @@ pub trait Store {
     }
 }
 
+/// The column families a `flush cfs` names that exist (`None`: all `n`).
+fn cf_list(cfs: Option<&[u8]>, n: usize) -> Vec<usize> {
+    match cfs {
+        None => (0..n).collect(),
+        Some(l) => l.iter().map(|&c| c as usize).filter(|&c| c < n).collect(),
+    }
+}
+
 fn unsupported(what: &str) -> StoreError {
     StoreError::Unsupported(what.to_string())
 }

@@ -14,7 +14,7 @@ use rocksdb::{
 
 pub use super::compat::set_avoid_flush_during_shutdown;
 pub use super::rocks_options::{rocksdb_options, write_options};
-use super::{Store, StoreError, StoreFactory, StoreOptions, StoreResult, StoreStats};
+use super::{cf_list, Store, StoreError, StoreFactory, StoreOptions, StoreResult, StoreStats};
 use crate::keyspace::{cf_name, cf_of};
 use crate::op::{Scan, WriteOp};
 
@@ -415,14 +415,7 @@ impl Store for RocksStore {
         let db = self.db()?;
         let mut f = FlushOptions::default();
         f.set_wait(true);
-        let list: Vec<usize> = match cfs {
-            None => (0..self.cfs()).collect(),
-            Some(l) => l
-                .iter()
-                .map(|&c| c as usize)
-                .filter(|&c| c < self.cfs())
-                .collect(),
-        };
+        let list = cf_list(cfs, self.cfs());
         if list.is_empty() {
             return Ok(());
         }

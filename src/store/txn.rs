@@ -36,7 +36,9 @@ use rocksdb::{
 use super::rocks::{map_err, mark_rocksdb_used, rocksdb_options, scan_iter, write_options};
 use super::txn_db::TxnDb;
 use super::WalMode;
-use super::{Capabilities, Store, StoreError, StoreFactory, StoreOptions, StoreResult, StoreStats};
+use super::{
+    cf_list, Capabilities, Store, StoreError, StoreFactory, StoreOptions, StoreResult, StoreStats,
+};
 use crate::keyspace::{cf_name, cf_of};
 use crate::op::{Scan, WriteOp};
 
@@ -254,14 +256,7 @@ impl<D: TxnDb> Store for TxnStore<D> {
         let db = self.db()?;
         let mut f = FlushOptions::default();
         f.set_wait(true);
-        let list: Vec<usize> = match cfs {
-            None => (0..self.cfs()).collect(),
-            Some(l) => l
-                .iter()
-                .map(|&c| c as usize)
-                .filter(|&c| c < self.cfs())
-                .collect(),
-        };
+        let list = cf_list(cfs, self.cfs());
         if list.is_empty() {
             return Ok(());
         }
