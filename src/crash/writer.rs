@@ -311,9 +311,11 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
                             .position(|(a, b)| a != b)
                             .unwrap_or(got.len().min(want.len()));
                         let msg = format!(
-                            "`{op}` disagrees with the model at result {first} ({} results, model {})",
+                            "`{op}` disagrees with the model at result {first} ({} results, model {}): store {}, model {}",
                             got.len(),
-                            want.len()
+                            want.len(),
+                            describe_result(got.get(first)),
+                            describe_result(want.get(first)),
                         );
                         ctx.fail(writer, i, &msg, code::READ_MISMATCH);
                     }
@@ -537,4 +539,18 @@ pub fn run_writer(shared: &SharedLog, job: &WriterJob<'_>) -> Result<WriterRun, 
         copies_skipped: shared.copies_skipped(),
         io: shared.io_counts(),
     })
+}
+
+/// One read result for a mismatch message: the key and a short hash of
+/// the value (`none` when absent), enough to tell a wrong key from a wrong
+/// value without the value itself.
+fn describe_result(r: Option<&(Vec<u8>, Option<u128>)>) -> String {
+    match r {
+        None => "no result".into(),
+        Some((k, v)) => format!(
+            "{} = {}",
+            String::from_utf8_lossy(k),
+            v.map_or("none".into(), |h| format!("#{:08x}", (h >> 96) as u32))
+        ),
+    }
 }
