@@ -375,6 +375,14 @@ extern "C" int crashcheck_fault_env_disk_restore() {
 // Background errors seen by every database opened with the listener below.
 static std::atomic<int> background_errors{0};
 
+// Background errors since the last successful DB::Resume through
+// crashcheck_db_resume, or since crashcheck_clear_pending_background_error:
+// whether the database is (most likely) stopped by one now. The first
+// error's text is kept for reports (written once, before the flag is set).
+static std::atomic<int> pending_background_errors{0};
+static std::atomic<int> pending_message_set{0};
+static char pending_message[256];
+
 // Flushes still to complete before the disk fills up again (0: off); see
 // crashcheck_fault_env_refill_after_flushes.
 static std::atomic<int> refill_after_flushes{0};
@@ -401,8 +409,16 @@ class CrashcheckRecoveryListener : public rocksdb::EventListener {
  public:
   const char* Name() const override { return "CrashcheckRecoveryListener"; }
   void OnBackgroundError(rocksdb::BackgroundErrorReason,
-                         rocksdb::Status*) override {
+                         rocksdb::Status* status) override {
     background_errors.fetch_add(1);
+    int expected = 0;
+    if (status != nullptr &&
+        pending_message_set.compare_exchange_strong(expected, 1)) {
+      crashcheck_put_message(status->ToString(), pending_message,
+                             sizeof pending_message);
+      pending_message_set.store(2);
+    }
+    pending_background_errors.fetch_add(1);
   }
   void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status,
                             bool* auto_recovery) override {
@@ -483,6 +499,25 @@ extern "C" int crashcheck_take_background_errors() {
   return background_errors.exchange(0);
 }
 
+// Background errors not yet resolved (see pending_background_errors); the
+// first one's text in `msg` (up to `cap` bytes) when there is one.
+extern "C" int crashcheck_pending_background_error(char* msg, size_t cap) {
+  int n = pending_background_errors.load();
+  if (n > 0 && cap > 0) {
+    msg[0] = 0;
+    if (pending_message_set.load() == 2) {
+      crashcheck_put_message(pending_message, msg, cap);
+    }
+  }
+  return n;
+}
+
+// The database was resumed or closed: no background error stands.
+extern "C" void crashcheck_clear_pending_background_error() {
+  pending_background_errors.store(0);
+  pending_message_set.store(0);
+}
+
 // DB::Resume (include/rocksdb/db.h: "Returns OK if writes are successfully
 // resumed, or there was no outstanding error to recover from. Returns
 // underlying write error if it is not recoverable."). Returns 0 on OK;
@@ -490,7 +525,10 @@ extern "C" int crashcheck_take_background_errors() {
 // bytes).
 extern "C" int crashcheck_db_resume(rocksdb_t* db, char* msg, size_t cap) {
   rocksdb::Status s = db->rep->Resume();
-  if (s.ok()) return 0;
+  if (s.ok()) {
+    crashcheck_clear_pending_background_error();
+    return 0;
+  }
   crashcheck_put_message(s.ToString(), msg, cap);
   return 1;
 }

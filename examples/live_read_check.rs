@@ -154,12 +154,15 @@ enum Effect {
     DelRange,
 }
 
+/// The states one key went through (`None`: absent), oldest first.
+type States = Vec<Option<Vec<u8>>>;
+
 struct Run<'a> {
     a: &'a Args,
     db: &'a DB,
     model: Vec<BTreeMap<Vec<u8>, Vec<u8>>>,
     /// Every value each key held, oldest first (to name a stale read).
-    history: BTreeMap<(usize, Vec<u8>), Vec<Option<Vec<u8>>>>,
+    history: BTreeMap<(usize, Vec<u8>), States>,
     wo: WriteOptions,
     serial: u64,
 }

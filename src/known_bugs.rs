@@ -174,6 +174,28 @@ pub const TWO_PC_REPLAYS_DAMAGED_WAL: KnownBug = KnownBug {
     seen_on: "11.8.1",
 };
 
+/// docs/findings.md finding 9: `DB::Close()` returns OK although its
+/// shutdown flush failed, so writes made with the WAL off are lost without
+/// a word. `DBImpl::CancelAllBackgroundWork` drops the flush's status
+/// (db/db_impl/db_impl.cc L570-579 in 11.8.1: logged as "Shutdown flush
+/// failed", then `PermitUncheckedError`; "TODO: What to do on error?" in
+/// 8.10.0, 9.9.3 and 10.4.2) and `CloseHelper` never looks at it. A
+/// database stopped by a background error always fails that flush. Seen
+/// in campaigns after finding 7's background error; recognised by that
+/// evidence: a reopen closed the database while a background error stood
+/// ([`crate::cycle`]). `since`: the oldest version read (the code is the
+/// same in all four).
+pub const CLOSE_IGNORES_SHUTDOWN_FLUSH: KnownBug = KnownBug {
+    id: "close-ok-after-failed-shutdown-flush",
+    finding: 9,
+    title: "DB::Close() returns OK although its shutdown flush failed: writes made with the WAL off are lost",
+    since: (8, 10, 0),
+    fixed_in: None,
+    fixed_by_patch: Some("finding-9-close-returns-shutdown-flush-failure"),
+    // examples/close_after_bg_error.
+    seen_on: "11.8.1",
+};
+
 /// Every known bug.
 pub const ALL: &[KnownBug] = &[
     OPEN_HANG,
@@ -182,6 +204,7 @@ pub const ALL: &[KnownBug] = &[
     SNAPSHOT_SEQNO_ZERO,
     BLOB_FILE_OWN_PATH,
     TWO_PC_REPLAYS_DAMAGED_WAL,
+    CLOSE_IGNORES_SHUTDOWN_FLUSH,
 ];
 
 /// True when `CRASHCHECK_REPRODUCE_KNOWN_BUGS` is set: known bugs are then

@@ -119,6 +119,38 @@ pub(super) struct LogPage {
     pub(super) error_after_unit: AtomicU64,
     /// Writes acknowledged after that failure, without a resume.
     pub(super) acked_after_error: AtomicU64,
+    /// 1 + the first op that closed the database (a reopen) while a
+    /// background error stood (0: none), and that error's text: the close
+    /// could not flush (docs/findings.md finding 9).
+    pub(super) closed_in_error: AtomicU64,
+    pub(super) closed_in_error_len: AtomicU32,
+    pub(super) closed_in_error_msg: [AtomicU32; NOTE_CAP / 4],
+}
+
+/// Bytes kept of the background error a close met.
+const NOTE_CAP: usize = 256;
+
+/// Stores `text` (cut to `buf`'s size) in `buf` and its length in `len`.
+fn store_text(buf: &[AtomicU32], len: &AtomicU32, text: &str) {
+    let b = text.as_bytes();
+    let n = b.len().min(buf.len() * 4);
+    for (i, chunk) in b[..n].chunks(4).enumerate() {
+        let mut w = [0u8; 4];
+        w[..chunk.len()].copy_from_slice(chunk);
+        buf[i].store(u32::from_le_bytes(w), Ordering::SeqCst);
+    }
+    len.store(n as u32, Ordering::SeqCst);
+}
+
+/// The text [`store_text`] left.
+fn load_text(buf: &[AtomicU32], len: &AtomicU32) -> String {
+    let n = (len.load(Ordering::SeqCst) as usize).min(buf.len() * 4);
+    let mut b = Vec::with_capacity(n);
+    for w in &buf[..n.div_ceil(4)] {
+        b.extend_from_slice(&w.load(Ordering::SeqCst).to_le_bytes());
+    }
+    b.truncate(n);
+    String::from_utf8_lossy(&b).into_owned()
 }
 
 /// What the I/O-error faults did in one cycle (published in the shared log page).
@@ -419,15 +451,31 @@ impl SharedLog {
         } else {
             msg.to_string()
         };
-        let b = msg.as_bytes();
-        let n = b.len().min(MSG_CAP);
-        for (i, chunk) in b[..n].chunks(4).enumerate() {
-            let mut w = [0u8; 4];
-            w[..chunk.len()].copy_from_slice(chunk);
-            s.msg[i].store(u32::from_le_bytes(w), Ordering::SeqCst);
-        }
-        s.msg_len.store(n as u32, Ordering::SeqCst);
+        store_text(&s.msg, &s.msg_len, &msg);
         true
+    }
+
+    /// Records the first op that closed the database while background
+    /// error `error` stood.
+    pub(super) fn set_closed_in_error(&self, op: usize, error: &str) {
+        let s = self.get();
+        if s.closed_in_error
+            .compare_exchange(0, op as u64 + 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            store_text(&s.closed_in_error_msg, &s.closed_in_error_len, error);
+        }
+    }
+
+    /// The first op that closed the database while a background error
+    /// stood, and that error, if any.
+    pub fn closed_in_error(&self) -> Option<(usize, String)> {
+        let s = self.get();
+        let op = s.closed_in_error.load(Ordering::SeqCst).checked_sub(1)?;
+        Some((
+            op as usize,
+            load_text(&s.closed_in_error_msg, &s.closed_in_error_len),
+        ))
     }
 
     /// The failing op index and message a child left, if any.
@@ -437,13 +485,7 @@ impl SharedLog {
         if op == 0 {
             return None;
         }
-        let n = s.msg_len.load(Ordering::SeqCst) as usize;
-        let mut b = Vec::with_capacity(n);
-        for w in &s.msg[..n.div_ceil(4)] {
-            b.extend_from_slice(&w.load(Ordering::SeqCst).to_le_bytes());
-        }
-        b.truncate(n);
-        Some((op as usize - 1, String::from_utf8_lossy(&b).into_owned()))
+        Some((op as usize - 1, load_text(&s.msg, &s.msg_len)))
     }
 }
 

@@ -98,6 +98,10 @@ pub struct WriterRun {
     pub steps_in_op: Vec<Option<u32>>,
     /// What the I/O-error faults did (faults with [`WriterJob::io_errors`]).
     pub io: super::log::IoCounts,
+    /// The first op that closed the database (a reopen) while a background
+    /// error stood, and that error: its shutdown flush could not run
+    /// (docs/findings.md finding 9).
+    pub closed_in_error: Option<(usize, String)>,
 }
 
 /// Everything the writer child's threads share.
@@ -290,6 +294,9 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
             arm_flusher(ctx.plan, writer, i, store);
         }
         let mut result = drive(store, op, &mut hooks);
+        if matches!(op, Op::Reopen) && result.is_ok() {
+            note_close_in_error(ctx.shared, i);
+        }
         log.steps.store(0, Ordering::SeqCst);
         // Before the I/O-error bookkeeping: a missing capability is no
         // injected failure.
@@ -538,6 +545,7 @@ pub fn run_writer(shared: &SharedLog, job: &WriterJob<'_>) -> Result<WriterRun, 
         steps_in_op: (0..n).map(|i| shared.steps_in_op_of(i)).collect(),
         copies_skipped: shared.copies_skipped(),
         io: shared.io_counts(),
+        closed_in_error: shared.closed_in_error(),
     })
 }
 
@@ -553,4 +561,17 @@ fn describe_result(r: Option<&(Vec<u8>, Option<u128>)>) -> String {
             v.map_or("none".into(), |h| format!("#{:08x}", (h >> 96) as u32))
         ),
     }
+}
+
+/// After a reopen that succeeded: if a background error stood before or
+/// came during its close (a background compaction that fails while the
+/// close waits for it), the close's shutdown flush could not run
+/// (finding 9); recorded for the adjudication. Known from the fault Env's
+/// listener, which every single-writer cycle has. The reopened database
+/// starts without an error.
+fn note_close_in_error(shared: &SharedLog, op: usize) {
+    if let Some(e) = crate::store::fault_fs::pending_background_error() {
+        shared.set_closed_in_error(op, &e);
+    }
+    crate::store::fault_fs::clear_pending_background_error();
 }

@@ -220,6 +220,43 @@ pub fn excuse_snapshot_at_seqno_zero(outcome: CycleOutcome, histories: &[History
     }
 }
 
+/// [`known_bugs::CLOSE_IGNORES_SHUTDOWN_FLUSH`], by its evidence: with the
+/// WAL off, a reopen closed the database while a background error stood
+/// (the shutdown flush cannot run on a stopped database, and Close returned
+/// OK), and acknowledged data is missing or a read after that reopen
+/// disagreed; on a RocksDB that has the bug. Any other outcome is returned
+/// unchanged. With the WAL on, the reopen replays the WAL and loses
+/// nothing, so no violation there is excused.
+pub fn excuse_close_in_error(
+    outcome: CycleOutcome,
+    mode: WalMode,
+    writer: &crate::crash::WriterRun,
+) -> CycleOutcome {
+    let Some((closed_at, error)) = &writer.closed_in_error else {
+        return outcome;
+    };
+    let after_close = match &writer.stop {
+        WriterStop::ReadMismatch { op, .. } => op > closed_at,
+        _ => true,
+    };
+    match outcome {
+        CycleOutcome::Violation { class, detail, .. }
+            if mode == WalMode::NoWal
+                && after_close
+                && (class == ViolationClass::ReadMismatch || MISSING_DATA.contains(&class))
+                && crate::store::engine::excuses(&known_bugs::CLOSE_IGNORES_SHUTDOWN_FLUSH) =>
+        {
+            CycleOutcome::KnownBug {
+                bug: known_bugs::CLOSE_IGNORES_SHUTDOWN_FLUSH,
+                detail: format!(
+                    "{class}: {detail} (op #{closed_at} reopened the database while a background error stood: {error})"
+                ),
+            }
+        }
+        o => o,
+    }
+}
+
 /// [`known_bugs::BLOB_FILE_OWN_PATH`], by its evidence: the background
 /// error that stopped the op is the stat of a missing SST file ("while
 /// stat a file for size: <n>.sst: No such file or directory"), which is

@@ -397,6 +397,7 @@ impl Judge<'_> {
                     None => self.recovered(&rec, res),
                 };
                 res.recovered = Some(rec);
+                let outcome = adjudicate::excuse_close_in_error(outcome, self.d.mode, &res.writer);
                 adjudicate::excuse_snapshot_at_seqno_zero(outcome, self.histories)
             }
             // absolute-consistency refuses any torn WAL tail (options.h

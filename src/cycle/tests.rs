@@ -42,6 +42,7 @@ fn writer(acked: u64) -> WriterRun {
         ops_done_each: vec![0],
         steps_in_op: vec![None],
         io: Default::default(),
+        closed_in_error: None,
     }
 }
 
@@ -260,4 +261,65 @@ fn an_explanation_that_does_not_name_the_state_read_is_not_carried() {
     };
     res.recovered = Some(read_back(&state_of_units(&h, &[1, 2])));
     assert_eq!(res.recovered_state(&[h], 1), None);
+}
+
+#[test]
+fn a_loss_after_a_close_in_a_background_error_is_finding_9_only_without_the_wal() {
+    use crate::crash::WriterStop;
+    use crate::verify::ViolationClass;
+    let stock = crate::store::engine::excuses(&crate::known_bugs::CLOSE_IGNORES_SHUTDOWN_FLUSH);
+    let lost = || CycleOutcome::Violation {
+        class: ViolationClass::LostAckedWrite,
+        detail: "acknowledged writes 3..=5 are lost".into(),
+        diff: Vec::new(),
+    };
+    let mut w = writer(9);
+    // No close in an error state: nothing is excused.
+    let o = adjudicate::excuse_close_in_error(lost(), WalMode::NoWal, &w);
+    assert_eq!(o.class(), Some(ViolationClass::LostAckedWrite));
+    w.closed_in_error = Some((4, "IO error: while stat a file for size".into()));
+    match adjudicate::excuse_close_in_error(lost(), WalMode::NoWal, &w) {
+        CycleOutcome::KnownBug { bug, detail } => {
+            assert!(stock);
+            assert_eq!(bug.finding, 9);
+            assert!(
+                detail.contains("op #4") && detail.contains("stat a file"),
+                "{detail}"
+            );
+        }
+        o => assert!(
+            !stock && o.class() == Some(ViolationClass::LostAckedWrite),
+            "{o:?}"
+        ),
+    }
+    // With the WAL the reopen replays it: a loss stays a violation.
+    let o = adjudicate::excuse_close_in_error(lost(), WalMode::Wal, &w);
+    assert_eq!(o.class(), Some(ViolationClass::LostAckedWrite));
+    // A read that disagreed before the reopen is not explained by it.
+    let read = |op| {
+        let mut w = w.clone();
+        w.stop = WriterStop::ReadMismatch {
+            op,
+            msg: "`get a` disagrees".into(),
+        };
+        let v = CycleOutcome::Violation {
+            class: ViolationClass::ReadMismatch,
+            detail: "writer read".into(),
+            diff: Vec::new(),
+        };
+        adjudicate::excuse_close_in_error(v, WalMode::NoWal, &w)
+    };
+    assert_eq!(read(3).class(), Some(ViolationClass::ReadMismatch));
+    assert_eq!(
+        read(5).class() == Some(ViolationClass::ReadMismatch),
+        !stock
+    );
+    // Other classes are never excused by it.
+    let other = CycleOutcome::Violation {
+        class: ViolationClass::StoreError,
+        detail: "x".into(),
+        diff: Vec::new(),
+    };
+    let o = adjudicate::excuse_close_in_error(other, WalMode::NoWal, &w);
+    assert_eq!(o.class(), Some(ViolationClass::StoreError));
 }

@@ -121,6 +121,11 @@ extern "C" {
     fn crashcheck_fault_env_disk_restore() -> libc::c_int;
     fn crashcheck_options_add_recovery_listener(o: *mut librocksdb_sys::rocksdb_options_t);
     fn crashcheck_take_background_errors() -> libc::c_int;
+    fn crashcheck_pending_background_error(
+        msg: *mut libc::c_char,
+        cap: libc::size_t,
+    ) -> libc::c_int;
+    fn crashcheck_clear_pending_background_error();
     fn crashcheck_fault_env_refill_after_flushes(n: libc::c_int);
     fn crashcheck_fault_env_files_opened() -> libc::c_long;
     fn crashcheck_fault_env_set_wal_append_hook(f: Option<extern "C" fn()>);
@@ -157,6 +162,30 @@ pub fn restore_disk() -> bool {
 pub fn take_background_errors() -> u64 {
     // SAFETY: no arguments; reads and resets a counter.
     u64::try_from(unsafe { crashcheck_take_background_errors() }).unwrap_or(0)
+}
+
+/// The background error that stands now, if any: RocksDB reported one
+/// (listener.h `OnBackgroundError`, databases on the fault Env) and no
+/// successful [`resume`] or [`clear_pending_background_error`] came since.
+/// The text is the first such error's status.
+pub fn pending_background_error() -> Option<String> {
+    let mut msg = [0 as libc::c_char; 256];
+    // SAFETY: `msg` is writable for its length; the shim writes at most
+    // that many bytes, NUL-terminated.
+    let n = unsafe { crashcheck_pending_background_error(msg.as_mut_ptr(), msg.len()) };
+    (n > 0).then(|| {
+        // SAFETY: NUL-terminated by the shim (or left all zero).
+        unsafe { std::ffi::CStr::from_ptr(msg.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    })
+}
+
+/// Forgets the standing background error: the database that had it was
+/// closed.
+pub fn clear_pending_background_error() {
+    // SAFETY: no arguments; resets atomics.
+    unsafe { crashcheck_clear_pending_background_error() }
 }
 
 /// `DB::Resume()`: leaves a background error state (db.h: "Returns OK if
