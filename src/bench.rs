@@ -376,10 +376,12 @@ fn raw_apply(db: &rocksdb::DB, ops: &[Op], cfs: u8) -> Result<usize, String> {
                 }
                 let _ = std::fs::remove_file(&file);
             }
-            Op::Write(_) | Op::Batch(_) if cfs == 1 => {
+            // The raw loop runs on a plain DB: a committed transaction's
+            // writes as one batch, a rolled-back one not at all.
+            Op::Write(_) | Op::Batch(_) | Op::Txn(_) if cfs == 1 => {
                 let _ = db.write_opt(to_batch(op.write_ops()), &wo);
             }
-            Op::Write(_) | Op::Batch(_) => {
+            Op::Write(_) | Op::Batch(_) | Op::Txn(_) => {
                 if let Ok(b) = to_batch_cf(db, cfs, op.write_ops()) {
                     let _ = db.write_opt(b, &wo);
                 }

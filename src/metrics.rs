@@ -54,6 +54,8 @@ pub struct Metrics {
     resumes_failed: Family<CycleLabels, Counter>,
     blob_cycles: Family<CycleLabels, Counter>,
     blob_gc_cycles: Family<CycleLabels, Counter>,
+    txn_committed: Family<CycleLabels, Counter>,
+    txn_rolled_back: Family<CycleLabels, Counter>,
     lsm_levels: Family<LevelLabels, Counter>,
     cycles_per_s: Gauge<f64, AtomicU64>,
     estimated_keys: Gauge,
@@ -101,6 +103,8 @@ impl Metrics {
             resumes_failed: Family::default(),
             blob_cycles: Family::default(),
             blob_gc_cycles: Family::default(),
+            txn_committed: Family::default(),
+            txn_rolled_back: Family::default(),
             lsm_levels: Family::default(),
             cycles_per_s: Gauge::default(),
             estimated_keys: Gauge::default(),
@@ -157,7 +161,7 @@ impl Metrics {
 
     /// Registers the counters kept per mode and fault.
     fn register_per_cycle(&self, registry: &mut Registry) {
-        let per_cycle: [(&str, &str, &Family<CycleLabels, Counter>); 13] = [
+        let per_cycle: [(&str, &str, &Family<CycleLabels, Counter>); 15] = [
             ("cycles", "Crash cycles run", &self.cycles),
             ("violations", "Cycles with a violation", &self.violations),
             (
@@ -211,6 +215,16 @@ impl Metrics {
                 "Cycles in which blob garbage collection relocated blobs",
                 &self.blob_gc_cycles,
             ),
+            (
+                "transactions_committed",
+                "Transactions whose commit returned OK (stores with transactions)",
+                &self.txn_committed,
+            ),
+            (
+                "transactions_rolled_back",
+                "Transactions rolled back (stores with transactions)",
+                &self.txn_rolled_back,
+            ),
         ];
         for (name, help, fam) in per_cycle {
             registry.register(name, help, fam.clone());
@@ -246,6 +260,12 @@ impl Metrics {
         self.blob_gc_cycles
             .get_or_create(&l)
             .inc_by(s.blob_gc_cycles);
+        self.txn_committed
+            .get_or_create(&l)
+            .inc_by(s.transactions.committed);
+        self.txn_rolled_back
+            .get_or_create(&l)
+            .inc_by(s.transactions.rolled_back);
         for (levels, n) in &s.cycles_by_levels_populated {
             let k = LevelLabels {
                 levels: levels.to_string(),

@@ -12,6 +12,7 @@ mod preflight;
 mod record;
 pub mod replay;
 pub mod stats;
+pub mod txn_stats;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -205,6 +206,7 @@ pub fn run_campaign_with(
     r.duration_s = shared.started.elapsed().as_secs_f64();
     r.cycles_per_s = r.cycles as f64 / r.duration_s.max(1e-9);
     r.lsm = stats::Lsm::of(&r.by_mode);
+    r.transactions = txn_stats::TxnStats::of(&r.by_mode);
     r.violations.sort_by_key(|v| v.cycle);
     r.interrupted = interrupted();
     Ok(r)

@@ -7,7 +7,7 @@ use crate::crash::{self, KillPlan, Phase};
 use crate::cycle::{CycleOutcome, CyclePlan, CycleResult};
 use crate::fault::Fault;
 use crate::model::history::History;
-use crate::op::Op;
+use crate::op::{Op, TxnEnd};
 use crate::oracle::Durability;
 use crate::repro::{Case, CheckKind, Expect};
 
@@ -63,6 +63,19 @@ pub(super) fn cycle_stats(plan: &CyclePlan, res: &CycleResult, from_base: bool) 
         renames_undone: res.dirs.map_or(0, |d| d.renames_undone),
         base_cycles: from_base as u64,
         ingestions: ops_run(plan, res, |o| matches!(o, Op::Ingest { .. })),
+        transactions: super::txn_stats::TxnStats {
+            committed: ops_run(
+                plan,
+                res,
+                |o| matches!(o, Op::Txn(t) if t.end == TxnEnd::Commit),
+            ),
+            rolled_back: ops_run(
+                plan,
+                res,
+                |o| matches!(o, Op::Txn(t) if t.end == TxnEnd::Rollback),
+            ),
+            ..Default::default()
+        },
         ingest_outlived_cycles: res.explanation().is_some_and(|e| e.ingest_outlived()) as u64,
         fifo_dropped_cycles: res
             .explanation()

@@ -229,6 +229,9 @@ pub struct ModeStats {
     /// read back (a crashcheck bug: must stay 0; the chain restarts).
     #[serde(default)]
     pub chain_unexplained: u64,
+    /// What the transactions did (stores with transactions).
+    #[serde(default)]
+    pub transactions: super::txn_stats::TxnStats,
 }
 
 impl ModeStats {
@@ -293,6 +296,7 @@ impl ModeStats {
         self.chain_carried_special += o.chain_carried_special;
         self.chain_restarts += o.chain_restarts;
         self.chain_unexplained += o.chain_unexplained;
+        self.transactions.add(&o.transactions);
         for (st, n) in &o.cycles_by_compaction_style {
             *self
                 .cycles_by_compaction_style
@@ -372,6 +376,10 @@ pub struct CrashReport {
     /// The LSM shapes the cycles reached, over all modes.
     #[serde(default)]
     pub lsm: Lsm,
+    /// What the transactions did, over all modes (per mode: each
+    /// [`ModeStats::transactions`]).
+    #[serde(default)]
+    pub transactions: super::txn_stats::TxnStats,
 }
 
 /// LSM shape over a campaign (see [`ModeStats::cycles_by_levels_populated`]).
@@ -553,6 +561,7 @@ impl CrashReport {
         }
         out.cycles_per_s = out.cycles as f64 / out.duration_s.max(1e-9);
         out.lsm = Lsm::of(&out.by_mode);
+        out.transactions = super::txn_stats::TxnStats::of(&out.by_mode);
         out
     }
 }

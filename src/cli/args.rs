@@ -163,7 +163,10 @@ pub(crate) struct Common {
     pub(crate) dir: Option<PathBuf>,
     /// Workload profile: default, write-heavy, read-heavy, batch-heavy,
     /// large-values, small-keyspace, kv, crash (default of `crash`),
-    /// checkpoint (crash plus checkpoints, backups and plain copies).
+    /// checkpoint (crash plus checkpoints, backups and plain copies), txn
+    /// (crash with transactions, committed or rolled back, in place of
+    /// most batches: for --store transaction-db or
+    /// optimistic-transaction-db; other stores never draw them).
     #[arg(long)]
     pub(crate) profile: Option<String>,
     /// Options as `key=value;...`: crashcheck's own keys (see README, e.g.

@@ -104,7 +104,7 @@ impl Phase {
     pub fn of(op: &Op) -> Option<Phase> {
         Some(match op {
             Op::Write(_) => Phase::Writing,
-            Op::Batch(_) | Op::Ingest { .. } => Phase::WritingBatch,
+            Op::Batch(_) | Op::Ingest { .. } | Op::Txn(_) => Phase::WritingBatch,
             Op::Flush | Op::FlushCfs { .. } => Phase::Flushing,
             Op::FlushWal { .. } => Phase::FlushingWal,
             Op::Compact { .. } | Op::CompactTo { .. } => Phase::Compacting,

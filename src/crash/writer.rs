@@ -187,7 +187,8 @@ impl Hooks for WriterHooks<'_> {
             }
         }
         match op {
-            Op::Write(_) | Op::Batch(_) | Op::Ingest { .. } => {
+            // Write units (a transaction only when it commits).
+            w if w.is_write() => {
                 let unit = self.h.unit_of_op[self.i].unwrap_or(0);
                 self.log.started.store(unit, Ordering::SeqCst);
             }
@@ -216,7 +217,7 @@ impl Hooks for WriterHooks<'_> {
     fn after(&mut self, op: &Op, r: &StoreResult<Answer>) {
         let ok = r.is_ok();
         match op {
-            Op::Write(_) | Op::Batch(_) | Op::Ingest { .. } if ok => {
+            w if ok && w.is_write() => {
                 let unit = self.h.unit_of_op[self.i].unwrap_or(0);
                 self.log.acked.store(unit, Ordering::SeqCst);
             }
@@ -308,24 +309,9 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
         }
         match result {
             Ok(answer) => {
-                let want = h.reads.get(&i).filter(|_| ctx.check_reads);
-                if let (Some(got), Some(want)) = (answer.hashes(op), want) {
-                    let without = io.as_ref().and_then(|io| io.read_without_failed(i));
-                    if &got != want && without != Some(&got) {
-                        let first = got
-                            .iter()
-                            .zip(want.iter())
-                            .position(|(a, b)| a != b)
-                            .unwrap_or(got.len().min(want.len()));
-                        let msg = format!(
-                            "`{op}` disagrees with the model at result {first} ({} results, model {}): store {}, model {}",
-                            got.len(),
-                            want.len(),
-                            describe_result(got.get(first)),
-                            describe_result(want.get(first)),
-                        );
-                        ctx.fail(writer, i, &msg, code::READ_MISMATCH);
-                    }
+                let without = io.as_ref().and_then(|io| io.read_without_failed(i));
+                if let Some(msg) = read_disagrees(ctx, h, i, op, &answer, without) {
+                    ctx.fail(writer, i, &msg, code::READ_MISMATCH);
                 }
             }
             Err(e) => match op {
@@ -547,6 +533,36 @@ pub fn run_writer(shared: &SharedLog, job: &WriterJob<'_>) -> Result<WriterRun, 
         io: shared.io_counts(),
         closed_in_error: shared.closed_in_error(),
     })
+}
+
+/// The message of a read whose answer disagrees with the model's (the
+/// hashes the parent computed), unless it equals `without`, the answer the
+/// model gives without a failed write (I/O-error faults).
+fn read_disagrees(
+    ctx: &WriterCtx<'_>,
+    h: &History,
+    i: usize,
+    op: &Op,
+    answer: &Answer,
+    without: Option<&Vec<(Vec<u8>, Option<u128>)>>,
+) -> Option<String> {
+    let want = h.reads.get(&i).filter(|_| ctx.check_reads)?;
+    let got = answer.hashes(op)?;
+    if &got == want || without == Some(&got) {
+        return None;
+    }
+    let first = got
+        .iter()
+        .zip(want.iter())
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
+    Some(format!(
+        "`{op}` disagrees with the model at result {first} ({} results, model {}): store {}, model {}",
+        got.len(),
+        want.len(),
+        describe_result(got.get(first)),
+        describe_result(want.get(first)),
+    ))
 }
 
 /// One read result for a mismatch message: the key and a short hash of

@@ -225,7 +225,9 @@ pub fn encode_ops(ops: &[Op]) -> Vec<u8> {
                 let (a, b) = val_bytes(operand);
                 [6, key_index(key), a, b, 0]
             }
-            Op::Batch(ws) => {
+            // A transaction has no record of its own yet: its nearest form
+            // is a batch.
+            Op::Batch(ws) | Op::Txn(crate::op::Txn { writes: ws, .. }) => {
                 let k = ws.first().map_or(0, |w| match w {
                     WriteOp::Put { key, .. }
                     | WriteOp::Delete { key }

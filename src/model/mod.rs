@@ -202,6 +202,8 @@ impl Model {
         match op {
             Op::Write(w) => self.apply(w),
             Op::Batch(ws) | Op::Ingest { puts: ws, .. } => ws.iter().for_each(|w| self.apply(w)),
+            // A committed transaction's writes; a rolled-back one has none.
+            Op::Txn(_) => op.write_ops().iter().for_each(|w| self.apply(w)),
             Op::Snapshot { id } => {
                 self.snapshots.insert(*id, Undo::new());
             }

@@ -320,6 +320,29 @@ pub enum Op {
         /// The puts, in key order.
         puts: Vec<WriteOp>,
     },
+    /// A transaction (stores with [`crate::store::Capabilities::transactions`]):
+    /// begin, its writes in order, then commit or rollback. A commit is one
+    /// write unit, like a WriteBatch (transaction.h `Commit`: the writes
+    /// become visible and durable together); a rollback writes nothing.
+    Txn(Txn),
+}
+
+/// A transaction's writes and how it ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Txn {
+    /// The writes made inside the transaction, in order.
+    pub writes: Vec<WriteOp>,
+    /// Commit or rollback.
+    pub end: TxnEnd,
+}
+
+/// How a transaction ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnEnd {
+    /// `Transaction::Commit`: all writes, atomically.
+    Commit,
+    /// `Transaction::Rollback`: none of them.
+    Rollback,
 }
 
 /// How an ingested file gets into the database
@@ -335,7 +358,16 @@ pub enum IngestMode {
 impl Op {
     /// True when the op is a write unit (single write or batch).
     pub fn is_write(&self) -> bool {
-        matches!(self, Op::Write(_) | Op::Batch(_) | Op::Ingest { .. })
+        matches!(
+            self,
+            Op::Write(_)
+                | Op::Batch(_)
+                | Op::Ingest { .. }
+                | Op::Txn(Txn {
+                    end: TxnEnd::Commit,
+                    ..
+                })
+        )
     }
 
     /// True when the op only reads (point, multi-key or range reads, at
@@ -356,6 +388,10 @@ impl Op {
         match self {
             Op::Write(w) => std::slice::from_ref(w),
             Op::Batch(ws) | Op::Ingest { puts: ws, .. } => ws,
+            Op::Txn(Txn {
+                writes,
+                end: TxnEnd::Commit,
+            }) => writes,
             _ => &[],
         }
     }

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
-use super::{IngestMode, Op, Scan, Value, WriteOp};
+use super::{IngestMode, Op, Scan, Txn, TxnEnd, Value, WriteOp};
 
 fn is_bare_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'/' | b'+' | b'=')
@@ -95,23 +95,18 @@ impl fmt::Display for Op {
                     IngestMode::Move => "ingest move",
                     IngestMode::Copy => "ingest copy",
                 })?;
-                for (i, w) in puts.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(" |")?;
-                    }
-                    write!(f, " {w}")?;
-                }
-                Ok(())
+                write_list(f, puts)
             }
             Op::Batch(ws) => {
                 f.write_str("batch")?;
-                for (i, w) in ws.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(" |")?;
-                    }
-                    write!(f, " {w}")?;
-                }
-                Ok(())
+                write_list(f, ws)
+            }
+            Op::Txn(t) => {
+                f.write_str(match t.end {
+                    TxnEnd::Commit => "txn commit",
+                    TxnEnd::Rollback => "txn rollback",
+                })?;
+                write_list(f, &t.writes)
             }
             Op::Get { key } => write!(f, "get {}", B(key)),
             Op::MultiGet { keys } => {
@@ -293,6 +288,22 @@ fn expect_args(toks: &[&str], n: usize, usage: &str) -> Result<(), ParseError> {
     Ok(())
 }
 
+/// Writes separated by `|` (a batch's or a transaction's).
+fn parse_writes(args: &[&str]) -> Result<Vec<WriteOp>, ParseError> {
+    args.split(|t| *t == "|").map(parse_write).collect()
+}
+
+/// ` w1 | w2 | ...`: the writes of a batch, an ingest or a transaction.
+fn write_list(f: &mut fmt::Formatter<'_>, ws: &[WriteOp]) -> fmt::Result {
+    for (i, w) in ws.iter().enumerate() {
+        if i > 0 {
+            f.write_str(" |")?;
+        }
+        write!(f, " {w}")?;
+    }
+    Ok(())
+}
+
 fn parse_write(toks: &[&str]) -> Result<WriteOp, ParseError> {
     match toks.first().copied() {
         Some("put") => {
@@ -367,12 +378,15 @@ impl FromStr for Op {
                 }
                 Ok(Op::Ingest { mode, puts })
             }
-            "batch" => {
-                let mut ws = Vec::new();
-                for part in args.split(|t| *t == "|") {
-                    ws.push(parse_write(part)?);
-                }
-                Ok(Op::Batch(ws))
+            "batch" => Ok(Op::Batch(parse_writes(args)?)),
+            "txn" => {
+                let end = match args.first() {
+                    Some(&"commit") => TxnEnd::Commit,
+                    Some(&"rollback") => TxnEnd::Rollback,
+                    _ => return err("expected 'txn commit|rollback put K V | del K ...'"),
+                };
+                let writes = parse_writes(&args[1..])?;
+                Ok(Op::Txn(Txn { writes, end }))
             }
             "get" => {
                 expect_args(&toks, 2, "get KEY")?;
@@ -522,6 +536,32 @@ mod tests {
         let op: Op = "ingest copy put k1 \"a\" | put k2 \"b\"".parse().unwrap();
         assert!(op.is_write());
         assert_eq!(op.write_ops().len(), 2);
+    }
+
+    #[test]
+    fn transactions_round_trip_and_only_a_commit_writes() {
+        for line in [
+            "txn commit put k1 a | del k2 | merge k3 gen(7,16)",
+            "txn rollback put c1/k000001 gen(1,5)",
+        ] {
+            let op: Op = line.parse().unwrap();
+            assert_eq!(op.to_string(), line);
+        }
+        let commit: Op = "txn commit put a \"1\" | put b \"2\"".parse().unwrap();
+        assert!(commit.is_write());
+        assert_eq!(commit.write_ops().len(), 2);
+        let rollback: Op = "txn rollback put a \"1\"".parse().unwrap();
+        assert!(!rollback.is_write());
+        assert!(rollback.write_ops().is_empty());
+        for bad in [
+            "txn",
+            "txn put a b",
+            "txn commit",
+            "txn maybe put a b",
+            "txn commit put a b |",
+        ] {
+            assert!(bad.parse::<Op>().is_err(), "{bad} should not parse");
+        }
     }
 
     #[test]

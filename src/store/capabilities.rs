@@ -58,10 +58,16 @@ pub struct Capabilities {
     /// state.
     #[serde(default)]
     pub resume: bool,
+    /// Transactions ([`Store::transaction`](super::Store::transaction)):
+    /// the `txn` op. A TransactionDB's or OptimisticTransactionDB's, not a
+    /// plain DB's, so [`Capabilities::ALL`] leaves it off.
+    #[serde(default)]
+    pub transactions: bool,
 }
 
 impl Capabilities {
-    /// Everything: crashcheck's RocksDB store and its mutants.
+    /// Everything a plain RocksDB `DB` does: crashcheck's RocksDB store and
+    /// its mutants (all but transactions).
     pub const ALL: Capabilities = Capabilities {
         deletes: true,
         merges: true,
@@ -79,6 +85,7 @@ impl Capabilities {
         backups: true,
         copies: true,
         resume: true,
+        transactions: false,
     };
 
     /// Puts, batches of puts and point reads, nothing else: a
@@ -100,6 +107,7 @@ impl Capabilities {
         backups: false,
         copies: false,
         resume: false,
+        transactions: false,
     };
 
     /// The default of [`StoreFactory::capabilities`](super::StoreFactory::capabilities):
@@ -138,6 +146,7 @@ impl Capabilities {
         off(self.flush_wal, &mut w.flush_wal);
         off(self.compact, &mut w.compact);
         off(self.reopen, &mut w.reopen);
+        off(self.transactions, &mut w.txn);
         off(self.ingest, &mut w.ingest);
         off(self.checkpoints, &mut w.checkpoint);
         off(self.backups, &mut w.backup);
@@ -181,6 +190,17 @@ impl Capabilities {
             Op::Checkpoint { .. } => self.checkpoints,
             Op::Backup { .. } => self.backups,
             Op::CopyDir { .. } => self.copies,
+            Op::Txn(t) if t.writes.iter().all(|w| self.writes(w)) => self.transactions,
+            Op::Txn(t) => {
+                let writes: Vec<WriteOp> = t
+                    .writes
+                    .iter()
+                    .filter(|w| self.writes(w))
+                    .cloned()
+                    .collect();
+                return (self.transactions && !writes.is_empty())
+                    .then_some(Op::Txn(crate::op::Txn { writes, end: t.end }));
+            }
         };
         ok.then(|| op.clone())
     }

@@ -147,6 +147,14 @@ pub trait Store {
         Err(unsupported("concurrent writers (Store::share)"))
     }
 
+    /// Runs a transaction: begin, `writes` in order, then commit (`commit`)
+    /// or rollback. A commit that returns `Ok` is one write unit, held to
+    /// the mode's durability promise like a WriteBatch; a rollback must
+    /// leave nothing. For stores with [`Capabilities::transactions`].
+    fn transaction(&mut self, _writes: &[WriteOp], _commit: bool) -> StoreResult<()> {
+        Err(unsupported("transactions"))
+    }
+
     /// Writes a checkpoint (an openable copy of the database) to `dir`,
     /// which must not exist.
     fn checkpoint(&mut self, _dir: &Path) -> StoreResult<()> {

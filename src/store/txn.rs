@@ -195,6 +195,20 @@ impl<D: TxnDb> Store for TxnStore<D> {
         t.commit().map_err(map_err)
     }
 
+    fn transaction(&mut self, writes: &[WriteOp], commit: bool) -> StoreResult<()> {
+        // transaction.h: Commit "Write all batched keys to the db
+        // atomically"; Rollback "Discard all batched writes in this
+        // transaction".
+        let db = self.db()?;
+        let t = db.begin(&self.wopts);
+        fill(&t, db, self.cfs(), writes)?;
+        if commit {
+            t.commit().map_err(map_err)
+        } else {
+            t.rollback().map_err(map_err)
+        }
+    }
+
     fn get(&mut self, key: &[u8], snap: Option<u32>) -> StoreResult<Option<Vec<u8>>> {
         let r = self.read_opts(None, snap)?;
         let db = self.db()?;

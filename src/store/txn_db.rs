@@ -101,6 +101,7 @@ pub trait TxnDb: DBAccess + Send + Sync + Sized + 'static {
 const TXN_BASE: Capabilities = Capabilities {
     range_deletes: false,
     resume: false,
+    transactions: true,
     ..Capabilities::ALL
 };
 

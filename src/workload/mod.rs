@@ -318,6 +318,7 @@ impl Generator {
             w.backup,
             w.copy,
             w.ingest,
+            w.txn,
         ];
         let total: u32 = table.iter().sum();
         let mut r = self.rng.random_range(0..total.max(1));
@@ -366,6 +367,17 @@ impl Generator {
                 Op::Reopen
             }
             13 => self.ingest_op(),
+            14 => {
+                let n = self.rng.random_range(1..=self.profile.max_batch.max(1));
+                let writes = (0..n).map(|_| self.write_op(true, true)).collect();
+                // One transaction in eight is rolled back.
+                let end = if self.rng.random_range(0..8) == 0 {
+                    crate::op::TxnEnd::Rollback
+                } else {
+                    crate::op::TxnEnd::Commit
+                };
+                Op::Txn(crate::op::Txn { writes, end })
+            }
             k => {
                 let slot = k - 10;
                 let id = self.next_aux[slot];

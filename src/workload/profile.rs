@@ -67,6 +67,9 @@ pub struct Weights {
     pub copy: u32,
     /// `ingest move|copy ...`: an SST file of 2-16 puts, bulk-loaded.
     pub ingest: u32,
+    /// `txn commit|rollback ...`: a transaction of 1..=`max_batch` writes
+    /// (stores with transactions only).
+    pub txn: u32,
 }
 
 /// A named workload shape.
@@ -109,6 +112,7 @@ const BASE: Weights = Weights {
     backup: 0,
     copy: 0,
     ingest: 1,
+    txn: 0,
 };
 
 /// Weights of the `crash` profile: write-heavy, with flushes, WAL flushes
@@ -131,6 +135,7 @@ const CRASH_WEIGHTS: Weights = Weights {
     backup: 0,
     copy: 0,
     ingest: 2,
+    txn: 0,
 };
 
 impl Profile {
@@ -216,12 +221,28 @@ impl Profile {
                     backup: 0,
                     copy: 0,
                     ingest: 0,
+                    txn: 0,
                 },
                 ..d.clone()
             },
             Profile {
                 name: "crash",
                 weights: CRASH_WEIGHTS,
+                keys: 400,
+                small_pct: 80,
+                medium_pct: 18,
+                ..d.clone()
+            },
+            // The crash profile with transactions in place of most batches
+            // (stores with transactions: `--store transaction-db`,
+            // `optimistic-transaction-db`).
+            Profile {
+                name: "txn",
+                weights: Weights {
+                    batch: 8,
+                    txn: 30,
+                    ..CRASH_WEIGHTS
+                },
                 keys: 400,
                 small_pct: 80,
                 medium_pct: 18,

@@ -1,0 +1,121 @@
+//! What the transactions of a campaign did (stores with transactions:
+//! `transaction-db`, `optimistic-transaction-db`), per durability mode and
+//! in all.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::stats::ModeStats;
+
+/// Transaction counts. Today's transactions are begun, written, then
+/// committed or rolled back (`txn commit|rollback ...`); conflicts and
+/// two-phase commit (prepare, and prepared transactions recovered after a
+/// crash) are not generated yet, so those counts stay 0 until they are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnStats {
+    /// Transactions whose commit returned OK (each one write unit).
+    #[serde(default)]
+    pub committed: u64,
+    /// Transactions rolled back (they must leave nothing).
+    #[serde(default)]
+    pub rolled_back: u64,
+    /// Commits refused by a conflict (lock timeout, deadlock, optimistic
+    /// `Busy`): expected outcomes, not violations.
+    #[serde(default)]
+    pub conflicts: u64,
+    /// Two-phase commit: transactions whose prepare returned OK.
+    #[serde(default)]
+    pub prepared: u64,
+    /// Prepared transactions the verifier found after a crash
+    /// (`TransactionDB::prepared_transactions`).
+    #[serde(default)]
+    pub recovered_prepared: u64,
+    /// Of those, the ones the verifier committed.
+    #[serde(default)]
+    pub recovered_prepared_committed: u64,
+    /// Of those, the ones the verifier rolled back.
+    #[serde(default)]
+    pub recovered_prepared_rolled_back: u64,
+}
+
+impl TxnStats {
+    /// Adds `o` into `self`.
+    pub fn add(&mut self, o: &TxnStats) {
+        self.committed += o.committed;
+        self.rolled_back += o.rolled_back;
+        self.conflicts += o.conflicts;
+        self.prepared += o.prepared;
+        self.recovered_prepared += o.recovered_prepared;
+        self.recovered_prepared_committed += o.recovered_prepared_committed;
+        self.recovered_prepared_rolled_back += o.recovered_prepared_rolled_back;
+    }
+
+    /// True when no transaction ran.
+    pub fn is_empty(&self) -> bool {
+        *self == TxnStats::default()
+    }
+
+    /// The sum over `by_mode`.
+    pub fn of(by_mode: &BTreeMap<String, ModeStats>) -> TxnStats {
+        let mut t = TxnStats::default();
+        for m in by_mode.values() {
+            t.add(&m.transactions);
+        }
+        t
+    }
+
+    /// One line for the CLI and the Markdown report: the totals, then
+    /// committed / rolled back per mode; `None` when no transaction ran.
+    pub fn summary(by_mode: &BTreeMap<String, ModeStats>) -> Option<String> {
+        let t = TxnStats::of(by_mode);
+        if t.is_empty() {
+            return None;
+        }
+        let per_mode: Vec<String> = by_mode
+            .iter()
+            .filter(|(_, m)| !m.transactions.is_empty())
+            .map(|(mode, m)| {
+                format!(
+                    "{mode} {}/{}",
+                    m.transactions.committed, m.transactions.rolled_back
+                )
+            })
+            .collect();
+        Some(format!(
+            "{} committed, {} rolled back, {} conflicts, {} prepared, {} prepared recovered ({} then committed, {} rolled back); committed/rolled back by mode: {}",
+            t.committed,
+            t.rolled_back,
+            t.conflicts,
+            t.prepared,
+            t.recovered_prepared,
+            t.recovered_prepared_committed,
+            t.recovered_prepared_rolled_back,
+            per_mode.join(", ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_add_up_per_mode_and_say_nothing_without_transactions() {
+        let mut by_mode = BTreeMap::new();
+        assert_eq!(TxnStats::summary(&by_mode), None);
+        let mut a = ModeStats::default();
+        a.transactions.committed = 5;
+        a.transactions.rolled_back = 1;
+        let mut b = ModeStats::default();
+        b.transactions.committed = 2;
+        by_mode.insert("wal".to_string(), a);
+        by_mode.insert("no-wal".to_string(), b);
+        by_mode.insert("wal-sync".to_string(), ModeStats::default());
+        let t = TxnStats::of(&by_mode);
+        assert_eq!((t.committed, t.rolled_back), (7, 1));
+        let line = TxnStats::summary(&by_mode).unwrap();
+        assert!(line.starts_with("7 committed, 1 rolled back"), "{line}");
+        assert!(line.ends_with("no-wal 2/0, wal 5/1"), "{line}");
+    }
+}
