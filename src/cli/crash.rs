@@ -110,9 +110,9 @@ fn print_crash_summary(r: &CrashReport) {
             cells.join(", ")
         );
         println!("LSM: {}", r.lsm.summary(r.cycles));
-        if let Some(t) = crashcheck::campaign::txn_stats::TxnStats::summary(&r.by_mode) {
-            println!("transactions: {t}");
-        }
+    }
+    if let Some(t) = crashcheck::campaign::txn_stats::TxnStats::summary(&r.by_mode) {
+        println!("transactions: {t}");
     }
     for n in crashcheck::report::io_error_notes(r) {
         println!("io errors: {}", n.replace('`', ""));

@@ -123,9 +123,9 @@ pub fn markdown(r: &CrashReport) -> String {
             let _ = writeln!(s, "| {l} | {n} |");
         }
         let _ = writeln!(s, "\n{}.", r.lsm.summary(r.cycles));
-        if let Some(t) = crate::campaign::txn_stats::TxnStats::summary(&r.by_mode) {
-            let _ = writeln!(s, "\nTransactions: {t}.");
-        }
+    }
+    if let Some(t) = crate::campaign::txn_stats::TxnStats::summary(&r.by_mode) {
+        let _ = writeln!(s, "\n## Transactions\n\n{t}.");
     }
     let io = io_error_notes(r);
     if !io.is_empty() {
