@@ -118,6 +118,7 @@ fn crash_until_caught(
 fn run_until_caught(
     work: &Path,
     factory: &dyn StoreFactory,
+    profile: &str,
     seed: u64,
     share: Duration,
     stop: bool,
@@ -129,8 +130,13 @@ fn run_until_caught(
         let dir = work.join(format!("run-{s}"));
         let end = isolate(
             || {
-                let ops = match Profile::by_name("default") {
-                    Some(p) => Generator::new(s, p).ops(2000),
+                // Only what the store supports (a store with every
+                // capability draws what it always did).
+                let ops = match Profile::by_name(profile) {
+                    Some(mut p) => {
+                        factory.capabilities().restrict(&mut p.weights);
+                        Generator::new(s, p).ops(2000)
+                    }
                     None => return 2,
                 };
                 let Ok(mut st) = factory.open(&dir, &StoreOptions::default()) else {
@@ -202,7 +208,14 @@ fn one(
             r.class = Some(v.class.name().into());
         }
     } else {
-        let (n, t) = run_until_caught(work, &f, seed, share, true)?;
+        // The run check's sequences come from the `default` profile unless
+        // the mutant needs its own (`crash` is the crash campaign's).
+        let profile = if m.setup.profile == "crash" {
+            "default"
+        } else {
+            m.setup.profile
+        };
+        let (n, t) = run_until_caught(work, &f, profile, seed, share, true)?;
         r.cycles = n;
         if t.is_some() {
             r.caught = true;
@@ -315,7 +328,14 @@ pub fn run(
             )
         }));
     }
-    let (runs, failed) = run_until_caught(work, &RocksFactory, seed, share.mul_f64(0.15), true)?;
+    let (runs, failed) = run_until_caught(
+        work,
+        &RocksFactory,
+        "default",
+        seed,
+        share.mul_f64(0.15),
+        true,
+    )?;
     let control = ControlResult {
         crash_cycles,
         run_checks: runs,

@@ -85,6 +85,23 @@ pub(super) fn decode_op(r: [u8; 5], cfs: u8) -> Op {
                 puts,
             }
         }
+        // A batch record with bits 4 and 5 of `c` set is a transaction of the
+        // same writes, rolled back when bit 6 is set too (a store without
+        // transactions gets the commit as a batch and no rollback:
+        // `Capabilities::fit_ops`).
+        7 if c & 0x30 == 0x30 => {
+            let Op::Batch(writes) = decode_op([kind, k, a, b, c & !0x30], cfs) else {
+                unreachable!("a batch record without the transaction bits is a batch")
+            };
+            Op::Txn(crate::op::Txn {
+                writes,
+                end: if c & 0x40 == 0 {
+                    crate::op::TxnEnd::Commit
+                } else {
+                    crate::op::TxnEnd::Rollback
+                },
+            })
+        }
         7 => Op::Batch(vec![
             WriteOp::Put {
                 key: key(k),
@@ -225,9 +242,16 @@ pub fn encode_ops(ops: &[Op]) -> Vec<u8> {
                 let (a, b) = val_bytes(operand);
                 [6, key_index(key), a, b, 0]
             }
-            // A transaction has no record of its own yet: its nearest form
-            // is a batch.
-            Op::Batch(ws) | Op::Txn(crate::op::Txn { writes: ws, .. }) => {
+            Op::Txn(t) => {
+                let k = t.writes.first().map_or(0, |w| key_index(w.key()));
+                let end = if t.end == crate::op::TxnEnd::Rollback {
+                    0x40
+                } else {
+                    0
+                };
+                [7, k, 1, 2, 0x30 | end]
+            }
+            Op::Batch(ws) => {
                 let k = ws.first().map_or(0, |w| match w {
                     WriteOp::Put { key, .. }
                     | WriteOp::Delete { key }

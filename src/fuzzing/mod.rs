@@ -161,6 +161,42 @@ mod tests {
     use crate::workload::{Generator, Profile};
 
     #[test]
+    fn transaction_records_decode_and_fit_stores_without_transactions() {
+        use crate::op::TxnEnd;
+        use crate::store::Capabilities;
+        let commit = decode_op([7, 1, 2, 3, 0x30], 1);
+        let rollback = decode_op([7, 1, 2, 3, 0x70], 1);
+        let batch = decode_op([7, 1, 2, 3, 0], 1);
+        let Op::Txn(t) = &commit else {
+            panic!("{commit:?}")
+        };
+        assert_eq!(t.end, TxnEnd::Commit);
+        assert_eq!(
+            Op::Batch(t.writes.clone()),
+            batch,
+            "the same writes as the batch"
+        );
+        assert!(matches!(&rollback, Op::Txn(t) if t.end == TxnEnd::Rollback));
+        // Encoding keeps the kind and the end.
+        for op in [&commit, &rollback] {
+            let rec = encode_ops(std::slice::from_ref(op));
+            let back = decode_op(rec[..5].try_into().unwrap(), 1);
+            assert!(
+                matches!((&back, op), (Op::Txn(a), Op::Txn(b)) if a.end == b.end),
+                "{back:?}"
+            );
+        }
+        // A store without transactions: the commit is a batch, the rollback nothing.
+        let ops = [commit.clone(), rollback.clone()];
+        assert_eq!(Capabilities::ALL.fit_ops(&ops), vec![batch]);
+        let with = Capabilities {
+            transactions: true,
+            ..Capabilities::ALL
+        };
+        assert_eq!(with.fit_ops(&ops), ops.to_vec());
+    }
+
+    #[test]
     fn encoding_round_trips_through_the_decoder() {
         for layout in [0u8, 3] {
             let cfs = CfLayout::from_bits(layout).cfs;
@@ -177,7 +213,12 @@ mod tests {
                         cfs,
                     )
                 })
-                .filter(|o| !matches!(o, Op::Snapshot { .. } | Op::GetAt { .. } | Op::Batch(_)))
+                .filter(|o| {
+                    !matches!(
+                        o,
+                        Op::Snapshot { .. } | Op::GetAt { .. } | Op::Batch(_) | Op::Txn(_)
+                    )
+                })
                 // One reopen and one checkpoint at most (the decoder's cap).
                 .scan((0, 0), |(r, c), o| {
                     let n = match o {

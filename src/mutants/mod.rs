@@ -49,6 +49,12 @@ pub const PLAIN: Setup = Setup {
 
 const WAL_MODES: &[WalMode] = &[WalMode::WalSync, WalMode::Wal];
 
+/// The transaction mutants' setup: the `txn` profile.
+const TXN: Setup = Setup {
+    profile: "txn",
+    ..PLAIN
+};
+
 /// Every mutant.
 pub const MUTANTS: &[MutantInfo] = &[
     MutantInfo {
@@ -261,6 +267,20 @@ pub const MUTANTS: &[MutantInfo] = &[
         setup: PLAIN,
     },
     MutantInfo {
+        name: "txn-non-atomic-commit",
+        bug: "commits a transaction as one transaction per write (an OptimisticTransactionDB wrapper)",
+        fault: Some(Fault::KILL),
+        modes: WAL_MODES,
+        setup: TXN,
+    },
+    MutantInfo {
+        name: "txn-rollback-keeps",
+        bug: "commits a transaction it was asked to roll back (an OptimisticTransactionDB wrapper)",
+        fault: None,
+        modes: &[WalMode::Wal],
+        setup: TXN,
+    },
+    MutantInfo {
         name: "side-file-no-dirsync",
         bug: "as side-file-values, with each file fsynced but its directory never",
         fault: Some(Fault::POWER_LOSS),
@@ -327,6 +347,9 @@ impl StoreFactory for MutantFactory {
     }
 
     fn capabilities(&self) -> crate::store::Capabilities {
+        if txn::is_txn(self.info.name) {
+            return txn::CAPABILITIES;
+        }
         if is_side_file(self.info.name) {
             // A merge would apply to the pointer; copies of the database
             // leave the side files behind.
@@ -342,6 +365,11 @@ impl StoreFactory for MutantFactory {
     }
 
     fn open(&self, path: &Path, opts: &StoreOptions) -> StoreResult<Box<dyn Store>> {
+        if txn::is_txn(self.info.name) {
+            let inner =
+                crate::store::txn::OptimisticTransactionDbFactory::new().open(path, opts)?;
+            return Ok(Box::new(txn::TxnMutant::new(self.info.name, inner)));
+        }
         let mut o = opts.clone();
         if self.info.name == "fast-shutdown" {
             // The wrapper turns on fast shutdown behind the user's back; the
@@ -371,5 +399,6 @@ impl StoreFactory for MutantFactory {
 
 mod side_file;
 mod store;
+mod txn;
 
 use store::Mutant;

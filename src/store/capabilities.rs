@@ -190,7 +190,9 @@ impl Capabilities {
             Op::Checkpoint { .. } => self.checkpoints,
             Op::Backup { .. } => self.backups,
             Op::CopyDir { .. } => self.copies,
-            Op::Txn(t) if t.writes.iter().all(|w| self.writes(w)) => self.transactions,
+            Op::Txn(t) if t.writes.iter().all(|w| self.writes(w)) && self.transactions => true,
+            // Without transactions a commit is the same write unit as a
+            // batch, and a rollback writes nothing.
             Op::Txn(t) => {
                 let writes: Vec<WriteOp> = t
                     .writes
@@ -198,8 +200,12 @@ impl Capabilities {
                     .filter(|w| self.writes(w))
                     .cloned()
                     .collect();
-                return (self.transactions && !writes.is_empty())
-                    .then_some(Op::Txn(crate::op::Txn { writes, end: t.end }));
+                return match (writes.is_empty(), self.transactions, t.end) {
+                    (true, _, _) => None,
+                    (false, true, end) => Some(Op::Txn(crate::op::Txn { writes, end })),
+                    (false, false, crate::op::TxnEnd::Commit) => Some(Op::Batch(writes)),
+                    (false, false, crate::op::TxnEnd::Rollback) => None,
+                };
             }
         };
         ok.then(|| op.clone())

@@ -1,0 +1,112 @@
+//! Mutants of a transactional layer: the OptimisticTransactionDB store
+//! (`store::txn`), with one bug in how it carries out the `txn` op. They
+//! run the `txn` profile, where most write units are explicit transactions.
+
+use crate::op::{Scan, WriteOp};
+use crate::store::drive::step_point;
+use crate::store::{Capabilities, Store, StoreResult};
+
+/// What the transaction mutants support: the transactional store's
+/// everyday ops (no copies, no concurrent writers: they are not where the
+/// bugs are).
+pub(super) const CAPABILITIES: Capabilities = Capabilities {
+    deletes: true,
+    merges: true,
+    scans: true,
+    snapshots: true,
+    flush: true,
+    flush_wal: true,
+    reopen: true,
+    column_families: true,
+    transactions: true,
+    ..Capabilities::MINIMAL
+};
+
+/// True for the mutants of this file.
+pub(super) fn is_txn(name: &str) -> bool {
+    name.starts_with("txn-")
+}
+
+pub(super) struct TxnMutant {
+    name: &'static str,
+    inner: Box<dyn Store>,
+}
+
+impl TxnMutant {
+    pub(super) fn new(name: &'static str, inner: Box<dyn Store>) -> TxnMutant {
+        TxnMutant { name, inner }
+    }
+}
+
+impl Store for TxnMutant {
+    fn write(&mut self, ops: &[WriteOp], batch: bool) -> StoreResult<()> {
+        self.inner.write(ops, batch)
+    }
+
+    fn transaction(&mut self, writes: &[WriteOp], commit: bool) -> StoreResult<()> {
+        match (self.name, commit) {
+            // Each write its own transaction: a kill between two leaves
+            // part of the commit.
+            ("txn-non-atomic-commit", true) => {
+                for (i, w) in writes.iter().enumerate() {
+                    if i > 0 {
+                        step_point();
+                    }
+                    self.inner.transaction(std::slice::from_ref(w), true)?;
+                }
+                Ok(())
+            }
+            // The rollback path commits.
+            ("txn-rollback-keeps", false) => self.inner.transaction(writes, true),
+            _ => self.inner.transaction(writes, commit),
+        }
+    }
+
+    fn get(&mut self, key: &[u8], snap: Option<u32>) -> StoreResult<Option<Vec<u8>>> {
+        self.inner.get(key, snap)
+    }
+
+    fn multi_get(&mut self, keys: &[Vec<u8>]) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        self.inner.multi_get(keys)
+    }
+
+    fn scan(&mut self, scan: &Scan, snap: Option<u32>) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.inner.scan(scan, snap)
+    }
+
+    fn snapshot(&mut self, id: u32) -> StoreResult<()> {
+        self.inner.snapshot(id)
+    }
+
+    fn release(&mut self, id: u32) -> StoreResult<()> {
+        self.inner.release(id)
+    }
+
+    fn flush(&mut self) -> StoreResult<()> {
+        self.inner.flush()
+    }
+
+    fn flush_cfs(&mut self, cfs: Option<&[u8]>) -> StoreResult<()> {
+        self.inner.flush_cfs(cfs)
+    }
+
+    fn flush_wal(&mut self, sync: bool) -> StoreResult<()> {
+        self.inner.flush_wal(sync)
+    }
+
+    fn reopen(&mut self) -> StoreResult<()> {
+        self.inner.reopen()
+    }
+
+    fn close(self: Box<Self>) -> StoreResult<()> {
+        self.inner.close()
+    }
+
+    fn stats(&mut self) -> Option<crate::store::StoreStats> {
+        self.inner.stats()
+    }
+
+    fn scan_all(&mut self) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.inner.scan_all()
+    }
+}
