@@ -1,7 +1,9 @@
 //! proptest-state-machine test: reference = crashcheck's model, system under
 //! test = RocksDB through the adapter. Failures shrink to short sequences.
 //! A second test plants a wrong model rule and asserts that the checker
-//! fails and shrinks the counterexample to a handful of ops.
+//! fails and shrinks the counterexample to a handful of ops. A third runs
+//! transactions (committed and rolled back) on the OptimisticTransactionDB
+//! store.
 
 use std::marker::PhantomData;
 
@@ -10,9 +12,10 @@ use proptest::test_runner::{Config, TestError, TestRunner};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 
 use crashcheck::model::Model;
-use crashcheck::op::{Op, Scan, Value, WriteOp};
+use crashcheck::op::{Op, Scan, Txn, TxnEnd, Value, WriteOp};
 use crashcheck::store::drive::{drive, Answer, Plain};
-use crashcheck::store::{RocksStore, Store, StoreOptions};
+use crashcheck::store::txn::OptimisticTransactionDbFactory;
+use crashcheck::store::{RocksStore, Store, StoreFactory, StoreOptions};
 
 /// Keys over three column families (`c0/`..`c2/`; unprefixed keys go to
 /// the default one, as `c0/` does): with one column family they all share
@@ -259,6 +262,140 @@ impl<const BUGGY: bool, const CFS: u8> StateMachineTest for RocksTest<BUGGY, CFS
     }
 }
 
+/// Writes a transactional store takes (no range deletes).
+fn txn_write() -> impl Strategy<Value = WriteOp> {
+    prop_oneof![
+        4 => (key(), value()).prop_map(|(key, value)| WriteOp::Put { key, value }),
+        2 => key().prop_map(|key| WriteOp::Delete { key }),
+        2 => (key(), value()).prop_map(|(key, operand)| WriteOp::Merge { key, operand }),
+    ]
+}
+
+/// The reference for the transactional store: the model's rules
+/// ([`Ref`]'s `apply`), with transactions committed or rolled back among
+/// the ops that store supports.
+#[derive(Clone, Debug)]
+struct TxnRef;
+
+impl ReferenceStateMachine for TxnRef {
+    type State = RefState;
+    type Transition = Op;
+
+    fn init_state() -> BoxedStrategy<RefState> {
+        Ref::<false>::init_state()
+    }
+
+    fn transitions(state: &RefState) -> BoxedStrategy<Op> {
+        let next = state.next_snap;
+        let txn = (proptest::collection::vec(txn_write(), 1..5), any::<bool>()).prop_map(
+            |(writes, commit)| {
+                Op::Txn(Txn {
+                    writes,
+                    end: if commit {
+                        TxnEnd::Commit
+                    } else {
+                        TxnEnd::Rollback
+                    },
+                })
+            },
+        );
+        let mut s = prop_oneof![
+            6 => txn,
+            3 => txn_write().prop_map(Op::Write),
+            1 => proptest::collection::vec(txn_write(), 2..4).prop_map(Op::Batch),
+            3 => key().prop_map(|key| Op::Get { key }),
+            2 => scan().prop_map(Op::Scan),
+            1 => Just(Op::Snapshot { id: next }),
+            1 => prop_oneof![Just(None), (0u8..3).prop_map(|c| Some(vec![c]))]
+                .prop_map(|cfs| Op::FlushCfs { cfs }),
+            1 => any::<bool>().prop_map(|sync| Op::FlushWal { sync }),
+            1 => Just(Op::Reopen),
+        ]
+        .boxed();
+        if let Some(id) = state.snaps.last().copied() {
+            s = prop_oneof![
+                4 => s,
+                1 => key().prop_map(move |key| Op::GetAt { id, key }),
+                1 => Just(Op::Release { id }),
+            ]
+            .boxed();
+        }
+        s
+    }
+
+    fn apply(state: RefState, op: &Op) -> RefState {
+        Ref::<false>::apply(state, op)
+    }
+
+    fn preconditions(state: &RefState, op: &Op) -> bool {
+        Ref::<false>::preconditions(state, op)
+    }
+}
+
+/// The optimistic transactional store against [`TxnRef`], with the same
+/// checks as [`RocksTest`] (it is opened in place of RocksDB's plain store).
+struct TxnTest;
+
+struct TxnSut {
+    _dir: tempfile::TempDir,
+    store: Box<dyn Store>,
+}
+
+impl StateMachineTest for TxnTest {
+    type SystemUnderTest = TxnSut;
+    type Reference = TxnRef;
+
+    fn init_test(_: &RefState) -> TxnSut {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = StoreOptions {
+            write_buffer_size: 64 << 10,
+            column_families: 3,
+            ..StoreOptions::default()
+        };
+        let store = OptimisticTransactionDbFactory::new()
+            .open(&dir.path().join("db"), &opts)
+            .expect("open");
+        TxnSut { _dir: dir, store }
+    }
+
+    fn apply(mut sut: TxnSut, after: &RefState, op: Op) -> TxnSut {
+        let answer = drive(sut.store.as_mut(), &op, &mut Plain).expect("store call");
+        let m = &after.model;
+        let owned = |e: Option<&crashcheck::model::Entry>| e.map(|e| e.value.to_vec());
+        match (&op, answer) {
+            (Op::Get { key }, Answer::Value(got)) => {
+                assert_eq!(got, owned(m.get(key, None).flatten()), "{op}");
+            }
+            (Op::GetAt { id, key }, Answer::Value(got)) => {
+                assert_eq!(got, owned(m.get(key, Some(*id)).expect("snapshot")), "{op}");
+            }
+            (Op::Scan(sc), Answer::Entries(got)) => {
+                let want: Vec<(Vec<u8>, Vec<u8>)> = m
+                    .scan(sc, None)
+                    .expect("scan")
+                    .into_iter()
+                    .map(|(k, e)| (k.to_vec(), e.value.to_vec()))
+                    .collect();
+                assert_eq!(got, want, "{op}");
+            }
+            (_, Answer::Done) => {}
+            (_, other) => panic!("`{op}` answered {other:?}"),
+        }
+        sut
+    }
+
+    fn teardown(mut sut: TxnSut, after: RefState) {
+        let got = sut.store.scan_all().expect("scan all");
+        let want: Vec<_> = after
+            .model
+            .state()
+            .iter()
+            .map(|(k, e)| (k.clone(), e.value.to_vec()))
+            .collect();
+        assert_eq!(got, want, "final state");
+    }
+}
+
 proptest_state_machine::prop_state_machine! {
     #![proptest_config(Config { cases: 48, failure_persistence: None, .. Config::default() })]
     #[test]
@@ -266,6 +403,9 @@ proptest_state_machine::prop_state_machine! {
 
     #[test]
     fn rocksdb_with_column_families_matches_the_model(sequential 1..60 => RocksTest<false, 3>);
+
+    #[test]
+    fn transactions_match_the_model(sequential 1..60 => TxnTest);
 }
 
 #[test]
