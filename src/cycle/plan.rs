@@ -325,6 +325,11 @@ enum Aim {
 fn steps_of(h: &History, oi: usize, unit: u64) -> u32 {
     match &h.ops[oi] {
         Op::Batch(ws) | Op::Ingest { puts: ws, .. } if ws.len() >= 2 => ws.len() as u32 - 1,
+        // A committed transaction: a layer that commits it in parts would
+        // step between its writes.
+        Op::Txn(t) if t.end == crate::op::TxnEnd::Commit && t.writes.len() >= 2 => {
+            t.writes.len() as u32 - 1
+        }
         Op::Write(WriteOp::DeleteRange { start, end }) if start < end => {
             use std::ops::Bound;
             let live = h
@@ -345,7 +350,7 @@ fn inside_unit(rng: &mut ChaCha8Rng, writer: usize, h: &History, aim: Aim) -> Op
     // The kind first: counting a range delete's live keys is the costly
     // part, and the crash cycle plans on its hot path.
     let kind = |op: &Op| match aim {
-        Aim::Batch => matches!(op, Op::Batch(_) | Op::Ingest { .. }),
+        Aim::Batch => matches!(op, Op::Batch(_) | Op::Ingest { .. } | Op::Txn(_)),
         Aim::RangeDelete => matches!(op, Op::Write(WriteOp::DeleteRange { .. })),
         Aim::Ingest => matches!(op, Op::Ingest { .. }),
         Aim::Any => true,
