@@ -161,8 +161,9 @@ pub const BLOB_FILE_OWN_PATH: KnownBug = KnownBug {
 /// (db/db_impl/db_impl_open.cc L1235-1240, L1957), so a damaged WAL that a
 /// point-in-time recovery stopped at is replayed at every later open,
 /// which then fails the column-family consistency check (L1808-1855).
-/// Not yet recognised by evidence: a cycle that meets it is an
-/// `unexpected-open-failure` violation. `since` is the version checked.
+/// Recognised by a difference: the TransactionDB reopen fails with that
+/// error while a plain `DB` opens a copy of the same files
+/// (`cycle::open_evidence`). `since` is the version checked.
 pub const TWO_PC_REPLAYS_DAMAGED_WAL: KnownBug = KnownBug {
     id: "2pc-replays-damaged-wal",
     finding: 8,

@@ -13,6 +13,7 @@
 //! 6. **adjudicate** ([`adjudicate`]): one typed [`CycleOutcome`].
 
 pub mod adjudicate;
+mod open_evidence;
 pub mod plan;
 
 use std::path::{Path, PathBuf};
@@ -414,7 +415,9 @@ impl Judge<'_> {
                     ),
                 }
             }
-            Reopened::Failed(msg) => adjudicate::open_failed(&res.writer.stop, msg),
+            Reopened::Failed(msg) => {
+                open_evidence::judge(factory, db, vo, timeout, &res.writer.stop, msg)?
+            }
             Reopened::Died(end) => CycleOutcome::Anomaly {
                 kind: if end == crash::ChildEnd::Hung {
                     AnomalyKind::Hang
