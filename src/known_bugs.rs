@@ -193,8 +193,8 @@ pub const CLOSE_IGNORES_SHUTDOWN_FLUSH: KnownBug = KnownBug {
     since: (8, 10, 0),
     fixed_in: None,
     fixed_by_patch: Some("finding-9-close-returns-shutdown-flush-failure"),
-    // examples/close_after_bg_error.
-    seen_on: "11.8.1",
+    // examples/close_after_bg_error (scripts/versions.sh VER --example).
+    seen_on: "8.10.0, 9.9.3, 10.4.2, 11.8.1",
 };
 
 /// Every known bug.
