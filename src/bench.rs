@@ -79,6 +79,21 @@ pub struct CrashBench {
     pub deep_cycles_per_s: f64,
     /// deep / bare deep.
     pub deep_ratio: f64,
+    /// The transaction pair (`crate::bench_txn`): bare loop and crashcheck
+    /// both on a TransactionDB with the `txn` profile, fresh databases;
+    /// `None` in a build without the transaction-db store.
+    pub txn: Option<TxnBench>,
+}
+
+/// The transaction pair's figures, over the same rounds.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct TxnBench {
+    /// Bare loop on a TransactionDB: cycles/s.
+    pub bare_cycles_per_s: f64,
+    /// crashcheck on a TransactionDB: cycles/s.
+    pub cycles_per_s: f64,
+    /// crashcheck / bare, the median of the rounds' ratios.
+    pub ratio: f64,
 }
 
 /// The bare loop: fork a writer that opens RocksDB, applies the writes of
@@ -282,6 +297,8 @@ pub fn crash(
     // pairs[start]: per round, (bare, crashcheck) cycles/s.
     let starts = [Start::Fresh, Start::Chained, Start::Deep];
     let mut pairs: Vec<Vec<(f64, f64)>> = vec![Vec::new(); starts.len()];
+    let mut txn: Vec<(f64, f64)> = Vec::new();
+    let with_txn = crate::store::txn::factory_by_name("transaction-db").is_some();
     for _ in 0..ROUNDS {
         for (i, &s) in starts.iter().enumerate() {
             let bare = bare_loop(work, per, jobs, ops, cfs, s)?;
@@ -295,6 +312,10 @@ pub fn crash(
                 s == Start::Deep,
             )?;
             pairs[i].push((bare, checked));
+        }
+        if with_txn {
+            let t = crate::bench_txn::round(work, per, jobs, ops)?;
+            txn.push((t.bare_cycles_per_s, t.cycles_per_s));
         }
     }
     let bare = |i: usize| mean(&pairs[i].iter().map(|p| p.0).collect::<Vec<_>>());
@@ -321,6 +342,11 @@ pub fn crash(
         bare_deep_cycles_per_s: bare(2),
         deep_cycles_per_s: checked(2),
         deep_ratio: ratio(2),
+        txn: (!txn.is_empty()).then(|| TxnBench {
+            bare_cycles_per_s: mean(&txn.iter().map(|p| p.0).collect::<Vec<_>>()),
+            cycles_per_s: mean(&txn.iter().map(|p| p.1).collect::<Vec<_>>()),
+            ratio: median(txn.iter().map(|p| p.1 / p.0.max(1e-9)).collect()),
+        }),
     })
 }
 

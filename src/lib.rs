@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod bench_txn;
 pub mod campaign;
 pub mod check;
 pub mod crash;
