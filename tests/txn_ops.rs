@@ -67,6 +67,23 @@ fn the_txn_profile_draws_transactions_that_agree_with_the_model() {
     };
     assert!(count(TxnEnd::Commit) > 100, "{}", count(TxnEnd::Commit));
     assert!(count(TxnEnd::Rollback) > 10, "{}", count(TxnEnd::Rollback));
+    // A store with transactions gets half of any profile's batches as
+    // transactions; the plain store none.
+    for &name in NAMES {
+        let mut c = Profile::by_name("crash").unwrap();
+        factory_by_name(name)
+            .unwrap()
+            .capabilities()
+            .restrict(&mut c.weights);
+        assert!(
+            c.weights.txn > 0 && c.weights.batch > 0,
+            "{name}: {:?}",
+            c.weights
+        );
+    }
+    let mut c = Profile::by_name("crash").unwrap();
+    Capabilities::ALL.restrict(&mut c.weights);
+    assert_eq!(c.weights.txn, 0);
     // Other profiles draw none, so their sequences stay what they were.
     for other in Profile::all().iter().filter(|q| q.name != "txn") {
         let ops = Generator::new(4, other.clone()).ops(300);

@@ -130,7 +130,8 @@ impl Capabilities {
 
     /// Sets the weight of every op this store does not support to 0, so
     /// the generator never draws it. Weights of supported ops are kept, so
-    /// a store with every capability gets the same sequences as before.
+    /// a store with every capability gets the same sequences as before;
+    /// a store with transactions gets half of the batches as transactions.
     pub fn restrict(&self, w: &mut Weights) {
         let off = |on: bool, weight: &mut u32| {
             if !on {
@@ -147,6 +148,14 @@ impl Capabilities {
         off(self.compact, &mut w.compact);
         off(self.reopen, &mut w.reopen);
         off(self.transactions, &mut w.txn);
+        // A store with transactions gets them in every profile: half of a
+        // profile's batches become transactions (profiles without a
+        // transaction weight of their own), so `crash` campaigns of the
+        // transactional stores run them too.
+        if self.transactions && w.txn == 0 {
+            w.txn = w.batch / 2;
+            w.batch -= w.txn;
+        }
         off(self.ingest, &mut w.ingest);
         off(self.checkpoints, &mut w.checkpoint);
         off(self.backups, &mut w.backup);
