@@ -197,6 +197,28 @@ pub const CLOSE_IGNORES_SHUTDOWN_FLUSH: KnownBug = KnownBug {
     seen_on: "8.10.0, 9.9.3, 10.4.2, 11.8.1",
 };
 
+/// docs/findings.md finding 10: with `two_write_queues`, a `sync=true`
+/// write to a new WAL never fsyncs the WAL directory, so a power cut can
+/// drop the new WAL's directory entry and the synced writes in it.
+/// `WriteImpl` marks the WAL directory synced (`MarkLogsSynced(...,
+/// need_wal_dir_sync)`, db/db_impl/db_impl_write.cc L1390-1395) before the
+/// two-queue path's `SyncWAL()` (L1410-1414) runs, and `SyncWalImpl` then
+/// skips the directory fsync (`need_wal_dir_sync = !wal_dir_synced_`,
+/// db/db_impl/db_impl.cc L2083). Recognised by evidence: wal-sync, the
+/// option on, and the power cut dropped a WAL file whose creation no
+/// directory fsync had made durable ([`crate::cycle`]). `since`: the
+/// version checked.
+pub const TWO_WRITE_QUEUES_WAL_DIR_SYNC: KnownBug = KnownBug {
+    id: "two-write-queues-skips-wal-dir-sync",
+    finding: 10,
+    title: "with two_write_queues a sync write to a new WAL never fsyncs the WAL directory: a power cut can lose the WAL and synced writes",
+    since: (11, 8, 1),
+    fixed_in: None,
+    fixed_by_patch: Some("finding-10-two-write-queues-wal-dir-sync"),
+    // crash campaigns (randomized option profile, power-loss faults).
+    seen_on: "11.8.1",
+};
+
 /// Every known bug.
 pub const ALL: &[KnownBug] = &[
     OPEN_HANG,
@@ -206,6 +228,7 @@ pub const ALL: &[KnownBug] = &[
     BLOB_FILE_OWN_PATH,
     TWO_PC_REPLAYS_DAMAGED_WAL,
     CLOSE_IGNORES_SHUTDOWN_FLUSH,
+    TWO_WRITE_QUEUES_WAL_DIR_SYNC,
 ];
 
 /// True when `CRASHCHECK_REPRODUCE_KNOWN_BUGS` is set: known bugs are then

@@ -257,6 +257,39 @@ pub fn excuse_close_in_error(
     }
 }
 
+/// [`known_bugs::TWO_WRITE_QUEUES_WAL_DIR_SYNC`], by its evidence: sync
+/// writes (wal-sync), `two_write_queues=true`, and the power cut dropped a
+/// WAL file whose creation no directory fsync had made durable (D1), with
+/// acknowledged data missing; on a RocksDB that has the bug. Anything else
+/// is returned unchanged.
+pub fn excuse_unsynced_wal_dir(
+    outcome: CycleOutcome,
+    mode: WalMode,
+    rocksdb_options: &str,
+    dirs: Option<crate::fault::dirs::DirImage>,
+) -> CycleOutcome {
+    let two_queues = crate::store::user_options::option_value(rocksdb_options, "two_write_queues")
+        .is_some_and(|v| v == "true");
+    let wal_dropped = dirs.is_some_and(|d| d.wals_dropped > 0);
+    match outcome {
+        CycleOutcome::Violation { class, detail, .. }
+            if mode == WalMode::WalSync
+                && two_queues
+                && wal_dropped
+                && MISSING_DATA.contains(&class)
+                && crate::store::engine::excuses(&known_bugs::TWO_WRITE_QUEUES_WAL_DIR_SYNC) =>
+        {
+            CycleOutcome::KnownBug {
+                bug: known_bugs::TWO_WRITE_QUEUES_WAL_DIR_SYNC,
+                detail: format!(
+                    "{class}: {detail} (two_write_queues; the power cut dropped a WAL whose directory entry was never synced)"
+                ),
+            }
+        }
+        o => o,
+    }
+}
+
 /// [`known_bugs::BLOB_FILE_OWN_PATH`], by its evidence: the background
 /// error that stopped the op is the stat of a missing SST file ("while
 /// stat a file for size: <n>.sst: No such file or directory"), which is

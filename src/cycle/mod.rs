@@ -398,12 +398,12 @@ impl Judge<'_> {
                     None => self.recovered(&rec, res),
                 };
                 res.recovered = Some(rec);
-                let outcome = adjudicate::excuse_close_in_error(outcome, self.d.mode, &res.writer);
-                adjudicate::excuse_snapshot_at_seqno_zero(outcome, self.histories)
+                let o = adjudicate::excuse_close_in_error(outcome, self.d.mode, &res.writer);
+                let o = adjudicate::excuse_unsynced_wal_dir(o, self.d.mode, &opts.rocksdb, res.dirs);
+                adjudicate::excuse_snapshot_at_seqno_zero(o, self.histories)
             }
-            // absolute-consistency refuses any torn WAL tail (options.h
-            // kAbsoluteConsistency: "We don't expect to find any corruption in
-            // the WAL"); a crash may leave one, so a refusal is admitted.
+            // absolute-consistency refuses any torn WAL tail (options.h: "We don't expect
+            // to find any corruption in the WAL"); a crash may leave one: admitted.
             Reopened::Failed(msg)
                 if opts.wal_recovery_mode == RecoveryMode::AbsoluteConsistency
                     && msg.contains("Corruption") =>

@@ -323,3 +323,54 @@ fn a_loss_after_a_close_in_a_background_error_is_finding_9_only_without_the_wal(
     let o = adjudicate::excuse_close_in_error(other, WalMode::NoWal, &w);
     assert_eq!(o.class(), Some(ViolationClass::StoreError));
 }
+
+#[test]
+fn a_loss_with_a_dropped_wal_under_two_write_queues_is_finding_10() {
+    use crate::fault::dirs::DirImage;
+    use crate::verify::ViolationClass;
+    let stock = crate::store::engine::excuses(&crate::known_bugs::TWO_WRITE_QUEUES_WAL_DIR_SYNC);
+    let lost = || CycleOutcome::Violation {
+        class: ViolationClass::LostAckedWrite,
+        detail: "acknowledged writes 230..=233 are lost".into(),
+        diff: Vec::new(),
+    };
+    let dropped = DirImage {
+        unsynced: 2,
+        dropped: 2,
+        wals_dropped: 1,
+        ..DirImage::default()
+    };
+    let wal = Some(dropped);
+    let sst_only = Some(DirImage {
+        wals_dropped: 0,
+        ..dropped
+    });
+    let two = "use_fsync=true;two_write_queues=true";
+    let excuse =
+        |mode, opts: &str, dirs| adjudicate::excuse_unsynced_wal_dir(lost(), mode, opts, dirs);
+    match excuse(WalMode::WalSync, two, wal) {
+        CycleOutcome::KnownBug { bug, detail } => {
+            assert!(stock);
+            assert_eq!(bug.finding, 10);
+            assert!(detail.contains("230..=233"), "{detail}");
+        }
+        o => assert!(
+            !stock && o.class() == Some(ViolationClass::LostAckedWrite),
+            "{o:?}"
+        ),
+    }
+    // Without any one of the conditions, the loss stays a violation.
+    for (mode, opts, dirs) in [
+        (WalMode::WalSync, "two_write_queues=false", wal),
+        (WalMode::WalSync, two, sst_only),
+        (WalMode::WalSync, two, None),
+        (WalMode::Wal, two, wal),
+    ] {
+        let o = excuse(mode, opts, dirs);
+        assert_eq!(
+            o.class(),
+            Some(ViolationClass::LostAckedWrite),
+            "{mode:?} {opts} {dirs:?}"
+        );
+    }
+}

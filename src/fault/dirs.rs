@@ -36,6 +36,10 @@ pub struct DirImage {
     pub dropped: u64,
     /// Renames undone (D2).
     pub renames_undone: u64,
+    /// Of the files removed, WAL files (`*.log`): the evidence of finding
+    /// 10 ([`crate::known_bugs::TWO_WRITE_QUEUES_WAL_DIR_SYNC`]).
+    #[serde(default)]
+    pub wals_dropped: u64,
 }
 
 /// One journal record.
@@ -150,6 +154,7 @@ pub fn apply(root: &Path, roots: &[&Path]) -> std::io::Result<DirImage> {
                 if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
                     std::fs::remove_file(&path)?;
                     img.dropped += 1;
+                    img.wals_dropped += u64::from(path.extension().is_some_and(|x| x == "log"));
                 }
             }
             // The file a rename replaced could not be kept: the rename is
@@ -215,24 +220,28 @@ mod tests {
     fn unsynced_creations_go_and_synced_ones_stay() {
         let (_t, db, root) = layout();
         let (a, b) = (db.join("000004.log"), db.join("000007.sst"));
+        let c = db.join("000008.log");
         std::fs::write(&a, b"a").unwrap();
         std::fs::write(&b, b"b").unwrap();
+        std::fs::write(&c, b"c").unwrap();
         let d = db.to_str().unwrap();
         let mut j = rec(b'N', [a.to_str().unwrap(), "", ""]);
         j.extend(rec(b'S', [&format!("{d}/"), "", ""]));
         j.extend(rec(b'N', [b.to_str().unwrap(), "", ""]));
+        j.extend(rec(b'N', [c.to_str().unwrap(), "", ""]));
         j.extend_from_slice(b"N\x05\x00"); // torn record: ignored
         std::fs::write(journal_file(&root), j).unwrap();
         let img = apply(&root, &[&db]).unwrap();
         assert_eq!(
             img,
             DirImage {
-                unsynced: 1,
-                dropped: 1,
-                renames_undone: 0
+                unsynced: 2,
+                dropped: 2,
+                renames_undone: 0,
+                wals_dropped: 1,
             }
         );
-        assert!(a.exists() && !b.exists());
+        assert!(a.exists() && !b.exists() && !c.exists());
     }
 
     #[test]
@@ -260,7 +269,8 @@ mod tests {
             DirImage {
                 unsynced: 2,
                 dropped: 1,
-                renames_undone: 1
+                renames_undone: 1,
+                wals_dropped: 0,
             }
         );
         assert_eq!(std::fs::read(&cur).unwrap(), b"MANIFEST-000005\n");
@@ -290,7 +300,8 @@ mod tests {
             DirImage {
                 unsynced: 1,
                 dropped: 0,
-                renames_undone: 0
+                renames_undone: 0,
+                wals_dropped: 0,
             }
         );
         assert_eq!(std::fs::read(&cur).unwrap(), b"MANIFEST-000005\n");
