@@ -280,10 +280,23 @@ pub fn run(
         };
         left = left.saturating_sub(start.elapsed());
     }
-    // Control: the same crash checks over every mode (kill; power loss;
-    // column families with atomic flush, concurrent writers, checkpoints,
-    // backups and copies, the setting the newer mutants use; the I/O-error
-    // faults the newest mutants need), and run checks.
+    let control = control(work, seed, jobs, share)?;
+    let passed = control.violations == 0 && mutants.iter().all(|m| m.caught || m.unsupported);
+    Ok(SelftestReport {
+        engine: crate::store::engine::engine(),
+        passed,
+        budget_s: budget.as_secs_f64(),
+        control,
+        mutants,
+    })
+}
+
+/// The control: the unmodified RocksDB store under the same crash checks
+/// over every mode (kill; power loss; column families with atomic flush,
+/// concurrent writers, checkpoints, backups and copies, the setting the
+/// newer mutants use; the I/O-error faults the newest mutants need), and
+/// run checks, in `share` of time. It must stay clean.
+fn control(work: &Path, seed: u64, jobs: usize, share: Duration) -> Result<ControlResult, String> {
     let multi = Setup {
         cfs: 4,
         atomic_flush: true,
@@ -336,19 +349,11 @@ pub fn run(
         share.mul_f64(0.15),
         true,
     )?;
-    let control = ControlResult {
+    Ok(ControlResult {
         crash_cycles,
         run_checks: runs,
         violations: violations + u64::from(failed.is_some()),
         failures,
-    };
-    let passed = control.violations == 0 && mutants.iter().all(|m| m.caught || m.unsupported);
-    Ok(SelftestReport {
-        engine: crate::store::engine::engine(),
-        passed,
-        budget_s: budget.as_secs_f64(),
-        control,
-        mutants,
     })
 }
 

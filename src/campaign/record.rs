@@ -14,18 +14,30 @@ use crate::repro::{Case, CheckKind, Expect};
 use super::stats::ModeStats;
 use super::CrashConfig;
 
-/// How many of the ops the writers completed are `want`.
-fn ops_run(plan: &CyclePlan, res: &CycleResult, want: impl Fn(&Op) -> bool) -> u64 {
-    plan.histories
-        .iter()
-        .zip(&res.writer.ops_done_each)
-        .map(|(h, &n)| {
-            h.ops[..n.min(h.ops.len())]
-                .iter()
-                .filter(|o| want(o))
-                .count() as u64
-        })
-        .sum()
+/// The ops the writers completed, counted by the kinds the report shows
+/// (one pass over the histories: this runs once per cycle).
+#[derive(Default)]
+struct OpsRun {
+    ingestions: u64,
+    reopens: u64,
+    committed: u64,
+    rolled_back: u64,
+}
+
+fn ops_run(plan: &CyclePlan, res: &CycleResult) -> OpsRun {
+    let mut c = OpsRun::default();
+    for (h, &n) in plan.histories.iter().zip(&res.writer.ops_done_each) {
+        for op in &h.ops[..n.min(h.ops.len())] {
+            match op {
+                Op::Ingest { .. } => c.ingestions += 1,
+                Op::Reopen => c.reopens += 1,
+                Op::Txn(t) if t.end == TxnEnd::Commit => c.committed += 1,
+                Op::Txn(_) => c.rolled_back += 1,
+                _ => {}
+            }
+        }
+    }
+    c
 }
 
 /// The counts of one cycle, before the chain's and the guarantee's.
@@ -33,6 +45,7 @@ pub(super) fn cycle_stats(plan: &CyclePlan, res: &CycleResult, from_base: bool) 
     let opts = &plan.opts;
     let p = &res.writer.progress;
     let io = &res.writer.io;
+    let run = ops_run(plan, res);
     ModeStats {
         cycles: 1,
         acked_writes: res.writer.writers.iter().map(|l| l.acked).sum(),
@@ -62,18 +75,10 @@ pub(super) fn cycle_stats(plan: &CyclePlan, res: &CycleResult, from_base: bool) 
         dir_entries_dropped: res.dirs.map_or(0, |d| d.dropped),
         renames_undone: res.dirs.map_or(0, |d| d.renames_undone),
         base_cycles: from_base as u64,
-        ingestions: ops_run(plan, res, |o| matches!(o, Op::Ingest { .. })),
+        ingestions: run.ingestions,
         transactions: super::txn_stats::TxnStats {
-            committed: ops_run(
-                plan,
-                res,
-                |o| matches!(o, Op::Txn(t) if t.end == TxnEnd::Commit),
-            ),
-            rolled_back: ops_run(
-                plan,
-                res,
-                |o| matches!(o, Op::Txn(t) if t.end == TxnEnd::Rollback),
-            ),
+            committed: run.committed,
+            rolled_back: run.rolled_back,
             ..Default::default()
         },
         ingest_outlived_cycles: res.explanation().is_some_and(|e| e.ingest_outlived()) as u64,
@@ -96,7 +101,7 @@ pub(super) fn cycle_stats(plan: &CyclePlan, res: &CycleResult, from_base: bool) 
         io_failed_ops: io.failed_ops,
         io_failed_reads: io.failed_reads,
         io_failed_reopens: io.failed_reopens,
-        reopens: ops_run(plan, res, |o| matches!(o, Op::Reopen)),
+        reopens: run.reopens,
         background_errors: io.background_errors,
         resumes: io.resumes,
         resumes_failed: io.resumes_failed,

@@ -102,18 +102,7 @@ fn print_crash_summary(r: &CrashReport) {
             println!("  replay: {c}");
         }
     }
-    let shape = &r.lsm.cycles_by_levels_populated;
-    if !shape.is_empty() {
-        let cells: Vec<String> = shape.iter().map(|(l, n)| format!("{l}: {n}")).collect();
-        println!(
-            "LSM shape at the kill (non-empty levels: cycles): {}",
-            cells.join(", ")
-        );
-        println!("LSM: {}", r.lsm.summary(r.cycles));
-    }
-    if let Some(t) = crashcheck::campaign::txn_stats::TxnStats::summary(&r.by_mode) {
-        println!("transactions: {t}");
-    }
+    print_workload_lines(r);
     for n in crashcheck::report::io_error_notes(r) {
         println!("io errors: {}", n.replace('`', ""));
     }
@@ -152,6 +141,23 @@ fn print_crash_summary(r: &CrashReport) {
         if let Some(art) = &a.artifact {
             println!("  artifact: {}", art.display());
         }
+    }
+}
+
+/// What the cycles exercised: the LSM shape at the kill and its summary,
+/// and the transactions (each only when there is something to say).
+fn print_workload_lines(r: &CrashReport) {
+    let shape = &r.lsm.cycles_by_levels_populated;
+    if !shape.is_empty() {
+        let cells: Vec<String> = shape.iter().map(|(l, n)| format!("{l}: {n}")).collect();
+        println!(
+            "LSM shape at the kill (non-empty levels: cycles): {}",
+            cells.join(", ")
+        );
+        println!("LSM: {}", r.lsm.summary(r.cycles));
+    }
+    if let Some(t) = crashcheck::campaign::txn_stats::TxnStats::summary(&r.by_mode) {
+        println!("transactions: {t}");
     }
 }
 

@@ -42,6 +42,22 @@ pub(super) fn val(seed: u8, len: u8) -> Value {
     }
 }
 
+/// A batch record with the transaction bits: the batch's writes as a
+/// transaction, rolled back when bit 6 of `c` is set.
+fn decode_txn(r: [u8; 5], cfs: u8) -> Op {
+    let [kind, k, a, b, c] = r;
+    let writes = match decode_op([kind, k, a, b, c & !0x30], cfs) {
+        Op::Batch(w) => w,
+        other => other.write_ops().to_vec(),
+    };
+    let end = if c & 0x40 == 0 {
+        crate::op::TxnEnd::Commit
+    } else {
+        crate::op::TxnEnd::Rollback
+    };
+    Op::Txn(crate::op::Txn { writes, end })
+}
+
 /// One op from a 5-byte record `[kind, key, a, b, c]` in an input with
 /// `cfs` column families. Key bytes pick the column family with their
 /// high bits; a batch's keys step one column family each (a cross-CF
@@ -89,19 +105,7 @@ pub(super) fn decode_op(r: [u8; 5], cfs: u8) -> Op {
         // same writes, rolled back when bit 6 is set too (a store without
         // transactions gets the commit as a batch and no rollback:
         // `Capabilities::fit_ops`).
-        7 if c & 0x30 == 0x30 => {
-            let Op::Batch(writes) = decode_op([kind, k, a, b, c & !0x30], cfs) else {
-                unreachable!("a batch record without the transaction bits is a batch")
-            };
-            Op::Txn(crate::op::Txn {
-                writes,
-                end: if c & 0x40 == 0 {
-                    crate::op::TxnEnd::Commit
-                } else {
-                    crate::op::TxnEnd::Rollback
-                },
-            })
-        }
+        7 if c & 0x30 == 0x30 => decode_txn([kind, k, a, b, c], cfs),
         7 => Op::Batch(vec![
             WriteOp::Put {
                 key: key(k),

@@ -288,6 +288,17 @@ fn expect_args(toks: &[&str], n: usize, usage: &str) -> Result<(), ParseError> {
     Ok(())
 }
 
+/// `commit|rollback W | W ...`: a transaction's end, then its writes.
+fn parse_txn(args: &[&str]) -> Result<Op, ParseError> {
+    let end = match args.first() {
+        Some(&"commit") => TxnEnd::Commit,
+        Some(&"rollback") => TxnEnd::Rollback,
+        _ => return err("expected 'txn commit|rollback put K V | del K ...'"),
+    };
+    let writes = parse_writes(&args[1..])?;
+    Ok(Op::Txn(Txn { writes, end }))
+}
+
 /// Writes separated by `|` (a batch's or a transaction's).
 fn parse_writes(args: &[&str]) -> Result<Vec<WriteOp>, ParseError> {
     args.split(|t| *t == "|").map(parse_write).collect()
@@ -379,15 +390,7 @@ impl FromStr for Op {
                 Ok(Op::Ingest { mode, puts })
             }
             "batch" => Ok(Op::Batch(parse_writes(args)?)),
-            "txn" => {
-                let end = match args.first() {
-                    Some(&"commit") => TxnEnd::Commit,
-                    Some(&"rollback") => TxnEnd::Rollback,
-                    _ => return err("expected 'txn commit|rollback put K V | del K ...'"),
-                };
-                let writes = parse_writes(&args[1..])?;
-                Ok(Op::Txn(Txn { writes, end }))
-            }
+            "txn" => parse_txn(args),
             "get" => {
                 expect_args(&toks, 2, "get KEY")?;
                 Ok(Op::Get {
