@@ -82,15 +82,24 @@ impl TxnStats {
                 )
             })
             .collect();
+        // Conflicts and two-phase commit are only named once they can
+        // happen: a 0 would read as "checked, none seen".
+        let later = if t.conflicts + t.prepared + t.recovered_prepared == 0 {
+            " (conflicts and two-phase commit are not generated yet)".to_string()
+        } else {
+            format!(
+                ", {} conflicts, {} prepared, {} prepared recovered ({} then committed, {} rolled back)",
+                t.conflicts,
+                t.prepared,
+                t.recovered_prepared,
+                t.recovered_prepared_committed,
+                t.recovered_prepared_rolled_back
+            )
+        };
         Some(format!(
-            "{} committed, {} rolled back, {} conflicts, {} prepared, {} prepared recovered ({} then committed, {} rolled back); committed/rolled back by mode: {}",
+            "{} committed, {} rolled back{later}; committed/rolled back by mode: {}",
             t.committed,
             t.rolled_back,
-            t.conflicts,
-            t.prepared,
-            t.recovered_prepared,
-            t.recovered_prepared_committed,
-            t.recovered_prepared_rolled_back,
             per_mode.join(", ")
         ))
     }
@@ -115,7 +124,17 @@ mod tests {
         let t = TxnStats::of(&by_mode);
         assert_eq!((t.committed, t.rolled_back), (7, 1));
         let line = TxnStats::summary(&by_mode).unwrap();
-        assert!(line.starts_with("7 committed, 1 rolled back"), "{line}");
+        assert!(
+            line.starts_with(
+                "7 committed, 1 rolled back (conflicts and two-phase commit are not generated yet)"
+            ),
+            "{line}"
+        );
         assert!(line.ends_with("no-wal 2/0, wal 5/1"), "{line}");
+        let mut c = ModeStats::default();
+        c.transactions.conflicts = 3;
+        by_mode.insert("wal-sync".to_string(), c);
+        let line = TxnStats::summary(&by_mode).unwrap();
+        assert!(line.contains(", 3 conflicts, 0 prepared"), "{line}");
     }
 }
