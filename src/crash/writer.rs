@@ -309,8 +309,7 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
         }
         match result {
             Ok(answer) => {
-                let without = io.as_ref().and_then(|io| io.read_without_failed(i));
-                if let Some(msg) = read_disagrees(ctx, h, i, op, &answer, without) {
+                if let Some(msg) = read_disagrees(ctx, h, i, op, &answer, io.as_ref()) {
                     ctx.fail(writer, i, &msg, code::READ_MISMATCH);
                 }
             }
@@ -536,19 +535,20 @@ pub fn run_writer(shared: &SharedLog, job: &WriterJob<'_>) -> Result<WriterRun, 
 }
 
 /// The message of a read whose answer disagrees with the model's (the
-/// hashes the parent computed), unless it equals `without`, the answer the
-/// model gives without a failed write (I/O-error faults).
+/// hashes the parent computed), unless it equals the answer the model
+/// gives without a failed write (I/O-error faults: `io`), looked up only
+/// on a mismatch.
 fn read_disagrees(
     ctx: &WriterCtx<'_>,
     h: &History,
     i: usize,
     op: &Op,
     answer: &Answer,
-    without: Option<&Vec<(Vec<u8>, Option<u128>)>>,
+    io: Option<&WriterIo>,
 ) -> Option<String> {
     let want = h.reads.get(&i).filter(|_| ctx.check_reads)?;
     let got = answer.hashes(op)?;
-    if &got == want || without == Some(&got) {
+    if &got == want || io.and_then(|io| io.read_without_failed(i)) == Some(&got) {
         return None;
     }
     let first = got
