@@ -6,16 +6,30 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::crash::{isolate_output, ChildEnd, CrashError};
-use crate::store::{StoreFactory, StoreOptions};
+use crate::store::{PreparedTxn, StoreFactory, StoreOptions};
 
 /// What a recovered database holds: every entry as `(key, value hash)` in
-/// key order, and point reads of sampled keys.
+/// key order, and point reads of sampled keys; with two-phase commit, the
+/// transactions the open recovered prepared, how the verifier resolved
+/// them and the entries after that.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Recovered {
     /// Full scan.
     pub entries: Vec<(Vec<u8>, u128)>,
     /// Point reads: `(key, value hash or absent)`.
     pub point_reads: Vec<(Vec<u8>, Option<u128>)>,
+    /// Transactions recovered in the prepared state, each committed or
+    /// rolled back after `entries` was read (`Store::resolve_prepared`).
+    pub prepared: Vec<PreparedTxn>,
+    /// Every entry after they were resolved (`None` when there were none).
+    pub after: Option<Vec<(Vec<u8>, u128)>>,
+}
+
+/// Whether the verifier commits (true) or rolls back the recovered
+/// prepared transaction `name`: drawn from the cycle's seed, so a replay
+/// resolves it the same way.
+pub fn commit_recovered(seed: u64, name: &str) -> bool {
+    xxhash_rust::xxh3::xxh3_64_with_seed(name.as_bytes(), seed) & 1 == 1
 }
 
 impl Recovered {
@@ -53,7 +67,29 @@ impl Recovered {
         Ok(Recovered {
             entries,
             point_reads,
+            prepared: Vec::new(),
+            after: None,
         })
+    }
+
+    /// Resolves the transactions the open recovered prepared (committed
+    /// where `commit_seed` draws so, rolled back otherwise, all rolled
+    /// back without a seed) and reads every entry again.
+    fn resolve(
+        &mut self,
+        store: &mut dyn crate::store::Store,
+        universe: Option<&[Vec<u8>]>,
+        commit_seed: Option<u64>,
+    ) -> Result<(), String> {
+        let mut decide = |name: &str| commit_seed.is_some_and(|s| commit_recovered(s, name));
+        self.prepared = store
+            .resolve_prepared(&mut decide)
+            .map_err(|e| e.to_string())?;
+        if !self.prepared.is_empty() {
+            let again = Recovered::read(store, &[], universe)?;
+            self.after = Some(again.entries);
+        }
+        Ok(())
     }
 }
 
@@ -112,6 +148,14 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
+fn put_entries(out: &mut Vec<u8>, entries: &[(Vec<u8>, u128)]) {
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for (k, h) in entries {
+        put_bytes(out, k);
+        out.extend_from_slice(&h.to_le_bytes());
+    }
+}
+
 fn encode(r: &Result<Recovered, String>) -> Vec<u8> {
     let mut out = Vec::new();
     match r {
@@ -121,11 +165,7 @@ fn encode(r: &Result<Recovered, String>) -> Vec<u8> {
         }
         Ok(rec) => {
             out.push(0);
-            out.extend_from_slice(&(rec.entries.len() as u32).to_le_bytes());
-            for (k, h) in &rec.entries {
-                put_bytes(&mut out, k);
-                out.extend_from_slice(&h.to_le_bytes());
-            }
+            put_entries(&mut out, &rec.entries);
             out.extend_from_slice(&(rec.point_reads.len() as u32).to_le_bytes());
             for (k, h) in &rec.point_reads {
                 put_bytes(&mut out, k);
@@ -135,6 +175,19 @@ fn encode(r: &Result<Recovered, String>) -> Vec<u8> {
                         out.push(1);
                         out.extend_from_slice(&h.to_le_bytes());
                     }
+                }
+            }
+            out.extend_from_slice(&(rec.prepared.len() as u32).to_le_bytes());
+            for p in &rec.prepared {
+                put_bytes(&mut out, p.name.as_bytes());
+                out.extend_from_slice(&p.entries.to_le_bytes());
+                out.push(u8::from(p.committed));
+            }
+            match &rec.after {
+                None => out.push(0),
+                Some(after) => {
+                    out.push(1);
+                    put_entries(&mut out, after);
                 }
             }
         }
@@ -162,6 +215,21 @@ impl Cursor<'_> {
         let n = self.u32()? as usize;
         Some(self.take(n)?.to_vec())
     }
+    fn entries(&mut self) -> Option<Vec<(Vec<u8>, u128)>> {
+        (0..self.u32()?)
+            .map(|_| Some((self.bytes()?, self.u128()?)))
+            .collect()
+    }
+    fn prepared(&mut self) -> Option<PreparedTxn> {
+        let name = String::from_utf8(self.bytes()?).ok()?;
+        let entries = u64::from_le_bytes(self.take(8)?.try_into().ok()?);
+        let committed = self.take(1)?[0] == 1;
+        Some(PreparedTxn {
+            name,
+            entries,
+            committed,
+        })
+    }
 }
 
 fn decode(b: &[u8]) -> Option<Result<Recovered, String>> {
@@ -169,11 +237,10 @@ fn decode(b: &[u8]) -> Option<Result<Recovered, String>> {
     match c.take(1)?[0] {
         1 => Some(Err(String::from_utf8_lossy(&c.bytes()?).into_owned())),
         0 => {
-            let mut rec = Recovered::default();
-            for _ in 0..c.u32()? {
-                let k = c.bytes()?;
-                rec.entries.push((k, c.u128()?));
-            }
+            let mut rec = Recovered {
+                entries: c.entries()?,
+                ..Recovered::default()
+            };
             for _ in 0..c.u32()? {
                 let k = c.bytes()?;
                 let v = match c.take(1)?[0] {
@@ -182,6 +249,13 @@ fn decode(b: &[u8]) -> Option<Result<Recovered, String>> {
                 };
                 rec.point_reads.push((k, v));
             }
+            for _ in 0..c.u32()? {
+                rec.prepared.push(c.prepared()?);
+            }
+            rec.after = match c.take(1)?[0] {
+                0 => None,
+                _ => Some(c.entries()?),
+            };
             Some(Ok(rec))
         }
         _ => None,
@@ -192,19 +266,33 @@ fn verify_read(
     factory: &dyn StoreFactory,
     path: &Path,
     opts: &StoreOptions,
-    sample: &[Vec<u8>],
-    universe: &[Vec<u8>],
+    reads: &Reads<'_>,
 ) -> Result<Recovered, String> {
     let mut store = factory.open(path, opts).map_err(|e| e.to_string())?;
-    let keys = (!factory.capabilities().scans).then_some(universe);
-    let rec = Recovered::read(store.as_mut(), sample, keys)?;
+    let keys = (!factory.capabilities().scans).then_some(reads.universe);
+    let mut rec = Recovered::read(store.as_mut(), reads.sample, keys)?;
+    rec.resolve(store.as_mut(), keys, reads.commit_seed)?;
     store.close().map_err(|e| e.to_string())?;
     Ok(rec)
 }
 
+/// What a verifier reads besides the full state.
+#[derive(Clone, Copy, Debug)]
+pub struct Reads<'a> {
+    /// Keys read point-wise too.
+    pub sample: &'a [Vec<u8>],
+    /// For a store without scans, the keys read one by one in place of a
+    /// scan ([`point_read_keys`]).
+    pub universe: &'a [Vec<u8>],
+    /// Recovered prepared transactions are committed or rolled back as
+    /// [`commit_recovered`] draws from this seed; `None`: all rolled back.
+    pub commit_seed: Option<u64>,
+}
+
 /// Forks a verifier child that opens the database at `path`, scans it
 /// (or, for a store without scans, reads every key of `universe`), reads
-/// `sample` point-wise and sends back what it saw.
+/// `sample` point-wise, resolves the transactions recovered prepared (all
+/// rolled back) and sends back what it saw.
 pub fn reopen_and_read(
     factory: &dyn StoreFactory,
     path: &Path,
@@ -213,10 +301,24 @@ pub fn reopen_and_read(
     universe: &[Vec<u8>],
     timeout: Duration,
 ) -> Result<Reopened, CrashError> {
-    let (end, data) = isolate_output(
-        || encode(&verify_read(factory, path, opts, sample, universe)),
-        timeout,
-    )?;
+    let reads = Reads {
+        sample,
+        universe,
+        commit_seed: None,
+    };
+    reopen_and_resolve(factory, path, opts, &reads, timeout)
+}
+
+/// [`reopen_and_read`], with the recovered prepared transactions resolved
+/// as `reads` says.
+pub fn reopen_and_resolve(
+    factory: &dyn StoreFactory,
+    path: &Path,
+    opts: &StoreOptions,
+    reads: &Reads<'_>,
+    timeout: Duration,
+) -> Result<Reopened, CrashError> {
+    let (end, data) = isolate_output(|| encode(&verify_read(factory, path, opts, reads)), timeout)?;
     Ok(match (end, decode(&data)) {
         (ChildEnd::Exited { code: 0 }, Some(Ok(rec))) => Reopened::Opened(rec),
         (ChildEnd::Exited { code: 0 }, Some(Err(msg))) => Reopened::Failed(msg),
@@ -230,10 +332,18 @@ mod tests {
 
     #[test]
     fn wire_format_round_trips() {
-        let rec = Recovered {
+        let mut rec = Recovered {
             entries: vec![(b"a".to_vec(), 1), (b"bb".to_vec(), u128::MAX)],
             point_reads: vec![(b"a".to_vec(), Some(1)), (b"zz".to_vec(), None)],
+            ..Recovered::default()
         };
+        assert_eq!(decode(&encode(&Ok(rec.clone()))), Some(Ok(rec.clone())));
+        rec.prepared = vec![PreparedTxn {
+            name: "p0.3".into(),
+            entries: 2,
+            committed: true,
+        }];
+        rec.after = Some(vec![(b"c".to_vec(), 7)]);
         assert_eq!(decode(&encode(&Ok(rec.clone()))), Some(Ok(rec)));
         assert_eq!(
             decode(&encode(&Err("boom".into()))),

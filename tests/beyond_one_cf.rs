@@ -230,13 +230,14 @@ fn metrics_endpoint_serves_counters_during_a_run() {
 /// Kills aim inside the units of every writer, and the torn batches found
 /// with four writers replay to their verdict: those killed at a planned
 /// step point exactly, and those a timed kill caught between two step
-/// points (each writer's step count at the kill) nearly always. A timed
-/// kill after a step point may land before or after the next write
-/// applied, and a replay picks one: measured over seeds 1-8 of this
-/// command with 80 cycles, 422 of 433 cases replayed (97%); before step
-/// counts were recorded, 45 of 130 did. WAL-sync only: in no-wal and
-/// manual-flush modes a background flush can make a tear durable at a
-/// moment no replay reproduces.
+/// points (each writer's step count at the kill, saved as `timed`) nearly
+/// always. A timed kill after a step point may land before or after the
+/// next write applied, so a replay that misses at the saved point tries
+/// the points on either side. Measured over seeds 1-6 of this command: 185
+/// of 185 cases replayed, 110 of them timed, 1 at a neighbouring point.
+/// Before the neighbours were tried, seeds 1-8 replayed 422 of 433 (97%)
+/// here and CI once replayed 22 of 25 of seed 1; before step counts were
+/// recorded, 45 of 130 did.
 #[test]
 fn kills_inside_any_writers_units_replay_to_their_verdict() {
     let t = tempfile::tempdir().unwrap();
@@ -270,7 +271,7 @@ fn kills_inside_any_writers_units_replay_to_their_verdict() {
     let violations = r["violations"].as_array().unwrap();
     assert!(violations.len() >= 20, "{}", violations.len());
     let (mut replayed, mut other_writers, mut missed) = (0, 0, Vec::new());
-    let mut flushed = 0;
+    let (mut flushed, mut timed) = (0, 0);
     for v in violations {
         let case = v["artifact"].as_str().unwrap().to_string() + "/case.repro";
         let case = t.path().join(case);
@@ -282,15 +283,19 @@ fn kills_inside_any_writers_units_replay_to_their_verdict() {
         let flush = text
             .lines()
             .any(|l| l.starts_with("kill: in-op") && l.ends_with(" flush"));
+        timed += usize::from(
+            text.lines()
+                .any(|l| l.starts_with("kill: in-op") && l.contains(" timed")),
+        );
         if String::from_utf8_lossy(&out.stdout).contains("matches the saved verdict") {
             replayed += 1;
             other_writers += usize::from(elsewhere);
             flushed += usize::from(flush && v["mode"] == "no-wal");
         } else {
             // Without the WAL a unit torn in order replays at its tear,
-            // whenever the kill came. (With the WAL a kill that landed
-            // between two step points may be saved one step short, which
-            // can leave the replayed unit looking whole: within the 10 %.)
+            // whenever the kill came. (With the WAL a timed kill's place
+            // is known to within one step point, which the replay tries
+            // either side of; within the 5 %.)
             let no_wal_tear = v["class"] == "torn-batch" && v["mode"] == "no-wal";
             assert!(!no_wal_tear, "{}", case.display());
             missed.push(case.display().to_string());
@@ -300,9 +305,10 @@ fn kills_inside_any_writers_units_replay_to_their_verdict() {
     // which the replay makes at the kill (`kill: ... flush`).
     assert!(flushed > 0, "no no-wal tear replayed with a flush");
     assert!(
-        replayed * 10 >= violations.len() * 9,
+        replayed * 20 >= violations.len() * 19,
         "{replayed} of {} replayed; missed: {missed:?}",
         violations.len()
     );
+    assert!(timed > 0, "no timed kill was saved");
     assert!(other_writers > 0, "no case inside writers 1-3 replayed");
 }

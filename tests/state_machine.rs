@@ -14,7 +14,7 @@ use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 use crashcheck::model::Model;
 use crashcheck::op::{Op, Scan, Txn, TxnEnd, Value, WriteOp};
 use crashcheck::store::drive::{drive, Answer, Plain};
-use crashcheck::store::txn::OptimisticTransactionDbFactory;
+use crashcheck::store::txn::{OptimisticTransactionDbFactory, TransactionDbFactory};
 use crashcheck::store::{RocksStore, Store, StoreFactory, StoreOptions};
 
 /// Keys over three column families (`c0/`..`c2/`; unprefixed keys go to
@@ -280,9 +280,11 @@ fn txn_write() -> impl Strategy<Value = WriteOp> {
 /// ([`Ref`]'s `apply`), with transactions committed or rolled back among
 /// the ops that store supports.
 #[derive(Clone, Debug)]
-struct TxnRef;
+/// `TWO_PHASE`: half of the transactions are two-phase (named, prepared,
+/// then committed or rolled back), for `TransactionDB`.
+struct TxnRef<const TWO_PHASE: bool>;
 
-impl ReferenceStateMachine for TxnRef {
+impl<const TWO_PHASE: bool> ReferenceStateMachine for TxnRef<TWO_PHASE> {
     type State = RefState;
     type Transition = Op;
 
@@ -292,8 +294,13 @@ impl ReferenceStateMachine for TxnRef {
 
     fn transitions(state: &RefState) -> BoxedStrategy<Op> {
         let next = state.next_snap;
-        let txn = (proptest::collection::vec(txn_write(), 1..5), any::<bool>()).prop_map(
-            |(writes, commit)| {
+        let txn = (
+            proptest::collection::vec(txn_write(), 1..5),
+            any::<bool>(),
+            any::<bool>(),
+            0u8..4,
+        )
+            .prop_map(|(writes, commit, two, n)| {
                 Op::Txn(Txn {
                     writes,
                     end: if commit {
@@ -301,9 +308,11 @@ impl ReferenceStateMachine for TxnRef {
                     } else {
                         TxnEnd::Rollback
                     },
+                    // Names may repeat: each transaction is resolved
+                    // before the next one begins.
+                    prepare: (TWO_PHASE && two).then(|| format!("sm.{n}")),
                 })
-            },
-        );
+            });
         let mut s = prop_oneof![
             6 => txn,
             3 => txn_write().prop_map(Op::Write),
@@ -337,18 +346,19 @@ impl ReferenceStateMachine for TxnRef {
     }
 }
 
-/// The optimistic transactional store against [`TxnRef`], with the same
+/// The optimistic transactional store (`TWO_PHASE`: the TransactionDB
+/// store, with two-phase transactions) against [`TxnRef`], with the same
 /// checks as [`RocksTest`] (it is opened in place of RocksDB's plain store).
-struct TxnTest;
+struct TxnTest<const TWO_PHASE: bool>;
 
 struct TxnSut {
     _dir: tempfile::TempDir,
     store: Box<dyn Store>,
 }
 
-impl StateMachineTest for TxnTest {
+impl<const TWO_PHASE: bool> StateMachineTest for TxnTest<TWO_PHASE> {
     type SystemUnderTest = TxnSut;
-    type Reference = TxnRef;
+    type Reference = TxnRef<TWO_PHASE>;
 
     fn init_test(_: &RefState) -> TxnSut {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -357,9 +367,11 @@ impl StateMachineTest for TxnTest {
             column_families: 3,
             ..StoreOptions::default()
         };
-        let store = OptimisticTransactionDbFactory::new()
-            .open(&dir.path().join("db"), &opts)
-            .expect("open");
+        let factory: Box<dyn StoreFactory> = match TWO_PHASE {
+            true => Box::new(TransactionDbFactory::new()),
+            false => Box::new(OptimisticTransactionDbFactory::new()),
+        };
+        let store = factory.open(&dir.path().join("db"), &opts).expect("open");
         TxnSut { _dir: dir, store }
     }
 
@@ -403,7 +415,10 @@ proptest_state_machine::prop_state_machine! {
     fn rocksdb_with_column_families_matches_the_model(sequential 1..60 => RocksTest<false, 3>);
 
     #[test]
-    fn transactions_match_the_model(sequential 1..60 => TxnTest);
+    fn transactions_match_the_model(sequential 1..60 => TxnTest<false>);
+
+    #[test]
+    fn two_phase_transactions_match_the_model(sequential 1..60 => TxnTest<true>);
 }
 
 #[test]

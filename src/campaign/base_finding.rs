@@ -33,6 +33,7 @@ fn case_of(cfg: &CrashConfig, m: &Mismatch, detail: &str) -> Case {
         kill_step: None,
         kill_writer: 0,
         kill_flush: false,
+        kill_timed: false,
         comments: vec![detail.to_string()],
         base: Vec::new(),
         ops: m.ops.clone(),

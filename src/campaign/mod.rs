@@ -369,7 +369,11 @@ impl Job<'_> {
             &plan.sample,
             cfg.timeout,
             Some(&image),
-            crate::cycle::Replay::default(),
+            crate::cycle::Replay {
+                seed: plan.seed,
+                flush_at_kill: plan.flush_at_kill,
+                order: None,
+            },
         )?;
         if let crate::crash::WriterStop::Unsupported { op, msg } = &res.writer.stop {
             sh.stop.store(true, Ordering::SeqCst);

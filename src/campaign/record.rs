@@ -22,19 +22,35 @@ struct OpsRun {
     reopens: u64,
     committed: u64,
     rolled_back: u64,
+    prepared: u64,
 }
 
 fn ops_run(plan: &CyclePlan, res: &CycleResult) -> OpsRun {
     let mut c = OpsRun::default();
-    for (h, &n) in plan.histories.iter().zip(&res.writer.ops_done_each) {
+    for (t, (h, &n)) in plan
+        .histories
+        .iter()
+        .zip(&res.writer.ops_done_each)
+        .enumerate()
+    {
         for op in &h.ops[..n.min(h.ops.len())] {
             match op {
                 Op::Ingest { .. } => c.ingestions += 1,
                 Op::Reopen => c.reopens += 1,
-                Op::Txn(t) if t.end == TxnEnd::Commit => c.committed += 1,
-                Op::Txn(_) => c.rolled_back += 1,
+                Op::Txn(x) => {
+                    c.prepared += u64::from(x.prepare.is_some());
+                    match x.end {
+                        TxnEnd::Commit => c.committed += 1,
+                        TxnEnd::Rollback => c.rolled_back += 1,
+                    }
+                }
                 _ => {}
             }
+        }
+        // The op a kill found past its prepare (its step point).
+        let inside = res.writer.steps_in_op.get(t).copied().flatten() >= Some(1);
+        if let (true, Some(Op::Txn(x))) = (inside, h.ops.get(n)) {
+            c.prepared += u64::from(x.prepare.is_some());
         }
     }
     c
@@ -46,6 +62,7 @@ pub(super) fn cycle_stats(plan: &CyclePlan, res: &CycleResult, from_base: bool) 
     let p = &res.writer.progress;
     let io = &res.writer.io;
     let run = ops_run(plan, res);
+    let prepared = res.recovered.as_ref().map_or(&[][..], |r| &r.prepared);
     ModeStats {
         cycles: 1,
         acked_writes: res.writer.writers.iter().map(|l| l.acked).sum(),
@@ -79,6 +96,10 @@ pub(super) fn cycle_stats(plan: &CyclePlan, res: &CycleResult, from_base: bool) 
         transactions: super::txn_stats::TxnStats {
             committed: run.committed,
             rolled_back: run.rolled_back,
+            prepared: run.prepared,
+            recovered_prepared: prepared.len() as u64,
+            recovered_prepared_committed: prepared.iter().filter(|p| p.committed).count() as u64,
+            recovered_prepared_rolled_back: prepared.iter().filter(|p| !p.committed).count() as u64,
             ..Default::default()
         },
         ingest_outlived_cycles: res.explanation().is_some_and(|e| e.ingest_outlived()) as u64,
@@ -276,6 +297,9 @@ pub(super) struct CaseOf<'a> {
     pub step: Option<(usize, usize, u32)>,
     /// Flush every column family right before that kill (`kill: ... flush`).
     pub flush: bool,
+    /// That step point is where a timed kill (not aimed at a step point)
+    /// was found, known to within one point (`kill: ... timed`).
+    pub timed: bool,
     /// Several writers: each writer's ops and their recorded order.
     pub recorded: Option<(Vec<Vec<Op>>, Vec<u8>)>,
 }
@@ -290,6 +314,7 @@ impl<'a> CaseOf<'a> {
     ) -> Self {
         // A kill at a step point inside op n replays as such; any other
         // kill as "after the ops the writer completed".
+        let aimed = matches!(plan.kill, KillPlan::InsideOp { .. }) && res.writer.killed_mid_unit;
         let step = match plan.kill {
             KillPlan::InsideOp { writer, n, step } if res.writer.killed_mid_unit => {
                 Some((writer, n, step))
@@ -324,14 +349,15 @@ impl<'a> CaseOf<'a> {
         // Without the WAL there are no WAL-append step points, and only a
         // flush made the tear durable: the tear's own count is exact.
         let no_wal = plan.mode == crate::store::WalMode::NoWal;
-        let (step, flush) = match (torn, step) {
+        let (step, flush, timed) = match (torn, step) {
             // The kill was inside that op: its own step point (a store's
             // step points need not fall between single writes).
             (Some((w, n, _)), Some((sw, sn, s))) if (w, n) == (sw, sn) && !no_wal => {
-                (Some((w, n, s)), true)
+                (Some((w, n, s)), true, !aimed)
             }
-            (Some(t), _) => (Some(t), true),
-            (None, step) => (step, false),
+            (Some(t), _) => (Some(t), true, false),
+            // A planned flush before an aimed kill (at a prepare).
+            (None, step) => (step, aimed && plan.flush_at_kill, step.is_some() && !aimed),
         };
         // Several writers: each writer's completed ops, in the recorded
         // order in which they started; a replay runs them in that order.
@@ -347,6 +373,7 @@ impl<'a> CaseOf<'a> {
             base,
             step,
             flush,
+            timed,
             recorded,
         }
     }
@@ -366,6 +393,7 @@ impl<'a> CaseOf<'a> {
             kill_step: self.step.map(|(_, _, s)| s),
             kill_writer: self.step.map_or(0, |(w, _, _)| w),
             kill_flush: self.step.is_some() && self.flush,
+            kill_timed: self.step.is_some() && self.timed,
             comments: vec![comment],
             base: self.base.clone(),
             ops: self

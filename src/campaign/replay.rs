@@ -71,10 +71,54 @@ pub fn replay_crash(
         crate::cycle::Replay {
             order: case.interleaving.as_deref(),
             flush_at_kill: case.kill_flush,
+            seed: case.seed,
         },
     );
     let _ = crate::fsutil::remove_tree(dir);
     Ok((r?, histories.swap_remove(0)))
+}
+
+/// The verdict a crash cycle's outcome is, comparable with `expect:`.
+fn verdict_of(outcome: &CycleOutcome) -> Expect {
+    match outcome {
+        CycleOutcome::Consistent { .. } => Expect::Ok,
+        CycleOutcome::Violation { class, .. } => Expect::Violation(Some(*class)),
+        _ => Expect::Anomaly,
+    }
+}
+
+/// Replays a crash case; a timed kill (`kill: ... timed`) that does not
+/// reach the saved verdict at its step point is replayed at the points
+/// either side of it, as the kill landed somewhere between two of them
+/// (`record::unaimed_step`). A planned kill is replayed once, at its
+/// point. Returns the result that matched (or the first) and the step
+/// point it was killed at.
+fn replay_timed(
+    factory: &dyn StoreFactory,
+    dir: &Path,
+    case: &Case,
+    fault: Fault,
+    timeout: Duration,
+) -> Result<(CycleResult, Option<u32>), crash::CrashError> {
+    let (first, _) = replay_crash(factory, dir, case, fault, timeout)?;
+    let saved = case.kill_step;
+    let Some(s) = saved.filter(|_| case.kill_timed) else {
+        return Ok((first, saved));
+    };
+    if case.expect.matches(verdict_of(&first.outcome)) {
+        return Ok((first, saved));
+    }
+    for alt in [s + 1, s - 1].into_iter().filter(|&a| a >= 1) {
+        let c = Case {
+            kill_step: Some(alt),
+            ..case.clone()
+        };
+        let (r, _) = replay_crash(factory, dir, &c, fault, timeout)?;
+        if case.expect.matches(verdict_of(&r.outcome)) {
+            return Ok((r, Some(alt)));
+        }
+    }
+    Ok((first, saved))
 }
 
 /// Where the base of a replay at `dir` is built.
@@ -153,6 +197,26 @@ pub fn shrink_crash(
     timeout: Duration,
 ) -> Option<Case> {
     let want = case.expect;
+    // A timed kill is shrunk at the step point where it reproduces.
+    let resolved;
+    let timed = case
+        .kill_timed
+        .then(|| replay_timed(factory, dir, case, fault, timeout));
+    let case = match timed {
+        Some(Ok((r, Some(step))))
+            if case.kill_step != Some(step) && want.matches(verdict_of(&r.outcome)) =>
+        {
+            let mut c = case.clone();
+            c.kill_step = Some(step);
+            c.comments.push(format!(
+                "the timed kill was saved at step {}; it reproduces at step {step}",
+                case.kill_step.unwrap_or(0)
+            ));
+            resolved = c;
+            &resolved
+        }
+        _ => case,
+    };
     let still_fails = |c: &Case| -> bool {
         match replay_crash(factory, dir, c, fault, timeout) {
             Ok((r, _)) => r
@@ -310,63 +374,79 @@ pub fn replay_case(
                 }
             }
         }
-        CheckKind::Crash => {
-            let fault = case.fault.unwrap_or(Fault::KILL);
-            if !case.writers.is_empty() && case.interleaving.is_none() {
-                lines.push(format!(
-                    "note: {} concurrent writers; their interleaving is up to the threads, so a replay may not reach the saved state (rerun it a few times)",
-                    case.writers.len() + 1
-                ));
-            }
-            let (r, _) = replay_crash(factory, &dir.join("db"), case, fault, timeout)?;
-            let at = match (case.kill_step, r.writer.killed_mid_unit) {
-                (Some(step), true) => format!(
-                    "inside {}op {} at step {step}{}",
-                    match case.kill_writer {
-                        0 => String::new(),
-                        w => format!("writer {w}'s "),
-                    },
-                    case.kill_after_op.unwrap_or(0),
-                    match case.kill_flush {
-                        true => ", right after a flush",
-                        false => "",
-                    }
-                ),
-                _ => format!("after op {}", r.writer.ops_done),
-            };
-            lines.push(format!(
-                "killed {at} ({}acked writes {}, admissible prefixes [{}, {}])",
-                if case.writers.is_empty() {
-                    ""
-                } else {
-                    "writer 0: "
-                },
-                r.writer.progress.acked,
-                r.adm.lo,
-                r.adm.hi
-            ));
-            match r.outcome {
-                CycleOutcome::Consistent { explanation } => {
-                    lines.push(format!("ok: recovered state equals {explanation}"));
-                    Expect::Ok
-                }
-                CycleOutcome::Violation {
-                    class,
-                    detail,
-                    diff,
-                } => {
-                    lines.push(format!("VIOLATION {class}: {detail}"));
-                    lines.extend(diff.into_iter().map(|l| format!("  {l}")));
-                    Expect::Violation(Some(class))
-                }
-                other => {
-                    if let Some((kind, detail)) = other.anomaly() {
-                        lines.push(format!("anomaly {kind}: {detail}"));
-                    }
-                    Expect::Anomaly
-                }
-            }
-        }
+        CheckKind::Crash => replay_crash_case(factory, dir, case, timeout, &mut lines)?,
     };
     Ok(Replayed { verdict, lines })
+}
+
+/// The crash branch of [`replay_case`]: the cycle replayed, its kill point
+/// and verdict as lines, and the verdict.
+fn replay_crash_case(
+    factory: &dyn StoreFactory,
+    dir: &Path,
+    case: &Case,
+    timeout: Duration,
+    lines: &mut Vec<String>,
+) -> Result<Expect, crash::CrashError> {
+    let fault = case.fault.unwrap_or(Fault::KILL);
+    if !case.writers.is_empty() && case.interleaving.is_none() {
+        lines.push(format!(
+            "note: {} concurrent writers; their interleaving is up to the threads, so a replay may not reach the saved state (rerun it a few times)",
+            case.writers.len() + 1
+        ));
+    }
+    let (r, step) = replay_timed(factory, &dir.join("db"), case, fault, timeout)?;
+    let at = match (step, r.writer.killed_mid_unit) {
+        (Some(step), true) => format!(
+            "inside {}op {} at step {step}{}{}",
+            match case.kill_writer {
+                0 => String::new(),
+                w => format!("writer {w}'s "),
+            },
+            case.kill_after_op.unwrap_or(0),
+            match (case.kill_timed, case.kill_step) {
+                (true, Some(saved)) if saved != step => format!(
+                    " (the timed kill was saved at step {saved}; it landed between two step points, and step {saved} did not reach the saved verdict)"
+                ),
+                _ => String::new(),
+            },
+            match case.kill_flush {
+                true => ", right after a flush",
+                false => "",
+            }
+        ),
+        _ => format!("after op {}", r.writer.ops_done),
+    };
+    lines.push(format!(
+        "killed {at} ({}acked writes {}, admissible prefixes [{}, {}])",
+        if case.writers.is_empty() {
+            ""
+        } else {
+            "writer 0: "
+        },
+        r.writer.progress.acked,
+        r.adm.lo,
+        r.adm.hi
+    ));
+    Ok(match r.outcome {
+        CycleOutcome::Consistent { explanation } => {
+            lines.push(format!("ok: recovered state equals {explanation}"));
+            Expect::Ok
+        }
+        CycleOutcome::Violation {
+            class,
+            detail,
+            diff,
+        } => {
+            lines.push(format!("VIOLATION {class}: {detail}"));
+            lines.extend(diff.into_iter().map(|l| format!("  {l}")));
+            Expect::Violation(Some(class))
+        }
+        other => {
+            if let Some((kind, detail)) = other.anomaly() {
+                lines.push(format!("anomaly {kind}: {detail}"));
+            }
+            Expect::Anomaly
+        }
+    })
 }

@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use super::stats::ModeStats;
 
-/// Transaction counts. Today's transactions are begun, written, then
-/// committed or rolled back (`txn commit|rollback ...`); conflicts and
-/// two-phase commit (prepare, and prepared transactions recovered after a
-/// crash) are not generated yet, so those counts stay 0 until they are.
+/// Transaction counts. Transactions are begun, written, then committed or
+/// rolled back (`txn commit|rollback ...`), two-phase ones prepared first
+/// (`txn prepare NAME ...`, `transaction-db` where the WAL is on);
+/// conflicts between writers are not generated yet, so that count stays
+/// 0 until they are.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxnStats {
     /// Transactions whose commit returned OK (each one write unit).
@@ -24,7 +25,9 @@ pub struct TxnStats {
     /// `Busy`): expected outcomes, not violations.
     #[serde(default)]
     pub conflicts: u64,
-    /// Two-phase commit: transactions whose prepare returned OK.
+    /// Two-phase commit: transactions the writers ran through prepare to
+    /// their commit or rollback, and those a kill found right after their
+    /// prepare returned OK.
     #[serde(default)]
     pub prepared: u64,
     /// Prepared transactions the verifier found after a crash
@@ -84,17 +87,22 @@ impl TxnStats {
             .collect();
         // Conflicts and two-phase commit are only named once they can
         // happen: a 0 would read as "checked, none seen".
-        let later = if t.conflicts + t.prepared + t.recovered_prepared == 0 {
-            " (conflicts and two-phase commit are not generated yet)".to_string()
-        } else {
-            format!(
-                ", {} conflicts, {} prepared, {} prepared recovered ({} then committed, {} rolled back)",
-                t.conflicts,
+        let later = match (t.conflicts, t.prepared + t.recovered_prepared) {
+            (0, 0) => String::new(),
+            (0, _) => format!(
+                ", {} two-phase ({} found prepared after a crash: {} then committed, {} rolled back)",
                 t.prepared,
                 t.recovered_prepared,
                 t.recovered_prepared_committed,
                 t.recovered_prepared_rolled_back
-            )
+            ),
+            (c, _) => format!(
+                ", {c} conflicts, {} two-phase ({} found prepared after a crash: {} then committed, {} rolled back)",
+                t.prepared,
+                t.recovered_prepared,
+                t.recovered_prepared_committed,
+                t.recovered_prepared_rolled_back
+            ),
         };
         Some(format!(
             "{} committed, {} rolled back{later}; committed/rolled back by mode: {}",
@@ -124,17 +132,25 @@ mod tests {
         let t = TxnStats::of(&by_mode);
         assert_eq!((t.committed, t.rolled_back), (7, 1));
         let line = TxnStats::summary(&by_mode).unwrap();
-        assert!(
-            line.starts_with(
-                "7 committed, 1 rolled back (conflicts and two-phase commit are not generated yet)"
-            ),
-            "{line}"
-        );
+        assert!(line.starts_with("7 committed, 1 rolled back;"), "{line}");
         assert!(line.ends_with("no-wal 2/0, wal 5/1"), "{line}");
         let mut c = ModeStats::default();
         c.transactions.conflicts = 3;
         by_mode.insert("wal-sync".to_string(), c);
         let line = TxnStats::summary(&by_mode).unwrap();
-        assert!(line.contains(", 3 conflicts, 0 prepared"), "{line}");
+        assert!(line.contains(", 3 conflicts, 0 two-phase"), "{line}");
+        let mut d = ModeStats::default();
+        d.transactions.prepared = 4;
+        d.transactions.recovered_prepared = 2;
+        d.transactions.recovered_prepared_committed = 1;
+        d.transactions.recovered_prepared_rolled_back = 1;
+        by_mode.insert("wal-sync".to_string(), d);
+        let line = TxnStats::summary(&by_mode).unwrap();
+        assert!(
+            line.contains(
+                ", 4 two-phase (2 found prepared after a crash: 1 then committed, 1 rolled back)"
+            ),
+            "{line}"
+        );
     }
 }

@@ -128,6 +128,7 @@ pub(super) fn cmd_run(a: RunArgs) -> Res<u8> {
         kill_step: None,
         kill_writer: 0,
         kill_flush: false,
+        kill_timed: false,
         comments: vec![v.to_string()],
         base: Vec::new(),
         ops: case_ops,

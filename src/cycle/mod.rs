@@ -15,6 +15,8 @@
 pub mod adjudicate;
 mod open_evidence;
 pub mod plan;
+mod prepared;
+mod special;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,6 +34,7 @@ use crate::oracle::{admissible, admissible_in, cross_cf_promise, Admissible, Dur
 use crate::store::{RecoveryMode, StoreFactory, StoreOptions};
 use crate::verify::copies::CopyOutcome;
 use crate::verify::{verify_all, Explanation, Matched, Verdict, ViolationClass};
+use special::{fifo_states, ingest_states};
 
 /// Everything about one finished cycle.
 #[derive(Clone, Debug)]
@@ -73,8 +76,10 @@ impl CycleResult {
     /// consistent (or, which must never happen, the explanation does not
     /// name what was read).
     pub fn recovered_state(&self, histories: &[History], cfs: usize) -> Option<State> {
-        self.explanation()?
-            .state_of(histories, cfs, self.recovered.as_ref()?)
+        let rec = self.recovered.as_ref()?;
+        let before = self.explanation()?.state_of(histories, cfs, rec)?;
+        // With the recovered prepared transactions resolved (P4).
+        crate::verify::prepared::resolved_state(histories, before, rec)
     }
 }
 
@@ -183,6 +188,10 @@ pub struct Replay<'a> {
     /// Flush right before the planned step-point kill (see
     /// [`crate::crash::WriterJob::flush_at_kill`]).
     pub flush_at_kill: bool,
+    /// The cycle's seed: the verifier commits or rolls back each
+    /// transaction recovery brought back prepared as it draws
+    /// ([`crate::observe::commit_recovered`]).
+    pub seed: u64,
 }
 
 /// Runs one crash cycle on `db` (which may hold the chain's base state):
@@ -301,7 +310,7 @@ pub fn run_cycle(
     if copies {
         res.copies = judge.copies(factory, opts, &res.writer, &root, timeout)?;
     }
-    judge.observe(factory, db, opts, sample, timeout, &mut res)?;
+    judge.observe(factory, db, opts, (sample, replay.seed), timeout, &mut res)?;
     Ok(res)
 }
 
@@ -368,7 +377,7 @@ impl Judge<'_> {
         factory: &dyn StoreFactory,
         db: &Path,
         opts: &StoreOptions,
-        sample: &[Vec<u8>],
+        (sample, seed): (&[Vec<u8>], u64),
         timeout: Duration,
         res: &mut CycleResult,
     ) -> Result<(), CrashError> {
@@ -389,14 +398,19 @@ impl Judge<'_> {
             opts
         };
         let universe = crate::observe::point_read_keys(factory, self.histories);
-        let reopened =
-            crate::observe::reopen_and_read(factory, db, vo, sample, &universe, timeout)?;
+        let reads = crate::observe::Reads {
+            sample,
+            universe: &universe,
+            commit_seed: Some(seed),
+        };
+        let reopened = crate::observe::reopen_and_resolve(factory, db, vo, &reads, timeout)?;
         res.outcome = match reopened {
             Reopened::Opened(rec) => {
                 let outcome = match adjudicate::writer_verdict(&res.writer.stop) {
                     Some(o) => o,
                     None => self.recovered(&rec, res),
                 };
+                let outcome = prepared::judge(outcome, self.histories, self.d, self.loss, res, &rec);
                 res.recovered = Some(rec);
                 let o = adjudicate::excuse_close_in_error(outcome, self.d.mode, &res.writer);
                 let o = adjudicate::excuse_unsynced_wal_dir(o, self.d.mode, &opts.rocksdb, res.dirs);
@@ -535,65 +549,6 @@ impl Judge<'_> {
             diff,
         }
     }
-}
-
-/// Each writer's match of its own keys in `rec` (`matched(t, history,
-/// its keys)`); `None` when some writer's keys do not match.
-fn per_writer(
-    histories: &[History],
-    rec: &Recovered,
-    matched: impl Fn(usize, &History, &Recovered) -> Option<Matched>,
-) -> Option<Vec<Matched>> {
-    let n = histories.len();
-    histories
-        .iter()
-        .enumerate()
-        .map(|(t, h)| matched(t, h, &crate::verify::owned_by(rec, t, n)))
-        .collect()
-}
-
-/// Rule F1: each writer's keys are a FIFO suffix state of an admissible
-/// prefix (FIFO drops a prefix of every writer's units: files are ordered
-/// by sequence number); where the column families may recover to
-/// different prefixes (`apart`), each column family's of its own. `None`
-/// when some writer's are not.
-fn fifo_states(
-    histories: &[History],
-    adm_of: &dyn Fn(usize, Option<usize>) -> Admissible,
-    apart: bool,
-    rec: &Recovered,
-    cfs: usize,
-) -> Option<Vec<Matched>> {
-    use crate::verify::fifo::{fifo_match, fifo_match_apart};
-    per_writer(histories, rec, |t, h, own| {
-        let m = match apart && cfs > 1 {
-            true => fifo_match_apart(h, &|c| adm_of(t, Some(c)), own, cfs),
-            false => fifo_match(h, &adm_of(t, None), own, cfs),
-        };
-        m.map(Matched::FifoSuffix)
-    })
-}
-
-/// Rule I1: each writer's keys are a prefix, or a prefix plus the ingests
-/// after it. `None` when no history ingests, or some writer's keys are
-/// neither.
-fn ingest_states(
-    histories: &[History],
-    adm_of: &dyn Fn(usize, Option<usize>) -> Admissible,
-    progress: &dyn Fn(usize) -> crate::crash::Progress,
-    rec: &Recovered,
-) -> Option<Vec<Matched>> {
-    let ingests = |h: &History| h.ops.iter().any(|o| matches!(o, Op::Ingest { .. }));
-    if !histories.iter().any(ingests) {
-        return None;
-    }
-    per_writer(histories, rec, |t, h, own| {
-        let adm = adm_of(t, None);
-        match crate::verify::verify(h, &adm, own) {
-            Verdict::Ok { prefix } => Some(Matched::Prefix(prefix)),
-            _ => crate::verify::ingest::ingest_match(h, &adm, progress(t).acked, own),
-        }
-    })
 }
 
 #[cfg(test)]

@@ -61,6 +61,11 @@ pub struct CyclePlan {
     pub kill: KillPlan,
     /// Keys read point-wise after recovery.
     pub sample: Vec<Vec<u8>>,
+    /// Flush every column family right before the kill: in half of the
+    /// cycles whose kill is aimed between a two-phase transaction's
+    /// prepare and its commit, so that a flush runs while a prepare is
+    /// live (its WAL must then be kept: research T10, issue #4613).
+    pub flush_at_kill: bool,
 }
 
 /// The mode and fault of global cycle `cycle`.
@@ -117,6 +122,9 @@ pub fn plan(
             if reopen_loses_data(fault, &opts) {
                 g = g.without_reopen();
             }
+            if mode == WalMode::NoWal {
+                g = g.without_prepare();
+            }
             // Ingests: one column family, no FIFO (docs/durability.md I1).
             if opts.column_families > 1
                 || crate::store::user_options::compaction_style(&opts.rocksdb) == "fifo"
@@ -148,6 +156,8 @@ pub fn plan(
     }
     sample.sort();
     sample.dedup();
+    // From the seed, not the RNG: other plans stay as they were.
+    let flush_at_kill = at_prepare_point(&histories, kill) && (seed >> 29) & 1 == 1;
     Ok(CyclePlan {
         mode,
         fault,
@@ -156,7 +166,20 @@ pub fn plan(
         histories,
         kill,
         sample,
+        flush_at_kill,
     })
+}
+
+/// True when `kill` is aimed at the point between a two-phase
+/// transaction's prepare and its commit (its first step point).
+fn at_prepare_point(histories: &[History], kill: KillPlan) -> bool {
+    let KillPlan::InsideOp { writer, n, step: 1 } = kill else {
+        return false;
+    };
+    let op = histories
+        .get(writer)
+        .and_then(|h| h.ops.get(n.wrapping_sub(1)));
+    matches!(op, Some(Op::Txn(t)) if t.prepare.is_some())
 }
 
 /// Deterministic per-cycle seed.
@@ -330,6 +353,9 @@ fn steps_of(h: &History, oi: usize, unit: u64) -> u32 {
         Op::Txn(t) if t.end == crate::op::TxnEnd::Commit && t.writes.len() >= 2 => {
             t.writes.len() as u32 - 1
         }
+        // A two-phase commit's point between prepare and commit
+        // (`Store::prepared_transaction`).
+        Op::Txn(t) if t.end == crate::op::TxnEnd::Commit && t.prepare.is_some() => 1,
         Op::Write(WriteOp::DeleteRange { start, end }) if start < end => {
             use std::ops::Bound;
             let live = h

@@ -73,6 +73,7 @@ fn read_back(state: &State) -> Recovered {
     Recovered {
         entries: state.iter().map(|(k, e)| (k.clone(), e.hash)).collect(),
         point_reads: Vec::new(),
+        ..Recovered::default()
     }
 }
 

@@ -55,7 +55,11 @@ fn decode_txn(r: [u8; 5], cfs: u8) -> Op {
     } else {
         crate::op::TxnEnd::Rollback
     };
-    Op::Txn(crate::op::Txn { writes, end })
+    Op::Txn(crate::op::Txn {
+        writes,
+        end,
+        prepare: None,
+    })
 }
 
 /// One op from a 5-byte record `[kind, key, a, b, c]` in an input with

@@ -109,6 +109,7 @@ pub fn to_case(target: &str, data: &[u8]) -> Result<Case, String> {
         kill_step: None,
         kill_writer: 0,
         kill_flush: false,
+        kill_timed: false,
         comments: vec![format!(
             "converted from a cargo-fuzz artifact of target '{target}'"
         )],
@@ -144,6 +145,7 @@ pub fn to_case(target: &str, data: &[u8]) -> Result<Case, String> {
                 kill_step: None,
                 kill_writer: 0,
                 kill_flush: false,
+                kill_timed: false,
                 comments,
                 ops: i.ops,
                 ..base

@@ -281,6 +281,13 @@ pub const MUTANTS: &[MutantInfo] = &[
         setup: TXN,
     },
     MutantInfo {
+        name: "txn-prepare-not-logged",
+        bug: "acknowledges a two-phase transaction's prepare without logging it, then commits in one phase (a TransactionDB wrapper)",
+        fault: Some(Fault::KILL),
+        modes: &[WalMode::WalSync],
+        setup: TXN,
+    },
+    MutantInfo {
         name: "side-file-no-dirsync",
         bug: "as side-file-values, with each file fsynced but its directory never",
         fault: Some(Fault::POWER_LOSS),
@@ -348,7 +355,7 @@ impl StoreFactory for MutantFactory {
 
     fn capabilities(&self) -> crate::store::Capabilities {
         if txn::is_txn(self.info.name) {
-            return txn::CAPABILITIES;
+            return txn::capabilities(self.info.name);
         }
         if is_side_file(self.info.name) {
             // A merge would apply to the pointer; copies of the database
@@ -366,8 +373,7 @@ impl StoreFactory for MutantFactory {
 
     fn open(&self, path: &Path, opts: &StoreOptions) -> StoreResult<Box<dyn Store>> {
         if txn::is_txn(self.info.name) {
-            let inner =
-                crate::store::txn::OptimisticTransactionDbFactory::new().open(path, opts)?;
+            let inner = txn::open_inner(self.info.name, path, opts)?;
             return Ok(Box::new(txn::TxnMutant::new(self.info.name, inner)));
         }
         let mut o = opts.clone();

@@ -1,15 +1,21 @@
 //! Mutants of a transactional layer: the OptimisticTransactionDB store
-//! (`store::txn`), with one bug in how it carries out the `txn` op. They
-//! run the `txn` profile, where most write units are explicit transactions.
+//! (`store::txn`), or for two-phase commit the TransactionDB store, with
+//! one bug in how it carries out the `txn` op. They run the `txn` profile,
+//! where most write units are explicit transactions.
+
+use std::path::Path;
 
 use crate::op::{Scan, WriteOp};
 use crate::store::drive::step_point;
-use crate::store::{Capabilities, Store, StoreResult};
+use crate::store::{Capabilities, PreparedTxn, Store, StoreFactory, StoreOptions, StoreResult};
+
+/// The mutant of two-phase commit (over a TransactionDB).
+const TWO_PHASE: &str = "txn-prepare-not-logged";
 
 /// What the transaction mutants support: the transactional store's
 /// everyday ops (no copies, no concurrent writers: they are not where the
 /// bugs are).
-pub(super) const CAPABILITIES: Capabilities = Capabilities {
+const CAPABILITIES: Capabilities = Capabilities {
     deletes: true,
     merges: true,
     scans: true,
@@ -21,6 +27,29 @@ pub(super) const CAPABILITIES: Capabilities = Capabilities {
     transactions: true,
     ..Capabilities::MINIMAL
 };
+
+/// What mutant `name` supports: [`CAPABILITIES`], with two-phase commit
+/// for the one whose bug is there.
+pub(super) fn capabilities(name: &str) -> Capabilities {
+    Capabilities {
+        two_phase_commit: name == TWO_PHASE,
+        ..CAPABILITIES
+    }
+}
+
+/// The store mutant `name` wraps: a TransactionDB's for two-phase commit,
+/// an OptimisticTransactionDB's otherwise.
+pub(super) fn open_inner(
+    name: &str,
+    path: &Path,
+    opts: &StoreOptions,
+) -> StoreResult<Box<dyn Store>> {
+    #[cfg(feature = "txn-db")]
+    if name == TWO_PHASE {
+        return crate::store::txn::TransactionDbFactory::new().open(path, opts);
+    }
+    crate::store::txn::OptimisticTransactionDbFactory::new().open(path, opts)
+}
 
 /// True for the mutants of this file.
 pub(super) fn is_txn(name: &str) -> bool {
@@ -60,6 +89,28 @@ impl Store for TxnMutant {
             ("txn-rollback-keeps", false) => self.inner.transaction(writes, true),
             _ => self.inner.transaction(writes, commit),
         }
+    }
+
+    fn prepared_transaction(
+        &mut self,
+        name: &str,
+        writes: &[WriteOp],
+        commit: bool,
+    ) -> StoreResult<()> {
+        if self.name != TWO_PHASE {
+            return self.inner.prepared_transaction(name, writes, commit);
+        }
+        // "Prepared": the point a real prepare passes once its writes are
+        // logged, with nothing logged; then one phase.
+        step_point();
+        self.inner.transaction(writes, commit)
+    }
+
+    fn resolve_prepared(
+        &mut self,
+        commit: &mut dyn FnMut(&str) -> bool,
+    ) -> StoreResult<Vec<PreparedTxn>> {
+        self.inner.resolve_prepared(commit)
     }
 
     fn get(&mut self, key: &[u8], snap: Option<u32>) -> StoreResult<Option<Vec<u8>>> {

@@ -334,6 +334,13 @@ pub struct Txn {
     pub writes: Vec<WriteOp>,
     /// Commit or rollback.
     pub end: TxnEnd,
+    /// Two-phase commit (`txn prepare NAME commit|rollback ...`): the
+    /// transaction is named, prepared (its writes logged in the WAL,
+    /// invisible), then committed or rolled back (transaction.h
+    /// `SetName`, `Prepare`; stores with
+    /// [`crate::store::Capabilities::two_phase_commit`]). `None`: one
+    /// phase.
+    pub prepare: Option<String>,
 }
 
 /// How a transaction ends.
@@ -391,6 +398,7 @@ impl Op {
             Op::Txn(Txn {
                 writes,
                 end: TxnEnd::Commit,
+                ..
             }) => writes,
             _ => &[],
         }

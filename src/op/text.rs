@@ -102,9 +102,13 @@ impl fmt::Display for Op {
                 write_list(f, ws)
             }
             Op::Txn(t) => {
+                f.write_str("txn")?;
+                if let Some(name) = &t.prepare {
+                    write!(f, " prepare {name}")?;
+                }
                 f.write_str(match t.end {
-                    TxnEnd::Commit => "txn commit",
-                    TxnEnd::Rollback => "txn rollback",
+                    TxnEnd::Commit => " commit",
+                    TxnEnd::Rollback => " rollback",
                 })?;
                 write_list(f, &t.writes)
             }
@@ -288,15 +292,37 @@ fn expect_args(toks: &[&str], n: usize, usage: &str) -> Result<(), ParseError> {
     Ok(())
 }
 
-/// `commit|rollback W | W ...`: a transaction's end, then its writes.
+/// `[prepare NAME] commit|rollback W | W ...`: a transaction's name when
+/// it is two-phase, its end, then its writes. A name is 1-64 characters
+/// of letters, digits, `.`, `-` and `_` (RocksDB takes 1-512 bytes:
+/// pessimistic_transaction.cc `SetName`).
 fn parse_txn(args: &[&str]) -> Result<Op, ParseError> {
+    let (prepare, args) = match args {
+        ["prepare", name, rest @ ..] => {
+            let ok = (1..=64).contains(&name.len())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            if !ok {
+                return err(format!(
+                    "bad transaction name '{name}' (1-64 letters, digits, '.', '-', '_')"
+                ));
+            }
+            (Some(name.to_string()), rest)
+        }
+        _ => (None, args),
+    };
     let end = match args.first() {
         Some(&"commit") => TxnEnd::Commit,
         Some(&"rollback") => TxnEnd::Rollback,
-        _ => return err("expected 'txn commit|rollback put K V | del K ...'"),
+        _ => return err("expected 'txn [prepare NAME] commit|rollback put K V | del K ...'"),
     };
     let writes = parse_writes(&args[1..])?;
-    Ok(Op::Txn(Txn { writes, end }))
+    Ok(Op::Txn(Txn {
+        writes,
+        end,
+        prepare,
+    }))
 }
 
 /// Writes separated by `|` (a batch's or a transaction's).

@@ -35,6 +35,8 @@ fn transactions_round_trip_and_only_a_commit_writes() {
     for line in [
         "txn commit put k1 a | del k2 | merge k3 gen(7,16)",
         "txn rollback put c1/k000001 gen(1,5)",
+        "txn prepare p0.3 commit put k1 a | del k2",
+        "txn prepare p2.17 rollback put k1 a",
     ] {
         let op: Op = line.parse().unwrap();
         assert_eq!(op.to_string(), line);
@@ -45,12 +47,25 @@ fn transactions_round_trip_and_only_a_commit_writes() {
     let rollback: Op = "txn rollback put a \"1\"".parse().unwrap();
     assert!(!rollback.is_write());
     assert!(rollback.write_ops().is_empty());
+    // Two-phase: the same unit as one phase.
+    let prepared: Op = "txn prepare p1 commit put a \"1\" | put b \"2\""
+        .parse()
+        .unwrap();
+    assert!(prepared.is_write());
+    assert_eq!(prepared.write_ops(), commit.write_ops());
+    let Op::Txn(t) = &prepared else {
+        panic!("{prepared}")
+    };
+    assert_eq!(t.prepare.as_deref(), Some("p1"));
     for bad in [
         "txn",
         "txn put a b",
         "txn commit",
         "txn maybe put a b",
         "txn commit put a b |",
+        "txn prepare commit put a b",
+        "txn prepare a/b commit put a b",
+        "txn prepare p1 put a b",
     ] {
         assert!(bad.parse::<Op>().is_err(), "{bad} should not parse");
     }

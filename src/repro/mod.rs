@@ -114,6 +114,12 @@ pub struct Case {
     /// right before the kill (`kill: in-op N step S [writer W] flush`), as
     /// a background flush made the torn unit durable in the recorded run.
     pub kill_flush: bool,
+    /// Crash cases with [`Case::kill_step`]: the kill was timed, not aimed
+    /// at that step point, and landed after it (`kill: in-op N step S
+    /// [writer W] timed [flush]`). Its place is known to within one step
+    /// point, so a replay that does not reach the saved verdict at `S`
+    /// tries the points on either side.
+    pub kill_timed: bool,
     /// Free-form comment lines (without `# `).
     pub comments: Vec<String>,
     /// Ops that build the database the case starts from (`base:`
@@ -190,8 +196,9 @@ impl Case {
                     0 => String::new(),
                     w => format!(" writer {w}"),
                 };
+                let t = if self.kill_timed { " timed" } else { "" };
                 let f = if self.kill_flush { " flush" } else { "" };
-                let _ = writeln!(s, "kill: in-op {k} step {step}{w}{f}");
+                let _ = writeln!(s, "kill: in-op {k} step {step}{w}{t}{f}");
             }
             (Some(k), None) => {
                 let _ = writeln!(s, "kill: after-op {k}");
@@ -241,6 +248,7 @@ impl Case {
             kill_step: None,
             kill_writer: 0,
             kill_flush: false,
+            kill_timed: false,
             comments: Vec::new(),
             base: Vec::new(),
             ops: Vec::new(),
@@ -325,7 +333,7 @@ impl Case {
                         perr(
                             n,
                             format!(
-                                "bad kill point '{v}' (after-op N, in-op N step S [writer W] [flush])"
+                                "bad kill point '{v}' (after-op N, in-op N step S [writer W] [timed] [flush])"
                             ),
                         )
                     };
@@ -336,7 +344,12 @@ impl Case {
                             Some(x) => (x, true),
                             None => (x, false),
                         };
+                        let (x, timed) = match x.trim_end().strip_suffix(" timed") {
+                            Some(x) => (x, true),
+                            None => (x, false),
+                        };
                         case.kill_flush = flush;
+                        case.kill_timed = timed;
                         let (op, rest) = x.split_once(" step ").ok_or_else(bad)?;
                         let (step, writer) = match rest.split_once(" writer ") {
                             Some((s, w)) => (s, w.trim().parse().map_err(|_| bad())?),

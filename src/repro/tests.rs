@@ -17,6 +17,7 @@ fn case_round_trips() {
         kill_step: None,
         kill_writer: 0,
         kill_flush: false,
+        kill_timed: false,
         comments: vec!["a comment".into()],
         base: Vec::new(),
         ops,
@@ -132,6 +133,19 @@ fn a_kill_inside_an_op_round_trips() {
         assert_eq!(
             (c.kill_step, c.kill_writer, c.kill_flush),
             (Some(2), writer, true)
+        );
+        assert!(c.to_text().contains(&format!("kill: in-op 3 {line}")));
+        assert_eq!(Case::parse(&c.to_text(), "t").unwrap(), c);
+    }
+    // A timed kill, with and without a flush and a writer.
+    for (line, writer, flush) in [
+        ("step 2 writer 3 timed flush\n", 3, true),
+        ("step 2 timed\n", 0, false),
+    ] {
+        let c = Case::parse(&text.replace("step 2\n", line), "t").unwrap();
+        assert_eq!(
+            (c.kill_step, c.kill_writer, c.kill_flush, c.kill_timed),
+            (Some(2), writer, flush, true)
         );
         assert!(c.to_text().contains(&format!("kill: in-op 3 {line}")));
         assert_eq!(Case::parse(&c.to_text(), "t").unwrap(), c);

@@ -63,6 +63,11 @@ pub struct Capabilities {
     /// plain DB's, so [`Capabilities::ALL`] leaves it off.
     #[serde(default)]
     pub transactions: bool,
+    /// Two-phase commit ([`Store::prepared_transaction`](super::Store::prepared_transaction),
+    /// [`Store::resolve_prepared`](super::Store::resolve_prepared)): the
+    /// `txn prepare NAME ...` op. A TransactionDB's (`allow_2pc`).
+    #[serde(default)]
+    pub two_phase_commit: bool,
 }
 
 impl Capabilities {
@@ -86,6 +91,7 @@ impl Capabilities {
         copies: true,
         resume: true,
         transactions: false,
+        two_phase_commit: false,
     };
 
     /// Puts, batches of puts and point reads, nothing else: a
@@ -108,6 +114,7 @@ impl Capabilities {
         copies: false,
         resume: false,
         transactions: false,
+        two_phase_commit: false,
     };
 
     /// The default of [`StoreFactory::capabilities`](super::StoreFactory::capabilities):
@@ -156,6 +163,13 @@ impl Capabilities {
             w.txn = w.batch / 2;
             w.batch -= w.txn;
         }
+        // A store with two-phase commit makes half of its transactions
+        // two-phase (the plan leaves them out where the WAL is off).
+        match self.two_phase_commit && w.txn > 0 {
+            true if w.prepare == 0 => w.prepare = 4,
+            true => {}
+            false => w.prepare = 0,
+        }
         off(self.ingest, &mut w.ingest);
         off(self.checkpoints, &mut w.checkpoint);
         off(self.backups, &mut w.backup);
@@ -199,7 +213,13 @@ impl Capabilities {
             Op::Checkpoint { .. } => self.checkpoints,
             Op::Backup { .. } => self.backups,
             Op::CopyDir { .. } => self.copies,
-            Op::Txn(t) if t.writes.iter().all(|w| self.writes(w)) && self.transactions => true,
+            Op::Txn(t)
+                if t.writes.iter().all(|w| self.writes(w))
+                    && self.transactions
+                    && (t.prepare.is_none() || self.two_phase_commit) =>
+            {
+                true
+            }
             // Without transactions a commit is the same write unit as a
             // batch, and a rollback writes nothing.
             Op::Txn(t) => {
@@ -211,7 +231,11 @@ impl Capabilities {
                     .collect();
                 return match (writes.is_empty(), self.transactions, t.end) {
                     (true, _, _) => None,
-                    (false, true, end) => Some(Op::Txn(crate::op::Txn { writes, end })),
+                    (false, true, end) => Some(Op::Txn(crate::op::Txn {
+                        writes,
+                        end,
+                        prepare: t.prepare.clone().filter(|_| self.two_phase_commit),
+                    })),
                     (false, false, crate::op::TxnEnd::Commit) => Some(Op::Batch(writes)),
                     (false, false, crate::op::TxnEnd::Rollback) => None,
                 };

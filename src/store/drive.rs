@@ -145,7 +145,13 @@ fn call(store: &mut dyn Store, op: &Op, hooks: &mut dyn Hooks) -> StoreResult<An
         Op::Write(_) | Op::Batch(_) => {
             done(store.write(op.write_ops(), matches!(op, Op::Batch(_))))
         }
-        Op::Txn(t) => done(store.transaction(&t.writes, t.end == crate::op::TxnEnd::Commit)),
+        Op::Txn(t) => {
+            let commit = t.end == crate::op::TxnEnd::Commit;
+            done(match &t.prepare {
+                None => store.transaction(&t.writes, commit),
+                Some(name) => store.prepared_transaction(name, &t.writes, commit),
+            })
+        }
         Op::Get { key } => store.get(key, None).map(Answer::Value),
         Op::GetAt { id, key } => store.get(key, Some(*id)).map(Answer::Value),
         Op::MultiGet { keys } => store.multi_get(keys).map(Answer::Values),

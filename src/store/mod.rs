@@ -155,6 +155,32 @@ pub trait Store {
         Err(unsupported("transactions"))
     }
 
+    /// Runs a two-phase transaction: begin, name it `name`, `writes` in
+    /// order, prepare (the writes logged, still invisible), then commit
+    /// (`commit`) or rollback. Right after the prepare returned `Ok` the
+    /// store calls [`drive::step_point`], so a kill can land between the
+    /// two phases. For stores with [`Capabilities::two_phase_commit`].
+    fn prepared_transaction(
+        &mut self,
+        _name: &str,
+        _writes: &[WriteOp],
+        _commit: bool,
+    ) -> StoreResult<()> {
+        Err(unsupported("two-phase commit"))
+    }
+
+    /// Right after an open: the transactions recovery brought back in the
+    /// prepared state, each then committed when `commit(name)` says so and
+    /// rolled back otherwise (an application must resolve them before it
+    /// starts new ones: transaction_db.h `GetAllPreparedTransactions`).
+    /// Empty for a store without two-phase commit.
+    fn resolve_prepared(
+        &mut self,
+        _commit: &mut dyn FnMut(&str) -> bool,
+    ) -> StoreResult<Vec<PreparedTxn>> {
+        Ok(Vec::new())
+    }
+
     /// Writes a checkpoint (an openable copy of the database) to `dir`,
     /// which must not exist.
     fn checkpoint(&mut self, _dir: &Path) -> StoreResult<()> {
@@ -203,6 +229,18 @@ pub trait Store {
             None,
         )
     }
+}
+
+/// A transaction an open recovered in the prepared state, and how
+/// [`Store::resolve_prepared`] resolved it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PreparedTxn {
+    /// Its name (`txn prepare NAME ...`).
+    pub name: String,
+    /// The entries of its recovered write batch.
+    pub entries: u64,
+    /// Committed (true) or rolled back, both returned `Ok`.
+    pub committed: bool,
 }
 
 /// The column families a `flush cfs` names that exist (`None`: all `n`).

@@ -37,7 +37,8 @@ use super::rocks::{map_err, mark_rocksdb_used, rocksdb_options, scan_iter, write
 use super::txn_db::TxnDb;
 use super::WalMode;
 use super::{
-    cf_list, Capabilities, Store, StoreError, StoreFactory, StoreOptions, StoreResult, StoreStats,
+    cf_list, Capabilities, PreparedTxn, Store, StoreError, StoreFactory, StoreOptions, StoreResult,
+    StoreStats,
 };
 use crate::keyspace::{cf_name, cf_of};
 use crate::op::{Scan, WriteOp};
@@ -207,6 +208,57 @@ impl<D: TxnDb> Store for TxnStore<D> {
         } else {
             t.rollback().map_err(map_err)
         }
+    }
+
+    fn prepared_transaction(
+        &mut self,
+        name: &str,
+        writes: &[WriteOp],
+        commit: bool,
+    ) -> StoreResult<()> {
+        // transaction.h `Prepare`: the writes go to the WAL as a prepare
+        // section (disable_memtable: invisible until the commit marker;
+        // pessimistic_transaction.cc:640-679); `Commit` writes the marker
+        // and inserts them (855-946); `Rollback` writes a rollback marker
+        // (994-1012). A commit whose marker failed leaves the transaction
+        // prepared (737-742): dropped here, it comes back at the next
+        // open, as an op in flight may.
+        let db = self.db()?;
+        let t = db.begin(&self.wopts);
+        t.set_name(name.as_bytes()).map_err(map_err)?;
+        fill(&t, db, self.cfs(), writes)?;
+        t.prepare().map_err(map_err)?;
+        super::drive::step_point();
+        if commit {
+            t.commit().map_err(map_err)
+        } else {
+            t.rollback().map_err(map_err)
+        }
+    }
+
+    fn resolve_prepared(
+        &mut self,
+        commit: &mut dyn FnMut(&str) -> bool,
+    ) -> StoreResult<Vec<PreparedTxn>> {
+        let db = self.db()?;
+        let mut out = Vec::new();
+        for t in db.recovered_prepared() {
+            let name = String::from_utf8_lossy(&t.get_name().unwrap_or_default()).into_owned();
+            let entries = t.get_writebatch().len() as u64;
+            let committed = commit(&name);
+            // A recovered transaction's commit and rollback are synced
+            // writes (pessimistic_transaction_db.cc:148-149).
+            let r = if committed { t.commit() } else { t.rollback() };
+            r.map_err(|e| {
+                StoreError::Other(format!("resolving prepared transaction {name}: {e}"))
+            })?;
+            out.push(PreparedTxn {
+                name,
+                entries,
+                committed,
+            });
+        }
+        Ok(out)
     }
 
     fn get(&mut self, key: &[u8], snap: Option<u32>) -> StoreResult<Option<Vec<u8>>> {

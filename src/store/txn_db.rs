@@ -40,6 +40,12 @@ pub trait TxnDb: DBAccess + Send + Sync + Sized + 'static {
     ) -> StoreResult<Self>;
     /// Begins a transaction whose commit uses `wo`.
     fn begin(&self, wo: &WriteOptions) -> Transaction<'_, Self>;
+    /// The transactions the last open recovered in the prepared state
+    /// (handed out once; none where the database has no two-phase
+    /// commit).
+    fn recovered_prepared(&self) -> Vec<Transaction<'_, Self>> {
+        Vec::new()
+    }
     /// The column family named `name`.
     fn cf(&self, name: &str) -> Option<&ColumnFamily>;
     /// A raw iterator over column family `cf`.
@@ -114,10 +120,13 @@ impl TxnDb for TransactionDB {
     /// No manual compaction, ingestion or backup: rust-rocksdb 0.25's
     /// `TransactionDB` offers none of them and keeps its handle private
     /// (docs/transactions-research.md §8, "Missing on TransactionDB").
+    /// Two-phase commit: `TransactionDB::Open` always sets `allow_2pc`
+    /// (pessimistic_transaction_db.cc:287-308, `PrepareWrap`).
     const CAPABILITIES: Capabilities = Capabilities {
         compact: false,
         ingest: false,
         backups: false,
+        two_phase_commit: true,
         ..TXN_BASE
     };
 
@@ -135,6 +144,14 @@ impl TxnDb for TransactionDB {
         // CommitWithoutPrepareInternal, one WriteImpl call
         // (pessimistic_transaction.cc:702-708, 768-830).
         self.transaction_opt(wo, &TransactionOptions::default())
+    }
+
+    fn recovered_prepared(&self) -> Vec<Transaction<'_, Self>> {
+        // PessimisticTransactionDB::Initialize turned each prepared
+        // transaction of the WAL into a Transaction in state PREPARED
+        // (pessimistic_transaction_db.cc:124-187); rust-rocksdb hands
+        // them out once (transaction_db.rs `prepared_transactions`).
+        self.prepared_transactions()
     }
 
     fn cf(&self, name: &str) -> Option<&ColumnFamily> {

@@ -43,6 +43,7 @@ pub(super) fn state(kv: &[(&str, &[u8])]) -> Recovered {
     Recovered {
         entries,
         point_reads: Vec::new(),
+        ..Recovered::default()
     }
 }
 

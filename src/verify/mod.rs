@@ -13,6 +13,7 @@ pub mod copies;
 pub mod explain;
 pub mod fifo;
 pub mod ingest;
+pub mod prepared;
 mod reorder;
 mod source;
 
@@ -57,6 +58,15 @@ pub enum ViolationClass {
     /// the store acknowledged writes in an error state and lost them
     /// (docs/durability.md E7).
     LostAckedAfterError,
+    /// A two-phase transaction whose prepare returned `Ok` and was durable
+    /// by the mode's rule came back neither prepared nor committed
+    /// (docs/durability.md P2).
+    LostPrepared,
+    /// A transaction recovery brought back prepared that no op of the
+    /// cycle prepared, or with other writes than its op's, or whose
+    /// commit or rollback by the verifier did not leave the state with
+    /// (or without) exactly its writes (docs/durability.md P3, P4).
+    BadPrepared,
     /// A read (in the writer, or point vs scan after recovery) disagreed
     /// with the model.
     ReadMismatch,
@@ -86,6 +96,8 @@ impl ViolationClass {
             ViolationClass::Hole => "hole",
             ViolationClass::LostAckedWrite => "lost-acked-write",
             ViolationClass::LostAckedAfterError => "lost-acked-after-error",
+            ViolationClass::LostPrepared => "lost-prepared",
+            ViolationClass::BadPrepared => "bad-prepared",
             ViolationClass::ReadMismatch => "read-mismatch",
             ViolationClass::FinalStateMismatch => "final-state-mismatch",
             ViolationClass::StoreError => "store-error",
@@ -97,7 +109,7 @@ impl ViolationClass {
 
 impl ViolationClass {
     /// Every class, in report order.
-    pub const ALL: [ViolationClass; 14] = [
+    pub const ALL: [ViolationClass; 16] = [
         ViolationClass::UnexpectedOpenFailure,
         ViolationClass::PhantomValue,
         ViolationClass::TornBatch,
@@ -107,6 +119,8 @@ impl ViolationClass {
         ViolationClass::Hole,
         ViolationClass::LostAckedWrite,
         ViolationClass::LostAckedAfterError,
+        ViolationClass::LostPrepared,
+        ViolationClass::BadPrepared,
         ViolationClass::ReadMismatch,
         ViolationClass::FinalStateMismatch,
         ViolationClass::StoreError,
@@ -250,6 +264,7 @@ fn only(rec: &Recovered, keep: impl Fn(&[u8]) -> bool) -> Recovered {
             .filter(|(k, _)| keep(k))
             .cloned()
             .collect(),
+        ..Recovered::default()
     }
 }
 
@@ -387,6 +402,7 @@ pub(crate) fn recovered_of_units(h: &History, units: impl IntoIterator<Item = u6
     Recovered {
         entries: m.state().iter().map(|(k, e)| (k.clone(), e.hash)).collect(),
         point_reads: Vec::new(),
+        ..Recovered::default()
     }
 }
 

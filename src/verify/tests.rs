@@ -30,6 +30,7 @@ fn rec_of(h: &History, p: u64) -> Recovered {
             .map(|(k, e)| (k.clone(), e.hash))
             .collect(),
         point_reads: Vec::new(),
+        ..Recovered::default()
     }
 }
 
@@ -54,6 +55,7 @@ fn rec_from(entries: Vec<(Vec<u8>, u128)>) -> Recovered {
     Recovered {
         entries,
         point_reads: Vec::new(),
+        ..Recovered::default()
     }
 }
 

@@ -32,6 +32,8 @@ pub struct Generator {
     next_aux: [u32; 3],
     /// Start with an ingest and a snapshot ([`Generator::with_seqno_zero_opening`]).
     opening: bool,
+    /// The number in the next two-phase transaction's name.
+    next_txn: u32,
 }
 
 impl Generator {
@@ -51,6 +53,7 @@ impl Generator {
             flush_style: FlushStyle::All,
             next_aux: [1; 3],
             opening: false,
+            next_txn: 1,
         }
     }
 
@@ -85,6 +88,14 @@ impl Generator {
     /// bookkeeping wrong (a reopen releases every snapshot).
     pub fn without_reopen(mut self) -> Generator {
         self.profile.weights.reopen = 0;
+        self
+    }
+
+    /// Never generates two-phase transactions (the WAL is off: a prepare
+    /// logs nothing then, and the rule draws 2PC only where the
+    /// WAL is on).
+    pub fn without_prepare(mut self) -> Generator {
+        self.profile.weights.prepare = 0;
         self
     }
 
@@ -376,7 +387,18 @@ impl Generator {
                 } else {
                     crate::op::TxnEnd::Commit
                 };
-                Op::Txn(crate::op::Txn { writes, end })
+                // Drawn only where two-phase transactions are on, so
+                // other sequences are unchanged.
+                let share = self.profile.weights.prepare;
+                let prepare = (share > 0 && self.rng.random_range(0..8) < share).then(|| {
+                    self.next_txn += 1;
+                    format!("p{}.{}", self.layout.writer, self.next_txn - 1)
+                });
+                Op::Txn(crate::op::Txn {
+                    writes,
+                    end,
+                    prepare,
+                })
             }
             k => {
                 let slot = k - 10;

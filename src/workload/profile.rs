@@ -70,6 +70,10 @@ pub struct Weights {
     /// `txn commit|rollback ...`: a transaction of 1..=`max_batch` writes
     /// (stores with transactions only).
     pub txn: u32,
+    /// Of every 8 transactions, how many are two-phase (`txn prepare NAME
+    /// ...`; stores with two-phase commit only, and only where the WAL is
+    /// on).
+    pub prepare: u32,
 }
 
 /// A named workload shape.
@@ -113,6 +117,7 @@ const BASE: Weights = Weights {
     copy: 0,
     ingest: 1,
     txn: 0,
+    prepare: 0,
 };
 
 /// Weights of the `crash` profile: write-heavy, with flushes, WAL flushes
@@ -136,6 +141,7 @@ const CRASH_WEIGHTS: Weights = Weights {
     copy: 0,
     ingest: 2,
     txn: 0,
+    prepare: 0,
 };
 
 impl Profile {
@@ -222,6 +228,7 @@ impl Profile {
                     copy: 0,
                     ingest: 0,
                     txn: 0,
+                    prepare: 0,
                 },
                 ..d.clone()
             },
