@@ -48,7 +48,8 @@ fn run(pipelined: bool) -> usize {
     let t = tempfile::tempdir().unwrap();
     let (live, img) = (t.path().join("live"), t.path().join("image"));
     let o = opts(pipelined);
-    let db: TransactionDB = TransactionDB::open(&o, &TransactionDBOptions::default(), &live).unwrap();
+    let db: TransactionDB =
+        TransactionDB::open(&o, &TransactionDBOptions::default(), &live).unwrap();
     for i in 0..100 {
         db.put(format!("k{i:03}"), vec![b'v'; 100]).unwrap();
     }
@@ -66,7 +67,8 @@ fn run(pipelined: bool) -> usize {
     );
     drop(txn);
     drop(db);
-    let back: TransactionDB = TransactionDB::open(&opts(pipelined), &TransactionDBOptions::default(), &img).unwrap();
+    let back: TransactionDB =
+        TransactionDB::open(&opts(pipelined), &TransactionDBOptions::default(), &img).unwrap();
     let prepared = back.prepared_transactions();
     let names: Vec<String> = prepared
         .iter()

@@ -219,6 +219,30 @@ pub const TWO_WRITE_QUEUES_WAL_DIR_SYNC: KnownBug = KnownBug {
     seen_on: "11.8.1",
 };
 
+/// docs/findings.md finding 11: with `enable_pipelined_write`, the WAL
+/// that holds a two-phase transaction's prepare section is never marked
+/// as holding one, so the next flush lets it be deleted and a crash loses
+/// the prepared transaction. `WriteImpl` routes every write to
+/// `PipelinedWriteImpl` (db/db_impl/db_impl_write.cc L1086-1089), whose
+/// writer gets no `pre_release_callback` (L1586-1588), and
+/// `WriteCommittedTxn::PrepareInternal` marks its WAL in
+/// `logs_with_prep_tracker` only through that callback
+/// (utilities/transactions/pessimistic_transaction.cc L646-669; the fix of
+/// #4613, PR #5121, 6.1.1). Recognised by evidence: a `lost-prepared`
+/// violation with the option on ([`crate::cycle`]). `since`: the source
+/// history (6.1.1 moved the marking into the callback).
+pub const PIPELINED_WRITE_DROPS_PREPARE_LOG: KnownBug = KnownBug {
+    id: "pipelined-write-drops-prepare-wal",
+    finding: 11,
+    title: "with enable_pipelined_write a 2PC prepare's WAL is not marked as holding a prepare section: a flush frees it and a crash loses the prepared transaction",
+    since: (6, 1, 1),
+    fixed_in: None,
+    fixed_by_patch: Some("finding-11-pipelined-write-prepare-log"),
+    // examples/two_pc_pipelined_flush; crash campaigns (randomized option
+    // profile, transaction-db).
+    seen_on: "11.8.1",
+};
+
 /// Every known bug.
 pub const ALL: &[KnownBug] = &[
     OPEN_HANG,
@@ -229,6 +253,7 @@ pub const ALL: &[KnownBug] = &[
     TWO_PC_REPLAYS_DAMAGED_WAL,
     CLOSE_IGNORES_SHUTDOWN_FLUSH,
     TWO_WRITE_QUEUES_WAL_DIR_SYNC,
+    PIPELINED_WRITE_DROPS_PREPARE_LOG,
 ];
 
 /// True when `CRASHCHECK_REPRODUCE_KNOWN_BUGS` is set: known bugs are then

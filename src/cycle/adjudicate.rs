@@ -290,6 +290,27 @@ pub fn excuse_unsynced_wal_dir(
     }
 }
 
+/// [`known_bugs::PIPELINED_WRITE_DROPS_PREPARE_LOG`], by its evidence: a
+/// durable prepare lost (`lost-prepared`) with `enable_pipelined_write`
+/// on, on a RocksDB that has the bug. Any other class stays what it is.
+pub fn excuse_pipelined_prepare(outcome: CycleOutcome, rocksdb_options: &str) -> CycleOutcome {
+    let bug = known_bugs::PIPELINED_WRITE_DROPS_PREPARE_LOG;
+    let pipelined =
+        crate::store::user_options::option_value(rocksdb_options, "enable_pipelined_write")
+            .is_some_and(|v| v == "true");
+    match outcome {
+        CycleOutcome::Violation {
+            class: ViolationClass::LostPrepared,
+            detail,
+            ..
+        } if pipelined && crate::store::engine::excuses(&bug) => CycleOutcome::KnownBug {
+            bug,
+            detail: format!("lost-prepared: {detail} (enable_pipelined_write)"),
+        },
+        o => o,
+    }
+}
+
 /// [`known_bugs::BLOB_FILE_OWN_PATH`], by its evidence: the background
 /// error that stopped the op is the stat of a missing SST file ("while
 /// stat a file for size: <n>.sst: No such file or directory"), which is

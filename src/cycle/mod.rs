@@ -411,6 +411,7 @@ impl Judge<'_> {
                     None => self.recovered(&rec, res),
                 };
                 let outcome = prepared::judge(outcome, self.histories, self.d, self.loss, res, &rec);
+                let outcome = adjudicate::excuse_pipelined_prepare(outcome, &opts.rocksdb);
                 res.recovered = Some(rec);
                 let o = adjudicate::excuse_close_in_error(outcome, self.d.mode, &res.writer);
                 let o = adjudicate::excuse_unsynced_wal_dir(o, self.d.mode, &opts.rocksdb, res.dirs);
@@ -430,7 +431,13 @@ impl Judge<'_> {
                 }
             }
             Reopened::Failed(msg) => {
-                open_evidence::judge(factory, db, vo, timeout, &res.writer.stop, msg)?
+                // A state read back from a copy is judged as this cycle's.
+                let admitted = |rec: &Recovered| {
+                    let mut scratch = res.clone();
+                    matches!(self.recovered(rec, &mut scratch), CycleOutcome::Consistent { .. })
+                };
+                let at = (db, vo);
+                open_evidence::judge(factory, at, timeout, &res.writer.stop, msg, &admitted)?
             }
             Reopened::Died(end) => CycleOutcome::Anomaly {
                 kind: if end == crash::ChildEnd::Hung {

@@ -375,3 +375,37 @@ fn a_loss_with_a_dropped_wal_under_two_write_queues_is_finding_10() {
         );
     }
 }
+
+#[test]
+fn a_lost_prepare_with_pipelined_writes_is_finding_11() {
+    use crate::verify::ViolationClass;
+    let stock =
+        crate::store::engine::excuses(&crate::known_bugs::PIPELINED_WRITE_DROPS_PREPARE_LOG);
+    let v = |class| CycleOutcome::Violation {
+        class,
+        detail: "transaction 'p0.7' (op 126) was prepared".into(),
+        diff: Vec::new(),
+    };
+    let on = "use_fsync=true;enable_pipelined_write=true";
+    match adjudicate::excuse_pipelined_prepare(v(ViolationClass::LostPrepared), on) {
+        CycleOutcome::KnownBug { bug, detail } => {
+            assert!(stock);
+            assert_eq!(bug.finding, 11);
+            assert!(detail.contains("p0.7"), "{detail}");
+        }
+        o => assert!(
+            !stock && o.class() == Some(ViolationClass::LostPrepared),
+            "{o:?}"
+        ),
+    }
+    // Without the option, or another class: a violation still.
+    for (class, opts) in [
+        (ViolationClass::LostPrepared, "enable_pipelined_write=false"),
+        (ViolationClass::LostPrepared, ""),
+        (ViolationClass::BadPrepared, on),
+        (ViolationClass::Hole, on),
+    ] {
+        let o = adjudicate::excuse_pipelined_prepare(v(class), opts);
+        assert_eq!(o.class(), Some(class), "{opts}");
+    }
+}

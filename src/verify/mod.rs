@@ -228,6 +228,17 @@ pub fn project_cf(h: &History, cf: usize, cfs: usize) -> History {
                     .cloned()
                     .collect(),
             ),
+            // A transaction's writes to this column family, as one unit
+            // (empty where it wrote none here, so units keep their numbers).
+            Op::Txn(t) => Op::Txn(crate::op::Txn {
+                writes: t
+                    .writes
+                    .iter()
+                    .filter(|w| cf_of(w.key(), cfs) == cf)
+                    .cloned()
+                    .collect(),
+                ..t.clone()
+            }),
             other => other.clone(),
         })
         .collect();
@@ -335,8 +346,15 @@ pub fn verify_all(
         } else {
             String::new()
         };
+        // Where column families may recover apart, a whole-database prefix
+        // below some column family's own floor (its last flush) is judged
+        // per column family too: that one must hold its flushed writes.
+        let below_a_floor =
+            |p: u64| promise.is_err() && cfs > 1 && (0..cfs).any(|c| p < adm(t, Some(c)).lo);
         match verify(h, &adm(t, None), &rec_t) {
-            Verdict::Ok { prefix } => matched.push(Matched::Prefix(prefix)),
+            Verdict::Ok { prefix } if !below_a_floor(prefix) => {
+                matched.push(Matched::Prefix(prefix))
+            }
             v => {
                 let Err(reason) = promise else {
                     return fail(tagged(v, &tag));

@@ -128,6 +128,32 @@ fn column_families_at_different_prefixes_are_a_hazard_only_where_allowed() {
 }
 
 #[test]
+fn a_transaction_over_column_families_is_judged_per_column_family_too() {
+    // The cross-CF unit is a transaction: cf1 flushed after it (its floor
+    // is unit 1), default lost it. Each column family is judged on its own
+    // writes of the transaction.
+    let h = History::new(
+        vec![
+            "txn commit put c0/a \"1\" | put c1/b \"2\""
+                .parse()
+                .unwrap(),
+            Op::Write(put("c0/c", 3)),
+        ],
+        State::new(),
+    );
+    let floor = |_: usize, cf: Option<usize>| adm(if cf == Some(1) { 1 } else { 0 }, 2);
+    let rec = rec_from(pick(&h, 1, &["c1/b"]));
+    let cv = verify_all(std::slice::from_ref(&h), &floor, &rec, 2, Err("WAL off"));
+    assert!(matches!(cv.verdict, Verdict::Ok { .. }), "{cv:?}");
+    // cf1 at its highest prefix holding b (unit 2 wrote nothing there).
+    assert_eq!(cv.matched, vec![Matched::PerColumnFamily(vec![0, 2])]);
+    // Nothing recovered is prefix 0 of the whole database, but cf1 was
+    // flushed after the transaction: its write is lost.
+    let cv = verify_all(&[h], &floor, &rec_from(Vec::new()), 2, Err("WAL off"));
+    assert_eq!(class(cv.verdict), ViolationClass::LostAckedWrite);
+}
+
+#[test]
 fn each_writer_is_held_to_its_own_prefix() {
     let h0 = History::new(
         vec![Op::Write(put("w00.a", 1)), Op::Write(put("w00.b", 2))],
