@@ -147,6 +147,27 @@ impl<D: TxnDb> TxnStore<D> {
         (0..self.cfs()).map(|c| handle(db, c)).collect()
     }
 
+    /// Begin, `writes`, then commit or rollback; with `name`, two-phase:
+    /// named, and prepared before the end, with the step point between
+    /// (`Store::prepared_transaction`).
+    fn run_txn(&self, name: Option<&str>, writes: &[WriteOp], commit: bool) -> StoreResult<()> {
+        let db = self.db()?;
+        let t = db.begin(&self.wopts);
+        if let Some(n) = name {
+            t.set_name(n.as_bytes()).map_err(map_err)?;
+        }
+        fill(&t, db, self.cfs(), writes)?;
+        if name.is_some() {
+            t.prepare().map_err(map_err)?;
+            super::drive::step_point();
+        }
+        if commit {
+            t.commit().map_err(map_err)
+        } else {
+            t.rollback().map_err(map_err)
+        }
+    }
+
     /// What `DB::Close()` would persist, done with its status: the
     /// shutdown flush of every column family (db_impl.cc CloseHelper,
     /// unless `avoid_flush_during_shutdown`) and, with `manual_wal_flush`,
@@ -190,24 +211,14 @@ impl<D: TxnDb> Drop for TxnStore<D> {
 impl<D: TxnDb> Store for TxnStore<D> {
     fn write(&mut self, ops: &[WriteOp], _batch: bool) -> StoreResult<()> {
         // One transaction per write unit: a single op as well as a batch.
-        let db = self.db()?;
-        let t = db.begin(&self.wopts);
-        fill(&t, db, self.cfs(), ops)?;
-        t.commit().map_err(map_err)
+        self.run_txn(None, ops, true)
     }
 
     fn transaction(&mut self, writes: &[WriteOp], commit: bool) -> StoreResult<()> {
         // transaction.h: Commit "Write all batched keys to the db
         // atomically"; Rollback "Discard all batched writes in this
         // transaction".
-        let db = self.db()?;
-        let t = db.begin(&self.wopts);
-        fill(&t, db, self.cfs(), writes)?;
-        if commit {
-            t.commit().map_err(map_err)
-        } else {
-            t.rollback().map_err(map_err)
-        }
+        self.run_txn(None, writes, commit)
     }
 
     fn prepared_transaction(
@@ -223,17 +234,7 @@ impl<D: TxnDb> Store for TxnStore<D> {
         // (994-1012). A commit whose marker failed leaves the transaction
         // prepared (737-742): dropped here, it comes back at the next
         // open, as an op in flight may.
-        let db = self.db()?;
-        let t = db.begin(&self.wopts);
-        t.set_name(name.as_bytes()).map_err(map_err)?;
-        fill(&t, db, self.cfs(), writes)?;
-        t.prepare().map_err(map_err)?;
-        super::drive::step_point();
-        if commit {
-            t.commit().map_err(map_err)
-        } else {
-            t.rollback().map_err(map_err)
-        }
+        self.run_txn(Some(name), writes, commit)
     }
 
     fn resolve_prepared(

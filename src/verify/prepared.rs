@@ -295,32 +295,33 @@ mod tests {
     #[test]
     fn a_transaction_back_wrong_is_bad_prepared() {
         let h = hist();
-        let bad = Some(ViolationClass::BadPrepared);
-        // A name no op prepared.
-        assert_eq!(
-            verdict(&rec(&h, 1, &[("p9.9", 2, false)], Some(1)), None, true),
-            bad
-        );
-        // Part of its writes.
-        assert_eq!(
-            verdict(&rec(&h, 1, &[("p0.1", 1, false)], Some(1)), None, true),
-            bad
-        );
-        // Committed and prepared at once.
-        assert_eq!(
-            verdict(&rec(&h, 2, &[("p0.1", 2, false)], Some(2)), None, true),
-            bad
-        );
-        // The verifier committed it, and its writes did not appear.
-        assert_eq!(
-            verdict(&rec(&h, 1, &[("p0.1", 2, true)], Some(1)), None, true),
-            bad
-        );
-        // The verifier rolled it back, and its writes appeared.
-        assert_eq!(
-            verdict(&rec(&h, 1, &[("p0.1", 2, false)], Some(2)), None, true),
-            bad
-        );
+        // (state before as a prefix, recovered (name, entries, committed),
+        // state after as a prefix): each one bad-prepared.
+        let cases: [(&str, u64, (&str, u64, bool), u64); 5] = [
+            ("a name no op prepared", 1, ("p9.9", 2, false), 1),
+            ("part of its writes", 1, ("p0.1", 1, false), 1),
+            ("committed and prepared at once", 2, ("p0.1", 2, false), 2),
+            (
+                "committed by the verifier, its writes absent",
+                1,
+                ("p0.1", 2, true),
+                1,
+            ),
+            (
+                "rolled back by the verifier, its writes there",
+                1,
+                ("p0.1", 2, false),
+                2,
+            ),
+        ];
+        for (what, before, p, after) in cases {
+            let r = rec(&h, before, &[p], Some(after));
+            assert_eq!(
+                verdict(&r, None, true),
+                Some(ViolationClass::BadPrepared),
+                "{what}"
+            );
+        }
     }
 
     #[test]
