@@ -297,7 +297,8 @@ mod tests {
         let h = hist();
         // (state before as a prefix, recovered (name, entries, committed),
         // state after as a prefix): each one bad-prepared.
-        let cases: [(&str, u64, (&str, u64, bool), u64); 5] = [
+        type Case<'a> = (&'a str, u64, (&'a str, u64, bool), u64);
+        let cases: [Case; 5] = [
             ("a name no op prepared", 1, ("p9.9", 2, false), 1),
             ("part of its writes", 1, ("p0.1", 1, false), 1),
             ("committed and prepared at once", 2, ("p0.1", 2, false), 2),
