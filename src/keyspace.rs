@@ -106,9 +106,43 @@ impl Layout {
     }
 }
 
+/// Keys `k000000`..`k000007` of each writer's partition (in each column
+/// family) are the ones other writers' transactions lock (`lock K`):
+/// every write to them is published to the others (crash/contend.rs).
+pub const LOCK_KEYS: usize = 8;
+
+/// Slots of lockable keys per writer: [`LOCK_KEYS`] per column family.
+pub const LOCK_SLOTS: usize = LOCK_KEYS * MAX_CFS;
+
+/// `(owner, slot)` of a lockable key: `[c<D>/]w<TT>.k<N>` with `N` below
+/// [`LOCK_KEYS`] and no cross-partition tag; `None` for any other key.
+pub fn lock_slot(key: &[u8]) -> Option<(usize, usize)> {
+    let cf = match key {
+        [b'c', d @ b'0'..=b'7', b'/', ..] => (d - b'0') as usize,
+        _ => 0,
+    };
+    let (owner, rest) = two_digits(b'w', strip_cf(key))?;
+    let digits = rest.strip_prefix(b"k")?;
+    if digits.len() != 6 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = std::str::from_utf8(digits).ok()?.parse::<usize>().ok()?;
+    (n < LOCK_KEYS && owner < MAX_WRITERS).then_some((owner, cf * LOCK_KEYS + n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_low_keys_of_a_partition_are_lockable() {
+        assert_eq!(lock_slot(b"w02.k000003"), Some((2, 3)));
+        assert_eq!(lock_slot(b"c1/w00.k000007"), Some((0, LOCK_KEYS + 7)));
+        assert_eq!(lock_slot(b"w02.k000008"), None);
+        assert_eq!(lock_slot(b"w02.x01.k000003"), None, "cross-partition");
+        assert_eq!(lock_slot(b"k000003"), None, "no writer tag");
+        assert_eq!(lock_slot(b"w02.k00003"), None);
+    }
 
     #[test]
     fn keys_route_to_their_column_family_and_owner() {

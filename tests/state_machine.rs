@@ -311,6 +311,7 @@ impl<const TWO_PHASE: bool> ReferenceStateMachine for TxnRef<TWO_PHASE> {
                     // Names may repeat: each transaction is resolved
                     // before the next one begins.
                     prepare: (TWO_PHASE && two).then(|| format!("sm.{n}")),
+                    locks: Vec::new(),
                 })
             });
         let mut s = prop_oneof![

@@ -382,6 +382,16 @@ impl Job<'_> {
                 cfg.store_name
             )));
         }
+        // From here on, the histories without the units the store refused
+        // as conflicts (docs/durability.md C1): the chain's state and the
+        // repro case (a refused unit is an empty `batch` there).
+        let voided = crate::cycle::refused_histories(&plan.histories, &res.writer.refused).map(
+            |histories| CyclePlan {
+                histories,
+                ..plan.clone()
+            },
+        );
+        let plan = voided.as_ref().unwrap_or(plan);
         let d = crate::oracle::Durability::of(&plan.opts);
         let mut stats = record::cycle_stats(plan, &res, start.base.is_some());
         record::guarantee_stats(&mut stats, &res, &d, plan.fault);

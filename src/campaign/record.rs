@@ -97,6 +97,7 @@ pub(super) fn cycle_stats(plan: &CyclePlan, res: &CycleResult, from_base: bool) 
             committed: run.committed,
             rolled_back: run.rolled_back,
             prepared: run.prepared,
+            conflicts: res.writer.conflicts,
             recovered_prepared: prepared.len() as u64,
             recovered_prepared_committed: prepared.iter().filter(|p| p.committed).count() as u64,
             recovered_prepared_rolled_back: prepared.iter().filter(|p| !p.committed).count() as u64,
@@ -186,6 +187,7 @@ pub(super) fn recorded_interleaving(
         w.stop,
         crash::WriterStop::StoreError { .. }
             | crash::WriterStop::ReadMismatch { .. }
+            | crash::WriterStop::LostUpdate { .. }
             | crash::WriterStop::Hung
             | crash::WriterStop::Abnormal(_)
     );
@@ -302,6 +304,9 @@ pub(super) struct CaseOf<'a> {
     pub timed: bool,
     /// Several writers: each writer's ops and their recorded order.
     pub recorded: Option<(Vec<Vec<Op>>, Vec<u8>)>,
+    /// A comment naming the units the store refused as conflicts, which
+    /// the case holds as empty batches.
+    pub refused: Option<String>,
 }
 
 impl<'a> CaseOf<'a> {
@@ -367,6 +372,20 @@ impl<'a> CaseOf<'a> {
                 recorded_interleaving(&plan.histories, &res.writer, kill_in)
             })
             .flatten();
+        let refused = res.writer.refused.iter().any(|r| !r.is_empty()).then(|| {
+            let per: Vec<String> = res
+                .writer
+                .refused
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| !r.is_empty())
+                .map(|(w, r)| format!("writer {w}: units {r:?}"))
+                .collect();
+            format!(
+                "refused as conflicts in the recorded run, so empty `batch` units here (docs/durability.md C1): {}",
+                per.join("; ")
+            )
+        });
         CaseOf {
             cfg,
             plan,
@@ -375,6 +394,7 @@ impl<'a> CaseOf<'a> {
             flush,
             timed,
             recorded,
+            refused,
         }
     }
 
@@ -394,7 +414,9 @@ impl<'a> CaseOf<'a> {
             kill_writer: self.step.map_or(0, |(w, _, _)| w),
             kill_flush: self.step.is_some() && self.flush,
             kill_timed: self.step.is_some() && self.timed,
-            comments: vec![comment],
+            comments: std::iter::once(comment)
+                .chain(self.refused.clone())
+                .collect(),
             base: self.base.clone(),
             ops: self
                 .recorded

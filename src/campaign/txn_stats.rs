@@ -11,8 +11,8 @@ use super::stats::ModeStats;
 /// Transaction counts. Transactions are begun, written, then committed or
 /// rolled back (`txn commit|rollback ...`), two-phase ones prepared first
 /// (`txn prepare NAME ...`, `transaction-db` where the WAL is on);
-/// conflicts between writers are not generated yet, so that count stays
-/// 0 until they are.
+/// with several writers, transactions read other writers' keys for update
+/// and some are refused (conflicts).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxnStats {
     /// Transactions whose commit returned OK (each one write unit).
@@ -21,8 +21,9 @@ pub struct TxnStats {
     /// Transactions rolled back (they must leave nothing).
     #[serde(default)]
     pub rolled_back: u64,
-    /// Commits refused by a conflict (lock timeout, deadlock, optimistic
-    /// `Busy`): expected outcomes, not violations.
+    /// Ops the store refused as conflicts (a lock timeout or deadlock, an
+    /// optimistic commit's `Busy` or `TryAgain`): expected outcomes, not
+    /// violations; each left nothing (docs/durability.md C1).
     #[serde(default)]
     pub conflicts: u64,
     /// Two-phase commit: transactions the writers ran through prepare to

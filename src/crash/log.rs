@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use super::copies::{CopyKind, CopyRecord, CopyState};
 use super::killer::Phase;
 use super::{CrashError, Progress};
-use crate::keyspace::{MAX_CFS, MAX_WRITERS};
+use crate::keyspace::{LOCK_SLOTS, MAX_CFS, MAX_WRITERS};
 use crate::store::StoreStats;
 
 const MSG_CAP: usize = 512;
@@ -125,7 +125,21 @@ pub(super) struct LogPage {
     pub(super) closed_in_error: AtomicU64,
     pub(super) closed_in_error_len: AtomicU32,
     pub(super) closed_in_error_msg: [AtomicU32; NOTE_CAP / 4],
+    /// Contending writers (crash/contend.rs): the logical clock, and per
+    /// writer and lockable key the `(start << 32) | end` ticks of its last
+    /// write to that key that ended, and of the last one acknowledged.
+    pub(super) tick: AtomicU64,
+    pub(super) slot_ended: [[AtomicU64; LOCK_SLOTS]; MAX_WRITERS],
+    pub(super) slot_acked: [[AtomicU64; LOCK_SLOTS]; MAX_WRITERS],
+    /// Ops the store refused as conflicts (any writer).
+    pub(super) conflicts: AtomicU64,
+    /// Per writer: the write units refused as conflicts, in order.
+    pub(super) refused_n: [AtomicU32; MAX_WRITERS],
+    pub(super) refused: [[AtomicU32; MAX_REFUSED]; MAX_WRITERS],
 }
+
+/// Most refused write units one writer records in a cycle.
+pub(super) const MAX_REFUSED: usize = 1024;
 
 /// Bytes kept of the background error a close met.
 const NOTE_CAP: usize = 256;
@@ -226,6 +240,22 @@ impl SharedLog {
         // SAFETY: called between cycles, when no child is alive to touch the
         // mapping; all-zero is a valid LogPage.
         unsafe { std::ptr::write_bytes(self.ptr.as_ptr(), 0, 1) };
+    }
+
+    /// The write units writer `writer` had refused as conflicts.
+    pub fn refused_of(&self, writer: usize) -> Vec<u64> {
+        let p = self.get();
+        let w = writer.min(MAX_WRITERS - 1);
+        let n = (p.refused_n[w].load(Ordering::SeqCst) as usize).min(MAX_REFUSED);
+        p.refused[w][..n]
+            .iter()
+            .map(|u| u64::from(u.load(Ordering::SeqCst)))
+            .collect()
+    }
+
+    /// Ops the store refused as conflicts in the cycle.
+    pub fn conflicts(&self) -> u64 {
+        self.get().conflicts.load(Ordering::SeqCst)
     }
 
     pub(super) fn writer(&self, i: usize) -> &WriterLog {

@@ -12,12 +12,14 @@
 //! `_exit`. Panics are caught and turned into an exit code.
 
 mod accounting;
+mod contend;
 mod copies;
 mod fork;
 mod io_faults;
 mod killer;
 mod log;
 mod progress;
+mod reads;
 mod step_trap;
 mod writer;
 

@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::accounting::{CopyStart, FlushStart};
+use super::contend::Contended;
 use super::copies::{CopyKind, CopyRecord};
 use super::fork::{die_now, fork_child, fork_lock, wait_child, ChildEnd};
 use super::io_faults::WriterIo;
 use super::killer::{KillPlan, Killer, Phase};
 use super::log::{SharedLog, WriterLog};
+use super::reads::read_disagrees;
 use super::step_trap::{arm_flusher, on_step, MID_UNIT, STEPS, TRAP};
 use super::{assert_fork_safe, CrashError, Progress, WriterJob};
 use crate::keyspace::MAX_WRITERS;
@@ -27,6 +29,7 @@ mod code {
     pub const STORE_ERROR: i32 = 91;
     pub const READ_MISMATCH: i32 = 92;
     pub const UNSUPPORTED: i32 = 93;
+    pub const LOST_UPDATE: i32 = 94;
 }
 
 /// Why the writer child stopped.
@@ -59,6 +62,15 @@ pub enum WriterStop {
         /// Op index.
         op: usize,
         /// What differed.
+        msg: String,
+    },
+    /// A transaction committed at op `op` (0-based) although another
+    /// writer wrote a key it had read for update in between
+    /// (docs/durability.md C2).
+    LostUpdate {
+        /// Op index.
+        op: usize,
+        /// Which key, which writer, and when.
         msg: String,
     },
     /// Any other end: a panic, another signal, an unexpected exit code.
@@ -102,6 +114,12 @@ pub struct WriterRun {
     /// error stood, and that error: its shutdown flush could not run
     /// (docs/findings.md finding 9).
     pub closed_in_error: Option<(usize, String)>,
+    /// Per writer: the write units the store refused as conflicts
+    /// (docs/durability.md C1); they must leave nothing.
+    pub refused: Vec<Vec<u64>>,
+    /// Ops the store refused as conflicts (write units and rolled-back
+    /// transactions).
+    pub conflicts: u64,
 }
 
 /// Everything the writer child's threads share.
@@ -126,6 +144,9 @@ pub(super) struct WriterCtx<'a> {
     pub(super) turn: std::sync::atomic::AtomicUsize,
     /// See [`WriterJob::io_errors`].
     pub(super) io_errors: Option<(u32, crate::fault::IoErrors)>,
+    /// Several writers on a store whose writers contend: record it
+    /// (crash/contend.rs).
+    pub(super) contend: bool,
 }
 
 const PHASES: usize = 11;
@@ -265,6 +286,11 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
         },
         None => None,
     };
+    if ctx.contend {
+        super::contend::install(ctx.shared, ctx.order.is_none());
+    }
+    // This writer's refused units, and its history without them.
+    let (mut refused, mut voided) = (Vec::new(), None::<History>);
     let mut hooks = WriterHooks {
         ctx,
         writer,
@@ -294,7 +320,23 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
         if ctx.flush_at_kill {
             arm_flusher(ctx.plan, writer, i, store);
         }
+        super::contend::before_op(writer, op);
         let mut result = drive(store, op, &mut hooks);
+        match super::contend::after_op((writer, i, op), h, &result, &mut refused) {
+            Contended::No => {}
+            // Refused: an outcome, not an error; nothing more to check.
+            Contended::Refused(v) => {
+                voided = v.or(voided);
+                result = Ok(Answer::Skipped);
+            }
+            Contended::LostUpdate(msg) => ctx.fail(writer, i, &msg, code::LOST_UPDATE),
+            Contended::Overflow => ctx.fail(
+                writer,
+                i,
+                "too many refused units to record",
+                code::STORE_ERROR,
+            ),
+        }
         if matches!(op, Op::Reopen) && result.is_ok() {
             note_close_in_error(ctx.shared, i);
         }
@@ -309,7 +351,8 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
         }
         match result {
             Ok(answer) => {
-                if let Some(msg) = read_disagrees(ctx, h, i, op, &answer, io.as_ref()) {
+                let h = voided.as_ref().unwrap_or(h);
+                if let Some(msg) = read_disagrees(ctx.check_reads, h, i, op, &answer, io.as_ref()) {
                     ctx.fail(writer, i, &msg, code::READ_MISMATCH);
                 }
             }
@@ -414,6 +457,7 @@ fn writer_body(shared: &SharedLog, job: &WriterJob<'_>) -> i32 {
         order: job.order,
         turn: std::sync::atomic::AtomicUsize::new(0),
         io_errors: job.io_errors,
+        contend: histories.len() > 1 && factory.capabilities().conflicts,
     };
     if let Some(root) = job.dir_journal {
         let journal = crate::fault::dirs::journal_file(root);
@@ -513,6 +557,12 @@ pub fn run_writer(shared: &SharedLog, job: &WriterJob<'_>) -> Result<WriterRun, 
             },
             Some((op, msg)),
         ) => WriterStop::Unsupported { op, msg },
+        (
+            ChildEnd::Exited {
+                code: code::LOST_UPDATE,
+            },
+            Some((op, msg)),
+        ) => WriterStop::LostUpdate { op, msg },
         (other, _) => WriterStop::Abnormal(other.clone()),
     };
     Ok(WriterRun {
@@ -531,52 +581,9 @@ pub fn run_writer(shared: &SharedLog, job: &WriterJob<'_>) -> Result<WriterRun, 
         copies_skipped: shared.copies_skipped(),
         io: shared.io_counts(),
         closed_in_error: shared.closed_in_error(),
+        refused: (0..n).map(|i| shared.refused_of(i)).collect(),
+        conflicts: shared.conflicts(),
     })
-}
-
-/// The message of a read whose answer disagrees with the model's (the
-/// hashes the parent computed), unless it equals the answer the model
-/// gives without a failed write (I/O-error faults: `io`), looked up only
-/// on a mismatch.
-fn read_disagrees(
-    ctx: &WriterCtx<'_>,
-    h: &History,
-    i: usize,
-    op: &Op,
-    answer: &Answer,
-    io: Option<&WriterIo>,
-) -> Option<String> {
-    let want = h.reads.get(&i).filter(|_| ctx.check_reads)?;
-    let got = answer.hashes(op)?;
-    if &got == want || io.and_then(|io| io.read_without_failed(i)) == Some(&got) {
-        return None;
-    }
-    let first = got
-        .iter()
-        .zip(want.iter())
-        .position(|(a, b)| a != b)
-        .unwrap_or(got.len().min(want.len()));
-    Some(format!(
-        "`{op}` disagrees with the model at result {first} ({} results, model {}): store {}, model {}",
-        got.len(),
-        want.len(),
-        describe_result(got.get(first)),
-        describe_result(want.get(first)),
-    ))
-}
-
-/// One read result for a mismatch message: the key and a short hash of
-/// the value (`none` when absent), enough to tell a wrong key from a wrong
-/// value without the value itself.
-fn describe_result(r: Option<&(Vec<u8>, Option<u128>)>) -> String {
-    match r {
-        None => "no result".into(),
-        Some((k, v)) => format!(
-            "{} = {}",
-            String::from_utf8_lossy(k),
-            v.map_or("none".into(), |h| format!("#{:08x}", (h >> 96) as u32))
-        ),
-    }
 }
 
 /// After a reopen that succeeded: if a background error stood before or

@@ -332,6 +332,11 @@ pub fn writer_verdict(stop: &WriterStop) -> Option<CycleOutcome> {
             detail: format!("writer read at op #{op}: {msg}"),
             diff: Vec::new(),
         }),
+        WriterStop::LostUpdate { op, msg } => Some(CycleOutcome::Violation {
+            class: ViolationClass::LostUpdate,
+            detail: format!("transaction at op #{op} committed: {msg}"),
+            diff: Vec::new(),
+        }),
         // No verdict on a store that lacks what it declared; a campaign
         // stops with a refusal before it records this.
         WriterStop::Unsupported { op, msg } => Some(CycleOutcome::Anomaly {

@@ -300,6 +300,10 @@ pub fn run_cycle(
         res.outcome = adjudicate::hang(res.writer.phase);
         return Ok(res);
     }
+    // Units the store refused as conflicts left nothing (C1): the
+    // histories without them are the ones judged.
+    let refused = refused_histories(histories, &res.writer.refused);
+    let histories = refused.as_deref().unwrap_or(histories);
     let judge = Judge {
         d: &d,
         loss: fault.loss(),
@@ -312,6 +316,34 @@ pub fn run_cycle(
     }
     judge.observe(factory, db, opts, (sample, replay.seed), timeout, &mut res)?;
     Ok(res)
+}
+
+/// The histories with the units each writer's store refused as conflicts
+/// voided (docs/durability.md C1: a refused unit leaves nothing; it keeps
+/// its number), or `None` when none was refused. Everything after the
+/// writer (the judge, the chain's state, the repro case) uses these.
+pub fn refused_histories(histories: &[History], refused: &[Vec<u64>]) -> Option<Vec<History>> {
+    if refused.iter().all(Vec::is_empty) {
+        return None;
+    }
+    Some(
+        histories
+            .iter()
+            .zip(
+                refused
+                    .iter()
+                    .map(Vec::as_slice)
+                    .chain(std::iter::repeat(&[][..])),
+            )
+            .map(|(h, r)| {
+                if r.is_empty() {
+                    h.clone()
+                } else {
+                    h.with_units_voided(r)
+                }
+            })
+            .collect(),
+    )
 }
 
 /// A write unit that failed before the store resumed (disk-full) is in

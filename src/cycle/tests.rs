@@ -43,6 +43,8 @@ fn writer(acked: u64) -> WriterRun {
         steps_in_op: vec![None],
         io: Default::default(),
         closed_in_error: None,
+        refused: vec![Vec::new()],
+        conflicts: 0,
     }
 }
 

@@ -59,6 +59,7 @@ fn decode_txn(r: [u8; 5], cfs: u8) -> Op {
         writes,
         end,
         prepare: None,
+        locks: Vec::new(),
     })
 }
 

@@ -136,12 +136,21 @@ impl History {
     /// every durability mark stays valid). For a unit whose call failed
     /// while later units were acknowledged: the states without it.
     pub fn with_unit_voided(&self, unit: u64) -> History {
+        self.with_units_voided(&[unit])
+    }
+
+    /// The same history with every unit of `units` voided (see
+    /// [`History::with_unit_voided`]): for units a store refused as
+    /// conflicts, which must leave nothing (docs/durability.md C1).
+    pub fn with_units_voided(&self, units: &[u64]) -> History {
         let mut ops = self.ops.clone();
-        if let Some(&i) = unit
-            .checked_sub(1)
-            .and_then(|u| self.op_of_unit.get(u as usize))
-        {
-            ops[i] = Op::Batch(Vec::new());
+        for &unit in units {
+            if let Some(&i) = unit
+                .checked_sub(1)
+                .and_then(|u| self.op_of_unit.get(u as usize))
+            {
+                ops[i] = Op::Batch(Vec::new());
+            }
         }
         History::new(ops, self.base.clone())
     }

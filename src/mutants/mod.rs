@@ -288,6 +288,16 @@ pub const MUTANTS: &[MutantInfo] = &[
         setup: TXN,
     },
     MutantInfo {
+        name: txn::SKIPS_CHECK,
+        bug: "reads the keys a transaction locks with a plain read, not GetForUpdate, so an optimistic commit never conflicts (an OptimisticTransactionDB wrapper, four writers)",
+        fault: Some(Fault::KILL),
+        modes: &[WalMode::Wal],
+        setup: Setup {
+            writers: 4,
+            ..TXN
+        },
+    },
+    MutantInfo {
         name: "side-file-no-dirsync",
         bug: "as side-file-values, with each file fsynced but its directory never",
         fault: Some(Fault::POWER_LOSS),

@@ -5,12 +5,16 @@
 
 use std::path::Path;
 
-use crate::op::{Scan, WriteOp};
-use crate::store::drive::step_point;
-use crate::store::{Capabilities, PreparedTxn, Store, StoreFactory, StoreOptions, StoreResult};
+use crate::op::{Scan, Txn, TxnEnd, WriteOp};
+use crate::store::drive::{commit_point, lock_point, step_point};
+use crate::store::{Capabilities, PreparedTxn, Store, StoreOptions, StoreResult};
 
 /// The mutant of two-phase commit (over a TransactionDB).
 const TWO_PHASE: &str = "txn-prepare-not-logged";
+
+/// The mutant of conflicts between writers (over an
+/// OptimisticTransactionDB).
+pub(super) const SKIPS_CHECK: &str = "txn-skips-conflict-check";
 
 /// What the transaction mutants support: the transactional store's
 /// everyday ops (no copies, no concurrent writers: they are not where the
@@ -33,6 +37,8 @@ const CAPABILITIES: Capabilities = Capabilities {
 pub(super) fn capabilities(name: &str) -> Capabilities {
     Capabilities {
         two_phase_commit: name == TWO_PHASE,
+        writers: name == SKIPS_CHECK,
+        conflicts: name == SKIPS_CHECK,
         ..CAPABILITIES
     }
 }
@@ -43,12 +49,17 @@ pub(super) fn open_inner(
     name: &str,
     path: &Path,
     opts: &StoreOptions,
-) -> StoreResult<Box<dyn Store>> {
+) -> StoreResult<Box<dyn Store + Send>> {
+    use crate::store::txn::TxnStore;
     #[cfg(feature = "txn-db")]
     if name == TWO_PHASE {
-        return crate::store::txn::TransactionDbFactory::new().open(path, opts);
+        return Ok(Box::new(TxnStore::<rocksdb::TransactionDB>::open(
+            path, opts,
+        )?));
     }
-    crate::store::txn::OptimisticTransactionDbFactory::new().open(path, opts)
+    Ok(Box::new(
+        TxnStore::<rocksdb::OptimisticTransactionDB>::open(path, opts)?,
+    ))
 }
 
 /// True for the mutants of this file.
@@ -58,11 +69,11 @@ pub(super) fn is_txn(name: &str) -> bool {
 
 pub(super) struct TxnMutant {
     name: &'static str,
-    inner: Box<dyn Store>,
+    inner: Box<dyn Store + Send>,
 }
 
 impl TxnMutant {
-    pub(super) fn new(name: &'static str, inner: Box<dyn Store>) -> TxnMutant {
+    pub(super) fn new(name: &'static str, inner: Box<dyn Store + Send>) -> TxnMutant {
         TxnMutant { name, inner }
     }
 }
@@ -104,6 +115,28 @@ impl Store for TxnMutant {
         // logged, with nothing logged; then one phase.
         step_point();
         self.inner.transaction(writes, commit)
+    }
+
+    fn locking_transaction(&mut self, txn: &Txn) -> StoreResult<()> {
+        if self.name != SKIPS_CHECK {
+            return self.inner.locking_transaction(txn);
+        }
+        // Reads the keys with a plain read instead of GetForUpdate: the
+        // optimistic transaction never tracks them, so its commit never
+        // conflicts with the writes other writers made to them since.
+        for l in &txn.locks {
+            self.inner.get(&l.key, None)?;
+            lock_point(&l.key);
+        }
+        let commit = txn.end == TxnEnd::Commit;
+        if commit {
+            commit_point();
+        }
+        self.inner.transaction(&txn.writes, commit)
+    }
+
+    fn share(&mut self) -> StoreResult<Box<dyn Store + Send>> {
+        Ok(Box::new(TxnMutant::new(self.name, self.inner.share()?)))
     }
 
     fn resolve_prepared(

@@ -332,6 +332,12 @@ pub enum Op {
 pub struct Txn {
     /// The writes made inside the transaction, in order.
     pub writes: Vec<WriteOp>,
+    /// Keys of other writers this transaction reads with `GetForUpdate`
+    /// (`lock K` among its writes): it contends with their owners
+    /// (transaction.h `GetForUpdate`: a pessimistic transaction locks the
+    /// key; an optimistic one has its commit fail if the key was written
+    /// after the read). Empty for one writer.
+    pub locks: Vec<TxnLock>,
     /// Commit or rollback.
     pub end: TxnEnd,
     /// Two-phase commit (`txn prepare NAME commit|rollback ...`): the
@@ -341,6 +347,15 @@ pub struct Txn {
     /// [`crate::store::Capabilities::two_phase_commit`]). `None`: one
     /// phase.
     pub prepare: Option<String>,
+}
+
+/// A `GetForUpdate` inside a transaction, between its writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnLock {
+    /// How many of the transaction's writes come before it.
+    pub after: u32,
+    /// The key read (owned by another writer).
+    pub key: Vec<u8>,
 }
 
 /// How a transaction ends.

@@ -37,10 +37,25 @@ fn transactions_round_trip_and_only_a_commit_writes() {
         "txn rollback put c1/k000001 gen(1,5)",
         "txn prepare p0.3 commit put k1 a | del k2",
         "txn prepare p2.17 rollback put k1 a",
+        "txn commit lock w01.k000002 | put w00.k000005 a | lock c1/w02.k000000",
+        "txn prepare p0.1 commit put w00.k1 a | lock w03.k000007 | lock w01.k000001 | del w00.k2",
     ] {
         let op: Op = line.parse().unwrap();
         assert_eq!(op.to_string(), line);
     }
+    // A lock is a read: where it stands among the writes, nothing else.
+    let locked: Op = "txn commit put a \"1\" | lock w01.k000003 | put b \"2\""
+        .parse()
+        .unwrap();
+    let Op::Txn(t) = &locked else {
+        panic!("{locked}")
+    };
+    assert_eq!(t.locks.len(), 1);
+    assert_eq!(
+        (t.locks[0].after, &t.locks[0].key[..]),
+        (1, &b"w01.k000003"[..])
+    );
+    assert_eq!(t.writes.len(), 2);
     let commit: Op = "txn commit put a \"1\" | put b \"2\"".parse().unwrap();
     assert!(commit.is_write());
     assert_eq!(commit.write_ops().len(), 2);
@@ -66,6 +81,9 @@ fn transactions_round_trip_and_only_a_commit_writes() {
         "txn prepare commit put a b",
         "txn prepare a/b commit put a b",
         "txn prepare p1 put a b",
+        "txn commit lock",
+        "txn commit lock a b",
+        "txn commit put a b | lock",
     ] {
         assert!(bad.parse::<Op>().is_err(), "{bad} should not parse");
     }

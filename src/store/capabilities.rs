@@ -68,6 +68,12 @@ pub struct Capabilities {
     /// `txn prepare NAME ...` op. A TransactionDB's (`allow_2pc`).
     #[serde(default)]
     pub two_phase_commit: bool,
+    /// Transactions of several writers contend: `GetForUpdate` of a key
+    /// another writer owns (the `lock K` items of `txn`), and a commit or
+    /// write refused by a lock timeout, a deadlock or a failed conflict
+    /// check answers [`StoreError::Conflict`](super::StoreError::Conflict).
+    #[serde(default)]
+    pub conflicts: bool,
 }
 
 impl Capabilities {
@@ -92,6 +98,7 @@ impl Capabilities {
         resume: true,
         transactions: false,
         two_phase_commit: false,
+        conflicts: false,
     };
 
     /// Puts, batches of puts and point reads, nothing else: a
@@ -115,6 +122,7 @@ impl Capabilities {
         resume: false,
         transactions: false,
         two_phase_commit: false,
+        conflicts: false,
     };
 
     /// The default of [`StoreFactory::capabilities`](super::StoreFactory::capabilities):
@@ -170,6 +178,13 @@ impl Capabilities {
             true => {}
             false => w.prepare = 0,
         }
+        // Half of the transactions of a store whose writers contend read
+        // other writers' keys for update (drawn only with several writers).
+        match self.conflicts && w.txn > 0 {
+            true if w.lock == 0 => w.lock = 4,
+            true => {}
+            false => w.lock = 0,
+        }
         off(self.ingest, &mut w.ingest);
         off(self.checkpoints, &mut w.checkpoint);
         off(self.backups, &mut w.backup);
@@ -216,7 +231,8 @@ impl Capabilities {
             Op::Txn(t)
                 if t.writes.iter().all(|w| self.writes(w))
                     && self.transactions
-                    && (t.prepare.is_none() || self.two_phase_commit) =>
+                    && (t.prepare.is_none() || self.two_phase_commit)
+                    && (t.locks.is_empty() || self.conflicts) =>
             {
                 true
             }
@@ -235,6 +251,18 @@ impl Capabilities {
                         writes,
                         end,
                         prepare: t.prepare.clone().filter(|_| self.two_phase_commit),
+                        locks: if self.conflicts {
+                            let n = t.writes.len() as u32;
+                            t.locks
+                                .iter()
+                                .map(|l| crate::op::TxnLock {
+                                    after: l.after.min(n),
+                                    ..l.clone()
+                                })
+                                .collect()
+                        } else {
+                            Vec::new()
+                        },
                     })),
                     (false, false, crate::op::TxnEnd::Commit) => Some(Op::Batch(writes)),
                     (false, false, crate::op::TxnEnd::Rollback) => None,

@@ -116,6 +116,38 @@ pub fn step_point() {
     }
 }
 
+std::thread_local! {
+    static ON_LOCK: std::cell::Cell<Option<fn(&[u8])>> = const { std::cell::Cell::new(None) };
+    static ON_COMMIT: std::cell::Cell<Option<fn()>> = const { std::cell::Cell::new(None) };
+}
+
+/// Called by a store right after a `GetForUpdate` of `key` inside a
+/// transaction returned `Ok` ([`Store::locking_transaction`]): the crash
+/// writer notes when the key was read (and may wait a little for its
+/// owner to write it, so that writers really contend).
+pub fn lock_point(key: &[u8]) {
+    if let Some(f) = ON_LOCK.with(std::cell::Cell::get) {
+        f(key);
+    }
+}
+
+/// Called by a store right before it commits a transaction that read keys
+/// for update: the crash writer notes which of them another writer wrote
+/// since, so that a commit that returns `Ok` all the same is seen
+/// (docs/durability.md C2, `lost-update`).
+pub fn commit_point() {
+    if let Some(f) = ON_COMMIT.with(std::cell::Cell::get) {
+        f();
+    }
+}
+
+/// Sets the functions [`lock_point`] and [`commit_point`] call on this
+/// thread (`None`: none).
+pub fn set_txn_hooks(lock: Option<fn(&[u8])>, commit: Option<fn()>) {
+    ON_LOCK.with(|s| s.set(lock));
+    ON_COMMIT.with(|s| s.set(commit));
+}
+
 /// Sets the function [`step_point`] calls on this thread (`None`: none).
 pub fn set_step_hook(f: Option<fn()>) {
     ON_STEP.with(|s| s.set(f));
@@ -145,6 +177,7 @@ fn call(store: &mut dyn Store, op: &Op, hooks: &mut dyn Hooks) -> StoreResult<An
         Op::Write(_) | Op::Batch(_) => {
             done(store.write(op.write_ops(), matches!(op, Op::Batch(_))))
         }
+        Op::Txn(t) if !t.locks.is_empty() => done(store.locking_transaction(t)),
         Op::Txn(t) => {
             let commit = t.end == crate::op::TxnEnd::Commit;
             done(match &t.prepare {

@@ -27,7 +27,7 @@ pub use capabilities::Capabilities;
 pub use options::{Compression, FaultFsRef, OptionsError, RecoveryMode, StoreOptions, WalMode};
 pub use rocks::{RocksFactory, RocksStore};
 
-use crate::op::{Scan, WriteOp};
+use crate::op::{Scan, Txn, WriteOp};
 
 /// An error from a store. New kinds may be added (`Unsupported` came with
 /// capabilities), so a `match` on it needs a wildcard arm.
@@ -47,6 +47,14 @@ pub enum StoreError {
     /// with a refusal naming the capability.
     #[error("this store does not support {0}")]
     Unsupported(String),
+    /// The store refused a write unit because it contended with another
+    /// writer: a lock timeout or deadlock (a pessimistic transaction), or
+    /// a failed conflict check at commit (an optimistic one): RocksDB's
+    /// `Busy`, `TimedOut` or `TryAgain` (transaction.h `Commit`,
+    /// `GetForUpdate`). An expected outcome where writers contend: the
+    /// unit must leave nothing (docs/durability.md C1).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// Any other failure, with the store's message.
     #[error("{0}")]
     Other(String),
@@ -167,6 +175,19 @@ pub trait Store {
         _commit: bool,
     ) -> StoreResult<()> {
         Err(unsupported("two-phase commit"))
+    }
+
+    /// Runs a transaction whose `lock K` items read keys of other writers
+    /// with `GetForUpdate` where they stand among its writes (`txn.locks`
+    /// is not empty; two-phase when `txn.prepare` names it). After each
+    /// such read returned the store calls [`drive::lock_point`] with the
+    /// key, and right before the commit [`drive::commit_point`], so the
+    /// crash writer can tell a commit that must conflict. A lock timeout,
+    /// a deadlock or a failed conflict check answers
+    /// [`StoreError::Conflict`] and must leave nothing. For stores with
+    /// [`Capabilities::conflicts`].
+    fn locking_transaction(&mut self, _txn: &Txn) -> StoreResult<()> {
+        Err(unsupported("reads for update inside transactions"))
     }
 
     /// Right after an open: the transactions recovery brought back in the

@@ -41,7 +41,7 @@ use super::{
     StoreStats,
 };
 use crate::keyspace::{cf_name, cf_of};
-use crate::op::{Scan, WriteOp};
+use crate::op::{Scan, Txn, TxnEnd, TxnLock, WriteOp};
 
 /// A store over a transactional database `D`. Snapshots borrow the
 /// database behind the `Arc` and always drop before this handle's
@@ -66,15 +66,34 @@ fn open_db<D: TxnDb>(rocks_opts: &Options, path: &Path, cfs: u8) -> StoreResult<
     D::open_with(rocks_opts, path, descs)
 }
 
-/// Adds `ops` to transaction `t`, each in its key's column family.
+/// A RocksDB error inside a transaction: `Busy` (an optimistic conflict,
+/// a deadlock), `TimedOut` (a lock wait) and `TryAgain` (an optimistic
+/// check without enough memtable history) are conflicts
+/// (transaction.h `Put`, `GetForUpdate`, `Commit`); anything else as
+/// [`map_err`].
+fn map_txn_err(e: rocksdb::Error) -> StoreError {
+    use rocksdb::ErrorKind::{Busy, TimedOut, TryAgain};
+    match e.kind() {
+        Busy | TimedOut | TryAgain => StoreError::Conflict(e.into_string()),
+        _ => map_err(e),
+    }
+}
+
+/// Adds `ops` to transaction `t`, each in its key's column family, with
+/// the reads for update of `locks` where they stand among them.
 fn fill<D>(
     t: &Transaction<'_, D>,
     db: &impl TxnDb,
     cfs: usize,
     ops: &[WriteOp],
+    locks: &[TxnLock],
 ) -> StoreResult<()> {
     let mut scratch = Vec::new();
-    for w in ops {
+    let mut locks = locks.iter().peekable();
+    for (i, w) in ops.iter().enumerate() {
+        while let Some(l) = locks.next_if(|l| l.after as usize <= i) {
+            lock(t, db, cfs, &l.key)?;
+        }
         let cf = handle(db, cf_of(w.key(), cfs))?;
         let r = match w {
             WriteOp::Put { key, value } => t.put_cf(cf, key, &*value.shared()),
@@ -86,8 +105,21 @@ fn fill<D>(
                 ))
             }
         };
-        r.map_err(map_err)?;
+        r.map_err(map_txn_err)?;
     }
+    for l in locks {
+        lock(t, db, cfs, &l.key)?;
+    }
+    Ok(())
+}
+
+/// `GetForUpdate(key)`, exclusive (transaction.h: a pessimistic
+/// transaction locks the key until it ends; an optimistic one remembers
+/// it for the conflict check at commit), then the lock point.
+fn lock<D>(t: &Transaction<'_, D>, db: &impl TxnDb, cfs: usize, key: &[u8]) -> StoreResult<()> {
+    let cf = handle(db, cf_of(key, cfs))?;
+    t.get_for_update_cf(cf, key, true).map_err(map_txn_err)?;
+    super::drive::lock_point(key);
     Ok(())
 }
 
@@ -147,22 +179,44 @@ impl<D: TxnDb> TxnStore<D> {
         (0..self.cfs()).map(|c| handle(db, c)).collect()
     }
 
-    /// Begin, `writes`, then commit or rollback; with `name`, two-phase:
-    /// named, and prepared before the end, with the step point between
-    /// (`Store::prepared_transaction`).
-    fn run_txn(&self, name: Option<&str>, writes: &[WriteOp], commit: bool) -> StoreResult<()> {
+    /// Begin, `writes` (with the reads for update of `locks` among them),
+    /// then commit or rollback; with `name`, two-phase: named, and
+    /// prepared before the end, with the step point between
+    /// (`Store::prepared_transaction`). A conflict rolls the transaction
+    /// back and answers [`StoreError::Conflict`].
+    fn run_txn(
+        &self,
+        name: Option<&str>,
+        (writes, locks): (&[WriteOp], &[TxnLock]),
+        commit: bool,
+    ) -> StoreResult<()> {
         let db = self.db()?;
         let t = db.begin(&self.wopts);
         if let Some(n) = name {
             t.set_name(n.as_bytes()).map_err(map_err)?;
         }
-        fill(&t, db, self.cfs(), writes)?;
-        if name.is_some() {
-            t.prepare().map_err(map_err)?;
-            super::drive::step_point();
+        let before_end = fill(&t, db, self.cfs(), writes, locks).and_then(|()| {
+            if name.is_some() {
+                t.prepare().map_err(map_txn_err)?;
+                super::drive::step_point();
+            }
+            Ok(())
+        });
+        if let Err(e) = before_end {
+            if let StoreError::Conflict(_) = e {
+                // Discards the writes and releases the locks (transaction.h
+                // `Rollback`); the conflict is the answer either way.
+                let _ = t.rollback();
+            }
+            return Err(e);
         }
+        if commit && !locks.is_empty() {
+            super::drive::commit_point();
+        }
+        // A commit refused as a conflict drops the transaction, which
+        // releases its locks.
         if commit {
-            t.commit().map_err(map_err)
+            t.commit().map_err(map_txn_err)
         } else {
             t.rollback().map_err(map_err)
         }
@@ -211,14 +265,14 @@ impl<D: TxnDb> Drop for TxnStore<D> {
 impl<D: TxnDb> Store for TxnStore<D> {
     fn write(&mut self, ops: &[WriteOp], _batch: bool) -> StoreResult<()> {
         // One transaction per write unit: a single op as well as a batch.
-        self.run_txn(None, ops, true)
+        self.run_txn(None, (ops, &[]), true)
     }
 
     fn transaction(&mut self, writes: &[WriteOp], commit: bool) -> StoreResult<()> {
         // transaction.h: Commit "Write all batched keys to the db
         // atomically"; Rollback "Discard all batched writes in this
         // transaction".
-        self.run_txn(None, writes, commit)
+        self.run_txn(None, (writes, &[]), commit)
     }
 
     fn prepared_transaction(
@@ -234,7 +288,16 @@ impl<D: TxnDb> Store for TxnStore<D> {
         // (994-1012). A commit whose marker failed leaves the transaction
         // prepared (737-742): dropped here, it comes back at the next
         // open, as an op in flight may.
-        self.run_txn(Some(name), writes, commit)
+        self.run_txn(Some(name), (writes, &[]), commit)
+    }
+
+    fn locking_transaction(&mut self, txn: &Txn) -> StoreResult<()> {
+        // transaction.h `GetForUpdate`: "If this transaction was created by
+        // a TransactionDB, it can be used to lock this key"; by an
+        // OptimisticTransactionDB, "this key will be tracked for conflict
+        // checking" at `Commit`, which "could fail with Status::Busy".
+        let commit = txn.end == TxnEnd::Commit;
+        self.run_txn(txn.prepare.as_deref(), (&txn.writes, &txn.locks), commit)
     }
 
     fn resolve_prepared(

@@ -67,6 +67,10 @@ pub enum ViolationClass {
     /// commit or rollback by the verifier did not leave the state with
     /// (or without) exactly its writes (docs/durability.md P3, P4).
     BadPrepared,
+    /// A transaction committed although another writer wrote a key it had
+    /// read for update between that read and its commit
+    /// (docs/durability.md C2).
+    LostUpdate,
     /// A read (in the writer, or point vs scan after recovery) disagreed
     /// with the model.
     ReadMismatch,
@@ -98,6 +102,7 @@ impl ViolationClass {
             ViolationClass::LostAckedAfterError => "lost-acked-after-error",
             ViolationClass::LostPrepared => "lost-prepared",
             ViolationClass::BadPrepared => "bad-prepared",
+            ViolationClass::LostUpdate => "lost-update",
             ViolationClass::ReadMismatch => "read-mismatch",
             ViolationClass::FinalStateMismatch => "final-state-mismatch",
             ViolationClass::StoreError => "store-error",
@@ -109,7 +114,7 @@ impl ViolationClass {
 
 impl ViolationClass {
     /// Every class, in report order.
-    pub const ALL: [ViolationClass; 16] = [
+    pub const ALL: [ViolationClass; 17] = [
         ViolationClass::UnexpectedOpenFailure,
         ViolationClass::PhantomValue,
         ViolationClass::TornBatch,
@@ -121,6 +126,7 @@ impl ViolationClass {
         ViolationClass::LostAckedAfterError,
         ViolationClass::LostPrepared,
         ViolationClass::BadPrepared,
+        ViolationClass::LostUpdate,
         ViolationClass::ReadMismatch,
         ViolationClass::FinalStateMismatch,
         ViolationClass::StoreError,

@@ -162,7 +162,16 @@ impl Generator {
     }
 
     fn pick_key(&mut self) -> Vec<u8> {
-        let i = self.key_index();
+        // Where other writers lock this writer's lockable keys, one key in
+        // eight is one of them, so that writes contend with the locks.
+        let i = if self.layout.writers > 1
+            && self.profile.weights.lock > 0
+            && self.rng.random_range(0..8) == 0
+        {
+            self.rng.random_range(0..crate::keyspace::LOCK_KEYS as u32)
+        } else {
+            self.key_index()
+        };
         if self.layout.is_plain() {
             return key(i);
         }
@@ -380,7 +389,7 @@ impl Generator {
             13 => self.ingest_op(),
             14 => {
                 let n = self.rng.random_range(1..=self.profile.max_batch.max(1));
-                let writes = (0..n).map(|_| self.write_op(true, true)).collect();
+                let writes: Vec<WriteOp> = (0..n).map(|_| self.write_op(true, true)).collect();
                 // One transaction in eight is rolled back.
                 let end = if self.rng.random_range(0..8) == 0 {
                     crate::op::TxnEnd::Rollback
@@ -394,8 +403,10 @@ impl Generator {
                     self.next_txn += 1;
                     format!("p{}.{}", self.layout.writer, self.next_txn - 1)
                 });
+                let locks = self.locks(writes.len());
                 Op::Txn(crate::op::Txn {
                     writes,
+                    locks,
                     end,
                     prepare,
                 })
@@ -411,6 +422,37 @@ impl Generator {
                 }
             }
         }
+    }
+
+    /// `lock K` reads for a transaction of `writes` writes: with several
+    /// writers and a lock share, 1-2 lockable keys of other writers'
+    /// partitions ([`crate::keyspace::lock_slot`]) at random places among
+    /// the writes. Nothing is drawn otherwise, so other sequences are
+    /// unchanged.
+    fn locks(&mut self, writes: usize) -> Vec<crate::op::TxnLock> {
+        let share = self.profile.weights.lock;
+        if self.layout.writers <= 1 || share == 0 || self.rng.random_range(0..8) >= share {
+            return Vec::new();
+        }
+        let n = self.rng.random_range(1..=2);
+        let mut locks: Vec<crate::op::TxnLock> = (0..n)
+            .map(|_| {
+                let cf = self.pick_cf();
+                let mut part = self.rng.random_range(0..self.layout.writers - 1);
+                if part >= self.layout.writer {
+                    part += 1;
+                }
+                let i = self.rng.random_range(0..crate::keyspace::LOCK_KEYS as u32);
+                let mut k = self.layout.prefix(cf, part, part);
+                k.extend_from_slice(&key(i));
+                crate::op::TxnLock {
+                    after: self.rng.random_range(0..=writes as u32),
+                    key: k,
+                }
+            })
+            .collect();
+        locks.sort_by_key(|l| l.after);
+        locks
     }
 
     fn flush_op(&mut self) -> Op {

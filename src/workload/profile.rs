@@ -74,6 +74,10 @@ pub struct Weights {
     /// ...`; stores with two-phase commit only, and only where the WAL is
     /// on).
     pub prepare: u32,
+    /// Of every 8 transactions, how many read other writers' keys for
+    /// update (`lock K`; stores with [`crate::store::Capabilities::conflicts`],
+    /// and only with several writers).
+    pub lock: u32,
 }
 
 /// A named workload shape.
@@ -118,6 +122,7 @@ const BASE: Weights = Weights {
     ingest: 1,
     txn: 0,
     prepare: 0,
+    lock: 0,
 };
 
 /// Weights of the `crash` profile: write-heavy, with flushes, WAL flushes
@@ -142,6 +147,7 @@ const CRASH_WEIGHTS: Weights = Weights {
     ingest: 2,
     txn: 0,
     prepare: 0,
+    lock: 0,
 };
 
 impl Profile {
@@ -229,6 +235,7 @@ impl Profile {
                     ingest: 0,
                     txn: 0,
                     prepare: 0,
+                    lock: 0,
                 },
                 ..d.clone()
             },
