@@ -101,7 +101,8 @@ pub(super) fn cycle_stats(plan: &CyclePlan, res: &CycleResult, from_base: bool) 
             recovered_prepared: prepared.len() as u64,
             recovered_prepared_committed: prepared.iter().filter(|p| p.committed).count() as u64,
             recovered_prepared_rolled_back: prepared.iter().filter(|p| !p.committed).count() as u64,
-            ..Default::default()
+            reopen_kills: res.reopen_kill.is_some() as u64,
+            reopen_kills_mid_open: res.reopen_kill.is_some_and(|k| k.mid_open) as u64,
         },
         ingest_outlived_cycles: res.explanation().is_some_and(|e| e.ingest_outlived()) as u64,
         fifo_dropped_cycles: res

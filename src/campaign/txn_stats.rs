@@ -41,6 +41,14 @@ pub struct TxnStats {
     /// Of those, the ones the verifier rolled back.
     #[serde(default)]
     pub recovered_prepared_rolled_back: u64,
+    /// Cycles whose first reopen was killed before the verifier's
+    /// (`transaction-db`: during its recovery, or right after it opened
+    /// with the recovered prepared transactions unresolved; P5).
+    #[serde(default)]
+    pub reopen_kills: u64,
+    /// Of those, the ones killed during the recovery.
+    #[serde(default)]
+    pub reopen_kills_mid_open: u64,
 }
 
 impl TxnStats {
@@ -53,6 +61,8 @@ impl TxnStats {
         self.recovered_prepared += o.recovered_prepared;
         self.recovered_prepared_committed += o.recovered_prepared_committed;
         self.recovered_prepared_rolled_back += o.recovered_prepared_rolled_back;
+        self.reopen_kills += o.reopen_kills;
+        self.reopen_kills_mid_open += o.reopen_kills_mid_open;
     }
 
     /// True when no transaction ran.
@@ -105,8 +115,15 @@ impl TxnStats {
                 t.recovered_prepared_rolled_back
             ),
         };
+        let kills = match t.reopen_kills {
+            0 => String::new(),
+            n => format!(
+                ", {n} first reopens killed ({} during recovery)",
+                t.reopen_kills_mid_open
+            ),
+        };
         Some(format!(
-            "{} committed, {} rolled back{later}; committed/rolled back by mode: {}",
+            "{} committed, {} rolled back{later}{kills}; committed/rolled back by mode: {}",
             t.committed,
             t.rolled_back,
             per_mode.join(", ")

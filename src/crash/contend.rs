@@ -39,13 +39,17 @@ use crate::store::{StoreError, StoreResult};
 /// owner to end a write to it.
 pub(super) const WAIT_CAP: Duration = Duration::from_millis(2);
 
+/// A read for update of the running op: `(owner, slot, tick after it,
+/// key)`.
+type Held = (usize, usize, u64, Vec<u8>);
+
 std::thread_local! {
     /// The log page of this writer child (null: contention not recorded).
     static PAGE: Cell<*const LogPage> = const { Cell::new(std::ptr::null()) };
     /// Wait for owners after a read for update.
     static WAIT: Cell<bool> = const { Cell::new(false) };
-    /// Reads for update of the running op: `(owner, slot, tick after it)`.
-    static HELD: RefCell<Vec<(usize, usize, u64, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
+    /// Reads for update of the running op.
+    static HELD: RefCell<Vec<Held>> = const { RefCell::new(Vec::new()) };
     /// A certain conflict seen at the running op's commit point.
     static CERTAIN: RefCell<Option<String>> = const { RefCell::new(None) };
     /// The running write unit's own lockable slots and its start tick.
@@ -145,7 +149,7 @@ pub(super) enum Contended {
     /// The store refused the op as a conflict: recorded; the writer's
     /// reads are checked against `voided` from now on (a write unit's
     /// history without it), or as before (`None`: not a write unit).
-    Refused(Option<History>),
+    Refused(Option<Box<History>>),
     /// A commit succeeded that must have conflicted (docs/durability.md
     /// C2): the writer stops with this message.
     LostUpdate(String),
@@ -194,7 +198,7 @@ pub(super) fn after_op(
             p.refused[writer][n].store(unit as u32, Ordering::SeqCst);
             p.refused_n[writer].store(n as u32 + 1, Ordering::SeqCst);
             refused.push(unit);
-            Contended::Refused(Some(h.with_units_voided(refused)))
+            Contended::Refused(Some(Box::new(h.with_units_voided(refused))))
         }
         Err(_) => Contended::No,
     }

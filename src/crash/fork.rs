@@ -164,6 +164,25 @@ pub fn isolate(f: impl FnOnce() -> i32, timeout: Duration) -> Result<ChildEnd, C
     Ok(wait_child(pid, timeout))
 }
 
+/// [`isolate`], with the child SIGKILLed `after` into its run if it has
+/// not ended by then: how it ended ([`ChildEnd::Killed`] when the kill
+/// came first).
+pub fn isolate_killed(
+    f: impl FnOnce() -> i32,
+    after: Duration,
+    timeout: Duration,
+) -> Result<ChildEnd, CrashError> {
+    assert_fork_safe()?;
+    let guard = fork_lock();
+    // SAFETY: fork-safe checked above.
+    let pid = unsafe { fork_child(f)? };
+    drop(guard);
+    Ok(match wait_child(pid, after.min(timeout)) {
+        ChildEnd::Hung if after < timeout => ChildEnd::Killed,
+        end => end,
+    })
+}
+
 /// Writes `buf` to `fd` with raw syscalls (safe in a forked child): exit
 /// code 0 when all was written.
 pub(super) fn write_all_raw(fd: &OwnedFd, buf: &[u8]) -> i32 {

@@ -24,7 +24,7 @@ mod step_trap;
 mod writer;
 
 pub use copies::{CopyKind, CopyRecord, CopyState};
-pub use fork::{isolate, isolate_output, ChildEnd};
+pub use fork::{isolate, isolate_killed, isolate_output, ChildEnd};
 pub use killer::{KillPlan, Phase};
 pub use log::{IoCounts, SharedLog, MAX_COPIES};
 pub use progress::{flush_covers, Progress};

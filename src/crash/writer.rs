@@ -326,7 +326,7 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
             Contended::No => {}
             // Refused: an outcome, not an error; nothing more to check.
             Contended::Refused(v) => {
-                voided = v.or(voided);
+                voided = v.map(|b| *b).or(voided);
                 result = Ok(Answer::Skipped);
             }
             Contended::LostUpdate(msg) => ctx.fail(writer, i, &msg, code::LOST_UPDATE),

@@ -412,6 +412,24 @@ pub fn writer_anomaly(stop: &WriterStop) -> Option<(AnomalyKind, String)> {
     }
 }
 
+/// The writer's anomaly, unless the writer could not open the database
+/// and the verifier's open then failed the same way as a known bug (a
+/// chained `transaction-db` cycle that starts from a database finding 8
+/// left: one failure, named by its registry id, not also an abnormal
+/// exit).
+pub fn writer_anomaly_after(
+    stop: &WriterStop,
+    outcome: &CycleOutcome,
+) -> Option<(AnomalyKind, String)> {
+    if let (WriterStop::OpenFailed(msg), CycleOutcome::KnownBug { detail, .. }) = (stop, outcome) {
+        let why = msg.strip_prefix("open failed: ").unwrap_or(msg);
+        if !why.is_empty() && detail.contains(why) {
+            return None;
+        }
+    }
+    writer_anomaly(stop)
+}
+
 /// The live database was consistent: the first checkpoint or backup
 /// finding that no known bug explains is the cycle's violation; if every
 /// finding is explained, the cycle is that known bug.
@@ -467,6 +485,30 @@ mod tests {
                 "{o:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_writer_open_that_failed_as_the_known_bug_is_not_also_an_abnormal_exit() {
+        let m = "corruption: Corruption: Column family inconsistency: SST file contains data beyond the point of corruption";
+        let w = WriterStop::OpenFailed(format!("open failed: {m}"));
+        let bug = |detail: String| CycleOutcome::KnownBug {
+            bug: known_bugs::TWO_PC_REPLAYS_DAMAGED_WAL,
+            detail,
+        };
+        let same = bug(format!(
+            "the TransactionDB reopen failed ({m}); a plain DB opens a copy"
+        ));
+        assert_eq!(writer_anomaly_after(&w, &same), None);
+        // Another failure, or no known bug, keeps the writer's anomaly.
+        let other = bug("the TransactionDB reopen failed (IO error: x)".into());
+        assert!(writer_anomaly_after(&w, &other).is_some());
+        let v = CycleOutcome::Violation {
+            class: ViolationClass::UnexpectedOpenFailure,
+            detail: m.into(),
+            diff: Vec::new(),
+        };
+        let kind = writer_anomaly_after(&w, &v).map(|a| a.0);
+        assert_eq!(kind, Some(AnomalyKind::AbnormalExit));
     }
 
     #[test]

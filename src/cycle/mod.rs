@@ -16,13 +16,18 @@ pub mod adjudicate;
 mod open_evidence;
 pub mod plan;
 mod prepared;
+mod reopen_kill;
 mod special;
+mod voided;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use adjudicate::{AnomalyKind, CycleOutcome};
 pub use plan::{CyclePlan, PlanInputs};
+pub use reopen_kill::ReopenKill;
+pub use voided::refused_histories;
+use voided::voided_histories;
 
 use crate::crash::{self, CrashError, KillPlan, SharedLog, WriterJob, WriterRun, WriterStop};
 use crate::fault::{AfterKill, Fault, IoErrors};
@@ -62,6 +67,9 @@ pub struct CycleResult {
     pub dirs: Option<crate::fault::dirs::DirImage>,
     /// Blob files in the database at the kill, and their bytes.
     pub blob_files: (u64, u64),
+    /// A first reopen killed before the verifier's (two-phase stores:
+    /// `cycle/reopen_kill.rs`).
+    pub reopen_kill: Option<ReopenKill>,
 }
 
 impl CycleResult {
@@ -295,6 +303,7 @@ pub fn run_cycle(
         image,
         dirs,
         blob_files,
+        reopen_kill: None,
     };
     if res.writer.stop == WriterStop::Hung {
         res.outcome = adjudicate::hang(res.writer.phase);
@@ -315,47 +324,8 @@ pub fn run_cycle(
         res.copies = judge.copies(factory, opts, &res.writer, &root, timeout)?;
     }
     judge.observe(factory, db, opts, (sample, replay.seed), timeout, &mut res)?;
+    res.writer_anomaly = adjudicate::writer_anomaly_after(&res.writer.stop, &res.outcome);
     Ok(res)
-}
-
-/// The histories with the units each writer's store refused as conflicts
-/// voided (docs/durability.md C1: a refused unit leaves nothing; it keeps
-/// its number), or `None` when none was refused. Everything after the
-/// writer (the judge, the chain's state, the repro case) uses these.
-pub fn refused_histories(histories: &[History], refused: &[Vec<u64>]) -> Option<Vec<History>> {
-    if refused.iter().all(Vec::is_empty) {
-        return None;
-    }
-    Some(
-        histories
-            .iter()
-            .zip(
-                refused
-                    .iter()
-                    .map(Vec::as_slice)
-                    .chain(std::iter::repeat(&[][..])),
-            )
-            .map(|(h, r)| {
-                if r.is_empty() {
-                    h.clone()
-                } else {
-                    h.with_units_voided(r)
-                }
-            })
-            .collect(),
-    )
-}
-
-/// A write unit that failed before the store resumed (disk-full) is in
-/// flight for good: the histories without it, whose states are admitted
-/// too (docs/durability.md E5).
-fn voided_histories(histories: &[History], unit: Option<u64>) -> Option<(u64, Vec<History>)> {
-    let u = unit?;
-    let mut v = histories.to_vec();
-    if let Some(h) = v.first_mut() {
-        *h = h.with_unit_voided(u);
-    }
-    Some((u, v))
 }
 
 /// What judging a cycle needs besides the result: the durability rules,
@@ -435,6 +405,7 @@ impl Judge<'_> {
             universe: &universe,
             commit_seed: Some(seed),
         };
+        res.reopen_kill = reopen_kill::first_reopen(factory, db, vo, seed, timeout)?;
         let reopened = crate::observe::reopen_and_resolve(factory, db, vo, &reads, timeout)?;
         res.outcome = match reopened {
             Reopened::Opened(rec) => {
@@ -480,6 +451,7 @@ impl Judge<'_> {
                 detail: format!("verifier child ended abnormally: {end:?}"),
             },
         };
+        reopen_kill::note(&mut res.outcome, res.reopen_kill);
         Ok(())
     }
 

@@ -67,6 +67,7 @@ fn result(acked: u64) -> CycleResult {
         image: None,
         dirs: None,
         blob_files: (0, 0),
+        reopen_kill: None,
     }
 }
 

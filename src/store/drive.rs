@@ -116,8 +116,11 @@ pub fn step_point() {
     }
 }
 
+/// What [`lock_point`] calls: the key read for update.
+type LockHook = fn(&[u8]);
+
 std::thread_local! {
-    static ON_LOCK: std::cell::Cell<Option<fn(&[u8])>> = const { std::cell::Cell::new(None) };
+    static ON_LOCK: std::cell::Cell<Option<LockHook>> = const { std::cell::Cell::new(None) };
     static ON_COMMIT: std::cell::Cell<Option<fn()>> = const { std::cell::Cell::new(None) };
 }
 
@@ -143,7 +146,7 @@ pub fn commit_point() {
 
 /// Sets the functions [`lock_point`] and [`commit_point`] call on this
 /// thread (`None`: none).
-pub fn set_txn_hooks(lock: Option<fn(&[u8])>, commit: Option<fn()>) {
+pub fn set_txn_hooks(lock: Option<LockHook>, commit: Option<fn()>) {
     ON_LOCK.with(|s| s.set(lock));
     ON_COMMIT.with(|s| s.set(commit));
 }
