@@ -217,6 +217,22 @@ pub fn step_with(
             }
             1
         }
+        (Op::Txn(t), Answer::Values(got)) => {
+            let want = model.txn_reads(t);
+            if got.len() != want.len() {
+                return mismatch(format!(
+                    "`{op}` returned {} reads for {} get steps",
+                    got.len(),
+                    want.len()
+                ));
+            }
+            for (g, (k, w)) in got.iter().zip(&want) {
+                if let Some(d) = cmp_value(k, g.as_deref(), w.as_ref()) {
+                    return mismatch(format!("inside `{op}`: {d}"));
+                }
+            }
+            want.len() as u64
+        }
         (Op::ScanAt { id, scan }, Answer::Entries(got)) => {
             let want = model.scan(scan, Some(*id)).unwrap_or_default();
             if let Some(d) = cmp_entries(got, &want) {

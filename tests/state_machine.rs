@@ -12,7 +12,7 @@ use proptest::test_runner::{Config, TestError, TestRunner};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 
 use crashcheck::model::Model;
-use crashcheck::op::{Op, Scan, Txn, TxnEnd, Value, WriteOp};
+use crashcheck::op::{Op, Scan, Txn, TxnEnd, TxnStep, TxnStepKind, Value, WriteOp};
 use crashcheck::store::drive::{drive, Answer, Plain};
 use crashcheck::store::txn::{OptimisticTransactionDbFactory, TransactionDbFactory};
 use crashcheck::store::{RocksStore, Store, StoreFactory, StoreOptions};
@@ -99,6 +99,8 @@ struct RefState {
     model: Model,
     snaps: Vec<u32>,
     next_snap: u32,
+    /// What the last transaction's `get` steps read (the model before it).
+    txn_reads: Vec<Option<Vec<u8>>>,
 }
 
 impl<const BUGGY: bool> ReferenceStateMachine for Ref<BUGGY> {
@@ -276,6 +278,22 @@ fn txn_write() -> impl Strategy<Value = WriteOp> {
     ]
 }
 
+/// Steps inside a transaction of `n` writes: reads of its keys (never
+/// after a merge of the same key in it: `Transaction::Get` may answer
+/// `MergeInProgress` there) and writes a savepoint undoes, sorted by place.
+fn txn_steps(n: usize) -> impl Strategy<Value = Vec<TxnStep>> {
+    let step = prop_oneof![
+        2 => key().prop_map(TxnStepKind::Get),
+        1 => proptest::collection::vec(txn_write(), 1..3).prop_map(TxnStepKind::Undone),
+    ];
+    proptest::collection::vec((0..=n as u32, step), 0..3).prop_map(|mut v| {
+        v.sort_by_key(|(after, _)| *after);
+        v.into_iter()
+            .map(|(after, kind)| TxnStep { after, kind })
+            .collect()
+    })
+}
+
 /// The reference for the transactional store: the model's rules
 /// ([`Ref`]'s `apply`), with transactions committed or rolled back among
 /// the ops that store supports.
@@ -300,7 +318,17 @@ impl<const TWO_PHASE: bool> ReferenceStateMachine for TxnRef<TWO_PHASE> {
             any::<bool>(),
             0u8..4,
         )
-            .prop_map(|(writes, commit, two, n)| {
+            .prop_flat_map(|(writes, commit, two, n)| {
+                let steps = txn_steps(writes.len());
+                (Just((writes, commit, two, n)), steps, any::<bool>())
+            })
+            .prop_map(|((writes, commit, two, n), mut steps, snapshot)| {
+                steps.retain(|st| match &st.kind {
+                    TxnStepKind::Get(k) => !writes[..st.after as usize]
+                        .iter()
+                        .any(|w| matches!(w, WriteOp::Merge { key, .. } if key == k)),
+                    _ => true,
+                });
                 Op::Txn(Txn {
                     writes,
                     end: if commit {
@@ -311,7 +339,8 @@ impl<const TWO_PHASE: bool> ReferenceStateMachine for TxnRef<TWO_PHASE> {
                     // Names may repeat: each transaction is resolved
                     // before the next one begins.
                     prepare: (TWO_PHASE && two).then(|| format!("sm.{n}")),
-                    locks: Vec::new(),
+                    steps,
+                    snapshot,
                 })
             });
         let mut s = prop_oneof![
@@ -338,7 +367,12 @@ impl<const TWO_PHASE: bool> ReferenceStateMachine for TxnRef<TWO_PHASE> {
         s
     }
 
-    fn apply(state: RefState, op: &Op) -> RefState {
+    fn apply(mut state: RefState, op: &Op) -> RefState {
+        if let Op::Txn(t) = op {
+            state.txn_reads = (state.model.txn_reads(t).into_iter())
+                .map(|(_, e)| e.map(|e| e.value.to_vec()))
+                .collect();
+        }
         Ref::<false>::apply(state, op)
     }
 
@@ -396,6 +430,7 @@ impl<const TWO_PHASE: bool> StateMachineTest for TxnTest<TWO_PHASE> {
                     .collect();
                 assert_eq!(got, want, "{op}");
             }
+            (Op::Txn(_), Answer::Values(got)) => assert_eq!(got, after.txn_reads, "{op}"),
             (_, Answer::Done) => {}
             (_, other) => panic!("`{op}` answered {other:?}"),
         }

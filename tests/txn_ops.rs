@@ -252,3 +252,52 @@ fn a_commit_in_parts_is_caught() {
     let class = caught("a_commit_in_parts_is_caught", false);
     assert_eq!(class, "torn-batch");
 }
+
+/// Steps inside a transaction (docs/durability.md T7-T9): a read sees the
+/// transaction's own writes so far, writes a savepoint undid are no part
+/// of the commit, a snapshot changes nothing a lone writer sees; a store
+/// that ignores `RollbackToSavePoint` is caught.
+#[test]
+fn reads_inside_see_own_writes_and_savepoints_undo() {
+    let line = "txn snapshot commit put a \"1\" | get a | savepoint | put a \"9\" | del b | rollback-to-savepoint | get a | get b | merge b \"x\"";
+    let t_op = op(line);
+    let crashcheck::op::Op::Txn(txn) = &t_op else {
+        unreachable!()
+    };
+    for &name in NAMES {
+        let f = factory_by_name(name).unwrap();
+        assert!(f.capabilities().txn_steps, "{name}");
+        // The run check compares every answer and the final state.
+        let t = tempfile::tempdir().unwrap();
+        let mut s = f.open(t.path(), &StoreOptions::default()).unwrap();
+        let ops = [op("put b \"0\""), t_op.clone(), op("multiget a b")];
+        let out = crashcheck::check::run_ops(s.as_mut(), &ops);
+        assert!(out.violation.is_none(), "{name}: {:?}", out.violation);
+        s.close().unwrap();
+        // The answers themselves: the undone `put a 9` and `del b` are
+        // never seen.
+        let t = tempfile::tempdir().unwrap();
+        let mut s = f.open(t.path(), &StoreOptions::default()).unwrap();
+        s.write(
+            &[WriteOp::Put {
+                key: b"b".to_vec(),
+                value: crashcheck::op::Value::Lit(b"0".to_vec()),
+            }],
+            false,
+        )
+        .unwrap();
+        let answers = s.transaction_steps(txn).unwrap();
+        let one = Some(b"1".to_vec());
+        assert_eq!(
+            answers,
+            vec![one.clone(), one, Some(b"0".to_vec())],
+            "{name}"
+        );
+        s.close().unwrap();
+    }
+    let mutant = factory_by_name("mutant:txn-savepoint-keeps").unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let mut s = mutant.open(t.path(), &StoreOptions::default()).unwrap();
+    let out = crashcheck::check::run_ops(s.as_mut(), &[op("put b \"0\""), t_op.clone()]);
+    assert!(out.violation.is_some(), "the undone writes were committed");
+}

@@ -23,6 +23,8 @@ struct OpsRun {
     committed: u64,
     rolled_back: u64,
     prepared: u64,
+    reads_inside: u64,
+    savepoints_undone: u64,
 }
 
 fn ops_run(plan: &CyclePlan, res: &CycleResult) -> OpsRun {
@@ -39,6 +41,12 @@ fn ops_run(plan: &CyclePlan, res: &CycleResult) -> OpsRun {
                 Op::Reopen => c.reopens += 1,
                 Op::Txn(x) => {
                     c.prepared += u64::from(x.prepare.is_some());
+                    c.reads_inside += x.get_keys().count() as u64;
+                    c.savepoints_undone += x
+                        .steps
+                        .iter()
+                        .filter(|s| matches!(s.kind, crate::op::TxnStepKind::Undone(_)))
+                        .count() as u64;
                     match x.end {
                         TxnEnd::Commit => c.committed += 1,
                         TxnEnd::Rollback => c.rolled_back += 1,
@@ -101,6 +109,8 @@ pub(super) fn cycle_stats(plan: &CyclePlan, res: &CycleResult, from_base: bool) 
             recovered_prepared: prepared.len() as u64,
             recovered_prepared_committed: prepared.iter().filter(|p| p.committed).count() as u64,
             recovered_prepared_rolled_back: prepared.iter().filter(|p| !p.committed).count() as u64,
+            reads_inside: run.reads_inside,
+            savepoints_undone: run.savepoints_undone,
             reopen_kills: res.reopen_kill.is_some() as u64,
             reopen_kills_mid_open: res.reopen_kill.is_some_and(|k| k.mid_open) as u64,
         },

@@ -41,6 +41,14 @@ pub struct TxnStats {
     /// Of those, the ones the verifier rolled back.
     #[serde(default)]
     pub recovered_prepared_rolled_back: u64,
+    /// `get` steps inside completed transactions, each answer checked
+    /// against the model (read-your-own-writes, T8).
+    #[serde(default)]
+    pub reads_inside: u64,
+    /// Savepoints rolled back inside completed transactions (their
+    /// writes must be no part of the commit, T7).
+    #[serde(default)]
+    pub savepoints_undone: u64,
     /// Cycles whose first reopen was killed before the verifier's
     /// (`transaction-db`: during its recovery, or right after it opened
     /// with the recovered prepared transactions unresolved; P5).
@@ -61,6 +69,8 @@ impl TxnStats {
         self.recovered_prepared += o.recovered_prepared;
         self.recovered_prepared_committed += o.recovered_prepared_committed;
         self.recovered_prepared_rolled_back += o.recovered_prepared_rolled_back;
+        self.reads_inside += o.reads_inside;
+        self.savepoints_undone += o.savepoints_undone;
         self.reopen_kills += o.reopen_kills;
         self.reopen_kills_mid_open += o.reopen_kills_mid_open;
     }
@@ -115,13 +125,19 @@ impl TxnStats {
                 t.recovered_prepared_rolled_back
             ),
         };
-        let kills = match t.reopen_kills {
+        let mut kills = match t.reopen_kills {
             0 => String::new(),
             n => format!(
                 ", {n} first reopens killed ({} during recovery)",
                 t.reopen_kills_mid_open
             ),
         };
+        if t.reads_inside + t.savepoints_undone > 0 {
+            kills = format!(
+                ", {} reads of their own writes, {} savepoints rolled back{kills}",
+                t.reads_inside, t.savepoints_undone
+            );
+        }
         Some(format!(
             "{} committed, {} rolled back{later}{kills}; committed/rolled back by mode: {}",
             t.committed,

@@ -142,6 +142,64 @@ pub(super) fn before_op(writer: usize, op: &Op) {
     WRITING.with(|w| *w.borrow_mut() = (start, slots));
 }
 
+/// One writer thread's side of contention: the units its store refused
+/// and its history without them.
+#[derive(Default)]
+pub(super) struct Contender {
+    refused: Vec<u64>,
+    voided: Option<History>,
+}
+
+/// Why contention stops a writer.
+pub(super) enum Stop {
+    /// A commit succeeded that must have conflicted (docs/durability.md
+    /// C2).
+    LostUpdate(String),
+    /// More refused units than the log holds.
+    Overflow,
+}
+
+impl Contender {
+    /// Records contention on this thread when `on` (several writers on a
+    /// store whose writers contend), through `shared`; `wait`: see
+    /// [`install`].
+    pub(super) fn new(on: bool, shared: &SharedLog, wait: bool) -> Contender {
+        if on {
+            install(shared, wait);
+        }
+        Contender::default()
+    }
+
+    /// The history this writer's reads are checked against: `h` without
+    /// its refused units.
+    pub(super) fn history<'a>(&'a self, h: &'a History) -> &'a History {
+        self.voided.as_ref().unwrap_or(h)
+    }
+
+    /// After op `i` (`op`) of `writer`: a refused op becomes an outcome
+    /// (`result` is then [`Answer::Skipped`]: nothing more to check); a
+    /// lost update or an overflow stops the writer.
+    pub(super) fn settle(
+        &mut self,
+        at: (usize, usize, &Op),
+        h: &History,
+        result: &mut StoreResult<Answer>,
+    ) -> Option<Stop> {
+        match after_op(at, h, result, &mut self.refused) {
+            Contended::No => None,
+            Contended::Refused(v) => {
+                if let Some(v) = v {
+                    self.voided = Some(*v);
+                }
+                *result = Ok(Answer::Skipped);
+                None
+            }
+            Contended::LostUpdate(msg) => Some(Stop::LostUpdate(msg)),
+            Contended::Overflow => Some(Stop::Overflow),
+        }
+    }
+}
+
 /// What contention made of an op's result.
 pub(super) enum Contended {
     /// Nothing: go on as usual.

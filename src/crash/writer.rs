@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::accounting::{CopyStart, FlushStart};
-use super::contend::Contended;
+use super::contend::{Contender, Stop};
 use super::copies::{CopyKind, CopyRecord};
 use super::fork::{die_now, fork_child, fork_lock, wait_child, ChildEnd};
 use super::io_faults::WriterIo;
@@ -286,11 +286,7 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
         },
         None => None,
     };
-    if ctx.contend {
-        super::contend::install(ctx.shared, ctx.order.is_none());
-    }
-    // This writer's refused units, and its history without them.
-    let (mut refused, mut voided) = (Vec::new(), None::<History>);
+    let mut contender = Contender::new(ctx.contend, ctx.shared, ctx.order.is_none());
     let mut hooks = WriterHooks {
         ctx,
         writer,
@@ -322,20 +318,12 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
         }
         super::contend::before_op(writer, op);
         let mut result = drive(store, op, &mut hooks);
-        match super::contend::after_op((writer, i, op), h, &result, &mut refused) {
-            Contended::No => {}
-            // Refused: an outcome, not an error; nothing more to check.
-            Contended::Refused(v) => {
-                voided = v.map(|b| *b).or(voided);
-                result = Ok(Answer::Skipped);
+        match contender.settle((writer, i, op), h, &mut result) {
+            Some(Stop::LostUpdate(msg)) => ctx.fail(writer, i, &msg, code::LOST_UPDATE),
+            Some(Stop::Overflow) => {
+                ctx.fail(writer, i, "too many refused units", code::STORE_ERROR)
             }
-            Contended::LostUpdate(msg) => ctx.fail(writer, i, &msg, code::LOST_UPDATE),
-            Contended::Overflow => ctx.fail(
-                writer,
-                i,
-                "too many refused units to record",
-                code::STORE_ERROR,
-            ),
+            None => {}
         }
         if matches!(op, Op::Reopen) && result.is_ok() {
             note_close_in_error(ctx.shared, i);
@@ -351,7 +339,7 @@ fn writer_loop(ctx: &WriterCtx<'_>, writer: usize, store: &mut dyn Store, h: &Hi
         }
         match result {
             Ok(answer) => {
-                let h = voided.as_ref().unwrap_or(h);
+                let h = contender.history(h);
                 if let Some(msg) = read_disagrees(ctx.check_reads, h, i, op, &answer, io.as_ref()) {
                     ctx.fail(writer, i, &msg, code::READ_MISMATCH);
                 }

@@ -59,7 +59,8 @@ fn decode_txn(r: [u8; 5], cfs: u8) -> Op {
         writes,
         end,
         prepare: None,
-        locks: Vec::new(),
+        steps: Vec::new(),
+        snapshot: false,
     })
 }
 

@@ -78,6 +78,15 @@ impl History {
             );
         }
         for (i, op) in ops.iter().enumerate() {
+            if let Op::Txn(t) = op {
+                if t.get_keys().next().is_some() {
+                    let r = model.txn_reads(t);
+                    h.reads.insert(
+                        i,
+                        r.into_iter().map(|(k, e)| (k, e.map(|e| e.hash))).collect(),
+                    );
+                }
+            }
             if op.is_write() {
                 let unit = h.fps.len() as u64;
                 // Keys this unit may change: point keys, and live keys in

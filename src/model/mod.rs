@@ -233,6 +233,32 @@ impl Model {
         }
     }
 
+    /// What transaction `t`'s `get` steps read if it began now, in order:
+    /// each sees the state with the transaction's writes before it
+    /// (read-your-own-writes; writes a savepoint undid are gone again
+    /// by then). Computed over the keys it reads only.
+    pub fn txn_reads(&self, t: &crate::op::Txn) -> Vec<(Vec<u8>, Option<Entry>)> {
+        use crate::op::TxnStepKind;
+        let keys: BTreeMap<Vec<u8>, Entry> = t
+            .get_keys()
+            .filter_map(|k| Some((k.clone(), self.state.get(k)?.clone())))
+            .collect();
+        let mut m = Model::from_state(keys);
+        let mut out = Vec::new();
+        let mut applied = 0;
+        for st in &t.steps {
+            let TxnStepKind::Get(k) = &st.kind else {
+                continue;
+            };
+            for w in t.writes.iter().take(st.after as usize).skip(applied) {
+                m.apply(w);
+            }
+            applied = applied.max(st.after as usize);
+            out.push((k.clone(), m.state.get(k).cloned()));
+        }
+        out
+    }
+
     /// Range read with RocksDB iterator-bound semantics.
     pub fn scan(&self, scan: &Scan, snap: Option<u32>) -> Option<Vec<(&[u8], &Entry)>> {
         let Some(id) = snap else {

@@ -288,6 +288,13 @@ pub const MUTANTS: &[MutantInfo] = &[
         setup: TXN,
     },
     MutantInfo {
+        name: txn::KEEPS_SAVEPOINT,
+        bug: "ignores RollbackToSavePoint: writes a savepoint undid are committed with the rest (an OptimisticTransactionDB wrapper)",
+        fault: None,
+        modes: &[WalMode::Wal],
+        setup: TXN,
+    },
+    MutantInfo {
         name: txn::SKIPS_CHECK,
         bug: "reads the keys a transaction locks with a plain read, not GetForUpdate, so an optimistic commit never conflicts (an OptimisticTransactionDB wrapper, four writers)",
         fault: Some(Fault::KILL),

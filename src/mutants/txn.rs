@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::op::{Scan, Txn, TxnEnd, WriteOp};
+use crate::op::{Scan, Txn, TxnEnd, TxnStep, TxnStepKind, WriteOp};
 use crate::store::drive::{commit_point, lock_point, step_point};
 use crate::store::{Capabilities, PreparedTxn, Store, StoreOptions, StoreResult};
 
@@ -15,6 +15,9 @@ const TWO_PHASE: &str = "txn-prepare-not-logged";
 /// The mutant of conflicts between writers (over an
 /// OptimisticTransactionDB).
 pub(super) const SKIPS_CHECK: &str = "txn-skips-conflict-check";
+
+/// The mutant of savepoints (over an OptimisticTransactionDB).
+pub(super) const KEEPS_SAVEPOINT: &str = "txn-savepoint-keeps";
 
 /// What the transaction mutants support: the transactional store's
 /// everyday ops (no copies, no concurrent writers: they are not where the
@@ -39,6 +42,7 @@ pub(super) fn capabilities(name: &str) -> Capabilities {
         two_phase_commit: name == TWO_PHASE,
         writers: name == SKIPS_CHECK,
         conflicts: name == SKIPS_CHECK,
+        txn_steps: name == KEEPS_SAVEPOINT || name == SKIPS_CHECK,
         ..CAPABILITIES
     }
 }
@@ -75,6 +79,60 @@ pub(super) struct TxnMutant {
 impl TxnMutant {
     pub(super) fn new(name: &'static str, inner: Box<dyn Store + Send>) -> TxnMutant {
         TxnMutant { name, inner }
+    }
+}
+
+impl TxnMutant {
+    /// Reads the keys with a plain read instead of GetForUpdate: the
+    /// optimistic transaction never tracks them, so its commit never
+    /// conflicts with the writes other writers made to them since.
+    fn skip_conflict_check(&mut self, txn: &Txn) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        let mut plain = txn.clone();
+        plain.steps.retain(|st| {
+            let TxnStepKind::Lock(key) = &st.kind else {
+                return true;
+            };
+            // A failed read is no part of the bug: it stays unchecked.
+            let _ = self.inner.get(key, None);
+            lock_point(key);
+            false
+        });
+        if txn.end == TxnEnd::Commit {
+            commit_point();
+        }
+        if plain.is_plain() {
+            let commit = txn.end == TxnEnd::Commit;
+            return self
+                .inner
+                .transaction(&plain.writes, commit)
+                .map(|()| Vec::new());
+        }
+        self.inner.transaction_steps(&plain)
+    }
+}
+
+/// `txn` with every write a savepoint undid kept where it was written.
+fn keep_undone(txn: &Txn) -> Txn {
+    let mut writes = Vec::new();
+    let mut steps = Vec::new();
+    let mut st = txn.steps.iter().peekable();
+    for i in 0..=txn.writes.len() {
+        let last = i == txn.writes.len();
+        while let Some(s) = st.next_if(|s| s.after as usize <= i || last) {
+            match &s.kind {
+                TxnStepKind::Undone(ws) => writes.extend(ws.iter().cloned()),
+                kind => steps.push(TxnStep {
+                    after: writes.len() as u32,
+                    kind: kind.clone(),
+                }),
+            }
+        }
+        writes.extend(txn.writes.get(i).cloned());
+    }
+    Txn {
+        writes,
+        steps,
+        ..txn.clone()
     }
 }
 
@@ -117,22 +175,14 @@ impl Store for TxnMutant {
         self.inner.transaction(writes, commit)
     }
 
-    fn locking_transaction(&mut self, txn: &Txn) -> StoreResult<()> {
-        if self.name != SKIPS_CHECK {
-            return self.inner.locking_transaction(txn);
+    fn transaction_steps(&mut self, txn: &Txn) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        match self.name {
+            SKIPS_CHECK => self.skip_conflict_check(txn),
+            // Rolling back to a savepoint does nothing: the undone writes
+            // stay in the transaction, where they stand.
+            KEEPS_SAVEPOINT => self.inner.transaction_steps(&keep_undone(txn)),
+            _ => self.inner.transaction_steps(txn),
         }
-        // Reads the keys with a plain read instead of GetForUpdate: the
-        // optimistic transaction never tracks them, so its commit never
-        // conflicts with the writes other writers made to them since.
-        for l in &txn.locks {
-            self.inner.get(&l.key, None)?;
-            lock_point(&l.key);
-        }
-        let commit = txn.end == TxnEnd::Commit;
-        if commit {
-            commit_point();
-        }
-        self.inner.transaction(&txn.writes, commit)
     }
 
     fn share(&mut self) -> StoreResult<Box<dyn Store + Send>> {

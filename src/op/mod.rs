@@ -30,6 +30,7 @@
 //! ```
 
 mod text;
+mod text_txn;
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -332,12 +333,14 @@ pub enum Op {
 pub struct Txn {
     /// The writes made inside the transaction, in order.
     pub writes: Vec<WriteOp>,
-    /// Keys of other writers this transaction reads with `GetForUpdate`
-    /// (`lock K` among its writes): it contends with their owners
-    /// (transaction.h `GetForUpdate`: a pessimistic transaction locks the
-    /// key; an optimistic one has its commit fail if the key was written
-    /// after the read). Empty for one writer.
-    pub locks: Vec<TxnLock>,
+    /// What the transaction does between its writes besides writing, each
+    /// where it stands among them (`lock K`, `get K`, `savepoint ...
+    /// rollback-to-savepoint`), in order.
+    pub steps: Vec<TxnStep>,
+    /// `Transaction::SetSnapshot` at begin (`txn ... snapshot ...`): its
+    /// conflict checks and reads for update validate against the state at
+    /// begin (transaction.h `SetSnapshot`).
+    pub snapshot: bool,
     /// Commit or rollback.
     pub end: TxnEnd,
     /// Two-phase commit (`txn prepare NAME commit|rollback ...`): the
@@ -349,13 +352,47 @@ pub struct Txn {
     pub prepare: Option<String>,
 }
 
-/// A `GetForUpdate` inside a transaction, between its writes.
+/// A step of a transaction that is not one of its writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TxnLock {
+pub struct TxnStep {
     /// How many of the transaction's writes come before it.
     pub after: u32,
-    /// The key read (owned by another writer).
-    pub key: Vec<u8>,
+    /// What it does.
+    pub kind: TxnStepKind,
+}
+
+/// What a [`TxnStep`] does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxnStepKind {
+    /// `lock K`: `GetForUpdate` of a key another writer owns: the
+    /// transaction contends with its owner (transaction.h `GetForUpdate`:
+    /// a pessimistic transaction locks the key; an optimistic one has its
+    /// commit fail if the key was written after the read).
+    Lock(Vec<u8>),
+    /// `get K`: `Transaction::Get`, which sees the transaction's own
+    /// writes so far over the database (read-your-own-writes).
+    Get(Vec<u8>),
+    /// `savepoint | W | ... | rollback-to-savepoint`: `SetSavePoint`,
+    /// these writes, then `RollbackToSavePoint`, which undoes them
+    /// (transaction.h): they are never part of the commit.
+    Undone(Vec<WriteOp>),
+}
+
+impl Txn {
+    /// The keys of its `get` steps, in order: the answers
+    /// [`crate::store::Store::transaction_steps`] returns.
+    pub fn get_keys(&self) -> impl Iterator<Item = &Vec<u8>> {
+        self.steps.iter().filter_map(|s| match &s.kind {
+            TxnStepKind::Get(k) => Some(k),
+            _ => None,
+        })
+    }
+
+    /// True when it runs as one plain transaction (its writes, then the
+    /// end): no steps and no snapshot.
+    pub fn is_plain(&self) -> bool {
+        self.steps.is_empty() && !self.snapshot
+    }
 }
 
 /// How a transaction ends.

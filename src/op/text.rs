@@ -6,7 +6,8 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
-use super::{IngestMode, Op, Scan, Txn, TxnEnd, TxnLock, Value, WriteOp};
+use super::text_txn::{parse_txn, write_txn_body};
+use super::{IngestMode, Op, Scan, TxnEnd, Value, WriteOp};
 
 fn is_bare_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'/' | b'+' | b'=')
@@ -35,7 +36,7 @@ pub fn fmt_bytes(f: &mut impl fmt::Write, b: &[u8]) -> fmt::Result {
     f.write_char('"')
 }
 
-struct B<'a>(&'a [u8]);
+pub(super) struct B<'a>(pub(super) &'a [u8]);
 impl fmt::Display for B<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt_bytes(f, self.0)
@@ -106,6 +107,9 @@ impl fmt::Display for Op {
                 if let Some(name) = &t.prepare {
                     write!(f, " prepare {name}")?;
                 }
+                if t.snapshot {
+                    f.write_str(" snapshot")?;
+                }
                 f.write_str(match t.end {
                     TxnEnd::Commit => " commit",
                     TxnEnd::Rollback => " rollback",
@@ -153,7 +157,7 @@ impl fmt::Display for Op {
 #[error("{0}")]
 pub struct ParseError(pub String);
 
-fn err<T>(msg: impl Into<String>) -> Result<T, ParseError> {
+pub(super) fn err<T>(msg: impl Into<String>) -> Result<T, ParseError> {
     Err(ParseError(msg.into()))
 }
 
@@ -292,76 +296,6 @@ fn expect_args(toks: &[&str], n: usize, usage: &str) -> Result<(), ParseError> {
     Ok(())
 }
 
-/// `[prepare NAME] commit|rollback W | W ...`: a transaction's name when
-/// it is two-phase, its end, then its writes. A name is 1-64 characters
-/// of letters, digits, `.`, `-` and `_` (RocksDB takes 1-512 bytes:
-/// pessimistic_transaction.cc `SetName`).
-fn parse_txn(args: &[&str]) -> Result<Op, ParseError> {
-    let (prepare, args) = match args {
-        ["prepare", name, rest @ ..] => {
-            let ok = (1..=64).contains(&name.len())
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-            if !ok {
-                return err(format!(
-                    "bad transaction name '{name}' (1-64 letters, digits, '.', '-', '_')"
-                ));
-            }
-            (Some(name.to_string()), rest)
-        }
-        _ => (None, args),
-    };
-    let end = match args.first() {
-        Some(&"commit") => TxnEnd::Commit,
-        Some(&"rollback") => TxnEnd::Rollback,
-        _ => return err("expected 'txn [prepare NAME] commit|rollback put K V | del K ...'"),
-    };
-    let mut writes = Vec::new();
-    let mut locks = Vec::new();
-    for item in args[1..].split(|t| *t == "|") {
-        match item {
-            ["lock", key] => locks.push(TxnLock {
-                after: writes.len() as u32,
-                key: parse_bytes(key)?,
-            }),
-            ["lock", ..] => return err("expected: lock KEY"),
-            w => writes.push(parse_write(w)?),
-        }
-    }
-    Ok(Op::Txn(Txn {
-        writes,
-        locks,
-        end,
-        prepare,
-    }))
-}
-
-/// ` item | item ...`: a transaction's writes with its `lock K` reads
-/// (GetForUpdate) where they come among them.
-fn write_txn_body(f: &mut fmt::Formatter<'_>, t: &Txn) -> fmt::Result {
-    let mut first = true;
-    let mut sep = |f: &mut fmt::Formatter<'_>| {
-        let s = if first { " " } else { " | " };
-        first = false;
-        f.write_str(s)
-    };
-    let mut locks = t.locks.iter().peekable();
-    for (i, w) in t.writes.iter().enumerate() {
-        while let Some(l) = locks.next_if(|l| l.after as usize <= i) {
-            sep(f)?;
-            write!(f, "lock {}", B(&l.key))?;
-        }
-        sep(f)?;
-        write!(f, "{w}")?;
-    }
-    for l in locks {
-        sep(f)?;
-        write!(f, "lock {}", B(&l.key))?;
-    }
-    Ok(())
-}
-
 /// Writes separated by `|` (a batch's or a transaction's).
 fn parse_writes(args: &[&str]) -> Result<Vec<WriteOp>, ParseError> {
     if args.is_empty() {
@@ -382,7 +316,7 @@ fn write_list(f: &mut fmt::Formatter<'_>, ws: &[WriteOp]) -> fmt::Result {
     Ok(())
 }
 
-fn parse_write(toks: &[&str]) -> Result<WriteOp, ParseError> {
+pub(super) fn parse_write(toks: &[&str]) -> Result<WriteOp, ParseError> {
     match toks.first().copied() {
         Some("put") => {
             expect_args(toks, 3, "put KEY VALUE")?;

@@ -1,7 +1,7 @@
 //! The text form's round trips and rejections.
 
 use super::*;
-use crate::op::gen_bytes;
+use crate::op::{gen_bytes, TxnStepKind};
 
 #[test]
 fn column_family_and_copy_ops_round_trip() {
@@ -39,24 +39,30 @@ fn transactions_round_trip_and_only_a_commit_writes() {
         "txn prepare p2.17 rollback put k1 a",
         "txn commit lock w01.k000002 | put w00.k000005 a | lock c1/w02.k000000",
         "txn prepare p0.1 commit put w00.k1 a | lock w03.k000007 | lock w01.k000001 | del w00.k2",
+        "txn snapshot rollback put k1 a | get k1 | savepoint | put k2 b | merge k1 c | rollback-to-savepoint",
+        "txn prepare p3.2 snapshot commit savepoint | del k9 | rollback-to-savepoint | put k1 a | get k9",
     ] {
         let op: Op = line.parse().unwrap();
         assert_eq!(op.to_string(), line);
     }
-    // A lock is a read: where it stands among the writes, nothing else.
-    let locked: Op = "txn commit put a \"1\" | lock w01.k000003 | put b \"2\""
-        .parse()
-        .unwrap();
-    let Op::Txn(t) = &locked else {
-        panic!("{locked}")
+    // Steps stand where they are among the writes; undone writes are no
+    // part of the unit.
+    let stepped: Op =
+        "txn snapshot commit put a \"1\" | lock w01.k000003 | savepoint | put b \"9\" | rollback-to-savepoint | get b | put b \"2\""
+            .parse()
+            .unwrap();
+    let Op::Txn(t) = &stepped else {
+        panic!("{stepped}")
     };
-    assert_eq!(t.locks.len(), 1);
-    assert_eq!(
-        (t.locks[0].after, &t.locks[0].key[..]),
-        (1, &b"w01.k000003"[..])
-    );
+    assert!(t.snapshot);
+    let kinds: Vec<(u32, &TxnStepKind)> = t.steps.iter().map(|s| (s.after, &s.kind)).collect();
+    assert_eq!(kinds.len(), 3);
+    assert_eq!(kinds[0], (1, &TxnStepKind::Lock(b"w01.k000003".to_vec())));
+    assert!(matches!(kinds[1], (1, TxnStepKind::Undone(ws)) if ws.len() == 1));
+    assert_eq!(kinds[2], (1, &TxnStepKind::Get(b"b".to_vec())));
     assert_eq!(t.writes.len(), 2);
     let commit: Op = "txn commit put a \"1\" | put b \"2\"".parse().unwrap();
+    assert_eq!(stepped.write_ops(), commit.write_ops());
     assert!(commit.is_write());
     assert_eq!(commit.write_ops().len(), 2);
     let rollback: Op = "txn rollback put a \"1\"".parse().unwrap();
@@ -84,6 +90,11 @@ fn transactions_round_trip_and_only_a_commit_writes() {
         "txn commit lock",
         "txn commit lock a b",
         "txn commit put a b | lock",
+        "txn commit savepoint | put a b",
+        "txn commit put a b | rollback-to-savepoint",
+        "txn commit savepoint | get a | rollback-to-savepoint",
+        "txn commit savepoint | savepoint | rollback-to-savepoint",
+        "txn commit snapshot put a b",
     ] {
         assert!(bad.parse::<Op>().is_err(), "{bad} should not parse");
     }

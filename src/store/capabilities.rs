@@ -74,6 +74,12 @@ pub struct Capabilities {
     /// check answers [`StoreError::Conflict`](super::StoreError::Conflict).
     #[serde(default)]
     pub conflicts: bool,
+    /// Steps inside a transaction ([`Store::transaction_steps`](super::Store::transaction_steps)):
+    /// `get K` (read-your-own-writes), writes undone by a savepoint
+    /// (`savepoint ... rollback-to-savepoint`), and a snapshot set at
+    /// begin (`txn ... snapshot ...`).
+    #[serde(default)]
+    pub txn_steps: bool,
 }
 
 impl Capabilities {
@@ -99,6 +105,7 @@ impl Capabilities {
         transactions: false,
         two_phase_commit: false,
         conflicts: false,
+        txn_steps: false,
     };
 
     /// Puts, batches of puts and point reads, nothing else: a
@@ -123,6 +130,7 @@ impl Capabilities {
         transactions: false,
         two_phase_commit: false,
         conflicts: false,
+        txn_steps: false,
     };
 
     /// The default of [`StoreFactory::capabilities`](super::StoreFactory::capabilities):
@@ -185,10 +193,80 @@ impl Capabilities {
             true => {}
             false => w.lock = 0,
         }
+        // A quarter of the transactions of a store with steps inside them
+        // read their own writes, undo some by a savepoint or set a
+        // snapshot.
+        match self.txn_steps && w.txn > 0 {
+            true if w.txn_steps == 0 => w.txn_steps = 2,
+            true => {}
+            false => w.txn_steps = 0,
+        }
         off(self.ingest, &mut w.ingest);
         off(self.checkpoints, &mut w.checkpoint);
         off(self.backups, &mut w.backup);
         off(self.copies, &mut w.copy);
+    }
+
+    /// Whether this store takes transaction step `st` as it is.
+    fn txn_step(&self, st: &crate::op::TxnStep) -> bool {
+        use crate::op::TxnStepKind;
+        match &st.kind {
+            TxnStepKind::Lock(_) => self.conflicts,
+            TxnStepKind::Get(_) => self.txn_steps,
+            TxnStepKind::Undone(ws) => self.txn_steps && ws.iter().all(|w| self.writes(w)),
+        }
+    }
+
+    /// Transaction `t` as this store can run it: unsupported writes and
+    /// steps dropped (steps keep their place among the writes that
+    /// remain), no prepare or snapshot it lacks; without transactions a
+    /// commit is the same write unit as a batch and a rollback nothing.
+    fn txn_supported(&self, t: &crate::op::Txn) -> Option<Op> {
+        use crate::op::{TxnEnd, TxnStep, TxnStepKind};
+        let keep: Vec<bool> = t.writes.iter().map(|w| self.writes(w)).collect();
+        let writes: Vec<WriteOp> = t
+            .writes
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(w, _)| w.clone())
+            .collect();
+        let place = |after: u32| keep.iter().take(after as usize).filter(|k| **k).count() as u32;
+        let steps = t
+            .steps
+            .iter()
+            .filter_map(|st| {
+                let kind = match &st.kind {
+                    TxnStepKind::Undone(ws) if self.txn_steps => {
+                        TxnStepKind::Undone(ws.iter().filter(|w| self.writes(w)).cloned().collect())
+                    }
+                    k if self.txn_step(&TxnStep {
+                        after: 0,
+                        kind: k.clone(),
+                    }) =>
+                    {
+                        k.clone()
+                    }
+                    _ => return None,
+                };
+                Some(TxnStep {
+                    after: place(st.after),
+                    kind,
+                })
+            })
+            .collect();
+        match (writes.is_empty(), self.transactions, t.end) {
+            (true, _, _) => None,
+            (false, true, end) => Some(Op::Txn(crate::op::Txn {
+                writes,
+                steps,
+                snapshot: t.snapshot && self.txn_steps,
+                end,
+                prepare: t.prepare.clone().filter(|_| self.two_phase_commit),
+            })),
+            (false, false, TxnEnd::Commit) => Some(Op::Batch(writes)),
+            (false, false, TxnEnd::Rollback) => None,
+        }
     }
 
     /// `ops` without what this store does not support: unsupported ops
@@ -232,42 +310,14 @@ impl Capabilities {
                 if t.writes.iter().all(|w| self.writes(w))
                     && self.transactions
                     && (t.prepare.is_none() || self.two_phase_commit)
-                    && (t.locks.is_empty() || self.conflicts) =>
+                    && t.steps.iter().all(|st| self.txn_step(st))
+                    && (!t.snapshot || self.txn_steps) =>
             {
                 true
             }
             // Without transactions a commit is the same write unit as a
             // batch, and a rollback writes nothing.
-            Op::Txn(t) => {
-                let writes: Vec<WriteOp> = t
-                    .writes
-                    .iter()
-                    .filter(|w| self.writes(w))
-                    .cloned()
-                    .collect();
-                return match (writes.is_empty(), self.transactions, t.end) {
-                    (true, _, _) => None,
-                    (false, true, end) => Some(Op::Txn(crate::op::Txn {
-                        writes,
-                        end,
-                        prepare: t.prepare.clone().filter(|_| self.two_phase_commit),
-                        locks: if self.conflicts {
-                            let n = t.writes.len() as u32;
-                            t.locks
-                                .iter()
-                                .map(|l| crate::op::TxnLock {
-                                    after: l.after.min(n),
-                                    ..l.clone()
-                                })
-                                .collect()
-                        } else {
-                            Vec::new()
-                        },
-                    })),
-                    (false, false, crate::op::TxnEnd::Commit) => Some(Op::Batch(writes)),
-                    (false, false, crate::op::TxnEnd::Rollback) => None,
-                };
-            }
+            Op::Txn(t) => return self.txn_supported(t),
         };
         ok.then(|| op.clone())
     }

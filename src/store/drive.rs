@@ -125,7 +125,7 @@ std::thread_local! {
 }
 
 /// Called by a store right after a `GetForUpdate` of `key` inside a
-/// transaction returned `Ok` ([`Store::locking_transaction`]): the crash
+/// transaction returned `Ok` ([`Store::transaction_steps`]): the crash
 /// writer notes when the key was read (and may wait a little for its
 /// owner to write it, so that writers really contend).
 pub fn lock_point(key: &[u8]) {
@@ -180,7 +180,13 @@ fn call(store: &mut dyn Store, op: &Op, hooks: &mut dyn Hooks) -> StoreResult<An
         Op::Write(_) | Op::Batch(_) => {
             done(store.write(op.write_ops(), matches!(op, Op::Batch(_))))
         }
-        Op::Txn(t) if !t.locks.is_empty() => done(store.locking_transaction(t)),
+        Op::Txn(t) if !t.is_plain() => store.transaction_steps(t).map(|answers| {
+            if t.get_keys().next().is_some() {
+                Answer::Values(answers)
+            } else {
+                Answer::Done
+            }
+        }),
         Op::Txn(t) => {
             let commit = t.end == crate::op::TxnEnd::Commit;
             done(match &t.prepare {
@@ -226,6 +232,11 @@ impl Answer {
             }
             (Answer::Values(vs), Op::MultiGet { keys }) => keys
                 .iter()
+                .cloned()
+                .zip(vs.iter().map(|v| v.as_deref().map(value_hash)))
+                .collect(),
+            (Answer::Values(vs), Op::Txn(t)) => t
+                .get_keys()
                 .cloned()
                 .zip(vs.iter().map(|v| v.as_deref().map(value_hash)))
                 .collect(),

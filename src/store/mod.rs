@@ -18,6 +18,7 @@ pub mod rocks;
 mod rocks_options;
 pub mod side_files;
 pub mod txn;
+mod txn_body;
 pub mod txn_db;
 pub mod user_options;
 
@@ -177,17 +178,23 @@ pub trait Store {
         Err(unsupported("two-phase commit"))
     }
 
-    /// Runs a transaction whose `lock K` items read keys of other writers
-    /// with `GetForUpdate` where they stand among its writes (`txn.locks`
-    /// is not empty; two-phase when `txn.prepare` names it). After each
-    /// such read returned the store calls [`drive::lock_point`] with the
-    /// key, and right before the commit [`drive::commit_point`], so the
-    /// crash writer can tell a commit that must conflict. A lock timeout,
-    /// a deadlock or a failed conflict check answers
+    /// Runs a transaction with steps between its writes (`txn.steps`; or
+    /// one that sets a snapshot at begin, `txn.snapshot`; two-phase when
+    /// `txn.prepare` names it), each step where it stands among them:
+    /// - `lock K`: `GetForUpdate` of a key another writer owns; the store
+    ///   then calls [`drive::lock_point`] with the key, and right before
+    ///   the commit [`drive::commit_point`], so the crash writer can tell
+    ///   a commit that must conflict ([`Capabilities::conflicts`]);
+    /// - `get K`: a read inside the transaction, which sees its own writes
+    ///   so far; the answers, in order, are what this returns;
+    /// - writes between `savepoint` and `rollback-to-savepoint`: written,
+    ///   then undone; never part of the commit.
+    ///
+    /// A lock timeout, a deadlock or a failed conflict check answers
     /// [`StoreError::Conflict`] and must leave nothing. For stores with
-    /// [`Capabilities::conflicts`].
-    fn locking_transaction(&mut self, _txn: &Txn) -> StoreResult<()> {
-        Err(unsupported("reads for update inside transactions"))
+    /// [`Capabilities::txn_steps`] (and `conflicts` for locks).
+    fn transaction_steps(&mut self, _txn: &Txn) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        Err(unsupported("steps inside transactions"))
     }
 
     /// Right after an open: the transactions recovery brought back in the

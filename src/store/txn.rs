@@ -30,10 +30,11 @@ use std::sync::Arc;
 use rocksdb::statistics::Ticker;
 use rocksdb::{
     ColumnFamily, ColumnFamilyDescriptor, FlushOptions, OptimisticTransactionDB, Options,
-    ReadOptions, SnapshotWithThreadMode, Transaction, WriteOptions,
+    ReadOptions, SnapshotWithThreadMode, WriteOptions,
 };
 
 use super::rocks::{map_err, mark_rocksdb_used, rocksdb_options, scan_iter, write_options};
+use super::txn_body::{fill, map_txn_err, Answers};
 use super::txn_db::TxnDb;
 use super::WalMode;
 use super::{
@@ -41,7 +42,7 @@ use super::{
     StoreStats,
 };
 use crate::keyspace::{cf_name, cf_of};
-use crate::op::{Scan, Txn, TxnEnd, TxnLock, WriteOp};
+use crate::op::{Scan, Txn, TxnEnd, TxnStepKind, WriteOp};
 
 /// A store over a transactional database `D`. Snapshots borrow the
 /// database behind the `Arc` and always drop before this handle's
@@ -66,64 +67,7 @@ fn open_db<D: TxnDb>(rocks_opts: &Options, path: &Path, cfs: u8) -> StoreResult<
     D::open_with(rocks_opts, path, descs)
 }
 
-/// A RocksDB error inside a transaction: `Busy` (an optimistic conflict,
-/// a deadlock), `TimedOut` (a lock wait) and `TryAgain` (an optimistic
-/// check without enough memtable history) are conflicts
-/// (transaction.h `Put`, `GetForUpdate`, `Commit`); anything else as
-/// [`map_err`].
-fn map_txn_err(e: rocksdb::Error) -> StoreError {
-    use rocksdb::ErrorKind::{Busy, TimedOut, TryAgain};
-    match e.kind() {
-        Busy | TimedOut | TryAgain => StoreError::Conflict(e.into_string()),
-        _ => map_err(e),
-    }
-}
-
-/// Adds `ops` to transaction `t`, each in its key's column family, with
-/// the reads for update of `locks` where they stand among them.
-fn fill<D>(
-    t: &Transaction<'_, D>,
-    db: &impl TxnDb,
-    cfs: usize,
-    ops: &[WriteOp],
-    locks: &[TxnLock],
-) -> StoreResult<()> {
-    let mut scratch = Vec::new();
-    let mut locks = locks.iter().peekable();
-    for (i, w) in ops.iter().enumerate() {
-        while let Some(l) = locks.next_if(|l| l.after as usize <= i) {
-            lock(t, db, cfs, &l.key)?;
-        }
-        let cf = handle(db, cf_of(w.key(), cfs))?;
-        let r = match w {
-            WriteOp::Put { key, value } => t.put_cf(cf, key, &*value.shared()),
-            WriteOp::Delete { key } => t.delete_cf(cf, key),
-            WriteOp::Merge { key, operand } => t.merge_cf(cf, key, operand.bytes_in(&mut scratch)),
-            WriteOp::DeleteRange { .. } => {
-                return Err(StoreError::Unsupported(
-                    "range deletes (a transaction has no DeleteRange)".into(),
-                ))
-            }
-        };
-        r.map_err(map_txn_err)?;
-    }
-    for l in locks {
-        lock(t, db, cfs, &l.key)?;
-    }
-    Ok(())
-}
-
-/// `GetForUpdate(key)`, exclusive (transaction.h: a pessimistic
-/// transaction locks the key until it ends; an optimistic one remembers
-/// it for the conflict check at commit), then the lock point.
-fn lock<D>(t: &Transaction<'_, D>, db: &impl TxnDb, cfs: usize, key: &[u8]) -> StoreResult<()> {
-    let cf = handle(db, cf_of(key, cfs))?;
-    t.get_for_update_cf(cf, key, true).map_err(map_txn_err)?;
-    super::drive::lock_point(key);
-    Ok(())
-}
-
-fn handle<D: TxnDb>(db: &D, cf: usize) -> StoreResult<&ColumnFamily> {
+pub(super) fn handle<D: TxnDb>(db: &D, cf: usize) -> StoreResult<&ColumnFamily> {
     db.cf(&cf_name(cf))
         .ok_or_else(|| StoreError::Other(format!("no column family {}", cf_name(cf))))
 }
@@ -179,47 +123,69 @@ impl<D: TxnDb> TxnStore<D> {
         (0..self.cfs()).map(|c| handle(db, c)).collect()
     }
 
-    /// Begin, `writes` (with the reads for update of `locks` among them),
-    /// then commit or rollback; with `name`, two-phase: named, and
-    /// prepared before the end, with the step point between
+    /// Begin (with a snapshot when `p.snapshot`), the writes with the
+    /// steps among them, then commit or rollback; with a name, two-phase:
+    /// named, and prepared before the end, with the step point between
     /// (`Store::prepared_transaction`). A conflict rolls the transaction
-    /// back and answers [`StoreError::Conflict`].
-    fn run_txn(
-        &self,
-        name: Option<&str>,
-        (writes, locks): (&[WriteOp], &[TxnLock]),
-        commit: bool,
-    ) -> StoreResult<()> {
+    /// back and answers [`StoreError::Conflict`]. The answers of its
+    /// reads.
+    fn run_txn(&self, p: &Txn, commit: bool) -> StoreResult<Answers> {
         let db = self.db()?;
-        let t = db.begin(&self.wopts);
-        if let Some(n) = name {
+        let t = db.begin(&self.wopts, p.snapshot);
+        if let Some(n) = &p.prepare {
             t.set_name(n.as_bytes()).map_err(map_err)?;
         }
-        let before_end = fill(&t, db, self.cfs(), writes, locks).and_then(|()| {
-            if name.is_some() {
+        let before_end = fill(&t, db, self.cfs(), &p.writes, &p.steps).and_then(|answers| {
+            if p.prepare.is_some() {
                 t.prepare().map_err(map_txn_err)?;
                 super::drive::step_point();
             }
-            Ok(())
+            Ok(answers)
         });
-        if let Err(e) = before_end {
-            if let StoreError::Conflict(_) = e {
-                // Discards the writes and releases the locks (transaction.h
-                // `Rollback`); the conflict is the answer either way.
-                let _ = t.rollback();
+        let answers = match before_end {
+            Ok(a) => a,
+            Err(e) => {
+                if let StoreError::Conflict(_) = e {
+                    // Discards the writes and releases the locks
+                    // (transaction.h `Rollback`); the conflict is the
+                    // answer either way.
+                    let _ = t.rollback();
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
-        if commit && !locks.is_empty() {
+        };
+        let locked = p
+            .steps
+            .iter()
+            .any(|s| matches!(s.kind, TxnStepKind::Lock(_)));
+        if commit && locked {
             super::drive::commit_point();
         }
         // A commit refused as a conflict drops the transaction, which
         // releases its locks.
         if commit {
-            t.commit().map_err(map_txn_err)
+            t.commit().map_err(map_txn_err)?;
         } else {
-            t.rollback().map_err(map_err)
+            t.rollback().map_err(map_err)?;
         }
+        Ok(answers)
+    }
+
+    /// A plain transaction: `writes`, then the end (two-phase with `name`).
+    fn plain_txn(&self, name: Option<&str>, writes: &[WriteOp], commit: bool) -> StoreResult<()> {
+        let end = if commit {
+            TxnEnd::Commit
+        } else {
+            TxnEnd::Rollback
+        };
+        let t = Txn {
+            writes: writes.to_vec(),
+            steps: Vec::new(),
+            snapshot: false,
+            end,
+            prepare: name.map(String::from),
+        };
+        self.run_txn(&t, commit).map(drop)
     }
 
     /// What `DB::Close()` would persist, done with its status: the
@@ -265,14 +231,14 @@ impl<D: TxnDb> Drop for TxnStore<D> {
 impl<D: TxnDb> Store for TxnStore<D> {
     fn write(&mut self, ops: &[WriteOp], _batch: bool) -> StoreResult<()> {
         // One transaction per write unit: a single op as well as a batch.
-        self.run_txn(None, (ops, &[]), true)
+        self.plain_txn(None, ops, true)
     }
 
     fn transaction(&mut self, writes: &[WriteOp], commit: bool) -> StoreResult<()> {
         // transaction.h: Commit "Write all batched keys to the db
         // atomically"; Rollback "Discard all batched writes in this
         // transaction".
-        self.run_txn(None, (writes, &[]), commit)
+        self.plain_txn(None, writes, commit)
     }
 
     fn prepared_transaction(
@@ -288,16 +254,15 @@ impl<D: TxnDb> Store for TxnStore<D> {
         // (994-1012). A commit whose marker failed leaves the transaction
         // prepared (737-742): dropped here, it comes back at the next
         // open, as an op in flight may.
-        self.run_txn(Some(name), (writes, &[]), commit)
+        self.plain_txn(Some(name), writes, commit)
     }
 
-    fn locking_transaction(&mut self, txn: &Txn) -> StoreResult<()> {
+    fn transaction_steps(&mut self, txn: &Txn) -> StoreResult<Answers> {
         // transaction.h `GetForUpdate`: "If this transaction was created by
         // a TransactionDB, it can be used to lock this key"; by an
         // OptimisticTransactionDB, "this key will be tracked for conflict
         // checking" at `Commit`, which "could fail with Status::Busy".
-        let commit = txn.end == TxnEnd::Commit;
-        self.run_txn(txn.prepare.as_deref(), (&txn.writes, &txn.locks), commit)
+        self.run_txn(txn, txn.end == TxnEnd::Commit)
     }
 
     fn resolve_prepared(

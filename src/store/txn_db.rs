@@ -38,8 +38,9 @@ pub trait TxnDb: DBAccess + Send + Sync + Sized + 'static {
         path: &Path,
         descs: Vec<ColumnFamilyDescriptor>,
     ) -> StoreResult<Self>;
-    /// Begins a transaction whose commit uses `wo`.
-    fn begin(&self, wo: &WriteOptions) -> Transaction<'_, Self>;
+    /// Begins a transaction whose commit uses `wo`; with `snapshot`, one
+    /// that sets a snapshot at begin (transaction.h `SetSnapshot`).
+    fn begin(&self, wo: &WriteOptions, snapshot: bool) -> Transaction<'_, Self>;
     /// The transactions the last open recovered in the prepared state
     /// (handed out once; none where the database has no two-phase
     /// commit).
@@ -109,6 +110,7 @@ const TXN_BASE: Capabilities = Capabilities {
     resume: false,
     transactions: true,
     conflicts: true,
+    txn_steps: true,
     ..Capabilities::ALL
 };
 
@@ -150,7 +152,7 @@ impl TxnDb for TransactionDB {
         TransactionDB::open_cf_descriptors(opts, &t, path, descs).map_err(map_err)
     }
 
-    fn begin(&self, wo: &WriteOptions) -> Transaction<'_, Self> {
+    fn begin(&self, wo: &WriteOptions, snapshot: bool) -> Transaction<'_, Self> {
         // Default TransactionOptions: skip_prepare = true, so Commit is
         // CommitWithoutPrepareInternal, one WriteImpl call
         // (pessimistic_transaction.cc:702-708, 768-830).
@@ -158,6 +160,7 @@ impl TxnDb for TransactionDB {
         // of waiting for the lock timeout).
         let mut t = TransactionOptions::default();
         t.set_deadlock_detect(true);
+        t.set_snapshot(snapshot);
         self.transaction_opt(wo, &t)
     }
 
@@ -214,8 +217,10 @@ impl TxnDb for OptimisticTransactionDB {
         OptimisticTransactionDB::open_cf_descriptors(opts, path, descs).map_err(map_err)
     }
 
-    fn begin(&self, wo: &WriteOptions) -> Transaction<'_, Self> {
-        self.transaction_opt(wo, &OptimisticTransactionOptions::default())
+    fn begin(&self, wo: &WriteOptions, snapshot: bool) -> Transaction<'_, Self> {
+        let mut t = OptimisticTransactionOptions::default();
+        t.set_snapshot(snapshot);
+        self.transaction_opt(wo, &t)
     }
 
     fn cf(&self, name: &str) -> Option<&ColumnFamily> {

@@ -236,6 +236,7 @@ pub fn project_cf(h: &History, cf: usize, cfs: usize) -> History {
             ),
             // A transaction's writes to this column family, as one unit
             // (empty where it wrote none here, so units keep their numbers).
+            // (Its steps are dropped: they change no state.)
             Op::Txn(t) => Op::Txn(crate::op::Txn {
                 writes: t
                     .writes
@@ -243,6 +244,7 @@ pub fn project_cf(h: &History, cf: usize, cfs: usize) -> History {
                     .filter(|w| cf_of(w.key(), cfs) == cf)
                     .cloned()
                     .collect(),
+                steps: Vec::new(),
                 ..t.clone()
             }),
             other => other.clone(),

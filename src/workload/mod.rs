@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 pub mod load;
 mod profile;
+mod txn;
 
 pub use profile::{FlushStyle, Profile, Weights};
 
@@ -387,30 +388,7 @@ impl Generator {
                 Op::Reopen
             }
             13 => self.ingest_op(),
-            14 => {
-                let n = self.rng.random_range(1..=self.profile.max_batch.max(1));
-                let writes: Vec<WriteOp> = (0..n).map(|_| self.write_op(true, true)).collect();
-                // One transaction in eight is rolled back.
-                let end = if self.rng.random_range(0..8) == 0 {
-                    crate::op::TxnEnd::Rollback
-                } else {
-                    crate::op::TxnEnd::Commit
-                };
-                // Drawn only where two-phase transactions are on, so
-                // other sequences are unchanged.
-                let share = self.profile.weights.prepare;
-                let prepare = (share > 0 && self.rng.random_range(0..8) < share).then(|| {
-                    self.next_txn += 1;
-                    format!("p{}.{}", self.layout.writer, self.next_txn - 1)
-                });
-                let locks = self.locks(writes.len());
-                Op::Txn(crate::op::Txn {
-                    writes,
-                    locks,
-                    end,
-                    prepare,
-                })
-            }
+            14 => self.txn_op(),
             k => {
                 let slot = k - 10;
                 let id = self.next_aux[slot];
@@ -422,37 +400,6 @@ impl Generator {
                 }
             }
         }
-    }
-
-    /// `lock K` reads for a transaction of `writes` writes: with several
-    /// writers and a lock share, 1-2 lockable keys of other writers'
-    /// partitions ([`crate::keyspace::lock_slot`]) at random places among
-    /// the writes. Nothing is drawn otherwise, so other sequences are
-    /// unchanged.
-    fn locks(&mut self, writes: usize) -> Vec<crate::op::TxnLock> {
-        let share = self.profile.weights.lock;
-        if self.layout.writers <= 1 || share == 0 || self.rng.random_range(0..8) >= share {
-            return Vec::new();
-        }
-        let n = self.rng.random_range(1..=2);
-        let mut locks: Vec<crate::op::TxnLock> = (0..n)
-            .map(|_| {
-                let cf = self.pick_cf();
-                let mut part = self.rng.random_range(0..self.layout.writers - 1);
-                if part >= self.layout.writer {
-                    part += 1;
-                }
-                let i = self.rng.random_range(0..crate::keyspace::LOCK_KEYS as u32);
-                let mut k = self.layout.prefix(cf, part, part);
-                k.extend_from_slice(&key(i));
-                crate::op::TxnLock {
-                    after: self.rng.random_range(0..=writes as u32),
-                    key: k,
-                }
-            })
-            .collect();
-        locks.sort_by_key(|l| l.after);
-        locks
     }
 
     fn flush_op(&mut self) -> Op {

@@ -78,6 +78,10 @@ pub struct Weights {
     /// update (`lock K`; stores with [`crate::store::Capabilities::conflicts`],
     /// and only with several writers).
     pub lock: u32,
+    /// Of every 8 transactions, how many have steps inside: a read of its
+    /// own writes, writes undone by a savepoint, a snapshot (stores with
+    /// [`crate::store::Capabilities::txn_steps`]).
+    pub txn_steps: u32,
 }
 
 /// A named workload shape.
@@ -123,6 +127,7 @@ const BASE: Weights = Weights {
     txn: 0,
     prepare: 0,
     lock: 0,
+    txn_steps: 0,
 };
 
 /// Weights of the `crash` profile: write-heavy, with flushes, WAL flushes
@@ -148,6 +153,7 @@ const CRASH_WEIGHTS: Weights = Weights {
     txn: 0,
     prepare: 0,
     lock: 0,
+    txn_steps: 0,
 };
 
 impl Profile {
@@ -236,6 +242,7 @@ impl Profile {
                     txn: 0,
                     prepare: 0,
                     lock: 0,
+                    txn_steps: 0,
                 },
                 ..d.clone()
             },
