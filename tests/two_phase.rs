@@ -163,3 +163,47 @@ fn a_prepare_that_was_never_logged_is_caught() {
     // Nothing else is wrong with it.
     assert!(classes.iter().all(|c| *c == "lost-prepared"), "{classes:?}");
 }
+
+/// Two-phase transactions in fuzz inputs: every record of the kind runs
+/// through prepare and its end in the `ops` target and the `crash`
+/// target's power cut, clean on `transaction-db`.
+#[test]
+fn fuzz_inputs_carry_two_phase_transactions() {
+    use arbitrary::{Arbitrary, Unstructured};
+    use crashcheck::fuzzing::{encode_ops, run_crash, run_ops, CrashInput, OpsInput};
+    let t: Vec<crashcheck::op::Op> = [
+        "txn prepare x commit put k000001 a | put k000002 b",
+        "txn prepare x rollback put k000001 c",
+        "get k000001",
+        "txn prepare x commit del k000002 | merge k000001 d",
+        "txn commit put k000003 e",
+    ]
+    .iter()
+    .map(|l| l.parse().unwrap())
+    .collect();
+    let body = encode_ops(&t);
+    let f = TransactionDbFactory::new();
+    let mut bytes = vec![0u8];
+    bytes.extend(&body);
+    let input = OpsInput::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
+    let names: Vec<&str> = input
+        .ops
+        .iter()
+        .filter_map(|o| match o {
+            crashcheck::op::Op::Txn(t) => t.prepare.as_deref(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names.len(), 3, "{:?}", input.ops);
+    let mut unique = names.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), 3, "{names:?}");
+    run_ops(&f, &input).unwrap();
+    let fs = std::sync::Arc::new(crashcheck::store::fault_fs::FaultFs::new());
+    for m in 0..4u8 {
+        let mut b = vec![m, 13, 3, 2];
+        b.extend(&body);
+        let input = CrashInput::arbitrary(&mut Unstructured::new(&b)).unwrap();
+        run_crash(&f, &fs, &input).unwrap_or_else(|e| panic!("crash mode {m}: {e}"));
+    }
+}

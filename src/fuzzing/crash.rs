@@ -103,7 +103,17 @@ pub fn run_crash(
         avoid_flush_during_shutdown: true,
         ..StoreOptions::default()
     });
-    let h = History::new(factory.capabilities().fit_ops(&input.ops), State::new());
+    let mut ops = factory.capabilities().fit_ops(&input.ops);
+    if input.mode == crate::store::WalMode::NoWal {
+        // A prepare logs nothing without the WAL (the generator draws
+        // none there: docs/transactions-research.md T13).
+        for op in &mut ops {
+            if let Op::Txn(t) = op {
+                t.prepare = None;
+            }
+        }
+    }
+    let h = History::new(ops, State::new());
     let mut hooks = CrashHooks {
         h: &h,
         i: 0,

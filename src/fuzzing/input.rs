@@ -43,10 +43,12 @@ pub(super) fn val(seed: u8, len: u8) -> Value {
 }
 
 /// A batch record with the transaction bits: the batch's writes as a
-/// transaction, rolled back when bit 6 of `c` is set.
+/// transaction, rolled back when bit 6 of `c` is set, two-phase when bit
+/// 7 is (named `f`; [`decode_ops`] makes each name unique by the op's
+/// place, so a recovered prepared transaction names one op).
 fn decode_txn(r: [u8; 5], cfs: u8) -> Op {
     let [kind, k, a, b, c] = r;
-    let writes = match decode_op([kind, k, a, b, c & !0x30], cfs) {
+    let writes = match decode_op([kind, k, a, b, c & !0xb0], cfs) {
         Op::Batch(w) => w,
         other => other.write_ops().to_vec(),
     };
@@ -58,7 +60,7 @@ fn decode_txn(r: [u8; 5], cfs: u8) -> Op {
     Op::Txn(crate::op::Txn {
         writes,
         end,
-        prepare: None,
+        prepare: (c & 0x80 != 0).then(|| "f".to_string()),
         steps: Vec::new(),
         snapshot: false,
     })
@@ -259,7 +261,8 @@ pub fn encode_ops(ops: &[Op]) -> Vec<u8> {
                 } else {
                     0
                 };
-                [7, k, 1, 2, 0x30 | end]
+                let two_phase = if t.prepare.is_some() { 0x80 } else { 0 };
+                [7, k, 1, 2, 0x30 | end | two_phase]
             }
             Op::Batch(ws) => {
                 let k = ws.first().map_or(0, |w| match w {
@@ -330,7 +333,7 @@ pub fn encode_ops(ops: &[Op]) -> Vec<u8> {
 /// compaction).
 const MAX_OPENS: usize = 1;
 
-fn decode_ops(u: &mut Unstructured<'_>, cfs: u8) -> arbitrary::Result<Vec<Op>> {
+pub(super) fn decode_ops(u: &mut Unstructured<'_>, cfs: u8) -> arbitrary::Result<Vec<Op>> {
     let mut ops = Vec::new();
     let mut live_snaps = Vec::new();
     let (mut reopens, mut checkpoints, mut ingests, mut refits) = (0, 0, 0, 0);
@@ -355,6 +358,11 @@ fn decode_ops(u: &mut Unstructured<'_>, cfs: u8) -> arbitrary::Result<Vec<Op>> {
                 op = decode_op([r[0], r[1], 2, r[3], r[4]], cfs)
             }
             Op::CompactTo { .. } => refits += 1,
+            Op::Txn(ref mut t) => {
+                if let Some(name) = &mut t.prepare {
+                    *name = format!("f{}", ops.len());
+                }
+            }
             _ => {}
         }
         // Keep snapshot reads meaningful: read only live snapshots.

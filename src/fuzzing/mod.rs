@@ -157,7 +157,7 @@ pub fn to_case(target: &str, data: &[u8]) -> Result<Case, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::input::decode_op;
+    use super::input::{decode_op, decode_ops};
     use super::*;
     use crate::op::Op;
     use crate::workload::{Generator, Profile};
@@ -179,6 +179,19 @@ mod tests {
             "the same writes as the batch"
         );
         assert!(matches!(&rollback, Op::Txn(t) if t.end == TxnEnd::Rollback));
+        // Bit 7: two-phase, each named by its place in the input.
+        let mut bytes = vec![7, 1, 2, 3, 0xb0, 7, 4, 2, 3, 0xf0];
+        bytes.extend([7, 1, 2, 3, 0x30]);
+        let ops = decode_ops(&mut Unstructured::new(&bytes), 1).unwrap();
+        let names: Vec<Option<&str>> = ops
+            .iter()
+            .map(|o| match o {
+                Op::Txn(t) => t.prepare.as_deref(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(names, vec![Some("f0"), Some("f1"), None]);
+        assert_eq!(encode_ops(&ops[..1])[4] & 0x80, 0x80);
         // Encoding keeps the kind and the end.
         for op in [&commit, &rollback] {
             let rec = encode_ops(std::slice::from_ref(op));
