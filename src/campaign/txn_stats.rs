@@ -108,23 +108,19 @@ impl TxnStats {
             .collect();
         // Conflicts and two-phase commit are only named once they can
         // happen: a 0 would read as "checked, none seen".
-        let later = match (t.conflicts, t.prepared + t.recovered_prepared) {
-            (0, 0) => String::new(),
-            (0, _) => format!(
+        let mut later = String::new();
+        if t.conflicts > 0 {
+            later = format!(", {} conflicts", t.conflicts);
+        }
+        if t.prepared + t.recovered_prepared > 0 {
+            later += &format!(
                 ", {} two-phase ({} found prepared after a crash: {} then committed, {} rolled back)",
                 t.prepared,
                 t.recovered_prepared,
                 t.recovered_prepared_committed,
                 t.recovered_prepared_rolled_back
-            ),
-            (c, _) => format!(
-                ", {c} conflicts, {} two-phase ({} found prepared after a crash: {} then committed, {} rolled back)",
-                t.prepared,
-                t.recovered_prepared,
-                t.recovered_prepared_committed,
-                t.recovered_prepared_rolled_back
-            ),
-        };
+            );
+        }
         let mut kills = match t.reopen_kills {
             0 => String::new(),
             n => format!(
@@ -172,7 +168,11 @@ mod tests {
         c.transactions.conflicts = 3;
         by_mode.insert("wal-sync".to_string(), c);
         let line = TxnStats::summary(&by_mode).unwrap();
-        assert!(line.contains(", 3 conflicts, 0 two-phase"), "{line}");
+        assert!(line.contains(", 3 conflicts;"), "{line}");
+        assert!(
+            !line.contains("two-phase"),
+            "named only once it happened: {line}"
+        );
         let mut d = ModeStats::default();
         d.transactions.prepared = 4;
         d.transactions.recovered_prepared = 2;

@@ -373,10 +373,17 @@ fn rejected(msg: &str) -> bool {
 /// `msg`: a configuration RocksDB rejects at open ("Invalid argument", or
 /// "Not implemented": TransactionDB's "WRITE_COMMITTED is incompatible with
 /// unordered_writes", pessimistic_transaction_db.cc) when the writer could
-/// not open it either, with the same status (so nothing was written
-/// under it); any other failure is a violation.
-pub fn open_failed(writer: &WriterStop, msg: String) -> CycleOutcome {
+/// not open it either, with the same status, or was killed while it opened
+/// (`killed_opening`): either way nothing was written under it. Any other
+/// failure is a violation.
+pub fn open_failed((writer, killed_opening): (&WriterStop, bool), msg: String) -> CycleOutcome {
     match writer {
+        _ if rejected(&msg) && killed_opening => CycleOutcome::Anomaly {
+            kind: AnomalyKind::ConfigurationRejected,
+            detail: format!(
+                "configuration rejected by RocksDB at open (the writer was killed while it opened): {msg}"
+            ),
+        },
         WriterStop::OpenFailed(w) if rejected(&msg) && w.ends_with(msg.as_str()) => {
             CycleOutcome::Anomaly {
                 kind: AnomalyKind::ConfigurationRejected,
@@ -464,7 +471,7 @@ mod tests {
     fn an_open_both_children_failed_on_a_rejected_configuration_is_no_violation() {
         let m = "Not implemented: WRITE_COMMITTED is incompatible with unordered_writes";
         let w = WriterStop::OpenFailed(format!("open failed: {m}"));
-        let o = open_failed(&w, m.into());
+        let o = open_failed((&w, false), m.into());
         assert!(
             matches!(
                 o,
@@ -475,10 +482,15 @@ mod tests {
             ),
             "{o:?}"
         );
+        // A writer killed while it opened never got past the open either.
+        let killed = open_failed((&WriterStop::Killed, true), m.into());
+        assert_eq!(killed.class(), None, "{killed:?}");
+        let other = open_failed((&WriterStop::Killed, true), "IO error: x".into());
+        assert_eq!(other.class(), Some(ViolationClass::UnexpectedOpenFailure));
         // A writer that opened, or another failure, leaves a violation.
         let c = "Corruption: Column family inconsistency";
         for (w, m) in [(WriterStop::Hung, m), (WriterStop::OpenFailed(c.into()), c)] {
-            let o = open_failed(&w, m.into());
+            let o = open_failed((&w, false), m.into());
             assert_eq!(
                 o.class(),
                 Some(ViolationClass::UnexpectedOpenFailure),

@@ -440,7 +440,10 @@ impl Judge<'_> {
                     matches!(self.recovered(rec, &mut scratch), CycleOutcome::Consistent { .. })
                 };
                 let at = (db, vo);
-                open_evidence::judge(factory, at, timeout, &res.writer.stop, msg, &admitted)?
+                let killed_opening = res.writer.stop == WriterStop::Killed
+                    && res.writer.phase == crash::Phase::Opening;
+                let w = (&res.writer.stop, killed_opening);
+                open_evidence::judge(factory, at, timeout, w, msg, &admitted)?
             }
             Reopened::Died(end) => CycleOutcome::Anomaly {
                 kind: if end == crash::ChildEnd::Hung {

@@ -33,13 +33,14 @@ use crate::store::{RecoveryMode, RocksFactory, StoreFactory, StoreOptions};
 const PREPARED_IN_WAL: &str = "WAL contains prepared transactions";
 
 /// The verdict on a reopen of `db` (opened with `factory` and `opts`)
-/// that failed with `msg`; `admitted` says whether a state read back is
-/// one the cycle's oracle admits.
+/// that failed with `msg`; `writer`: how the writer stopped, and whether
+/// it was killed while it opened the database; `admitted` says whether a
+/// state read back is one the cycle's oracle admits.
 pub(super) fn judge(
     factory: &dyn StoreFactory,
     (db, opts): (&Path, &StoreOptions),
     timeout: Duration,
-    writer: &WriterStop,
+    writer: (&WriterStop, bool),
     msg: String,
     admitted: &dyn Fn(&Recovered) -> bool,
 ) -> Result<CycleOutcome, CrashError> {
@@ -120,7 +121,7 @@ mod tests {
                 f,
                 (missing, &StoreOptions::default()),
                 Duration::from_secs(5),
-                &WriterStop::Killed,
+                (&WriterStop::Killed, false),
                 msg.into(),
                 &|_| true,
             )
