@@ -217,16 +217,24 @@ pub fn step_with(
             }
             1
         }
-        (Op::Txn(t), Answer::Values(got)) => {
+        (Op::Txn(t), Answer::Reads(rs)) => {
             let want = model.txn_reads(t);
+            let got = flatten_reads(t, rs);
             if got.len() != want.len() {
                 return mismatch(format!(
-                    "`{op}` returned {} reads for {} get steps",
+                    "`{op}` read {} results, the model {}",
                     got.len(),
                     want.len()
                 ));
             }
-            for (g, (k, w)) in got.iter().zip(&want) {
+            for ((gk, g), (k, w)) in got.iter().zip(&want) {
+                if gk != k {
+                    return mismatch(format!(
+                        "inside `{op}`: key {} where the model has {}",
+                        show(Some(gk.as_slice())),
+                        show(Some(k.as_slice()))
+                    ));
+                }
                 if let Some(d) = cmp_value(k, g.as_deref(), w.as_ref()) {
                     return mismatch(format!("inside `{op}`: {d}"));
                 }
@@ -244,6 +252,22 @@ pub fn step_with(
     };
     model.apply_op(op);
     Ok(checked)
+}
+
+/// A transaction's read answers flattened as the model's
+/// [`Model::txn_reads`]: a get's key and value, a scan's entries.
+fn flatten_reads(t: &crate::op::Txn, rs: &[Answer]) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    for (r, kind) in rs.iter().zip(t.reads()) {
+        match (r, kind) {
+            (Answer::Value(v), crate::op::TxnStepKind::Get(k)) => out.push((k.clone(), v.clone())),
+            (Answer::Entries(es), _) => {
+                out.extend(es.iter().map(|(k, v)| (k.clone(), Some(v.clone()))))
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// A name under `root` (created if missing) that does not exist yet: the

@@ -11,7 +11,7 @@ use crashcheck::fault::Fault;
 use crashcheck::harness::crash_check_in_test;
 use crashcheck::mutants::factory_by_name;
 use crashcheck::op::{Op, TxnEnd, WriteOp};
-use crashcheck::store::drive::step_point;
+use crashcheck::store::drive::{step_point, Answer};
 use crashcheck::store::txn::{TransactionDbFactory, NAMES};
 use crashcheck::store::{Capabilities, Store, StoreFactory, StoreOptions, StoreResult, WalMode};
 use crashcheck::workload::{Generator, Profile};
@@ -259,7 +259,7 @@ fn a_commit_in_parts_is_caught() {
 /// that ignores `RollbackToSavePoint` is caught.
 #[test]
 fn reads_inside_see_own_writes_and_savepoints_undo() {
-    let line = "txn snapshot commit put a \"1\" | get a | savepoint | put a \"9\" | del b | rollback-to-savepoint | get a | get b | merge b \"x\"";
+    let line = "txn snapshot commit put a \"1\" | get a | savepoint | put a \"9\" | del b | rollback-to-savepoint | get a | get b | rscan - - limit=5 | merge b \"x\"";
     let t_op = op(line);
     let crashcheck::op::Op::Txn(txn) = &t_op else {
         unreachable!()
@@ -287,10 +287,14 @@ fn reads_inside_see_own_writes_and_savepoints_undo() {
         )
         .unwrap();
         let answers = s.transaction_steps(txn).unwrap();
-        let one = Some(b"1".to_vec());
+        let v = |b: &[u8]| Answer::Value(Some(b.to_vec()));
+        let seen = vec![
+            (b"b".to_vec(), b"0".to_vec()),
+            (b"a".to_vec(), b"1".to_vec()),
+        ];
         assert_eq!(
             answers,
-            vec![one.clone(), one, Some(b"0".to_vec())],
+            vec![v(b"1"), v(b"1"), v(b"0"), Answer::Entries(seen)],
             "{name}"
         );
         s.close().unwrap();

@@ -41,7 +41,7 @@ fn ops_run(plan: &CyclePlan, res: &CycleResult) -> OpsRun {
                 Op::Reopen => c.reopens += 1,
                 Op::Txn(x) => {
                     c.prepared += u64::from(x.prepare.is_some());
-                    c.reads_inside += x.get_keys().count() as u64;
+                    c.reads_inside += x.reads().count() as u64;
                     c.savepoints_undone += x
                         .steps
                         .iter()

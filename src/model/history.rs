@@ -79,7 +79,7 @@ impl History {
         }
         for (i, op) in ops.iter().enumerate() {
             if let Op::Txn(t) = op {
-                if t.get_keys().next().is_some() {
+                if t.reads().next().is_some() {
                     let r = model.txn_reads(t);
                     h.reads.insert(
                         i,

@@ -233,28 +233,53 @@ impl Model {
         }
     }
 
-    /// What transaction `t`'s `get` steps read if it began now, in order:
-    /// each sees the state with the transaction's writes before it
-    /// (read-your-own-writes; writes a savepoint undid are gone again
+    /// What transaction `t`'s reads (`get` and `scan` steps) return if it
+    /// began now, in order and flattened: a get's key and entry, a scan's
+    /// entries. Each sees the state with the transaction's writes before
+    /// it (read-your-own-writes; writes a savepoint undid are gone again
     /// by then). Computed over the keys it reads only.
     pub fn txn_reads(&self, t: &crate::op::Txn) -> Vec<(Vec<u8>, Option<Entry>)> {
         use crate::op::TxnStepKind;
-        let keys: BTreeMap<Vec<u8>, Entry> = t
-            .get_keys()
-            .filter_map(|k| Some((k.clone(), self.state.get(k)?.clone())))
-            .collect();
-        let mut m = Model::from_state(keys);
+        let mut part = State::new();
+        for r in t.reads() {
+            match r {
+                TxnStepKind::Get(k) => {
+                    if let Some(e) = self.state.get(k) {
+                        part.insert(k.clone(), e.clone());
+                    }
+                }
+                TxnStepKind::Scan(sc) => {
+                    let all = Scan {
+                        limit: u32::MAX,
+                        ..sc.clone()
+                    };
+                    for (k, e) in scan_state(&self.state, &all) {
+                        part.insert(k.to_vec(), e.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut m = Model::from_state(part);
         let mut out = Vec::new();
         let mut applied = 0;
         for st in &t.steps {
-            let TxnStepKind::Get(k) = &st.kind else {
+            if !matches!(st.kind, TxnStepKind::Get(_) | TxnStepKind::Scan(_)) {
                 continue;
-            };
+            }
             for w in t.writes.iter().take(st.after as usize).skip(applied) {
                 m.apply(w);
             }
             applied = applied.max(st.after as usize);
-            out.push((k.clone(), m.state.get(k).cloned()));
+            match &st.kind {
+                TxnStepKind::Get(k) => out.push((k.clone(), m.state.get(k).cloned())),
+                TxnStepKind::Scan(sc) => out.extend(
+                    scan_state(&m.state, sc)
+                        .into_iter()
+                        .map(|(k, e)| (k.to_vec(), Some(e.clone()))),
+                ),
+                _ => {}
+            }
         }
         out
     }

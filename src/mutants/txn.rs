@@ -86,7 +86,7 @@ impl TxnMutant {
     /// Reads the keys with a plain read instead of GetForUpdate: the
     /// optimistic transaction never tracks them, so its commit never
     /// conflicts with the writes other writers made to them since.
-    fn skip_conflict_check(&mut self, txn: &Txn) -> StoreResult<Vec<Option<Vec<u8>>>> {
+    fn skip_conflict_check(&mut self, txn: &Txn) -> StoreResult<Vec<crate::store::drive::Answer>> {
         let mut plain = txn.clone();
         plain.steps.retain(|st| {
             let TxnStepKind::Lock(key) = &st.kind else {
@@ -175,7 +175,7 @@ impl Store for TxnMutant {
         self.inner.transaction(writes, commit)
     }
 
-    fn transaction_steps(&mut self, txn: &Txn) -> StoreResult<Vec<Option<Vec<u8>>>> {
+    fn transaction_steps(&mut self, txn: &Txn) -> StoreResult<Vec<crate::store::drive::Answer>> {
         match self.name {
             SKIPS_CHECK => self.skip_conflict_check(txn),
             // Rolling back to a savepoint does nothing: the undone writes

@@ -372,6 +372,10 @@ pub enum TxnStepKind {
     /// `get K`: `Transaction::Get`, which sees the transaction's own
     /// writes so far over the database (read-your-own-writes).
     Get(Vec<u8>),
+    /// `scan LO HI limit=N` (or `rscan`): an iterator of the transaction
+    /// (`Transaction::GetIterator`), which sees its own writes so far
+    /// over the database.
+    Scan(Scan),
     /// `savepoint | W | ... | rollback-to-savepoint`: `SetSavePoint`,
     /// these writes, then `RollbackToSavePoint`, which undoes them
     /// (transaction.h): they are never part of the commit.
@@ -379,13 +383,13 @@ pub enum TxnStepKind {
 }
 
 impl Txn {
-    /// The keys of its `get` steps, in order: the answers
-    /// [`crate::store::Store::transaction_steps`] returns.
-    pub fn get_keys(&self) -> impl Iterator<Item = &Vec<u8>> {
-        self.steps.iter().filter_map(|s| match &s.kind {
-            TxnStepKind::Get(k) => Some(k),
-            _ => None,
-        })
+    /// Its reads (`get` and `scan` steps), in order: one answer each from
+    /// [`crate::store::Store::transaction_steps`].
+    pub fn reads(&self) -> impl Iterator<Item = &TxnStepKind> {
+        self.steps
+            .iter()
+            .map(|s| &s.kind)
+            .filter(|k| matches!(k, TxnStepKind::Get(_) | TxnStepKind::Scan(_)))
     }
 
     /// True when it runs as one plain transaction (its writes, then the

@@ -41,6 +41,7 @@ fn transactions_round_trip_and_only_a_commit_writes() {
         "txn prepare p0.1 commit put w00.k1 a | lock w03.k000007 | lock w01.k000001 | del w00.k2",
         "txn snapshot rollback put k1 a | get k1 | savepoint | put k2 b | merge k1 c | rollback-to-savepoint",
         "txn prepare p3.2 snapshot commit savepoint | del k9 | rollback-to-savepoint | put k1 a | get k9",
+        "txn commit scan k0 k9 limit=3 | put k1 a | rscan - - limit=5",
     ] {
         let op: Op = line.parse().unwrap();
         assert_eq!(op.to_string(), line);
@@ -95,6 +96,8 @@ fn transactions_round_trip_and_only_a_commit_writes() {
         "txn commit savepoint | get a | rollback-to-savepoint",
         "txn commit savepoint | savepoint | rollback-to-savepoint",
         "txn commit snapshot put a b",
+        "txn commit savepoint | scan - - limit=1 | rollback-to-savepoint",
+        "txn commit put a b | scan k1",
     ] {
         assert!(bad.parse::<Op>().is_err(), "{bad} should not parse");
     }

@@ -70,9 +70,13 @@ fn parse_txn_body(args: &[&str]) -> Result<(Vec<WriteOp>, Vec<TxnStep>), ParseEr
             }
             (["lock", key], None) => steps.push(step(TxnStepKind::Lock(parse_bytes(key)?))),
             (["get", key], None) => steps.push(step(TxnStepKind::Get(parse_bytes(key)?))),
-            (["savepoint" | "rollback-to-savepoint" | "lock" | "get", ..], _) => {
+            (["scan" | "rscan", ..], None) => match item.join(" ").parse::<Op>()? {
+                Op::Scan(sc) => steps.push(step(TxnStepKind::Scan(sc))),
+                _ => return err(format!("bad transaction scan '{}'", item.join(" "))),
+            },
+            (["savepoint" | "rollback-to-savepoint" | "lock" | "get" | "scan" | "rscan", ..], _) => {
                 return err(format!(
-                    "bad transaction step '{}' (savepoint, then writes only, then rollback-to-savepoint; lock KEY; get KEY)",
+                    "bad transaction step '{}' (savepoint, then writes only, then rollback-to-savepoint; lock KEY; get KEY; scan|rscan LO HI limit=N)",
                     item.join(" ")
                 ))
             }
@@ -102,6 +106,7 @@ pub(super) fn write_txn_body(f: &mut fmt::Formatter<'_>, t: &Txn) -> fmt::Result
             match &s.kind {
                 TxnStepKind::Lock(k) => item(f, &format_args!("lock {}", B(k)))?,
                 TxnStepKind::Get(k) => item(f, &format_args!("get {}", B(k)))?,
+                TxnStepKind::Scan(sc) => item(f, &Op::Scan(sc.clone()))?,
                 TxnStepKind::Undone(ws) => {
                     item(f, &"savepoint")?;
                     for w in ws {

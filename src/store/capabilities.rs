@@ -213,6 +213,7 @@ impl Capabilities {
         match &st.kind {
             TxnStepKind::Lock(_) => self.conflicts,
             TxnStepKind::Get(_) => self.txn_steps,
+            TxnStepKind::Scan(_) => self.txn_steps && self.scans,
             TxnStepKind::Undone(ws) => self.txn_steps && ws.iter().all(|w| self.writes(w)),
         }
     }

@@ -24,6 +24,9 @@ pub enum Answer {
     Values(Vec<Option<Vec<u8>>>),
     /// A range read (`scan`, `scanat`): entries in iteration order.
     Entries(Vec<(Vec<u8>, Vec<u8>)>),
+    /// A transaction's reads (its `get` and `scan` steps), one answer each
+    /// ([`Answer::Value`] or [`Answer::Entries`]), in order.
+    Reads(Vec<Answer>),
     /// The hooks chose not to run the op (see [`Go::Skip`]).
     Skipped,
 }
@@ -181,8 +184,8 @@ fn call(store: &mut dyn Store, op: &Op, hooks: &mut dyn Hooks) -> StoreResult<An
             done(store.write(op.write_ops(), matches!(op, Op::Batch(_))))
         }
         Op::Txn(t) if !t.is_plain() => store.transaction_steps(t).map(|answers| {
-            if t.get_keys().next().is_some() {
-                Answer::Values(answers)
+            if t.reads().next().is_some() {
+                Answer::Reads(answers)
             } else {
                 Answer::Done
             }
@@ -235,11 +238,22 @@ impl Answer {
                 .cloned()
                 .zip(vs.iter().map(|v| v.as_deref().map(value_hash)))
                 .collect(),
-            (Answer::Values(vs), Op::Txn(t)) => t
-                .get_keys()
-                .cloned()
-                .zip(vs.iter().map(|v| v.as_deref().map(value_hash)))
-                .collect(),
+            // Flattened: a get's key and value, a scan's entries.
+            (Answer::Reads(rs), Op::Txn(t)) => {
+                let mut out = Vec::new();
+                for (r, kind) in rs.iter().zip(t.reads()) {
+                    match (r, kind) {
+                        (Answer::Value(v), crate::op::TxnStepKind::Get(k)) => {
+                            out.push((k.clone(), v.as_deref().map(value_hash)));
+                        }
+                        (Answer::Entries(es), _) => {
+                            out.extend(es.iter().map(|(k, v)| (k.clone(), Some(value_hash(v)))))
+                        }
+                        _ => return None,
+                    }
+                }
+                out
+            }
             (Answer::Entries(es), _) => es
                 .iter()
                 .map(|(k, v)| (k.clone(), Some(value_hash(v))))

@@ -185,15 +185,16 @@ pub trait Store {
     ///   then calls [`drive::lock_point`] with the key, and right before
     ///   the commit [`drive::commit_point`], so the crash writer can tell
     ///   a commit that must conflict ([`Capabilities::conflicts`]);
-    /// - `get K`: a read inside the transaction, which sees its own writes
-    ///   so far; the answers, in order, are what this returns;
+    /// - `get K`, `scan ...`: reads inside the transaction, which see its
+    ///   own writes so far; their answers ([`drive::Answer::Value`],
+    ///   [`drive::Answer::Entries`]), in order, are what this returns;
     /// - writes between `savepoint` and `rollback-to-savepoint`: written,
     ///   then undone; never part of the commit.
     ///
     /// A lock timeout, a deadlock or a failed conflict check answers
     /// [`StoreError::Conflict`] and must leave nothing. For stores with
     /// [`Capabilities::txn_steps`] (and `conflicts` for locks).
-    fn transaction_steps(&mut self, _txn: &Txn) -> StoreResult<Vec<Option<Vec<u8>>>> {
+    fn transaction_steps(&mut self, _txn: &Txn) -> StoreResult<Vec<drive::Answer>> {
         Err(unsupported("steps inside transactions"))
     }
 

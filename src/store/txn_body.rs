@@ -5,13 +5,14 @@
 
 use rocksdb::Transaction;
 
-use super::rocks::map_err;
+use super::drive::Answer;
+use super::rocks::{map_err, scan_iter};
 use super::txn::handle;
 use super::txn_db::TxnDb;
 use super::StoreError;
 use super::StoreResult;
 use crate::keyspace::cf_of;
-use crate::op::{TxnStep, TxnStepKind, WriteOp};
+use crate::op::{Scan, TxnStep, TxnStepKind, WriteOp};
 
 /// A RocksDB error inside a transaction: `Busy` (an optimistic conflict,
 /// a deadlock), `TimedOut` (a lock wait) and `TryAgain` (an optimistic
@@ -26,8 +27,8 @@ pub(super) fn map_txn_err(e: rocksdb::Error) -> StoreError {
     }
 }
 
-/// The answers of a transaction's `get` steps, in order.
-pub(super) type Answers = Vec<Option<Vec<u8>>>;
+/// The answers of a transaction's reads, in order.
+pub(super) type Answers = Vec<Answer>;
 
 /// Adds `ops` to transaction `t`, each in its key's column family, with
 /// its `steps` where they stand among them; the answers of its reads.
@@ -50,8 +51,12 @@ pub(super) fn fill<D>(
                 // this transaction".
                 TxnStepKind::Get(key) => {
                     let cf = handle(db, cf_of(key, cfs))?;
-                    answers.push(t.get_cf(cf, key).map_err(map_txn_err)?);
+                    answers.push(Answer::Value(t.get_cf(cf, key).map_err(map_txn_err)?));
                 }
+                // transaction.h `GetIterator`: "will iterate on all keys in
+                // the default column family including both keys in the DB
+                // and uncommitted keys in this transaction".
+                TxnStepKind::Scan(sc) => answers.push(Answer::Entries(scan(t, db, cfs, sc)?)),
                 // transaction.h `RollbackToSavePoint`: "Undo all operations
                 // in this transaction (Put, Merge, Delete, PutLogData)
                 // since the most recent call to SetSavePoint()".
@@ -69,6 +74,36 @@ pub(super) fn fill<D>(
         }
     }
     Ok(answers)
+}
+
+/// A range read through transaction `t`'s iterators: the first `limit`
+/// entries of its column families' union in key order (as the store's
+/// own scan).
+fn scan<D>(
+    t: &Transaction<'_, D>,
+    db: &impl TxnDb,
+    cfs: usize,
+    sc: &Scan,
+) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut all = Vec::new();
+    for c in 0..cfs {
+        let mut r = rocksdb::ReadOptions::default();
+        if let Some(lo) = &sc.lo {
+            r.set_iterate_lower_bound(lo.clone());
+        }
+        if let Some(hi) = &sc.hi {
+            r.set_iterate_upper_bound(hi.clone());
+        }
+        all.extend(scan_iter(t.raw_iterator_cf_opt(handle(db, c)?, r), sc)?);
+    }
+    if cfs > 1 {
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        if sc.reverse {
+            all.reverse();
+        }
+        all.truncate(sc.limit as usize);
+    }
+    Ok(all)
 }
 
 /// One write into transaction `t`, in its key's column family.

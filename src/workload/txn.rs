@@ -67,7 +67,8 @@ impl Generator {
             .collect()
     }
 
-    /// With a steps share: a `get` of one of its own keys somewhere among
+    /// With a steps share: one time in three a `scan` (an iterator of the
+    /// transaction) somewhere among its writes, a `get` of one of its own keys somewhere among
     /// `writes` (often a key it wrote before: read-your-own-writes; never
     /// one with a merge before it in the transaction, which
     /// `Transaction::Get` may answer `MergeInProgress`), one time in two
@@ -93,6 +94,21 @@ impl Generator {
                 after: at as u32,
                 kind: TxnStepKind::Get(k),
             });
+        }
+        // One time in three an iterator of the transaction, where no merge
+        // comes before it (the Get rule, kept for iterators too).
+        if self.rng.random_range(0..3) == 0 {
+            let at = self.rng.random_range(0..=writes.len());
+            let scan = self.scan();
+            if !writes[..at]
+                .iter()
+                .any(|w| matches!(w, WriteOp::Merge { .. }))
+            {
+                steps.push(TxnStep {
+                    after: at as u32,
+                    kind: TxnStepKind::Scan(scan),
+                });
+            }
         }
         if self.rng.random_range(0..2) == 0 {
             let n = self.rng.random_range(1..=2);
