@@ -164,9 +164,10 @@ fn a_prepare_that_was_never_logged_is_caught() {
     assert!(classes.iter().all(|c| *c == "lost-prepared"), "{classes:?}");
 }
 
-/// Two-phase transactions in fuzz inputs: every record of the kind runs
-/// through prepare and its end in the `ops` target and the `crash`
-/// target's power cut, clean on `transaction-db`.
+/// Two-phase transactions in fuzz inputs, and transactions with steps
+/// (reads of their own writes, a savepoint undone): every record of the
+/// kind runs in the `ops` target and the `crash` target's power cut,
+/// clean on `transaction-db`.
 #[test]
 fn fuzz_inputs_carry_two_phase_transactions() {
     use arbitrary::{Arbitrary, Unstructured};
@@ -177,6 +178,7 @@ fn fuzz_inputs_carry_two_phase_transactions() {
         "get k000001",
         "txn prepare x commit del k000002 | merge k000001 d",
         "txn commit put k000003 e",
+        "txn commit put k000005 x | get k000005 | savepoint | put k000005 y | rollback-to-savepoint | put k000006 z",
     ]
     .iter()
     .map(|l| l.parse().unwrap())
@@ -195,6 +197,11 @@ fn fuzz_inputs_carry_two_phase_transactions() {
         })
         .collect();
     assert_eq!(names.len(), 3, "{:?}", input.ops);
+    let stepped = input
+        .ops
+        .iter()
+        .any(|o| matches!(o, crashcheck::op::Op::Txn(t) if t.reads().count() == 2));
+    assert!(stepped, "{:?}", input.ops);
     let mut unique = names.clone();
     unique.dedup();
     assert_eq!(unique.len(), 3, "{names:?}");

@@ -5,7 +5,7 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 
-use crate::op::{Op, Scan, Value, WriteOp};
+use crate::op::{Op, Scan, TxnStep, TxnStepKind, Value, WriteOp};
 use crate::store::fault_fs::CrashImage;
 use crate::store::{RecoveryMode, StoreOptions, WalMode};
 
@@ -45,7 +45,11 @@ pub(super) fn val(seed: u8, len: u8) -> Value {
 /// A batch record with the transaction bits: the batch's writes as a
 /// transaction, rolled back when bit 6 of `c` is set, two-phase when bit
 /// 7 is (named `f`; [`decode_ops`] makes each name unique by the op's
-/// place, so a recovered prepared transaction names one op).
+/// place, so a recovered prepared transaction names one op). Bits 6 and 7
+/// of `b` (the value length uses bits 0-5) add steps: a `get` of the
+/// first write's key and a `scan` from it, right after that write (a put:
+/// no merge comes before them); a put of that key undone by a savepoint
+/// before the last write.
 fn decode_txn(r: [u8; 5], cfs: u8) -> Op {
     let [kind, k, a, b, c] = r;
     let writes = match decode_op([kind, k, a, b, c & !0xb0], cfs) {
@@ -57,11 +61,34 @@ fn decode_txn(r: [u8; 5], cfs: u8) -> Op {
     } else {
         crate::op::TxnEnd::Rollback
     };
+    let mut steps = Vec::new();
+    let first = writes.first().map(|w| w.key().to_vec());
+    if let (true, Some(k)) = (b & 0x40 != 0, &first) {
+        let scan = Scan {
+            lo: Some(k.clone()),
+            hi: None,
+            reverse: false,
+            limit: 4,
+        };
+        for kind in [TxnStepKind::Get(k.clone()), TxnStepKind::Scan(scan)] {
+            steps.push(TxnStep { after: 1, kind });
+        }
+    }
+    if let (true, Some(k)) = (b & 0x80 != 0, first) {
+        let put = WriteOp::Put {
+            key: k,
+            value: val(a ^ 0x55, b),
+        };
+        steps.push(TxnStep {
+            after: writes.len().saturating_sub(1) as u32,
+            kind: TxnStepKind::Undone(vec![put]),
+        });
+    }
     Op::Txn(crate::op::Txn {
         writes,
         end,
         prepare: (c & 0x80 != 0).then(|| "f".to_string()),
-        steps: Vec::new(),
+        steps,
         snapshot: false,
     })
 }
@@ -262,7 +289,18 @@ pub fn encode_ops(ops: &[Op]) -> Vec<u8> {
                     0
                 };
                 let two_phase = if t.prepare.is_some() { 0x80 } else { 0 };
-                [7, k, 1, 2, 0x30 | end | two_phase]
+                let has = |f: fn(&TxnStepKind) -> bool| t.steps.iter().any(|s| f(&s.kind));
+                let reads = if has(|s| matches!(s, TxnStepKind::Get(_))) {
+                    0x40
+                } else {
+                    0
+                };
+                let undone = if has(|s| matches!(s, TxnStepKind::Undone(_))) {
+                    0x80
+                } else {
+                    0
+                };
+                [7, k, 1, 2 | reads | undone, 0x30 | end | two_phase]
             }
             Op::Batch(ws) => {
                 let k = ws.first().map_or(0, |w| match w {

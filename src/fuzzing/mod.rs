@@ -192,6 +192,22 @@ mod tests {
             .collect();
         assert_eq!(names, vec![Some("f0"), Some("f1"), None]);
         assert_eq!(encode_ops(&ops[..1])[4] & 0x80, 0x80);
+        // Bits 6 and 7 of `b`: a get and a scan after the first write, a
+        // put undone by a savepoint; encoded back.
+        let stepped = decode_op([7, 1, 2, 0xc3, 0x30], 1);
+        let Op::Txn(t) = &stepped else {
+            panic!("{stepped:?}")
+        };
+        assert_eq!(t.reads().count(), 2, "{stepped}");
+        assert_eq!(t.steps.len(), 3, "{stepped}");
+        let rec = encode_ops(std::slice::from_ref(&stepped));
+        assert_eq!(
+            decode_op(rec[..5].try_into().unwrap(), 1)
+                .to_string()
+                .matches("rollback-to-savepoint")
+                .count(),
+            1
+        );
         // Encoding keeps the kind and the end.
         for op in [&commit, &rollback] {
             let rec = encode_ops(std::slice::from_ref(op));
