@@ -16,7 +16,18 @@ fn campaign(
     cycles: &str,
 ) -> (i32, serde_json::Value, String) {
     let t = tempfile::tempdir().unwrap();
-    let report = t.path().join("r.json");
+    campaign_in(t.path(), store, mode, fault, cycles)
+}
+
+/// [`campaign`], run in `dir` (where its artifacts go).
+fn campaign_in(
+    dir: &std::path::Path,
+    store: &str,
+    mode: &str,
+    fault: &str,
+    cycles: &str,
+) -> (i32, serde_json::Value, String) {
+    let report = dir.join("r.json");
     let o = run(
         &[
             "crash",
@@ -39,7 +50,7 @@ fn campaign(
             "--report",
             report.to_str().unwrap(),
         ],
-        t.path(),
+        dir,
     );
     let v = serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_default())
         .unwrap_or(serde_json::Value::Null);
@@ -78,12 +89,28 @@ fn optimistic_writers_fail_commits_and_stay_clean() {
 
 /// Reading the locked keys with a plain read (never tracked) lets an
 /// optimistic commit succeed over another writer's write: `lost-update`,
-/// and nothing else.
+/// and nothing else. Its repro file replays to it (the writers run
+/// concurrently again, not one op at a time).
 #[test]
-fn a_commit_that_skips_the_conflict_check_is_caught() {
-    let (code, v, out) = campaign("mutant:txn-skips-conflict-check", "wal", "kill", "40");
+fn a_commit_that_skips_the_conflict_check_is_caught_and_replays() {
+    let t = tempfile::tempdir().unwrap();
+    let (code, v, out) = campaign_in(
+        t.path(),
+        "mutant:txn-skips-conflict-check",
+        "wal",
+        "kill",
+        "20",
+    );
     assert_eq!(code, 1, "{out}");
     let c = classes(&v);
     assert!(c.iter().any(|c| c == "lost-update"), "{c:?}");
     assert!(c.iter().all(|c| c == "lost-update"), "{c:?}");
+    let art = v["violations"][0]["artifact"].as_str().unwrap().to_string();
+    let case = format!("{art}/case.repro");
+    let o = run(&["replay", &case], t.path());
+    let replayed = text(&o);
+    assert!(
+        replayed.contains("verdict 'lost-update' matches the saved verdict"),
+        "{replayed}"
+    );
 }
