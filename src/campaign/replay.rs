@@ -29,7 +29,8 @@ fn concurrent(case: &Case) -> bool {
 }
 
 /// Replays a crash case (fresh database at `dir`): the verdict. Once,
-/// except a `lost-update` case ([`concurrent`]).
+/// except a `lost-update` case, whose writers run concurrently (not in
+/// the recorded order), up to 8 times until the verdict shows again.
 pub fn replay_crash(
     factory: &dyn StoreFactory,
     dir: &Path,
