@@ -114,3 +114,119 @@ fn a_commit_that_skips_the_conflict_check_is_caught_and_replays() {
         "{replayed}"
     );
 }
+
+/// A layer that answers "conflict" for a transaction it has in fact
+/// committed (every second one that read for update): the refused unit
+/// must leave nothing (C1), so its writes are caught.
+#[cfg(feature = "txn-db")]
+#[test]
+fn a_refusal_that_kept_its_writes_is_caught() {
+    use std::sync::Arc;
+
+    use crashcheck::campaign::CrashConfig;
+    use crashcheck::fault::Fault;
+    use crashcheck::harness::crash_check_in_test;
+    use crashcheck::op::{Scan, Txn, TxnStepKind, WriteOp};
+    use crashcheck::store::drive::Answer;
+    use crashcheck::store::txn::TxnStore;
+    use crashcheck::store::{
+        Capabilities, Store, StoreError, StoreFactory, StoreOptions, StoreResult, WalMode,
+    };
+    use crashcheck::workload::Profile;
+
+    struct Lying {
+        inner: Box<dyn Store + Send>,
+        locked: u64,
+    }
+
+    impl Store for Lying {
+        fn write(&mut self, ops: &[WriteOp], batch: bool) -> StoreResult<()> {
+            self.inner.write(ops, batch)
+        }
+        fn get(&mut self, key: &[u8], snap: Option<u32>) -> StoreResult<Option<Vec<u8>>> {
+            self.inner.get(key, snap)
+        }
+        fn scan(&mut self, s: &Scan, snap: Option<u32>) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+            self.inner.scan(s, snap)
+        }
+        fn transaction(&mut self, writes: &[WriteOp], commit: bool) -> StoreResult<()> {
+            self.inner.transaction(writes, commit)
+        }
+        fn transaction_steps(&mut self, t: &Txn) -> StoreResult<Vec<Answer>> {
+            let answers = self.inner.transaction_steps(t)?;
+            let locks = t
+                .steps
+                .iter()
+                .any(|s| matches!(s.kind, TxnStepKind::Lock(_)));
+            self.locked += u64::from(locks && !t.writes.is_empty());
+            if locks && self.locked % 2 == 0 {
+                return Err(StoreError::Conflict("made up after the commit".into()));
+            }
+            Ok(answers)
+        }
+        fn share(&mut self) -> StoreResult<Box<dyn Store + Send>> {
+            Ok(Box::new(Lying {
+                inner: self.inner.share()?,
+                locked: 0,
+            }))
+        }
+    }
+
+    struct LyingFactory;
+    impl StoreFactory for LyingFactory {
+        fn name(&self) -> String {
+            "refusal-keeps-writes".into()
+        }
+        fn open(&self, path: &std::path::Path, opts: &StoreOptions) -> StoreResult<Box<dyn Store>> {
+            let inner = TxnStore::<rocksdb::TransactionDB>::open(path, opts)?;
+            Ok(Box::new(Lying {
+                inner: Box::new(inner),
+                locked: 0,
+            }))
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                deletes: true,
+                merges: true,
+                scans: true,
+                writers: true,
+                transactions: true,
+                conflicts: true,
+                txn_steps: true,
+                ..Capabilities::MINIMAL
+            }
+        }
+    }
+
+    let t = tempfile::tempdir().unwrap();
+    let r = crash_check_in_test(
+        "a_refusal_that_kept_its_writes_is_caught",
+        CrashConfig {
+            modes: vec![WalMode::Wal],
+            faults: vec![Fault::KILL],
+            cycles: Some(40),
+            seed: 3,
+            writers: 4,
+            stop_on_violation: true,
+            profile: Profile::by_name("txn").unwrap(),
+            ..CrashConfig::new(t.path())
+        },
+        Arc::new(LyingFactory),
+    )
+    .unwrap();
+    let v = r
+        .violations
+        .first()
+        .expect("a refused unit's writes went unseen");
+    eprintln!(
+        "caught as {} at cycle {}: {}",
+        v.class.name(),
+        v.cycle,
+        v.detail
+    );
+    assert!(
+        v.detail.contains("refused") || v.class.name() != "store-error",
+        "{}",
+        v.detail
+    );
+}
