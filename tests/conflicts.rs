@@ -159,7 +159,7 @@ fn a_refusal_that_kept_its_writes_is_caught() {
                 .iter()
                 .any(|s| matches!(s.kind, TxnStepKind::Lock(_)));
             self.locked += u64::from(locks && !t.writes.is_empty());
-            if locks && self.locked % 2 == 0 {
+            if locks && self.locked.is_multiple_of(2) {
                 return Err(StoreError::Conflict("made up after the commit".into()));
             }
             Ok(answers)
