@@ -217,9 +217,9 @@ pub fn step_with(
             }
             1
         }
-        (Op::Txn(t), Answer::Reads(rs)) => {
+        (Op::Txn(t), answer @ Answer::Reads(_)) => {
             let want = model.txn_reads(t);
-            let got = flatten_reads(t, rs);
+            let got = answer.txn_reads(t).unwrap_or_default();
             if got.len() != want.len() {
                 return mismatch(format!(
                     "`{op}` read {} results, the model {}",
@@ -228,14 +228,14 @@ pub fn step_with(
                 ));
             }
             for ((gk, g), (k, w)) in got.iter().zip(&want) {
-                if gk != k {
+                if *gk != k.as_slice() {
                     return mismatch(format!(
                         "inside `{op}`: key {} where the model has {}",
-                        show(Some(gk.as_slice())),
+                        show(Some(gk)),
                         show(Some(k.as_slice()))
                     ));
                 }
-                if let Some(d) = cmp_value(k, g.as_deref(), w.as_ref()) {
+                if let Some(d) = cmp_value(k, *g, w.as_ref()) {
                     return mismatch(format!("inside `{op}`: {d}"));
                 }
             }
@@ -252,22 +252,6 @@ pub fn step_with(
     };
     model.apply_op(op);
     Ok(checked)
-}
-
-/// A transaction's read answers flattened as the model's
-/// [`Model::txn_reads`]: a get's key and value, a scan's entries.
-fn flatten_reads(t: &crate::op::Txn, rs: &[Answer]) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
-    let mut out = Vec::new();
-    for (r, kind) in rs.iter().zip(t.reads()) {
-        match (r, kind) {
-            (Answer::Value(v), crate::op::TxnStepKind::Get(k)) => out.push((k.clone(), v.clone())),
-            (Answer::Entries(es), _) => {
-                out.extend(es.iter().map(|(k, v)| (k.clone(), Some(v.clone()))))
-            }
-            _ => {}
-        }
-    }
-    out
 }
 
 /// A name under `root` (created if missing) that does not exist yet: the

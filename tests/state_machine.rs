@@ -437,17 +437,12 @@ impl<const TWO_PHASE: bool> StateMachineTest for TxnTest<TWO_PHASE> {
                     .collect();
                 assert_eq!(got, want, "{op}");
             }
-            (Op::Txn(t), Answer::Reads(got)) => {
-                let mut flat = Vec::new();
-                for (r, kind) in got.into_iter().zip(t.reads()) {
-                    match (r, kind) {
-                        (Answer::Value(v), TxnStepKind::Get(k)) => flat.push((k.clone(), v)),
-                        (Answer::Entries(es), _) => {
-                            flat.extend(es.into_iter().map(|(k, v)| (k, Some(v))))
-                        }
-                        (other, _) => panic!("`{op}` read {other:?}"),
-                    }
-                }
+            (Op::Txn(t), got @ Answer::Reads(_)) => {
+                let flat: Vec<(Vec<u8>, Option<Vec<u8>>)> = (got.txn_reads(t))
+                    .unwrap_or_else(|| panic!("`{op}` read {got:?}"))
+                    .into_iter()
+                    .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+                    .collect();
                 assert_eq!(flat, after.txn_reads, "{op}");
             }
             (_, Answer::Done) => {}

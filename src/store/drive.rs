@@ -223,7 +223,33 @@ fn call(store: &mut dyn Store, op: &Op, hooks: &mut dyn Hooks) -> StoreResult<An
     }
 }
 
+/// One result of a read: a key and its value (`None`: absent).
+pub type ReadPair<'a> = (&'a [u8], Option<&'a [u8]>);
+
 impl Answer {
+    /// A transaction's read answers ([`Answer::Reads`]) flattened as
+    /// [`crate::model::Model::txn_reads`] gives them: a get's key and
+    /// value, a scan's entries, in order. `None` for another answer, or
+    /// answers that do not fit `t`'s reads.
+    pub fn txn_reads<'a>(&'a self, t: &'a crate::op::Txn) -> Option<Vec<ReadPair<'a>>> {
+        let Answer::Reads(rs) = self else {
+            return None;
+        };
+        let mut out = Vec::new();
+        for (r, kind) in rs.iter().zip(t.reads()) {
+            match (r, kind) {
+                (Answer::Value(v), crate::op::TxnStepKind::Get(k)) => {
+                    out.push((k.as_slice(), v.as_deref()));
+                }
+                (Answer::Entries(es), crate::op::TxnStepKind::Scan(_)) => {
+                    out.extend(es.iter().map(|(k, v)| (k.as_slice(), Some(v.as_slice()))));
+                }
+                _ => return None,
+            }
+        }
+        Some(out)
+    }
+
     /// The value hashes of a read's answer, as `(key, hash or absent)`
     /// pairs comparable with [`crate::model::history::ExpectedRead`];
     /// `None` for answers that are not reads.
@@ -238,22 +264,11 @@ impl Answer {
                 .cloned()
                 .zip(vs.iter().map(|v| v.as_deref().map(value_hash)))
                 .collect(),
-            // Flattened: a get's key and value, a scan's entries.
-            (Answer::Reads(rs), Op::Txn(t)) => {
-                let mut out = Vec::new();
-                for (r, kind) in rs.iter().zip(t.reads()) {
-                    match (r, kind) {
-                        (Answer::Value(v), crate::op::TxnStepKind::Get(k)) => {
-                            out.push((k.clone(), v.as_deref().map(value_hash)));
-                        }
-                        (Answer::Entries(es), _) => {
-                            out.extend(es.iter().map(|(k, v)| (k.clone(), Some(value_hash(v)))))
-                        }
-                        _ => return None,
-                    }
-                }
-                out
-            }
+            (Answer::Reads(_), Op::Txn(t)) => self
+                .txn_reads(t)?
+                .into_iter()
+                .map(|(k, v)| (k.to_vec(), v.map(value_hash)))
+                .collect(),
             (Answer::Entries(es), _) => es
                 .iter()
                 .map(|(k, v)| (k.clone(), Some(value_hash(v))))
